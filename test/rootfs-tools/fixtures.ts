@@ -1,0 +1,42 @@
+/**
+ * Test fixtures built from source in a temp dir: real ELF files made by the host toolchain, so the
+ * reader and resolver are checked against what gcc and ld really write, not against hand-made bytes.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+
+/** True when the host has a working C compiler (fixtures that need it skip otherwise, saying so). */
+export const hasGcc = existsSync('/usr/bin/gcc');
+/** True when binutils' `as` and `ld` are present (used for 32-bit fixtures). */
+export const hasBinutils = existsSync('/usr/bin/as') && existsSync('/usr/bin/ld');
+
+export async function makeTempDir(prefix = 'capsule-rootfs-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export async function removeDir(dir: string | undefined): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+
+/** Compiles C source into `out` with extra gcc flags (e.g. `-shared`, `-Wl,-rpath,...`). */
+export async function compile(out: string, source: string, flags: string[] = []): Promise<string> {
+  const src = `${out}.c`;
+  await writeFile(src, source);
+  await execa('gcc', ['-o', out, src, ...flags]);
+  await rm(src);
+  return out;
+}
+
+/** Builds a 32-bit i386 shared library with no code, using only binutils (no multilib needed). */
+export async function makeLib32(out: string, soname: string, needed: string[] = []): Promise<string> {
+  const obj = `${out}.o`;
+  await writeFile(`${out}.s`, '.text\n.globl f\nf: ret\n');
+  await execa('as', ['--32', '-o', obj, `${out}.s`]);
+  await execa('ld', ['-m', 'elf_i386', '-shared', '-soname', soname, '-o', out, obj, ...needed]);
+  await rm(obj);
+  await rm(`${out}.s`);
+  return out;
+}
