@@ -1,0 +1,316 @@
+/*
+ * The N-API surface of capsule's addon. It stays thin: src/options.ts has
+ * already validated everything and filled every default; this file copies
+ * one plain object into SandboxOptions, launches on a pool thread, watches
+ * the sandbox's pidfd on the event loop, and hands back one plain object.
+ *
+ *   configure({ initPath })           once: seal capsule-init into a memfd
+ *   spawn(options, onExit) -> Promise<{ pid, stdio: [fd|-1 x3] }>
+ *   kill(pid, signal) -> boolean      through the pidfd, never a reused PID
+ *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
+ *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
+ */
+#include <fcntl.h>
+#include <napi.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "spawn.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace {
+
+Runtime g_runtime;
+bool g_configured = false;
+
+struct StepInfo {
+  const char *name, *syscall, *man, *why;
+};
+const StepInfo kSteps[] = {
+#define CAPSULE_STEP_INFO(name, syscall, man, why) {#name, syscall, man, why},
+    CAPSULE_STEPS(CAPSULE_STEP_INFO)
+#undef CAPSULE_STEP_INFO
+};
+
+Napi::Object error_object(Napi::Env env, const capsule_error_record &rec) {
+  Napi::Object e = Napi::Object::New(env);
+  unsigned step = rec.step < static_cast<unsigned>(STEP__COUNT) ? rec.step : 0u;
+  e.Set("step", kSteps[step].name);
+  e.Set("syscall", kSteps[step].syscall);
+  e.Set("errno", rec.err);
+  e.Set("detail", std::string(rec.detail, strnlen(rec.detail, sizeof rec.detail)));
+  return e;
+}
+
+/* ------------------------------- configure ------------------------------- */
+
+/*
+ * Copy capsule-init into a sealed memfd once per process. The sandbox execs it
+ * by descriptor, so no host path to capsule's files exists inside, and the
+ * seals make the copy unwritable even through /proc/1/exe (runc's fix for
+ * CVE-2019-5736, memfd_create(2), fcntl(2) F_ADD_SEALS).
+ */
+Napi::Value Configure(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (g_configured) return env.Undefined();
+  std::string path = info[0].As<Napi::Object>().Get("initPath").As<Napi::String>();
+  auto throw_errno = [&](const std::string &what) {
+    Napi::Error::New(env, what + ": " + strerror(errno)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  };
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return throw_errno("cannot open capsule-init at " + path);
+  struct stat st;
+  fstat(src, &st);
+  int mfd = static_cast<int>(syscall(SYS_memfd_create, "capsule-init", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (mfd < 0) {
+    close(src);
+    return throw_errno("memfd_create for capsule-init");
+  }
+  off_t off = 0;
+  while (off < st.st_size) {
+    ssize_t n = sendfile(mfd, src, &off, st.st_size - off);
+    if (n <= 0) {
+      close(src);
+      close(mfd);
+      return throw_errno("copying capsule-init into a memfd");
+    }
+  }
+  close(src);
+  fchmod(mfd, 0555);
+  if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    close(mfd);
+    return throw_errno("sealing capsule-init's memfd");
+  }
+  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  if (self < 0) {
+    close(mfd);
+    return throw_errno("pidfd_open of capsule's own process (Linux 5.3 or later is needed)");
+  }
+  int last_cap = 40;
+  if (FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+    if (fscanf(f, "%d", &last_cap) != 1) last_cap = 40;
+    fclose(f);
+  }
+  g_runtime.init_fd = mfd;
+  g_runtime.self_pidfd = self;
+  g_runtime.last_cap = last_cap;
+  g_configured = true;
+  return env.Undefined();
+}
+
+/* --------------------------------- watch --------------------------------- */
+
+/* One running sandbox: its pidfd on the event loop, until it is reaped. */
+struct Watcher {
+  uv_poll_t poll;
+  napi_env env;
+  Napi::FunctionReference on_exit;
+  int pid, pidfd, error_fd, status_fd;
+};
+std::map<int, Watcher *> g_watchers;
+
+void on_poll_closed(uv_handle_t *h) { delete static_cast<Watcher *>(h->data); }
+
+void on_pidfd_readable(uv_poll_t *handle, int, int) {
+  Watcher *w = static_cast<Watcher *>(handle->data);
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  struct rusage ru;
+  std::memset(&ru, 0, sizeof ru);
+  /* The raw waitid takes a rusage, which glibc's wrapper hides: capsule-init's own, plus everything it reaped. */
+  long r = syscall(SYS_waitid, P_PIDFD, w->pidfd, &si, WEXITED | WNOHANG, &ru);
+  if (r < 0 || si.si_pid == 0) return; /* not exited yet */
+
+  capsule_init_report report{};
+  bool have_report = read_record(w->status_fd, &report, sizeof report) && report.magic == CAPSULE_REPORT_MAGIC;
+  capsule_error_record rec{};
+  bool have_error = read_record(w->error_fd, &rec, sizeof rec) && rec.magic == CAPSULE_ERROR_MAGIC;
+  close(w->pidfd);
+  close(w->status_fd);
+  close(w->error_fd);
+  g_watchers.erase(w->pid);
+  uv_poll_stop(handle);
+  uv_close(reinterpret_cast<uv_handle_t *>(handle), on_poll_closed);
+
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("initCode", si.si_code == CLD_EXITED ? "exited" : "killed");
+  res.Set("initStatus", si.si_status);
+  if (have_report) {
+    Napi::Object rep = Napi::Object::New(env);
+    rep.Set("waitStatus", report.wait_status);
+    rep.Set("userCpuUs", static_cast<double>(report.user_cpu_us));
+    rep.Set("systemCpuUs", static_cast<double>(report.system_cpu_us));
+    rep.Set("maxRssKiB", static_cast<double>(report.max_rss_kib));
+    res.Set("report", rep);
+  } else {
+    res.Set("report", env.Null());
+  }
+  /* Without a report (capsule-init was SIGKILLed) only its own CPU time is known; its max RSS is Node's. */
+  res.Set("initUserCpuUs", static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec);
+  res.Set("initSystemCpuUs", static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec);
+  res.Set("error", have_error ? error_object(env, rec) : env.Null());
+  w->on_exit.MakeCallback(env.Global(), {res});
+}
+
+/* --------------------------------- spawn --------------------------------- */
+
+std::string str(const Napi::Object &o, const char *key) { return o.Get(key).As<Napi::String>(); }
+uint64_t u64(const Napi::Object &o, const char *key) {
+  return static_cast<uint64_t>(o.Get(key).As<Napi::Number>().DoubleValue());
+}
+std::vector<std::string> strings(const Napi::Object &o, const char *key) {
+  Napi::Array a = o.Get(key).As<Napi::Array>();
+  std::vector<std::string> v;
+  for (uint32_t i = 0; i < a.Length(); i++) v.push_back(a.Get(i).As<Napi::String>());
+  return v;
+}
+
+SandboxOptions parse_options(const Napi::Object &o) {
+  SandboxOptions s;
+  s.rootfs = str(o, "rootfs");
+  s.argv = strings(o, "argv");
+  s.env = strings(o, "env");
+  s.cwd = str(o, "cwd");
+  s.hostname = str(o, "hostname");
+  s.uid = static_cast<uint32_t>(u64(o, "uid"));
+  s.gid = static_cast<uint32_t>(u64(o, "gid"));
+  s.writable_root = o.Get("writableRoot").ToBoolean();
+  s.tmp_size_bytes = u64(o, "tmpSizeBytes");
+  s.dev_pts = o.Get("devPts").ToBoolean();
+  s.dev_shm = o.Get("devShm").ToBoolean();
+  s.dev_shm_size_bytes = u64(o, "devShmSizeBytes");
+  s.dev_nodes = strings(o, "devNodes");
+  Napi::Array binds = o.Get("binds").As<Napi::Array>();
+  for (uint32_t i = 0; i < binds.Length(); i++) {
+    Napi::Object b = binds.Get(i).As<Napi::Object>();
+    s.binds.push_back({str(b, "source"), str(b, "target"), b.Get("readOnly").ToBoolean()});
+  }
+  Napi::Array cg = o.Get("cgroupFds").As<Napi::Array>();
+  for (uint32_t i = 0; i < cg.Length(); i++) s.cgroup_fds.push_back(cg.Get(i).As<Napi::Number>().Int32Value());
+  Napi::Array rl = o.Get("rlimits").As<Napi::Array>();
+  for (uint32_t i = 0; i < rl.Length(); i++) {
+    Napi::Object r = rl.Get(i).As<Napi::Object>();
+    s.rlimits.push_back({r.Get("resource").As<Napi::Number>().Int32Value(), u64(r, "soft"), u64(r, "hard")});
+  }
+  Napi::Array stdio = o.Get("stdio").As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) s.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+  s.seccomp_fd = o.Get("seccompFd").As<Napi::Number>().Int32Value();
+  return s;
+}
+
+class SpawnWorker : public Napi::AsyncWorker {
+ public:
+  SpawnWorker(Napi::Env env, SandboxOptions opts, Napi::Function on_exit)
+      : Napi::AsyncWorker(env, "capsule:spawn"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        opts_(std::move(opts)),
+        on_exit_(Napi::Persistent(on_exit)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  /* On a pool thread: the clone happens here, so the event loop never waits for it. */
+  void Execute() override { spawn_sandbox(g_runtime, opts_, plan_, result_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!result_.ok) {
+      deferred_.Reject(error_object(env, result_.error));
+      return;
+    }
+    Watcher *w = new Watcher();
+    w->env = env;
+    w->on_exit = std::move(on_exit_);
+    w->pid = result_.pid;
+    w->pidfd = result_.pidfd;
+    w->error_fd = result_.error_fd;
+    w->status_fd = result_.status_fd;
+    uv_loop_t *loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    uv_poll_init(loop, &w->poll, w->pidfd);
+    w->poll.data = w;
+    uv_poll_start(&w->poll, UV_READABLE, on_pidfd_readable);
+    g_watchers[w->pid] = w;
+
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("pid", result_.pid);
+    Napi::Array stdio = Napi::Array::New(env, 3);
+    for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
+    res.Set("stdio", stdio);
+    deferred_.Resolve(res);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  SandboxOptions opts_;
+  Napi::FunctionReference on_exit_;
+  Plan plan_;
+  SpawnResult result_;
+};
+
+Napi::Value Spawn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!g_configured) {
+    Napi::Error::New(env, "capsule addon: configure() was not called").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SpawnWorker *worker = new SpawnWorker(env, parse_options(info[0].As<Napi::Object>()), info[1].As<Napi::Function>());
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+/* kill: pidfd_send_signal(2) reaches this sandbox's PID 1 and no recycled PID. */
+Napi::Value Kill(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  auto it = g_watchers.find(pid);
+  if (it == g_watchers.end()) return Napi::Boolean::New(env, false);
+  long r = syscall(SYS_pidfd_send_signal, it->second->pidfd, sig, nullptr, 0);
+  return Napi::Boolean::New(env, r == 0);
+}
+
+Napi::Value Steps(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = Napi::Array::New(env, STEP__COUNT);
+  for (uint32_t i = 0; i < STEP__COUNT; i++) {
+    Napi::Object s = Napi::Object::New(env);
+    s.Set("name", kSteps[i].name);
+    s.Set("syscall", kSteps[i].syscall);
+    s.Set("man", kSteps[i].man);
+    s.Set("why", kSteps[i].why);
+    a.Set(i, s);
+  }
+  return a;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("kill", Napi::Function::New(env, Kill));
+  exports.Set("steps", Napi::Function::New(env, Steps));
+  exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(capsule, Init)

@@ -1,0 +1,102 @@
+/*
+ * The child's side of the sandbox, as a table of contents.
+ *
+ * This function runs right after clone(2), already inside the new PID,
+ * network, mount, IPC and UTS namespaces, on the Node process's memory
+ * (CLONE_VM) while the thread that cloned it waits (CLONE_VFORK). Each line is
+ * one concern, implemented in the file named beside it; the order is the
+ * lesson. It makes only raw system calls (sys.h) on data in `cfg`.
+ */
+#include <linux/sched.h>
+
+#include "config.h"
+#include "sys.h"
+
+extern "C" int capsule_child_main(void *arg) {
+  const struct child_config *cfg = static_cast<const struct child_config *>(arg);
+
+  /* Survive nothing we did not ask for: die with capsule, start with clean signals. (signals.cc) */
+  child_signals_and_parent(cfg);
+
+  /* Accounting first, so every byte and cycle from here on is the sandbox's. (child.cc) */
+  child_join_cgroups(cfg);
+
+  /* The filesystem: private mounts, rootfs, /proc, /dev, /tmp, binds. (mounts.cc) */
+  child_mounts(cfg);
+
+  /* Make the rootfs / and cut every path back to the host. (mounts.cc) */
+  child_pivot_root(cfg);
+
+  child_hostname(cfg); /* (signals.cc) */
+  child_rlimits(cfg);  /* (child.cc) */
+
+  /* stdio at 0..2, capsule's pipes at fixed numbers, nothing else inherited. (fds.cc) */
+  child_fds(cfg);
+
+  /* ---------------- privilege is dropped below this line ---------------- */
+  /* nobody, no groups, no capabilities in any set, no_new_privs. (identity.cc) */
+  child_identity(cfg);
+
+  /* Become capsule-init, PID 1, which runs the program. (child.cc, init.c) */
+  child_exec_init(cfg);
+}
+
+void child_fail(const struct child_config *cfg, enum capsule_step step, long neg_errno,
+                const char *detail) {
+  struct capsule_error_record rec;
+  char *p = reinterpret_cast<char *>(&rec);
+  for (unsigned long i = 0; i < sizeof rec; i++) p[i] = 0; /* no memset: see sys.h */
+  rec.magic = CAPSULE_ERROR_MAGIC;
+  rec.step = step;
+  rec.err = static_cast<int>(-neg_errno);
+  if (detail) {
+    for (unsigned i = 0; i + 1 < CAPSULE_DETAIL_MAX && detail[i]; i++) rec.detail[i] = detail[i];
+  }
+  /*
+   * Before arrange_fds the error pipe is still at its parent number; after, it
+   * is at CAPSULE_FD_ERROR. Try the fixed slot only once it is in place.
+   */
+  int fd = cfg->fd_sources[CAPSULE_FD_ERROR];
+  if (step > STEP_arrange_fds) fd = CAPSULE_FD_ERROR;
+  SYS3(__NR_write, fd, &rec, sizeof rec);
+  for (;;) SYS1(__NR_exit, 125);
+}
+
+/*
+ * join_cgroup: write "0" to each cgroup.procs we were handed. Pid 0 means "the
+ * writer", which sidesteps translating our PID across the new PID namespace
+ * (cgroups(7); kernel/cgroup/cgroup.c cgroup_procs_write_start). This must come
+ * before exec so the untrusted program never runs outside its limits.
+ */
+void child_join_cgroups(const struct child_config *cfg) {
+  for (unsigned i = 0; i < cfg->n_cgroup_fds; i++) {
+    long r = SYS3(__NR_write, cfg->cgroup_fds[i], "0", 1);
+    if (sys_failed(r)) child_fail(cfg, STEP_join_cgroup, r, "cgroup.procs");
+  }
+}
+
+/*
+ * set_rlimits: per-process limits the kernel enforces on its own (getrlimit(2)).
+ * They can only be lowered without CAP_SYS_RESOURCE; the parent checked that
+ * each request is under the current hard limit, so a failure here is real.
+ */
+void child_rlimits(const struct child_config *cfg) {
+  for (unsigned i = 0; i < cfg->n_rlimits; i++) {
+    struct {
+      uint64_t cur, max;
+    } rl = {cfg->rlimits[i].soft, cfg->rlimits[i].hard};
+    long r = SYS4(__NR_prlimit64, 0, cfg->rlimits[i].resource, &rl, 0);
+    if (sys_failed(r)) child_fail(cfg, STEP_set_rlimits, r, "prlimit64");
+  }
+}
+
+/*
+ * exec_init: execveat(2) on the descriptor of capsule-init that the parent
+ * opened (a sealed memfd copy of the binary, see addon.cc). The host's file is
+ * never reachable by path from inside, and /proc/1/exe points at the memfd,
+ * so the program cannot overwrite capsule (CVE-2019-5736).
+ */
+void child_exec_init(const struct child_config *cfg) {
+  long r = SYS5(__NR_execveat, CAPSULE_FD_INIT_EXE, "", cfg->argv, cfg->envp, 0x1000 /* AT_EMPTY_PATH */);
+  child_fail(cfg, STEP_exec_init, r, "capsule-init");
+}

@@ -1,0 +1,87 @@
+/*
+ * Everything the child needs, prepared by the parent before clone(2).
+ *
+ * The child runs on the parent's memory (CLONE_VM) and may not allocate, so
+ * every path is joined, every argv/envp array terminated and every number
+ * parsed here, in plain structs that point into storage the parent keeps alive
+ * until the child has exec'd (CLONE_VFORK guarantees that moment).
+ */
+#ifndef CAPSULE_CONFIG_H
+#define CAPSULE_CONFIG_H
+
+#include <stdint.h>
+
+#include "steps.h"
+
+/* One filesystem operation of the mount phase, executed in order. */
+enum mount_op_kind {
+  OP_MOUNT,   /* mount(source, target, fstype, flags, data) */
+  OP_MKFILE,  /* create an empty file to bind a file onto */
+  OP_MKDIR,   /* create a directory (inside a tmpfs we just made) */
+  OP_SYMLINK, /* symlink(source, target) */
+  OP_SETATTR, /* mount_setattr(target, recursive?, attr_set) */
+};
+
+struct mount_op {
+  enum mount_op_kind kind;
+  enum capsule_step step;
+  const char *source;
+  const char *target; /* a host path under the rootfs: all mounts happen before pivot_root */
+  const char *fstype;
+  const char *data;
+  unsigned long flags;   /* MS_* for OP_MOUNT */
+  uint64_t attr_set;     /* MOUNT_ATTR_* for OP_SETATTR */
+  int recursive;         /* AT_RECURSIVE for OP_SETATTR */
+};
+
+struct rlimit_op {
+  int resource; /* RLIMIT_* */
+  uint64_t soft, hard;
+};
+
+struct child_config {
+  /* namespaces and mounts */
+  const char *rootfs; /* absolute, resolved */
+  const struct mount_op *mount_ops;
+  unsigned n_mount_ops;
+  const char *hostname;
+  const char *cwd;
+
+  /* limits and accounting */
+  const int *cgroup_fds; /* open cgroup.procs files: writing "0" moves the writer */
+  unsigned n_cgroup_fds;
+  const struct rlimit_op *rlimits;
+  unsigned n_rlimits;
+
+  /* descriptors: the source fd in the parent for each fixed slot, -1 for none */
+  int fd_sources[CAPSULE_FD_FIRST_FREE];
+  int parent_pidfd; /* readable once capsule has exited: closes the pdeathsig race */
+
+  /* identity */
+  uint32_t uid, gid;
+  int last_cap; /* /proc/sys/kernel/cap_last_cap, read before clone */
+
+  /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
+  char *const *argv;
+  char *const *envp;
+};
+
+/*
+ * How the child reports a failed step: it fills this and writes it to the
+ * error pipe, then exits. Defined in child.cc.
+ */
+void child_fail(const struct child_config *cfg, enum capsule_step step, long neg_errno,
+                const char *detail) __attribute__((noreturn));
+
+/* Child halves, one per concern. Each runs its steps in order and returns only on success. */
+void child_signals_and_parent(const struct child_config *cfg);
+void child_join_cgroups(const struct child_config *cfg);
+void child_mounts(const struct child_config *cfg);
+void child_pivot_root(const struct child_config *cfg);
+void child_hostname(const struct child_config *cfg);
+void child_rlimits(const struct child_config *cfg);
+void child_fds(const struct child_config *cfg);
+void child_identity(const struct child_config *cfg);
+void child_exec_init(const struct child_config *cfg) __attribute__((noreturn));
+
+#endif

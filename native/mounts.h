@@ -1,0 +1,62 @@
+/*
+ * The parent's view of a sandbox: the options as the addon received them,
+ * and the Plan built from them, which owns every string the child reads.
+ */
+#ifndef CAPSULE_MOUNTS_H
+#define CAPSULE_MOUNTS_H
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+#ifndef MNT_DETACH
+#define MNT_DETACH 2 /* <sys/mount.h> clashes with <linux/mount.h> on glibc 2.36 */
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct BindSpec {
+  std::string source; /* host path */
+  std::string target; /* absolute path inside the sandbox */
+  bool read_only;
+};
+
+/* Validated and filled with defaults by src/options.ts; the addon only copies it. */
+struct SandboxOptions {
+  std::string rootfs; /* absolute, no trailing slash, symlinks resolved */
+  std::vector<std::string> argv;
+  std::vector<std::string> env; /* "KEY=value" */
+  std::string cwd;
+  std::string hostname;
+  uint32_t uid = 65534, gid = 65534;
+  bool writable_root = false;
+  uint64_t tmp_size_bytes = 64ull << 20;
+  bool dev_pts = false, dev_shm = false;
+  uint64_t dev_shm_size_bytes = 64ull << 20;
+  std::vector<std::string> dev_nodes; /* host paths such as /dev/null, bound at the same path */
+  std::vector<BindSpec> binds;
+  std::vector<int> cgroup_fds;
+  std::vector<rlimit_op> rlimits;
+  int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
+  int seccomp_fd = -1;
+};
+
+/* Owns the child's data until the child has exec'd. */
+struct Plan {
+  std::deque<std::string> strings; /* deque: growth never moves the strings we point into */
+  std::vector<mount_op> mount_ops;
+  std::vector<char *> argv, envp;
+  struct child_config cfg;
+
+  const char *keep(std::string s) {
+    strings.push_back(std::move(s));
+    return strings.back().c_str();
+  }
+};
+
+void plan_mounts(const SandboxOptions &opts, Plan &plan);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * The child's process-level setup: its tie to capsule, its signals, its
+ * session and its hostname.
+ */
+#include <linux/prctl.h>
+#include <poll.h>
+#include <signal.h>
+
+#include "config.h"
+#include "sys.h"
+
+void child_signals_and_parent(const struct child_config *cfg) {
+  /*
+   * set_pdeathsig: SIGKILL us when the thread that cloned us dies
+   * (PR_SET_PDEATHSIG(2const)). capsule clones from a libuv pool thread, which
+   * lives as long as the Node process. capsule-init keeps this across its
+   * execve (it is not set-user-ID), and when PID 1 of a PID namespace dies the
+   * kernel kills every other process in it (pid_namespaces(7)): so nothing of
+   * the sandbox outlives capsule.
+   */
+  long r = SYS5(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (sys_failed(r)) child_fail(cfg, STEP_set_pdeathsig, r, "PR_SET_PDEATHSIG");
+
+  /*
+   * check_parent: capsule may have died between clone and the prctl above, in
+   * which case no signal will ever come. getppid() cannot tell (it is 0 across
+   * a PID namespace), so the parent handed us a pidfd of itself, which polls
+   * readable once it has exited (pidfd_open(2)).
+   */
+  struct pollfd pfd = {cfg->parent_pidfd, POLLIN, 0};
+  r = SYS3(__NR_poll, &pfd, 1, 0);
+  if (sys_failed(r)) child_fail(cfg, STEP_check_parent, r, "poll(pidfd)");
+  if (r > 0) SYS1(__NR_exit, 125); /* capsule is gone: nobody to report to */
+
+  /*
+   * reset_signals: the parent blocked every signal before clone so that no
+   * Node handler can run on this shared memory. We have our own copy of the
+   * handler table (no CLONE_SIGHAND); put every signal back to SIG_DFL, since
+   * execve keeps SIG_IGN and Node ignores SIGPIPE (a program that inherits
+   * that never dies of a closed pipe). The mask stays full until capsule-init
+   * sets its own.
+   */
+  struct {
+    unsigned long handler, flags, restorer, mask;
+  } dfl = {0, 0, 0, 0}; /* SIG_DFL */
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    SYS4(__NR_rt_sigaction, sig, &dfl, 0, 8); /* EINVAL for reserved numbers: nothing to reset */
+  }
+}
+
+/*
+ * set_hostname: the UTS namespace is ours alone, so this changes nothing on
+ * the host (uts_namespaces(7), sethostname(2)).
+ *
+ * new_session: setsid(2) leaves the sandbox without a controlling terminal,
+ * so a program cannot push keystrokes into the caller's shell with TIOCSTI
+ * (CVE-2017-5226, bubblewrap's --new-session). It never fails here: we are
+ * PID 1 of a new PID namespace, so no process group has our id.
+ */
+void child_hostname(const struct child_config *cfg) {
+  long r = SYS2(__NR_sethostname, cfg->hostname, c_strlen(cfg->hostname));
+  if (sys_failed(r)) child_fail(cfg, STEP_set_hostname, r, cfg->hostname);
+  r = SYS0(__NR_setsid);
+  if (sys_failed(r)) child_fail(cfg, STEP_new_session, r, "setsid");
+}

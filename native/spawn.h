@@ -1,0 +1,32 @@
+/*
+ * The parent half of a sandbox launch: prepare, clone, and learn whether the
+ * child reached capsule-init. Called on a libuv pool thread (addon.cc).
+ */
+#ifndef CAPSULE_SPAWN_H
+#define CAPSULE_SPAWN_H
+
+#include "mounts.h"
+
+/* Process-wide state, set up once by configure() in addon.cc. */
+struct Runtime {
+  int init_fd = -1;      /* sealed memfd holding capsule-init */
+  int self_pidfd = -1;   /* pidfd of this process, for check_parent */
+  int last_cap = 40;     /* /proc/sys/kernel/cap_last_cap */
+};
+
+struct SpawnResult {
+  bool ok = false;
+  capsule_error_record error{}; /* when !ok: step, errno, detail */
+  int pid = -1;
+  int pidfd = -1;
+  int error_fd = -1;  /* read end: a late record means the program's exec failed */
+  int status_fd = -1; /* read end: capsule-init's report */
+  int stdio[3] = {-1, -1, -1}; /* parent ends of the pipes we made, -1 where the caller passed an fd */
+};
+
+void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, SpawnResult &out);
+
+/* Read one fixed-size record from a non-blocking pipe; false if none is there. */
+bool read_record(int fd, void *buf, unsigned long size);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * The ordered list of everything capsule does to build a sandbox.
+ *
+ * This list is the one place step names are written. The C enum below, the
+ * TypeScript union in src/steps.ts (generated from this file by
+ * scripts/gen-steps.mjs), error messages, --explain and docs/internals.md all
+ * use these tokens. Each step is named verb_object after the system call it
+ * wraps, so a failure points straight at a man page.
+ *
+ * STEP(name, syscall, man page, why it is there)
+ *
+ * The order is the order they run in. Steps marked "init" run inside the
+ * sandbox in capsule-init (native/init.c), after the privileged setup is over.
+ */
+#ifndef CAPSULE_STEPS_H
+#define CAPSULE_STEPS_H
+
+#include <signal.h>
+
+#define CAPSULE_STEPS(STEP)                                                                        \
+  /* parent */                                                                                     \
+  STEP(prepare, "pipe2", "pipe(2)", "make the pipes and buffers the child needs, before clone")   \
+  STEP(clone, "clone", "clone(2)", "start the child in new PID, network, mount, IPC, UTS namespaces") \
+  /* child, privileged */                                                                          \
+  STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
+  STEP(check_parent, "poll", "pidfd_open(2)", "close the race where capsule died before pdeathsig was set") \
+  STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
+  STEP(join_cgroup, "write", "cgroups(7)", "enter the sandbox's cgroups before anything untrusted runs") \
+  STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \
+  STEP(bind_rootfs, "mount", "mount(2)", "make the rootfs a mount point so pivot_root accepts it")  \
+  STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
+  STEP(mount_proc, "mount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")      \
+  STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
+  STEP(bind_dev_node, "mount", "mount(2)", "give the sandbox one host device node")               \
+  STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
+  STEP(mount_dev_pts, "mount", "pts(4)", "a private devpts instance, when asked")                  \
+  STEP(mount_dev_shm, "mount", "shm_overview(7)", "a private /dev/shm, when asked")                \
+  STEP(remount_dev, "mount_setattr", "mount_setattr(2)", "freeze /dev once its nodes are in place") \
+  STEP(mount_tmp, "mount", "tmpfs(5)", "a private, size-capped, writable /tmp")                    \
+  STEP(bind_mount, "mount", "mount(2)", "a host path the caller asked for")                        \
+  STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev")  \
+  STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
+  STEP(detach_old_root, "umount2", "umount(2)", "drop every path back to the host's filesystem")   \
+  STEP(change_dir, "chdir", "chdir(2)", "the program's working directory inside the sandbox")      \
+  STEP(set_hostname, "sethostname", "sethostname(2)", "a hostname of the sandbox's own (UTS namespace)") \
+  STEP(new_session, "setsid", "setsid(2)", "no controlling terminal, so no TIOCSTI keystroke injection") \
+  STEP(set_rlimits, "prlimit64", "getrlimit(2)", "per-process limits: CPU, file size, open files, stack, core") \
+  STEP(arrange_fds, "dup3", "dup(2)", "put stdio and capsule's pipes at fixed numbers")            \
+  STEP(close_fds, "close_range", "close_range(2)", "no inherited file descriptor leaks in")        \
+  STEP(set_securebits, "prctl", "capabilities(7)", "uid 0 gets no capabilities back on exec")      \
+  STEP(drop_bounding_caps, "prctl", "PR_CAPBSET_DROP(2const)", "no capability can ever be regained") \
+  STEP(set_groups, "setgroups", "setgroups(2)", "no supplementary groups")                         \
+  STEP(set_gid, "setresgid", "setresgid(2)", "the sandbox's group (nogroup)")                      \
+  STEP(set_uid, "setresuid", "setresuid(2)", "the sandbox's user (nobody)")                        \
+  STEP(drop_caps, "capset", "capset(2)", "empty effective, permitted, inheritable, ambient sets")   \
+  STEP(set_no_new_privs, "prctl", "PR_SET_NO_NEW_PRIVS(2const)", "setuid binaries cannot raise privilege") \
+  STEP(exec_init, "execveat", "execveat(2)", "become capsule-init, PID 1 of the sandbox")          \
+  /* inside the sandbox, capsule-init */                                                           \
+  STEP(fork_program, "fork", "fork(2)", "PID 1 stays to reap zombies and forward signals")         \
+  STEP(load_seccomp, "seccomp", "seccomp(2)", "filter the program's system calls, last before exec") \
+  STEP(exec, "execve", "execve(2)", "run the program")
+
+enum capsule_step {
+#define CAPSULE_STEP_ENUM(name, syscall, man, why) STEP_##name,
+  CAPSULE_STEPS(CAPSULE_STEP_ENUM)
+#undef CAPSULE_STEP_ENUM
+      STEP__COUNT
+};
+
+/*
+ * The record a failing step writes to the error pipe. Fixed size, so the
+ * parent reads it in one read(2) and the child never allocates.
+ */
+#define CAPSULE_DETAIL_MAX 240
+struct capsule_error_record {
+  unsigned int magic; /* CAPSULE_ERROR_MAGIC: guards against garbage on the pipe */
+  unsigned int step;  /* enum capsule_step */
+  int err;            /* errno, positive */
+  unsigned int pad;
+  char detail[CAPSULE_DETAIL_MAX]; /* a path or value that names what failed */
+};
+#define CAPSULE_ERROR_MAGIC 0x63617073u /* "caps" */
+
+/*
+ * What capsule-init reports when the program has ended, on the status pipe.
+ */
+struct capsule_init_report {
+  unsigned int magic; /* CAPSULE_REPORT_MAGIC */
+  int wait_status;    /* the program's status as waitpid(2) returns it */
+  /*
+   * getrusage(RUSAGE_CHILDREN) of capsule-init once everything is reaped: the
+   * program and every descendant. capsule-init's own rusage would not do: it
+   * began life on the Node process's memory (CLONE_VM), so its peak RSS is
+   * Node's, and its CPU time includes the sandbox's setup.
+   */
+  long long user_cpu_us, system_cpu_us, max_rss_kib;
+};
+#define CAPSULE_REPORT_MAGIC 0x696e6974u /* "init" */
+
+/* The fixed descriptor numbers capsule-init finds its pipes at. */
+#define CAPSULE_FD_ERROR 3
+#define CAPSULE_FD_STATUS 4
+#define CAPSULE_FD_SECCOMP 5 /* optional: a compiled BPF program, see native/seccomp.c */
+#define CAPSULE_FD_INIT_EXE 6 /* only until exec_init: closed on exec */
+#define CAPSULE_FD_FIRST_FREE 7
+
+/*
+ * The signal capsule sends capsule-init to end the run (wall time, output cap,
+ * cancel): it kills everything, reaps, and still writes its report, so the
+ * CPU time and peak memory of a killed run are known. Not forwarded.
+ */
+#define CAPSULE_SIG_TERMINATE (SIGRTMIN + 2)
+
+#endif
