@@ -40,3 +40,28 @@ export async function makeLib32(out: string, soname: string, needed: string[] = 
   await rm(`${out}.s`);
   return out;
 }
+
+/** One line of `ldd` output: the name asked for and the path found (null: "not found"). */
+export interface LddEntry {
+  name: string;
+  path: string | null;
+}
+
+/**
+ * The system loader's own listing, the cross-check for the resolver. `ldd` runs the program's
+ * loader in trace mode; only use it on trusted host files, as here.
+ */
+export async function ldd(file: string, env: Record<string, string> = {}): Promise<LddEntry[]> {
+  const { stdout } = await execa('ldd', [file], { env, extendEnv: false, reject: false });
+  const entries: LddEntry[] = [];
+  for (const line of stdout.split('\n')) {
+    const arrow = /^\s+(\S+) => (not found|\S+)/.exec(line);
+    if (arrow) {
+      entries.push({ name: arrow[1] ?? '', path: arrow[2] === 'not found' ? null : (arrow[2] ?? null) });
+      continue;
+    }
+    const bare = /^\s+(\/\S+) \(0x/.exec(line); // the interpreter: "/lib64/ld-linux-x86-64.so.2 (0x...)"
+    if (bare) entries.push({ name: bare[1] ?? '', path: bare[1] ?? '' });
+  }
+  return entries;
+}
