@@ -9,6 +9,7 @@
  *   kill(pid, signal) -> boolean      through the pidfd, never a reused PID
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
+ *   strerror(errno) -> string
  */
 #include <fcntl.h>
 #include <napi.h>
@@ -302,7 +303,13 @@ Napi::Value Steps(const Napi::CallbackInfo &info) {
   return a;
 }
 
+/* strerror: the C library's text for an errno, as a C programmer would see it. */
+Napi::Value StrError(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("kill", Napi::Function::New(env, Kill));

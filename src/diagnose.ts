@@ -1,0 +1,133 @@
+/**
+ * Turning a failed step into a message a person can act on. For exec, the
+ * kernel's ENOENT is famously vague (the program, or its interpreter, or the
+ * interpreter's interpreter?), so we look inside the rootfs the way the
+ * kernel did and say which file is missing. Nothing is executed to find out.
+ */
+import { lstat, readlink, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+
+import { isElf, readElfInterpreter, readShebang } from '../rootfs-tools/elf.js';
+import { SetupError } from './errors.js';
+import { native, type NativeStepError } from './native.js';
+import type { Step } from './steps.js';
+
+/**
+ * Resolve `inside` (absolute, in the sandbox) to a host path under `rootfs`,
+ * following symlinks as the sandbox would see them: absolute targets are
+ * relative to the rootfs, and `..` never leaves it. Returns null if missing.
+ */
+export async function resolveInRoot(rootfs: string, inside: string): Promise<string | null> {
+  let parts = inside.split('/').filter(Boolean);
+  const done: string[] = [];
+  for (let hops = 0; parts.length > 0;) {
+    const part = parts.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const host = rootfs + '/' + [...done, part].join('/');
+    let st;
+    try {
+      st = await lstat(host);
+    } catch {
+      return null;
+    }
+    if (!st.isSymbolicLink()) {
+      done.push(part);
+      continue;
+    }
+    if (++hops > 40) return null; /* ELOOP, as path_resolution(7) */
+    const target = await readlink(host);
+    if (target.startsWith('/')) done.length = 0;
+    parts = [...target.split('/').filter(Boolean), ...parts];
+  }
+  return rootfs + '/' + done.join('/');
+}
+
+/** Why exec said ENOENT, in words: which file of the chain is missing from the rootfs. */
+async function whyMissing(rootfs: string, program: string): Promise<string | undefined> {
+  const host = await resolveInRoot(rootfs, program);
+  if (!host) {
+    const link = await lstat(rootfs + program).catch(() => null);
+    if (link?.isSymbolicLink()) {
+      return `it is a symlink to ${await readlink(rootfs + program)}, which is missing from the rootfs`;
+    }
+    return 'it is not in the rootfs: copy it in, or build the rootfs with `capsule rootfs build --bin`';
+  }
+  const st = await stat(host).catch(() => null);
+  if (!st?.isFile()) return undefined;
+  if (await isElf(host)) {
+    const interp = await readElfInterpreter(host).catch(() => null);
+    if (interp && !(await resolveInRoot(rootfs, interp))) {
+      return `its interpreter ${interp} is missing from the rootfs: \`capsule rootfs build --bin ${program}\` copies it`;
+    }
+    return undefined;
+  }
+  const shebang = await readShebang(host).catch(() => null);
+  if (shebang && !(await resolveInRoot(rootfs, shebang))) {
+    return `its #! interpreter ${shebang} is missing from the rootfs`;
+  }
+  return undefined;
+}
+
+/** Known failures and what to do about them, by step and errno code. */
+function hintFor(step: string, code: string): string | undefined {
+  if (step === 'clone' && code === 'EPERM')
+    return 'creating namespaces needs root (CAP_SYS_ADMIN): run capsule as root';
+  if (step === 'clone' && code === 'ENOSPC')
+    return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces';
+  if (step === 'clone' && code === 'EINVAL')
+    return 'this kernel lacks one of the namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)';
+  if (code === 'ENOSYS' && step.startsWith('remount_')) return 'mount_setattr(2) needs Linux 5.12 or later';
+  if (code === 'ENOSYS' && step === 'close_fds') return 'close_range(2) needs Linux 5.9 or later';
+  if (step === 'pivot_root' && code === 'EINVAL') {
+    return 'pivot_root refuses a rootfs on the initial ramfs; put the rootfs on a real filesystem or tmpfs';
+  }
+  if (step === 'join_cgroup')
+    return 'the sandbox could not enter its cgroup: check the cgroup is writable (`capsule gc` clears leftovers)';
+  if (step === 'exec' && code === 'EACCES')
+    return 'it is not executable (chmod +x), or it sits on a noexec mount';
+  if (step === 'exec' && code === 'ENOEXEC')
+    return 'it is not a program this machine runs: another architecture, or a script without #!';
+  return undefined;
+}
+
+/** Build the SetupError for a step record from the addon. */
+export async function setupError(
+  rec: NativeStepError,
+  ctx: { rootfs: string; rootfsArg: string; program: string },
+): Promise<SetupError> {
+  const addon = native();
+  const text = addon.strerror(rec.errno);
+  const code = errnoName(rec.errno);
+  const step = rec.step as Step;
+  let hint = hintFor(step, code);
+  let message: string;
+  if (step === 'exec' || step === 'exec_init') {
+    if (step === 'exec' && code === 'ENOENT') hint = (await whyMissing(ctx.rootfs, ctx.program)) ?? hint;
+    const what = step === 'exec' ? ctx.program : 'capsule-init';
+    message = `cannot execute ${what} in ${ctx.rootfsArg}: ${text}${hint ? ` (${hint})` : ''}`;
+  } else {
+    message = `${step} failed: ${rec.syscall}(${rec.detail}): ${text}${hint ? ` (${hint})` : ''}`;
+  }
+  return new SetupError(message, {
+    step,
+    syscall: rec.syscall,
+    errno: rec.errno,
+    code,
+    path: rec.detail,
+    hint,
+  });
+}
+
+let errnoNames: Map<number, string> | undefined;
+
+/** errno's symbolic name (`ENOENT`) from os.constants.errno. */
+export function errnoName(errno: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map(Object.entries(osConstants.errno).map(([name, value]) => [value as number, name]));
+  }
+  return errnoNames.get(errno) ?? `E${errno}`;
+}

@@ -1,0 +1,10 @@
+/**
+ * capsule: run untrusted programs in a sandbox made from kernel primitives.
+ *
+ *   import { run } from 'capsule';
+ *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
+ */
+export { run, terminate, type RunResult } from './run.js';
+export type { RunOptions, BindMount, StdioOption } from './options.js';
+export { CapsuleError, ConfigError, SetupError } from './errors.js';
+export { STEPS, type Step } from './steps.js';

@@ -1,0 +1,104 @@
+/**
+ * Loads the addon (build/Release/capsule.node) and seals capsule-init into it.
+ * Like node-pty's loader, a failure lists every path that was tried.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { CapsuleError } from './errors.js';
+
+/** The options object the addon takes: validated and complete (see options.ts). */
+export interface NativeOptions {
+  rootfs: string;
+  /** capsule-init's argv: `['capsule-init', program, ...args]`. */
+  argv: string[];
+  env: string[];
+  cwd: string;
+  hostname: string;
+  uid: number;
+  gid: number;
+  writableRoot: boolean;
+  tmpSizeBytes: number;
+  devPts: boolean;
+  devShm: boolean;
+  devShmSizeBytes: number;
+  devNodes: string[];
+  binds: { source: string; target: string; readOnly: boolean }[];
+  cgroupFds: number[];
+  rlimits: { resource: number; soft: number; hard: number }[];
+  /** Parent fds for the child's 0, 1, 2; -1 asks the addon for a pipe. */
+  stdio: [number, number, number];
+  seccompFd: number;
+}
+
+export interface NativeStepError {
+  step: string;
+  syscall: string;
+  errno: number;
+  detail: string;
+}
+
+export interface NativeExit {
+  /** How capsule-init ended: `exited` with initStatus as its code, or `killed` by signal initStatus. */
+  initCode: 'exited' | 'killed';
+  initStatus: number;
+  /** capsule-init's report; null when it was killed before it could write one. */
+  report: { waitStatus: number; userCpuUs: number; systemCpuUs: number; maxRssKiB: number } | null;
+  initUserCpuUs: number;
+  initSystemCpuUs: number;
+  /** A step that failed after capsule-init started (fork_program, load_seccomp, exec). */
+  error: NativeStepError | null;
+}
+
+export interface Addon {
+  configure(o: { initPath: string }): void;
+  /** Rejects with a NativeStepError when a step before exec_init fails. */
+  spawn(
+    o: NativeOptions,
+    onExit: (e: NativeExit) => void,
+  ): Promise<{ pid: number; stdio: [number, number, number] }>;
+  kill(pid: number, signal: number): boolean;
+  steps(): { name: string; syscall: string; man: string; why: string }[];
+  strerror(errno: number): string;
+  terminateSignal: number;
+}
+
+/** The package root: the nearest directory above this file with capsule's package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'capsule') {
+      return dir;
+    }
+    const up = dirname(dir);
+    if (up === dir)
+      throw new CapsuleError("cannot find capsule's package.json above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+let addon: Addon | undefined;
+
+/** The addon, loaded and configured on first use. */
+export function native(): Addon {
+  if (addon) return addon;
+  const root = packageRoot();
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const build of ['Release', 'Debug']) {
+    const dir = join(root, 'build', build);
+    const file = join(dir, 'capsule.node');
+    tried.push(file);
+    if (!existsSync(file)) continue;
+    const loaded = require(file) as Addon;
+    loaded.configure({ initPath: join(dir, 'capsule-init') });
+    addon = loaded;
+    return loaded;
+  }
+  throw new CapsuleError(
+    `capsule's native addon is not built (tried ${tried.join(', ')}): run \`npm run build\` in ${root}`,
+  );
+}

@@ -1,0 +1,280 @@
+/**
+ * run()'s options: their types, defaults and validation. Everything here runs
+ * before clone, so bad input is one clear ConfigError and nothing starts.
+ */
+import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, normalize } from 'node:path';
+
+import { ConfigError } from './errors.js';
+
+/** Where one of the program's standard streams comes from or goes to. */
+export type StdioOption =
+  /** Captured (stdout, stderr) or fed from `stdin`'s string/Buffer. */
+  | 'pipe'
+  /** The caller's own descriptor (what the CLI uses). */
+  | 'inherit'
+  /** /dev/null. */
+  | 'ignore'
+  /** A descriptor the caller opened; capsule does not close it. */
+  | number;
+
+export interface BindMount {
+  /** Host path (file or directory). */
+  source: string;
+  /** Absolute path inside the sandbox; it must exist in the rootfs (a directory or file, not a symlink). */
+  target: string;
+  /** @default true */
+  readOnly?: boolean;
+}
+
+export interface RunOptions {
+  /** Directory to use as the sandbox's root. Mount points /proc, /dev and /tmp must exist in it. */
+  rootfs: string;
+  /** The program and its arguments; `argv[0]` is an absolute path inside the rootfs (no PATH search). */
+  argv: readonly string[];
+  /**
+   * The program's whole environment: the host's is never passed.
+   * @default { PATH: '/usr/local/bin:/usr/bin:/bin' }
+   */
+  env?: Readonly<Record<string, string>>;
+  /** Working directory inside the sandbox, absolute. @default '/' */
+  cwd?: string;
+  /** Hostname in the sandbox's UTS namespace. @default 'capsule' */
+  hostname?: string;
+  /** User id inside the sandbox. @default 65534 (nobody) */
+  uid?: number;
+  /** Group id inside the sandbox. @default 65534 (nogroup) */
+  gid?: number;
+  /** Leave the rootfs writable (it is the host directory itself: writes persist). @default false */
+  writableRoot?: boolean;
+  /** Size cap of the private /tmp tmpfs, in bytes. @default 67108864 (64 MiB) */
+  tmpSizeBytes?: number;
+  /** Mount a private devpts at /dev/pts (for programs that open terminals). @default false */
+  devPts?: boolean;
+  /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL). @default false */
+  devShm?: boolean;
+  /** Size cap of /dev/shm, in bytes. @default 67108864 (64 MiB) */
+  devShmSizeBytes?: number;
+  /** Extra host paths to bind into the sandbox. */
+  binds?: readonly BindMount[];
+  /**
+   * The program's standard input: a string or Buffer to feed it, or a stdio choice.
+   * @default 'ignore' (/dev/null)
+   */
+  stdin?: string | Uint8Array | StdioOption;
+  /** @default 'pipe' (captured into the result) */
+  stdout?: StdioOption;
+  /** @default 'pipe' (captured into the result) */
+  stderr?: StdioOption;
+  /** `'buffer'` returns stdout/stderr as Buffers instead of UTF-8 strings. @default 'utf8' */
+  encoding?: 'utf8' | 'buffer';
+  /** Aborting ends the sandbox; run() then resolves with `aborted: true`. */
+  signal?: AbortSignal;
+}
+
+/** The host device nodes every sandbox gets (bound read-write at the same path). */
+export const DEFAULT_DEV_NODES = [
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  '/dev/random',
+  '/dev/urandom',
+  '/dev/tty',
+];
+export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+const MiB = 1024 * 1024;
+
+/** Options after validation: every default filled, every path resolved. */
+export interface ResolvedOptions {
+  rootfs: string;
+  /** As the caller wrote it, for messages. */
+  rootfsArg: string;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  hostname: string;
+  uid: number;
+  gid: number;
+  writableRoot: boolean;
+  tmpSizeBytes: number;
+  devPts: boolean;
+  devShm: boolean;
+  devShmSizeBytes: number;
+  devNodes: string[];
+  binds: { source: string; target: string; readOnly: boolean }[];
+  stdin: string | Uint8Array | StdioOption;
+  stdout: StdioOption;
+  stderr: StdioOption;
+  encoding: 'utf8' | 'buffer';
+}
+
+function fail(option: string, message: string): never {
+  throw new ConfigError(message, option);
+}
+
+function checkInteger(option: string, value: number | undefined, fallback: number, min: number, max: number) {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(option, `${option} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkStdio(option: string, value: unknown, fallback: StdioOption): StdioOption {
+  if (value === undefined) return fallback;
+  if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  return fail(
+    option,
+    `${option} must be 'pipe', 'inherit', 'ignore' or a file descriptor, got ${String(value)}`,
+  );
+}
+
+/** An absolute, normalized path inside the sandbox, without `..`. */
+function sandboxPath(option: string, value: string): string {
+  if (typeof value !== 'string' || !isAbsolute(value)) {
+    fail(option, `${option} must be an absolute path inside the sandbox, got ${JSON.stringify(value)}`);
+  }
+  if (value.split('/').includes('..')) fail(option, `${option} must not contain '..': ${value}`);
+  const clean = normalize(value);
+  return clean.length > 1 ? clean.replace(/\/$/, '') : clean;
+}
+
+/**
+ * A mount point inside the rootfs must be there already (the root is
+ * read-only) and must not be a symlink: mount(2) follows symlinks in its
+ * target, and a link could point it anywhere.
+ */
+function checkMountPoint(
+  rootfs: string,
+  rootfsArg: string,
+  inside: string,
+  kind: 'dir' | 'file',
+  why: string,
+) {
+  const host = rootfs + inside;
+  let st;
+  try {
+    st = lstatSync(host);
+  } catch {
+    const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
+    fail(
+      'rootfs',
+      `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
+    );
+  }
+  if (st.isSymbolicLink())
+    fail(
+      'rootfs',
+      `${rootfsArg}${inside} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'}`,
+    );
+  if (kind === 'dir' && !st.isDirectory())
+    fail('rootfs', `${rootfsArg}${inside} is not a directory (${why})`);
+  if (kind === 'file' && st.isDirectory())
+    fail('rootfs', `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
+}
+
+export function resolveOptions(o: RunOptions): ResolvedOptions {
+  if (typeof o !== 'object' || o === null) fail('options', 'run() takes an options object');
+  if (typeof o.rootfs !== 'string' || o.rootfs === '')
+    fail('rootfs', 'rootfs is required: the directory to run in');
+  let rootfs: string;
+  try {
+    rootfs = realpathSync(o.rootfs);
+  } catch {
+    fail('rootfs', `rootfs ${o.rootfs} does not exist`);
+  }
+  if (!statSync(rootfs).isDirectory()) fail('rootfs', `rootfs ${o.rootfs} is not a directory`);
+  if (rootfs === '/')
+    fail('rootfs', "rootfs cannot be / itself: give a directory that holds the sandbox's files");
+
+  if (!Array.isArray(o.argv) || o.argv.length === 0) fail('argv', 'argv must name the program to run');
+  for (const a of o.argv)
+    if (typeof a !== 'string' || a.includes('\0')) fail('argv', 'argv must be strings without NUL bytes');
+  const program = o.argv[0]!;
+  if (!isAbsolute(program)) {
+    fail(
+      'argv',
+      `the program path must be absolute inside the rootfs (no PATH search), got ${JSON.stringify(program)}: try /bin/${program}`,
+    );
+  }
+
+  const envRecord = o.env ?? { PATH: DEFAULT_PATH };
+  const env: string[] = [];
+  for (const [k, v] of Object.entries(envRecord)) {
+    if (k === '' || k.includes('=') || k.includes('\0') || typeof v !== 'string' || v.includes('\0')) {
+      fail(
+        'env',
+        `env entry ${JSON.stringify(k)} is not a valid variable (no '=' or NUL in names, string values)`,
+      );
+    }
+    env.push(`${k}=${v}`);
+  }
+
+  const hostname = o.hostname ?? 'capsule';
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
+    fail('hostname', `hostname must be 1-64 letters, digits, '.' or '-', got ${JSON.stringify(hostname)}`);
+  }
+
+  const rootfsArg = o.rootfs;
+  checkMountPoint(rootfs, rootfsArg, '/proc', 'dir', "the sandbox's /proc is mounted there");
+  checkMountPoint(rootfs, rootfsArg, '/dev', 'dir', "the sandbox's /dev is mounted there");
+  checkMountPoint(rootfs, rootfsArg, '/tmp', 'dir', "the sandbox's /tmp is mounted there");
+
+  const binds = (o.binds ?? []).map((b, i) => {
+    const option = `binds[${i}]`;
+    if (typeof b !== 'object' || b === null) fail(option, `${option} must be { source, target, readOnly? }`);
+    let source: string;
+    try {
+      source = realpathSync(b.source);
+    } catch {
+      fail(option, `bind source ${b.source} does not exist on the host`);
+    }
+    const target = sandboxPath(`${option}.target`, b.target);
+    if (['/', '/proc', '/dev', '/tmp'].includes(target))
+      fail(option, `cannot bind over ${target}: capsule mounts it`);
+    checkMountPoint(
+      rootfs,
+      rootfsArg,
+      target,
+      statSync(source).isDirectory() ? 'dir' : 'file',
+      `bind mount of ${b.source}`,
+    );
+    return { source, target, readOnly: b.readOnly ?? true };
+  });
+
+  const stdin = o.stdin;
+  const resolvedStdin =
+    typeof stdin === 'string' || stdin instanceof Uint8Array ? stdin : checkStdio('stdin', stdin, 'ignore');
+
+  const encoding = o.encoding ?? 'utf8';
+  if (encoding !== 'utf8' && encoding !== 'buffer') fail('encoding', `encoding must be 'utf8' or 'buffer'`);
+
+  return {
+    rootfs,
+    rootfsArg,
+    argv: [...o.argv],
+    env,
+    cwd: sandboxPath('cwd', o.cwd ?? '/'),
+    hostname,
+    uid: checkInteger('uid', o.uid, 65534, 0, 2 ** 32 - 2),
+    gid: checkInteger('gid', o.gid, 65534, 0, 2 ** 32 - 2),
+    writableRoot: o.writableRoot === true,
+    tmpSizeBytes: checkInteger('tmpSizeBytes', o.tmpSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
+    devPts: o.devPts === true,
+    devShm: o.devShm === true,
+    devShmSizeBytes: checkInteger(
+      'devShmSizeBytes',
+      o.devShmSizeBytes,
+      64 * MiB,
+      4096,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    devNodes: DEFAULT_DEV_NODES,
+    binds,
+    stdin: resolvedStdin,
+    stdout: checkStdio('stdout', o.stdout, 'pipe'),
+    stderr: checkStdio('stderr', o.stderr, 'pipe'),
+    encoding,
+  };
+}

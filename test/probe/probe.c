@@ -1,0 +1,284 @@
+/*
+ * probe: a small static program the tests run inside the sandbox to see it
+ * from the inside. Isolation is asserted from what the probe observes, not
+ * inferred from outside. Built static by test/global-setup.ts.
+ *
+ *   probe info                 JSON: pid, ids, capabilities, fds, env, net, mounts...
+ *   probe exit N               exit with code N
+ *   probe signal N             kill itself with signal N
+ *   probe cat                  copy stdin to stdout
+ *   probe sleep MS [marker]    sleep
+ *   probe burn MS              spin on the CPU for MS of CPU time
+ *   probe orphans N            leave N orphans that exit later; report zombies seen
+ *   probe daemon MARKER        leave a setsid'd child sleeping 60 s, exit at once
+ *   probe open PATH            try to open PATH for reading; print errno name or "ok"
+ *   probe write PATH           try to create PATH; print errno name or "ok"
+ *   probe fill-tmp MIB         write MIB MiB to /tmp; print bytes written and errno
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void json_str(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') printf("\\%c", *s);
+    else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+    else putchar(*s);
+  }
+  putchar('"');
+}
+
+/* The value of "Key:" in /proc/self/status, trimmed. */
+static void status_field(const char *key, char *out, size_t n) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  out[0] = 0;
+  if (!f) return;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+      char *v = line + kl + 1;
+      while (*v == ' ' || *v == '\t') v++;
+      v[strcspn(v, "\n")] = 0;
+      snprintf(out, n, "%s", v);
+    }
+  }
+  fclose(f);
+}
+
+static const char *errname(int e) {
+  switch (e) {
+    case 0: return "ok";
+    case EROFS: return "EROFS";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ENXIO: return "ENXIO";
+    case ENOSPC: return "ENOSPC";
+    case EFBIG: return "EFBIG";
+    default: return strerror(e);
+  }
+}
+
+static int count_zombies(void) {
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  int z = 0;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300], buf[256];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (p && p[1] == ' ' && p[2] == 'Z') z++;
+  }
+  if (d) closedir(d);
+  return z;
+}
+
+static void info(void) {
+  char buf[256], host[256];
+  printf("{\"pid\":%d,\"ppid\":%d,\"uid\":%d,\"euid\":%d,\"gid\":%d,\"egid\":%d", getpid(), getppid(), getuid(),
+         geteuid(), getgid(), getegid());
+  gid_t groups[64];
+  int ng = getgroups(64, groups);
+  printf(",\"groups\":%d", ng);
+  const char *keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
+  for (unsigned i = 0; i < sizeof keys / sizeof *keys; i++) {
+    status_field(keys[i], buf, sizeof buf);
+    printf(",\"%s\":", keys[i]);
+    json_str(buf);
+  }
+  gethostname(host, sizeof host);
+  printf(",\"hostname\":");
+  json_str(host);
+  if (getcwd(buf, sizeof buf)) {
+    printf(",\"cwd\":");
+    json_str(buf);
+  }
+  printf(",\"sid\":%d", getsid(0));
+  int tty = open("/dev/tty", O_RDWR);
+  printf(",\"devTty\":\"%s\"", tty >= 0 ? "ok" : errname(errno));
+  if (tty >= 0) close(tty);
+
+  printf(",\"fds\":[");
+  DIR *d = opendir("/proc/self/fd");
+  int dfd = dirfd(d), first = 1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == dfd) continue;
+    printf("%s%s", first ? "" : ",", e->d_name);
+    first = 0;
+  }
+  closedir(d);
+  printf("],\"env\":[");
+  for (char **v = environ; *v; v++) {
+    if (v != environ) putchar(',');
+    json_str(*v);
+  }
+  printf("],\"netdevs\":[");
+  FILE *f = fopen("/proc/net/dev", "r");
+  first = 1;
+  while (f && fgets(buf, sizeof buf, f)) {
+    char *colon = strchr(buf, ':');
+    if (!colon) continue;
+    *colon = 0;
+    char *name = buf;
+    while (*name == ' ') name++;
+    if (!first) putchar(',');
+    json_str(name);
+    first = 0;
+  }
+  if (f) fclose(f);
+  printf("],\"procPids\":[");
+  d = opendir("/proc");
+  first = 1;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    printf("%s%s", first ? "" : ",", e->d_name);
+    first = 0;
+  }
+  if (d) closedir(d);
+  printf("],\"root\":[");
+  d = opendir("/");
+  first = 1;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    if (!first) putchar(',');
+    json_str(e->d_name);
+    first = 0;
+  }
+  if (d) closedir(d);
+  int fd = open("/probe-write-test", O_WRONLY | O_CREAT, 0644);
+  printf("],\"rootWrite\":\"%s\"", fd >= 0 ? "ok" : errname(errno));
+  if (fd >= 0) {
+    close(fd);
+    unlink("/probe-write-test");
+  }
+  fd = open("/tmp/probe-write-test", O_WRONLY | O_CREAT, 0644);
+  printf(",\"tmpWrite\":\"%s\"", fd >= 0 ? "ok" : errname(errno));
+  if (fd >= 0) {
+    close(fd);
+    unlink("/tmp/probe-write-test");
+  }
+  struct sigaction sa;
+  sigaction(SIGPIPE, NULL, &sa);
+  printf(",\"sigpipe\":\"%s\"", sa.sa_handler == SIG_IGN ? "ignored" : "default");
+  sigset_t mask;
+  sigprocmask(SIG_SETMASK, NULL, &mask);
+  printf(",\"sigmaskEmpty\":%s", sigisemptyset(&mask) ? "true" : "false");
+  printf(",\"dumpable\":%d}\n", prctl(PR_GET_DUMPABLE));
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+static void burn(long ms) {
+  struct timespec t;
+  for (;;) {
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    if (t.tv_sec * 1000 + t.tv_nsec / 1000000 >= ms) return;
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  const char *cmd = argv[1];
+  long n = argc > 2 ? atol(argv[2]) : 0;
+  if (!strcmp(cmd, "info")) {
+    info();
+  } else if (!strcmp(cmd, "exit")) {
+    return (int)n;
+  } else if (!strcmp(cmd, "signal")) {
+    signal((int)n, SIG_DFL);
+    kill(getpid(), (int)n);
+    sleep_ms(1000);
+    return 99;
+  } else if (!strcmp(cmd, "cat")) {
+    char buf[65536];
+    ssize_t r;
+    while ((r = read(0, buf, sizeof buf)) > 0) {
+      for (ssize_t off = 0; off < r;) {
+        ssize_t w = write(1, buf + off, r - off);
+        if (w <= 0) return 3;
+        off += w;
+      }
+    }
+  } else if (!strcmp(cmd, "sleep")) {
+    sleep_ms(n);
+  } else if (!strcmp(cmd, "burn")) {
+    burn(n);
+  } else if (!strcmp(cmd, "orphans")) {
+    for (long i = 0; i < n; i++) {
+      if (fork() == 0) {
+        if (fork() == 0) { /* the grandchild: orphaned when its parent exits, then exits itself */
+          sleep_ms(50);
+          _exit(0);
+        }
+        _exit(0);
+      }
+    }
+    while (wait(NULL) > 0) {
+    }
+    sleep_ms(300); /* the orphans are long gone: reaped by PID 1, or zombies */
+    printf("{\"zombies\":%d}\n", count_zombies());
+  } else if (!strcmp(cmd, "daemon")) {
+    if (fork() == 0) {
+      setsid();
+      sleep_ms(60000);
+      _exit(0);
+    }
+    sleep_ms(50);
+  } else if (!strcmp(cmd, "open")) {
+    int fd = open(argv[2], O_RDONLY);
+    printf("%s\n", fd >= 0 ? "ok" : errname(errno));
+  } else if (!strcmp(cmd, "write")) {
+    int fd = open(argv[2], O_WRONLY | O_CREAT, 0644);
+    printf("%s\n", fd >= 0 ? "ok" : errname(errno));
+  } else if (!strcmp(cmd, "fill-tmp")) {
+    int fd = open("/tmp/fill", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    static char block[1 << 20];
+    long total = 0;
+    int err = 0;
+    for (long i = 0; i < n; i++) {
+      ssize_t w = write(fd, block, sizeof block);
+      if (w < 0) {
+        err = errno;
+        break;
+      }
+      total += w;
+      if (w < (ssize_t)sizeof block) {
+        err = ENOSPC;
+        break;
+      }
+    }
+    printf("{\"bytes\":%ld,\"error\":\"%s\"}\n", total, errname(err));
+  } else {
+    fprintf(stderr, "probe: unknown command %s\n", cmd);
+    return 2;
+  }
+  fflush(stdout);
+  return 0;
+}
