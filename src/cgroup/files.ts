@@ -1,0 +1,85 @@
+/**
+ * Synchronous reads and writes of cgroup control files. They are tiny (a number, a few
+ * `key value` lines) and served from kernel memory, so a synchronous call costs a few
+ * microseconds, less than a trip through the libuv thread pool would.
+ */
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
+import { cgroupFsError } from './errors.js';
+
+/**
+ * Write `value` to a cgroup file. O_WRONLY without O_CREAT or O_TRUNC: some control files
+ * are write-only (`cgroup.kill`, `memory.force_empty`) and kernfs refuses to open a file
+ * for reading when it has no read handler; and a missing file must fail (ENOENT: the
+ * controller is not enabled there) rather than be created in a test fixture.
+ */
+export function writeCgroupFile(path: string, value: string, controller: string | null): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY);
+  } catch (cause) {
+    throw cgroupFsError('write', path, controller, cause, `open ${path} for writing`);
+  }
+  try {
+    // One write(2) call: cgroup files parse each write as one whole value.
+    writeSync(fd, value);
+  } catch (cause) {
+    throw cgroupFsError('write', path, controller, cause, `write ${JSON.stringify(value)} to ${path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readCgroupFile(path: string, controller: string | null): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw cgroupFsError('read', path, controller, cause, `read ${path}`);
+  }
+}
+
+/** Read a file that may legitimately be absent (an older kernel, swap accounting off). */
+export function readOptionalFile(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Parse a single-value file ("123\n"); `max` (v2 "no limit") becomes Infinity. */
+export function parseSingle(text: string): number {
+  const t = text.trim();
+  return t === 'max' ? Infinity : Number(t);
+}
+
+/**
+ * Parse a flat-keyed file (cgroup-v2.rst "Interface Files": `KEY VALUE` per line), as used
+ * by memory.events, cpu.stat, pids.events and v1's memory.oom_control and memory.stat.
+ */
+export function parseFlatKeyed(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const sp = line.indexOf(' ');
+    if (sp <= 0) continue;
+    const v = Number(line.slice(sp + 1).trim());
+    if (Number.isFinite(v)) out[line.slice(0, sp)] = v;
+  }
+  return out;
+}
+
+/** Parse cgroup.procs (one pid per line). */
+export function parsePids(text: string): number[] {
+  const out: number[] = [];
+  for (const line of text.split('\n')) {
+    const pid = Number(line);
+    if (line !== '' && Number.isInteger(pid) && pid > 0) out.push(pid);
+  }
+  return out;
+}
+
+/** Subtract a baseline from a counter set, clamping at 0 (a counter never goes backwards). */
+export function delta(now: Record<string, number>, base: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(now)) out[k] = Math.max(0, v - (base[k] ?? 0));
+  return out;
+}

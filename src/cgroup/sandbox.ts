@@ -1,0 +1,88 @@
+/** The handle one run holds on its cgroup(s): what the native child joins, and what it measured. */
+import type { CgroupController } from './detect.js';
+import { type CgroupUsage, emptyUsage, type HierarchyCgroup } from './types.js';
+
+export interface SandboxCgroup {
+  /**
+   * Open `O_WRONLY | O_CLOEXEC` fds of the `cgroup.procs` file of each cgroup the sandbox
+   * belongs to (v2: one; v1: one per hierarchy). The native child writes the string "0"
+   * into each before it execs: pid 0 means "the writing process" (kernel
+   * cgroup_procs_write_start), which also works from inside a new PID namespace where the
+   * child's own pid means nothing to the parent's view. Owned by this handle: valid until
+   * release(), never to be closed by the caller.
+   */
+  readonly joinFds: readonly number[];
+  /** The cgroup directories, one per fd in joinFds, for `--explain` and error messages. */
+  readonly paths: readonly string[];
+  /** Controllers enforcing or measuring this sandbox. */
+  readonly controllers: readonly CgroupController[];
+  /** Counters of this run only; call after the sandbox exits (also valid while it runs). Synchronous. */
+  usage(): CgroupUsage;
+  /** Pids currently in the cgroup (as seen from this pid namespace). */
+  pids(): number[];
+  /**
+   * SIGKILL every process still in the cgroup: v2 cgroup.kill, v1 the pids in cgroup.procs.
+   * A safety net for after the sandbox's init has exited; release() does it too.
+   */
+  killAll(): void;
+  /**
+   * Kill anything left, wait for the cgroup to empty, then return it to the pool (counters
+   * are reset before its next use) or remove it. Closes nothing the caller owns. Idempotent.
+   * @throws CgroupError (step `kill`) if processes remain after the manager's drain timeout;
+   *   the cgroup is then kept for close() or `capsule gc`.
+   */
+  release(): Promise<void>;
+}
+
+/** A set of same-named cgroups, one per hierarchy, that one sandbox at a time uses. */
+export interface Slot {
+  readonly name: string;
+  /** Pool key: which hierarchies and controllers the slot spans. */
+  readonly key: string;
+  readonly dirs: readonly HierarchyCgroup[];
+  /** Runs it has served. */
+  uses: number;
+}
+
+export class SandboxHandle implements SandboxCgroup {
+  readonly joinFds: readonly number[];
+  readonly paths: readonly string[];
+  readonly controllers: readonly CgroupController[];
+  private released = false;
+
+  constructor(
+    readonly slot: Slot,
+    private readonly onRelease: (slot: Slot) => Promise<void>,
+  ) {
+    this.joinFds = slot.dirs.map((d) => d.joinFd);
+    this.paths = slot.dirs.map((d) => d.path);
+    this.controllers = slot.dirs.flatMap((d) => d.controllers);
+  }
+
+  usage(): CgroupUsage {
+    const usage = emptyUsage();
+    for (const dir of this.slot.dirs) dir.collect(usage);
+    return usage;
+  }
+
+  pids(): number[] {
+    const all = new Set<number>();
+    for (const dir of this.slot.dirs) for (const pid of dir.pids()) all.add(pid);
+    return [...all];
+  }
+
+  killAll(): void {
+    for (const dir of this.slot.dirs) dir.kill();
+  }
+
+  /** Mark released by the manager's close(), so a late release() does nothing. */
+  markReleased(): void {
+    this.released = true;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.onRelease(this.slot);
+  }
+}

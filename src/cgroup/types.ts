@@ -1,0 +1,95 @@
+/** Public types of the cgroup layer, and the interface its v1 and v2 writers share. */
+import type { CgroupController, CgroupHierarchy } from './detect.js';
+
+/** Limits one sandbox's cgroup enforces. Each one absent means "no limit" and needs no controller. */
+export interface CgroupLimits {
+  /**
+   * Memory limit in bytes, page cache and kernel memory included. Where the kernel accounts
+   * swap (v1 `memory.memsw.*`, v2 `memory.swap.max`), memory+swap is capped at the same
+   * value so the program cannot escape into swap. Minimum 1 MiB. @default no limit
+   */
+  memoryLimitBytes?: number;
+  /** Maximum number of tasks (processes and threads) alive at once, >= 1. @default no limit */
+  pidsLimit?: number;
+  /**
+   * CPU bandwidth in CPUs: 1.5 lets the sandbox use 150 ms of CPU time per 100 ms period
+   * (v2 `cpu.max "150000 100000"`, v1 `cpu.cfs_quota_us`). At least 0.01. @default no quota
+   */
+  cpus?: number;
+  /** CPUs the sandbox may run on, in cpuset list syntax (`"0-1"`, `"0,2"`). @default all of the parent's */
+  cpusetCpus?: string;
+}
+
+/** What the sandbox's cgroup measured for this run only (earlier runs in a pooled cgroup never show). */
+export interface CgroupUsage {
+  /** CPU time (user + system) of every process of the sandbox, in ms; null without CPU accounting. */
+  cpuTimeMs: number | null;
+  /** User CPU time in ms; null when not reported. */
+  userCpuMs: number | null;
+  /** System CPU time in ms; null when not reported. */
+  systemCpuMs: number | null;
+  /**
+   * Peak memory charged to the cgroup in bytes (v2 `memory.peak`, v1
+   * `memory.max_usage_in_bytes`), page cache included; null without the memory controller.
+   */
+  peakMemoryBytes: number | null;
+  /** The memory limit was hit at least once (v1 failcnt > 0, v2 memory.events `max`). */
+  memoryLimitHit: boolean;
+  /** The kernel's OOM killer killed at least one process of the sandbox (cgroup `oom_kill` counter). */
+  oomKilled: boolean;
+  /** How many processes the OOM killer killed in this run. */
+  oomKillCount: number;
+  /** A fork or clone failed because of the pids limit (`pids.events` `max`). */
+  pidsLimitHit: boolean;
+  /** Time the CPU quota throttled the sandbox, in ms; null when not reported. */
+  cpuThrottledMs: number | null;
+  /** v2 only: this run's memory.events counters (low, high, max, oom, oom_kill, oom_group_kill). */
+  memoryEvents?: Readonly<Record<string, number>>;
+}
+
+/** Why an acquire asked for a controller: to enforce a limit (required) or to measure (optional). */
+export type ControllerNeed = ReadonlyMap<CgroupController, 'required' | 'optional'>;
+
+/**
+ * One sandbox cgroup in one hierarchy: a v1 directory (which may carry several co-mounted
+ * controllers) or the v2 directory. A sandbox spans one of these per hierarchy it needs.
+ * The methods are called in this order: create once, then per run prepare -> (run) ->
+ * usage -> drain; remove at the end.
+ */
+export interface HierarchyCgroup {
+  readonly hierarchy: CgroupHierarchy;
+  /** Absolute path of the cgroup directory. */
+  readonly path: string;
+  /** The controllers this directory serves for the sandbox. */
+  readonly controllers: readonly CgroupController[];
+  /** Open O_WRONLY fd of `cgroup.procs`; -1 before create. */
+  readonly joinFd: number;
+  /** mkdir and one-time setup; opens joinFd. */
+  create(): void;
+  /** Reset counters, read baselines of those that cannot be reset, write limits (only what changed). */
+  prepare(limits: CgroupLimits): void;
+  /** Merge this directory's counters (minus baselines) into `into`. */
+  collect(into: CgroupUsage): void;
+  /** Pids in cgroup.procs. */
+  pids(): number[];
+  /** Kill everything inside (SIGKILL); returns whether anything was found. */
+  kill(): boolean;
+  /** After a run, with the cgroup empty: can it be reused without leaking into the next run? */
+  recyclable(): boolean;
+  /** Close fds and rmdir. Throws CgroupError (EBUSY) while processes remain. */
+  remove(): void;
+}
+
+export function emptyUsage(): CgroupUsage {
+  return {
+    cpuTimeMs: null,
+    userCpuMs: null,
+    systemCpuMs: null,
+    peakMemoryBytes: null,
+    memoryLimitHit: false,
+    oomKilled: false,
+    oomKillCount: 0,
+    pidsLimitHit: false,
+    cpuThrottledMs: null,
+  };
+}

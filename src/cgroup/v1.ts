@@ -1,0 +1,287 @@
+/**
+ * cgroup v1 writers: one directory per hierarchy, each serving the controllers mounted there
+ * (`cpu` and `cpuacct` may share one directory or live in two).
+ *
+ * Files used, as Documentation/admin-guide/cgroup-v1/ describes them:
+ *  - memory.txt: memory.limit_in_bytes, memory.memsw.limit_in_bytes (memory+swap; present only
+ *    with swap accounting), memory.max_usage_in_bytes and memory.failcnt ("can be reset by
+ *    writing 0"; §5.3 says max_usage reset sets it to the current usage), memory.oom_control
+ *    (`oom_kill N` since 4.13, never reset), memory.force_empty (§5.1: reclaim all charges
+ *    of an empty cgroup);
+ *  - cpuacct.txt: cpuacct.usage ("writing 0 resets" every per-CPU counter, user and system
+ *    included), cpuacct.usage_all (per-CPU user/system ns);
+ *  - sched-bwc.txt: cpu.cfs_quota_us / cpu.cfs_period_us, cpu.stat throttled_time;
+ *  - pids.txt: pids.max, pids.events (`max N`, never reset);
+ *  - cpusets.txt: a new cpuset has empty cpuset.cpus and cpuset.mems, and a task cannot join
+ *    until both are set, so they are copied from the parent at creation.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import type { CgroupController, CgroupHierarchy } from './detect.js';
+import { cgroupFsError, isCgroupError } from './errors.js';
+import {
+  delta,
+  parseFlatKeyed,
+  parsePids,
+  parseSingle,
+  readCgroupFile,
+  readOptionalFile,
+  writeCgroupFile,
+} from './files.js';
+import { killPids } from './kill.js';
+import type { CgroupLimits, CgroupUsage, HierarchyCgroup } from './types.js';
+
+/** The CFS period capsule uses, in µs: the kernel default (sched-bwc.txt), so quota = cpus × 100 ms. */
+export const CFS_PERIOD_US = 100_000;
+
+/** Create `parent` (a relative path such as `capsule`) under a v1 hierarchy, level by level. */
+export function ensureV1Parent(hierarchy: CgroupHierarchy, parent: string): string {
+  const cpuset = hierarchy.controllers.includes('cpuset');
+  let dir = hierarchy.mountPoint;
+  for (const part of parent.split('/').filter(Boolean)) {
+    const next = join(dir, part);
+    if (!existsSync(next)) {
+      try {
+        mkdirSync(next);
+      } catch (cause) {
+        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw cgroupFsError('mkdir', next, hierarchy.controllers.join(','), cause, `create ${next}`);
+        }
+      }
+      if (cpuset) copyCpuset(dir, next);
+    }
+    dir = next;
+  }
+  return dir;
+}
+
+/** cpusets.txt §1.9: cpus and mems must be non-empty before a task can join; inherit the parent's. */
+function copyCpuset(from: string, to: string): void {
+  for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+    if (readCgroupFile(join(to, file), 'cpuset').trim() !== '') continue;
+    writeCgroupFile(join(to, file), readCgroupFile(join(from, file), 'cpuset').trim(), 'cpuset');
+  }
+}
+
+export interface V1Options {
+  /**
+   * After a run, leftover memory charges (page cache the run read, kernel objects) above this
+   * many bytes are reclaimed with memory.force_empty before the cgroup is reused, so they
+   * count neither against the next run's limit nor in its peak; if reclaim cannot get below
+   * it, the cgroup is removed instead of reused. @default 1 MiB
+   */
+  maxLeftoverBytes?: number;
+}
+
+/** One sandbox cgroup in one v1 hierarchy. */
+export class V1Cgroup implements HierarchyCgroup {
+  readonly path: string;
+  joinFd = -1;
+  private readonly has: ReadonlySet<CgroupController>;
+  private readonly maxLeftoverBytes: number;
+  private memsw = false;
+  private parentCpus = '';
+  // What is written now, so an unchanged limit costs nothing on reuse. -1 = unlimited.
+  private memLimit = -1;
+  private pidsMax = -1;
+  private quotaUs = -1;
+  private cpusetCpus = '';
+  // Baselines of the counters v1 cannot reset.
+  private oomKillBase = 0;
+  private pidsEventsBase = 0;
+  private throttledBase: Record<string, number> = {};
+
+  constructor(
+    readonly hierarchy: CgroupHierarchy,
+    parentDir: string,
+    name: string,
+    readonly controllers: readonly CgroupController[],
+    opts: V1Options = {},
+  ) {
+    this.path = join(parentDir, name);
+    this.has = new Set(controllers);
+    this.maxLeftoverBytes = opts.maxLeftoverBytes ?? 1024 * 1024;
+  }
+
+  private file(name: string): string {
+    return join(this.path, name);
+  }
+
+  create(): void {
+    try {
+      mkdirSync(this.path);
+    } catch (cause) {
+      throw cgroupFsError('mkdir', this.path, this.controllers.join(','), cause, `create ${this.path}`);
+    }
+    try {
+      if (this.has.has('cpuset')) {
+        copyCpuset(join(this.path, '..'), this.path);
+        this.parentCpus = this.cpusetCpus = readCgroupFile(this.file('cpuset.cpus'), 'cpuset').trim();
+      }
+      if (this.has.has('memory')) this.memsw = existsSync(this.file('memory.memsw.limit_in_bytes'));
+      if (this.has.has('cpu')) {
+        // A quota is relative to the period; pin the period so `cpus` means what it says.
+        const period = parseSingle(readCgroupFile(this.file('cpu.cfs_period_us'), 'cpu'));
+        if (period !== CFS_PERIOD_US)
+          writeCgroupFile(this.file('cpu.cfs_period_us'), String(CFS_PERIOD_US), 'cpu');
+      }
+      // libuv opens every file O_CLOEXEC: the fd reaches the sandbox's child through
+      // clone() but never the untrusted program's exec.
+      this.joinFd = openSync(this.file('cgroup.procs'), constants.O_WRONLY);
+    } catch (cause) {
+      try {
+        rmdirSync(this.path);
+      } catch {
+        // Nothing can be inside yet; a failure here leaves an empty directory for gc.
+      }
+      throw isCgroupError(cause)
+        ? cause
+        : cgroupFsError('open', this.file('cgroup.procs'), this.controllers.join(','), cause);
+    }
+  }
+
+  prepare(limits: CgroupLimits): void {
+    if (this.has.has('memory')) this.prepareMemory(limits.memoryLimitBytes ?? -1);
+    if (this.has.has('cpuacct')) {
+      writeCgroupFile(this.file('cpuacct.usage'), '0', 'cpuacct');
+    }
+    if (this.has.has('cpu')) {
+      const quota = limits.cpus === undefined ? -1 : Math.round(limits.cpus * CFS_PERIOD_US);
+      if (quota !== this.quotaUs) {
+        writeCgroupFile(this.file('cpu.cfs_quota_us'), String(quota), 'cpu');
+        this.quotaUs = quota;
+      }
+      this.throttledBase = quota > 0 ? parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')) : {};
+    }
+    if (this.has.has('pids')) {
+      const max = limits.pidsLimit ?? -1;
+      if (max !== this.pidsMax) {
+        writeCgroupFile(this.file('pids.max'), max < 0 ? 'max' : String(max), 'pids');
+        this.pidsMax = max;
+      }
+      this.pidsEventsBase = this.pidsMaxEvents();
+    }
+    if (this.has.has('cpuset')) {
+      const cpus = limits.cpusetCpus ?? this.parentCpus;
+      if (cpus !== this.cpusetCpus) {
+        writeCgroupFile(this.file('cpuset.cpus'), cpus, 'cpuset');
+        this.cpusetCpus = cpus;
+      }
+    }
+  }
+
+  private prepareMemory(limit: number): void {
+    if (limit !== this.memLimit) {
+      // memory.txt §2.5: memsw.limit_in_bytes must stay >= limit_in_bytes at every moment,
+      // so raise memsw first and lower it last. -1 is "unlimited" in both files.
+      const raise = limit < 0 || (this.memLimit >= 0 && limit > this.memLimit);
+      const mem = (): void => writeCgroupFile(this.file('memory.limit_in_bytes'), String(limit), 'memory');
+      const sw = (): void => {
+        if (this.memsw) writeCgroupFile(this.file('memory.memsw.limit_in_bytes'), String(limit), 'memory');
+      };
+      if (raise) {
+        sw();
+        mem();
+      } else {
+        mem();
+        sw();
+      }
+      this.memLimit = limit;
+    }
+    // Resettable counters are reset; the max_usage reset sets it to the current usage
+    // (the leftover charge release() bounded by maxLeftoverBytes), not to 0.
+    writeCgroupFile(this.file('memory.max_usage_in_bytes'), '0', 'memory');
+    writeCgroupFile(this.file('memory.failcnt'), '0', 'memory');
+    if (this.memsw) {
+      writeCgroupFile(this.file('memory.memsw.max_usage_in_bytes'), '0', 'memory');
+      writeCgroupFile(this.file('memory.memsw.failcnt'), '0', 'memory');
+    }
+    // oom_kill counts for the cgroup's whole life and has no reset: subtract a baseline.
+    this.oomKillBase = this.oomKills();
+  }
+
+  private oomKills(): number {
+    return parseFlatKeyed(readCgroupFile(this.file('memory.oom_control'), 'memory')).oom_kill ?? 0;
+  }
+
+  private pidsMaxEvents(): number {
+    // pids.events exists on v1 since 4.x; without it a hit cannot be told, so report none.
+    const text = readOptionalFile(this.file('pids.events'));
+    return text === null ? 0 : (parseFlatKeyed(text).max ?? 0);
+  }
+
+  collect(into: CgroupUsage): void {
+    if (this.has.has('memory')) {
+      const peak = parseSingle(readCgroupFile(this.file('memory.max_usage_in_bytes'), 'memory'));
+      const swPeak = this.memsw
+        ? parseSingle(readCgroupFile(this.file('memory.memsw.max_usage_in_bytes'), 'memory'))
+        : 0;
+      into.peakMemoryBytes = Math.max(peak, swPeak);
+      const failcnt = parseSingle(readCgroupFile(this.file('memory.failcnt'), 'memory'));
+      const swFailcnt = this.memsw
+        ? parseSingle(readCgroupFile(this.file('memory.memsw.failcnt'), 'memory'))
+        : 0;
+      into.oomKillCount = Math.max(0, this.oomKills() - this.oomKillBase);
+      into.oomKilled = into.oomKillCount > 0;
+      // failcnt is not a reliable witness on its own: on 6.18 it stays 0 through an OOM kill
+      // (measured), so an OOM kill counts as a hit too.
+      into.memoryLimitHit = failcnt + swFailcnt > 0 || into.oomKilled;
+    }
+    if (this.has.has('cpuacct')) {
+      // usage_all: "cpu user system" then one line of ns per CPU; one read for both splits.
+      let user = 0;
+      let system = 0;
+      for (const line of readCgroupFile(this.file('cpuacct.usage_all'), 'cpuacct').split('\n').slice(1)) {
+        const [, u, s] = line.trim().split(/\s+/);
+        if (u !== undefined && s !== undefined) {
+          user += Number(u);
+          system += Number(s);
+        }
+      }
+      into.userCpuMs = user / 1e6;
+      into.systemCpuMs = system / 1e6;
+      into.cpuTimeMs = (user + system) / 1e6;
+    }
+    if (this.has.has('cpu')) {
+      into.cpuThrottledMs =
+        this.quotaUs > 0
+          ? (delta(parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')), this.throttledBase)
+              .throttled_time ?? 0) / 1e6
+          : 0;
+    }
+    if (this.has.has('pids')) into.pidsLimitHit = this.pidsMaxEvents() - this.pidsEventsBase > 0;
+  }
+
+  pids(): number[] {
+    return parsePids(readCgroupFile(this.file('cgroup.procs'), this.controllers.join(',')));
+  }
+
+  kill(): boolean {
+    return killPids(this.pids());
+  }
+
+  recyclable(): boolean {
+    if (!this.has.has('memory')) return true;
+    const usage = (): number => parseSingle(readCgroupFile(this.file('memory.usage_in_bytes'), 'memory'));
+    if (usage() <= this.maxLeftoverBytes) return true;
+    try {
+      writeCgroupFile(this.file('memory.force_empty'), '0', 'memory');
+    } catch {
+      return false;
+    }
+    return usage() <= this.maxLeftoverBytes;
+  }
+
+  remove(): void {
+    if (this.joinFd >= 0) {
+      closeSync(this.joinFd);
+      this.joinFd = -1;
+    }
+    try {
+      rmdirSync(this.path);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw cgroupFsError('rmdir', this.path, this.controllers.join(','), cause, `remove ${this.path}`);
+    }
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * cgroup v2 writers (Documentation/admin-guide/cgroup-v2.rst). One directory per sandbox in
+ * the unified hierarchy.
+ *
+ * Resetting between pooled runs, file by file:
+ *  - memory.peak: since 6.12 "a write of any non-empty string resets it to the current
+ *    memory usage for subsequent reads through the same file descriptor". So the fd is
+ *    opened and reset at prepare() and read at collect(). Older kernels make the file
+ *    read-only: the peak is then the cgroup's all-time peak, right for a fresh cgroup only,
+ *    so such a cgroup is used once and removed (recyclable() says no) rather than pooled.
+ *  - memory.events, cpu.stat, pids.events: monotonic counters without a reset; a baseline is
+ *    read at prepare() and subtracted at collect(). The baseline is exact because the cgroup
+ *    is empty in between (nothing can add to the counters).
+ *  - limits (memory.max, memory.swap.max, pids.max, cpu.max, cpuset.cpus): rewritten at
+ *    every prepare() unless unchanged since the last one (capsule is the only writer).
+ */
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmdirSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { CgroupController, CgroupHierarchy } from './detect.js';
+import { CgroupError, cgroupFsError } from './errors.js';
+import {
+  delta,
+  parseFlatKeyed,
+  parsePids,
+  parseSingle,
+  readCgroupFile,
+  readOptionalFile,
+  writeCgroupFile,
+} from './files.js';
+import { killPids } from './kill.js';
+import type { CgroupLimits, CgroupUsage, HierarchyCgroup } from './types.js';
+
+/** cpu.max period in µs: the kernel default ("max 100000"). */
+export const CPU_MAX_PERIOD_US = 100_000;
+
+/** The v2 controllers capsule enables for its sandboxes (cpuacct has no v2 controller). */
+const V2_CONTROLLERS = ['memory', 'pids', 'cpu', 'cpuset'] as const;
+
+export interface V2Parent {
+  /** Absolute path of the parent cgroup. */
+  dir: string;
+  /** Controllers enabled in the parent's cgroup.subtree_control, hence usable by sandboxes. */
+  enabled: ReadonlySet<string>;
+  /** Why a controller listed by the root could not be enabled, per controller. */
+  failures: ReadonlyMap<string, CgroupError>;
+}
+
+function enabledIn(dir: string): Set<string> {
+  return new Set(readCgroupFile(join(dir, 'cgroup.subtree_control'), null).split(/\s+/).filter(Boolean));
+}
+
+/**
+ * Create `parent` (relative, e.g. `capsule`) under the unified hierarchy and enable every
+ * controller capsule uses along the way. cgroup-v2.rst "Top-down Constraint": a controller
+ * can be enabled in a cgroup's subtree_control only if its parent enabled it; "No Internal
+ * Process Constraint": a non-root cgroup that distributes resources to children cannot hold
+ * processes itself, which holds here since nothing ever joins the parent directly.
+ * Enabling at the hierarchy root makes the controller's files appear in every top-level
+ * cgroup; systemd machines have them enabled already, so this writes nothing there.
+ */
+export function ensureV2Parent(hierarchy: CgroupHierarchy, parent: string): V2Parent {
+  const wanted = V2_CONTROLLERS.filter((c) => hierarchy.controllers.includes(c));
+  const failures = new Map<string, CgroupError>();
+  let usable = new Set<string>(wanted);
+  let dir = hierarchy.mountPoint;
+  const levels = parent.split('/').filter(Boolean);
+  for (let i = 0; ; i++) {
+    const on = enabledIn(dir);
+    for (const c of usable) {
+      if (on.has(c)) continue;
+      try {
+        // One write per controller: a refusal of one (e.g. cpu with realtime tasks around)
+        // must not cost the others.
+        writeCgroupFile(join(dir, 'cgroup.subtree_control'), `+${c}`, c);
+      } catch (cause) {
+        failures.set(c, cause as CgroupError);
+      }
+    }
+    usable = new Set([...usable].filter((c) => !failures.has(c)));
+    const part = levels[i];
+    if (part === undefined) break;
+    const next = join(dir, part);
+    if (!existsSync(next)) {
+      try {
+        mkdirSync(next);
+      } catch (cause) {
+        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw cgroupFsError('mkdir', next, null, cause, `create ${next}`);
+        }
+      }
+    }
+    dir = next;
+  }
+  return { dir, enabled: usable, failures };
+}
+
+export interface V2Options {
+  /** See V1Options.maxLeftoverBytes; reclaimed with memory.reclaim (5.19+). @default 1 MiB */
+  maxLeftoverBytes?: number;
+}
+
+/** One sandbox cgroup in the unified hierarchy. */
+export class V2Cgroup implements HierarchyCgroup {
+  readonly path: string;
+  joinFd = -1;
+  private readonly has: ReadonlySet<CgroupController>;
+  private readonly maxLeftoverBytes: number;
+  private swapFile = false;
+  private peakFd = -1;
+  private peakResettable = true;
+  private hasKill = false;
+  private memMax = -1;
+  private pidsMax = -1;
+  private quotaUs = -1;
+  private cpus = '';
+  private memoryEventsBase: Record<string, number> = {};
+  private cpuStatBase: Record<string, number> = {};
+  private pidsEventsBase: Record<string, number> = {};
+
+  constructor(
+    readonly hierarchy: CgroupHierarchy,
+    parentDir: string,
+    name: string,
+    /** Controllers enabled for it; `cpuacct` means cpu.stat, which every v2 cgroup has. */
+    readonly controllers: readonly CgroupController[],
+    opts: V2Options = {},
+  ) {
+    this.path = join(parentDir, name);
+    this.has = new Set(controllers);
+    this.maxLeftoverBytes = opts.maxLeftoverBytes ?? 1024 * 1024;
+  }
+
+  private file(name: string): string {
+    return join(this.path, name);
+  }
+
+  create(): void {
+    try {
+      mkdirSync(this.path);
+    } catch (cause) {
+      throw cgroupFsError('mkdir', this.path, null, cause, `create ${this.path}`);
+    }
+    try {
+      if (this.has.has('memory')) {
+        this.swapFile = existsSync(this.file('memory.swap.max'));
+        // An OOM kill takes the whole sandbox, not one process of it: a half-killed sandbox
+        // (a worker gone, its parent waiting forever) is worse than a clean OOM verdict.
+        if (existsSync(this.file('memory.oom.group')))
+          writeCgroupFile(this.file('memory.oom.group'), '1', 'memory');
+      }
+      this.hasKill = existsSync(this.file('cgroup.kill')); // 5.14+
+      this.joinFd = openSync(this.file('cgroup.procs'), constants.O_WRONLY);
+    } catch (cause) {
+      try {
+        rmdirSync(this.path);
+      } catch {
+        // Empty directory left for gc.
+      }
+      throw cause instanceof CgroupError
+        ? cause
+        : cgroupFsError('open', this.file('cgroup.procs'), null, cause);
+    }
+  }
+
+  prepare(limits: CgroupLimits): void {
+    if (this.has.has('memory')) this.prepareMemory(limits.memoryLimitBytes ?? -1);
+    if (this.has.has('cpu')) {
+      const quota = limits.cpus === undefined ? -1 : Math.round(limits.cpus * CPU_MAX_PERIOD_US);
+      if (quota !== this.quotaUs) {
+        writeCgroupFile(this.file('cpu.max'), `${quota < 0 ? 'max' : quota} ${CPU_MAX_PERIOD_US}`, 'cpu');
+        this.quotaUs = quota;
+      }
+    }
+    if (this.has.has('cpu') || this.has.has('cpuacct')) {
+      this.cpuStatBase = parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu'));
+    }
+    if (this.has.has('pids')) {
+      const max = limits.pidsLimit ?? -1;
+      if (max !== this.pidsMax) {
+        writeCgroupFile(this.file('pids.max'), max < 0 ? 'max' : String(max), 'pids');
+        this.pidsMax = max;
+      }
+      this.pidsEventsBase = parseFlatKeyed(readCgroupFile(this.file('pids.events'), 'pids'));
+    }
+    if (this.has.has('cpuset')) {
+      // An empty cpuset.cpus means "the parent's" (cgroup-v2.rst, Cpuset Interface Files).
+      const cpus = limits.cpusetCpus ?? '';
+      if (cpus !== this.cpus) {
+        writeCgroupFile(this.file('cpuset.cpus'), cpus === '' ? '\n' : cpus, 'cpuset');
+        this.cpus = cpus;
+      }
+    }
+  }
+
+  private prepareMemory(limit: number): void {
+    if (limit !== this.memMax) {
+      writeCgroupFile(this.file('memory.max'), limit < 0 ? 'max' : String(limit), 'memory');
+      // No swap for a limited sandbox: memory.max alone lets anonymous memory spill to swap.
+      if (this.swapFile) writeCgroupFile(this.file('memory.swap.max'), limit < 0 ? 'max' : '0', 'memory');
+      this.memMax = limit;
+    }
+    this.closePeak();
+    try {
+      this.peakFd = openSync(this.file('memory.peak'), constants.O_RDWR);
+      writeSync(this.peakFd, 'reset\n');
+    } catch {
+      // Before 6.12 memory.peak is read-only (EACCES on open for writing); before 5.19 absent.
+      this.closePeak();
+      this.peakResettable = false;
+    }
+    this.memoryEventsBase = parseFlatKeyed(readCgroupFile(this.file('memory.events'), 'memory'));
+  }
+
+  private closePeak(): void {
+    if (this.peakFd >= 0) closeSync(this.peakFd);
+    this.peakFd = -1;
+  }
+
+  private readPeak(): number | null {
+    if (this.peakFd >= 0) {
+      const buf = Buffer.alloc(32);
+      // pread at offset 0: kernfs regenerates the value on every read from the start.
+      const n = readSync(this.peakFd, buf, 0, buf.length, 0);
+      return parseSingle(buf.subarray(0, n).toString());
+    }
+    const text = readOptionalFile(this.file('memory.peak'));
+    return text === null ? null : parseSingle(text);
+  }
+
+  collect(into: CgroupUsage): void {
+    if (this.has.has('memory')) {
+      into.peakMemoryBytes = this.readPeak();
+      const events = delta(
+        parseFlatKeyed(readCgroupFile(this.file('memory.events'), 'memory')),
+        this.memoryEventsBase,
+      );
+      into.memoryEvents = events;
+      into.memoryLimitHit = (events.max ?? 0) > 0;
+      into.oomKillCount = events.oom_kill ?? 0;
+      into.oomKilled = into.oomKillCount > 0;
+    }
+    if (this.has.has('cpu') || this.has.has('cpuacct')) {
+      const stat = delta(parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')), this.cpuStatBase);
+      into.cpuTimeMs = (stat.usage_usec ?? 0) / 1000;
+      into.userCpuMs = (stat.user_usec ?? 0) / 1000;
+      into.systemCpuMs = (stat.system_usec ?? 0) / 1000;
+      if (this.has.has('cpu')) into.cpuThrottledMs = (stat.throttled_usec ?? 0) / 1000;
+    }
+    if (this.has.has('pids')) {
+      const events = delta(
+        parseFlatKeyed(readCgroupFile(this.file('pids.events'), 'pids')),
+        this.pidsEventsBase,
+      );
+      into.pidsLimitHit = (events.max ?? 0) > 0;
+    }
+  }
+
+  pids(): number[] {
+    return parsePids(readCgroupFile(this.file('cgroup.procs'), null));
+  }
+
+  kill(): boolean {
+    const pids = this.pids();
+    if (pids.length === 0) return false;
+    // cgroup.kill (5.14+) kills every process of the cgroup and its descendants at once, so
+    // a fork racing with the kill cannot slip through as it could with a pid list.
+    if (this.hasKill) writeCgroupFile(this.file('cgroup.kill'), '1', null);
+    else killPids(pids);
+    return true;
+  }
+
+  recyclable(): boolean {
+    if (!this.has.has('memory')) return true;
+    if (!this.peakResettable) return false;
+    const current = (): number => parseSingle(readCgroupFile(this.file('memory.current'), 'memory'));
+    const now = current();
+    if (now <= this.maxLeftoverBytes) return true;
+    try {
+      // cgroup-v2.rst "memory.reclaim": proactive reclaim of the given amount.
+      writeCgroupFile(this.file('memory.reclaim'), String(now), 'memory');
+    } catch {
+      // EAGAIN when it could not reclaim all of it; the check below decides.
+    }
+    return current() <= this.maxLeftoverBytes;
+  }
+
+  remove(): void {
+    this.closePeak();
+    if (this.joinFd >= 0) {
+      closeSync(this.joinFd);
+      this.joinFd = -1;
+    }
+    try {
+      rmdirSync(this.path);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw cgroupFsError('rmdir', this.path, null, cause, `remove ${this.path}`);
+    }
+  }
+}

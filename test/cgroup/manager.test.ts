@@ -1,0 +1,212 @@
+/**
+ * CgroupManager against the real cgroup tree of this machine: processes join through the
+ * cgroup.procs fds exactly as the native child will. Runs wherever the layout gives capsule
+ * memory, cpu accounting and pids (v1 or v2) and we are root; otherwise skips with the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { detectCgroups, describeLayout } from '../../src/cgroup/detect.js';
+import { CgroupError } from '../../src/cgroup/errors.js';
+import { CgroupManager } from '../../src/cgroup/manager.js';
+import { capsuleCgroupsOnHost, removeTestParent, runInCgroup, testParent } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const layout = detectCgroups();
+const needed = ['memory', 'cpuacct', 'pids', 'cpu'] as const;
+const missing = needed.filter((c) => !layout.controllers[c]);
+const isRoot = process.getuid?.() === 0;
+const skipReason = !isRoot
+  ? 'not root'
+  : missing.length > 0
+    ? `no usable ${missing.join(', ')} controller here:\n${describeLayout(layout)}`
+    : null;
+if (skipReason) console.warn(`skipping real cgroup tests: ${skipReason}`);
+
+describe.skipIf(skipReason !== null)(`CgroupManager on this machine (${layout.mode})`, () => {
+  const parent = testParent('mgr');
+  let before: string[];
+  let manager: CgroupManager;
+
+  beforeAll(() => {
+    before = capsuleCgroupsOnHost();
+  });
+  afterEach(() => {
+    manager?.close();
+  });
+  afterAll(() => {
+    removeTestParent(layout, parent);
+    expect(capsuleCgroupsOnHost()).toEqual(before);
+  });
+
+  const make = (poolSize = 4): CgroupManager => (manager = new CgroupManager({ layout, parent, poolSize }));
+
+  it('joins one cgroup per hierarchy through the fds and measures CPU time of a ~300 ms burner', async () => {
+    const cg = make().acquire({})!;
+    expect(cg.joinFds.length).toBe(new Set(needed.map((c) => layout.controllers[c])).size);
+    const exit = await runInCgroup(
+      cg,
+      'cat /proc/self/cgroup; timeout 0.3 sh -c "while :; do :; done"; true',
+    );
+    expect(exit.code).toBe(0);
+    // Every path of the handle shows up in the child's own view of its cgroups.
+    for (const p of cg.paths) expect(exit.stdout).toContain(p.slice(p.indexOf(`/${parent}/`)));
+    const usage = cg.usage();
+    expect(usage.cpuTimeMs).toBeGreaterThan(300 * 0.8);
+    expect(usage.cpuTimeMs).toBeLessThan(300 * 1.2);
+    expect(usage.userCpuMs! + usage.systemCpuMs!).toBeCloseTo(usage.cpuTimeMs!, 0);
+    expect(usage.oomKilled).toBe(false);
+    await cg.release();
+  });
+
+  it('reports the peak memory of a process touching 100 MiB', async () => {
+    const cg = make().acquire({})!;
+    const exit = await runInCgroup(cg, 'head -c 100M /dev/zero | tail >/dev/null; ');
+    expect(exit.code).toBe(0);
+    const usage = cg.usage();
+    expect(usage.peakMemoryBytes).toBeGreaterThan(100 * MiB);
+    expect(usage.peakMemoryBytes).toBeLessThan(180 * MiB);
+    expect(usage.memoryLimitHit).toBe(false);
+    await cg.release();
+  });
+
+  it('detects an OOM kill under a 64 MiB limit from the cgroup counters', async () => {
+    const cg = make().acquire({ memoryLimitBytes: 64 * MiB })!;
+    const exit = await runInCgroup(cg, 'head -c 200M /dev/zero | tail >/dev/null; exit 3');
+    expect(exit.code).toBe(3); // the shell survives: only tail was killed
+    const usage = cg.usage();
+    expect(usage.oomKilled).toBe(true);
+    expect(usage.oomKillCount).toBe(1);
+    expect(usage.memoryLimitHit).toBe(true);
+    expect(usage.peakMemoryBytes).toBeLessThanOrEqual(64 * MiB);
+    await cg.release();
+  });
+
+  it('stops a fork loop at the pids limit and says so', async () => {
+    const cg = make().acquire({ pidsLimit: 8 })!;
+    // dash gives up at the first failed fork ("Cannot fork"), as most programs would.
+    const exit = await runInCgroup(cg, 'i=0; while [ $i -lt 30 ]; do sleep 0.3 & i=$((i+1)); done; wait');
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toMatch(/fork/i);
+    expect(cg.usage().pidsLimitHit).toBe(true);
+    await cg.release();
+  });
+
+  it('applies a CPU quota: 0.2 CPUs throttles a busy loop', async () => {
+    const cg = make().acquire({ cpus: 0.2 })!;
+    await runInCgroup(cg, 'timeout 0.5 sh -c "while :; do :; done"; true');
+    const usage = cg.usage();
+    // 0.5 s wall at 20 ms per 100 ms: about 100 ms of CPU, far below the 500 ms unthrottled.
+    expect(usage.cpuTimeMs).toBeLessThan(200);
+    expect(usage.cpuThrottledMs).toBeGreaterThan(0);
+    await cg.release();
+  });
+
+  it('reuses a pooled cgroup without leaking peak, CPU, OOM or limits into the next run', async () => {
+    const m = make(1);
+    const first = m.acquire({ memoryLimitBytes: 64 * MiB, pidsLimit: 8, cpus: 0.5 })!;
+    await runInCgroup(
+      first,
+      'timeout 0.2 sh -c "while :; do :; done"; head -c 200M /dev/zero | tail >/dev/null; true',
+    );
+    const u1 = first.usage();
+    expect(u1.oomKilled).toBe(true);
+    expect(u1.cpuTimeMs).toBeGreaterThan(50);
+    await first.release();
+
+    const second = m.acquire({})!;
+    expect(second.paths).toEqual(first.paths);
+    expect(m.stats()).toMatchObject({ created: 1, reused: 1 });
+    const memDir = second.paths.find((p) => p.includes(layout.controllers.memory!.mountPoint))!;
+    const pidsDir = second.paths.find((p) => p.includes(layout.controllers.pids!.mountPoint))!;
+    if (layout.controllers.memory!.version === 1) {
+      expect(Number(readFileSync(join(memDir, 'memory.limit_in_bytes'), 'utf8'))).toBeGreaterThan(2 ** 60);
+    } else {
+      expect(readFileSync(join(memDir, 'memory.max'), 'utf8').trim()).toBe('max');
+    }
+    expect(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim()).toBe('max');
+    const exit = await runInCgroup(second, 'head -c 100M /dev/zero | tail >/dev/null; true');
+    expect(exit.code).toBe(0);
+    const u2 = second.usage();
+    expect(u2.oomKilled).toBe(false);
+    expect(u2.oomKillCount).toBe(0);
+    expect(u2.memoryLimitHit).toBe(false);
+    expect(u2.pidsLimitHit).toBe(false);
+    expect(u2.cpuTimeMs).toBeLessThan(u1.cpuTimeMs!);
+    expect(u2.peakMemoryBytes).toBeGreaterThan(100 * MiB);
+
+    await second.release();
+    const third = m.acquire({})!;
+    await runInCgroup(third, 'true');
+    const u3 = third.usage();
+    // The 100 MiB of the run before does not show; only the leftover charge (<= 1 MiB) plus sh.
+    expect(u3.peakMemoryBytes).toBeLessThan(8 * MiB);
+    expect(u3.cpuTimeMs).toBeLessThan(50);
+    await third.release();
+  });
+
+  it('release kills what is left and close removes every cgroup it made', async () => {
+    const m = make(2);
+    const cg = m.acquire({ pidsLimit: 50 })!;
+    const exit = runInCgroup(cg, 'sleep 30 & sleep 30 & wait');
+    for (let i = 0; i < 100 && cg.pids().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(cg.pids().length).toBe(3);
+    const t0 = Date.now();
+    await cg.release();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect((await exit).signal).toBe('SIGKILL');
+    expect(m.stats()).toMatchObject({ free: 1, inUse: 0 });
+    const paths = [...cg.paths];
+    m.close();
+    expect(capsuleCgroupsOnHost().filter((p) => paths.includes(p))).toEqual([]);
+  });
+
+  it('runs 2 × cores sandboxes in parallel, each with its own accounting', async () => {
+    const m = make(8);
+    const n = 4;
+    const cgs = Array.from({ length: n }, () => m.acquire({ memoryLimitBytes: 256 * MiB })!);
+    expect(new Set(cgs.map((c) => c.paths[0])).size).toBe(n);
+    // Sandbox i touches (i + 1) × 20 MiB; each peak must reflect its own run only.
+    await Promise.all(
+      cgs.map((cg, i) => runInCgroup(cg, `head -c ${(i + 1) * 20}M /dev/zero | tail >/dev/null`)),
+    );
+    cgs.forEach((cg, i) => {
+      const peak = cg.usage().peakMemoryBytes!;
+      expect(peak).toBeGreaterThan((i + 1) * 20 * MiB);
+      expect(peak).toBeLessThan((i + 1) * 20 * MiB * 1.3 + 8 * MiB);
+    });
+    await Promise.all(cgs.map((cg) => cg.release()));
+  });
+
+  it('a run that asks no limit and no accounting gets no cgroup', () => {
+    expect(make().acquire({}, { accounting: false })).toBeNull();
+  });
+
+  it('rejects invalid limits before touching anything', () => {
+    const m = make();
+    expect(() => m.acquire({ memoryLimitBytes: 100 })).toThrow(/>= 1 MiB/);
+    expect(() => m.acquire({ cpus: 0 })).toThrow(RangeError);
+    expect(() => m.acquire({ cpusetCpus: '0-1; rm' })).toThrow(/CPU list/);
+    expect(m.stats().created).toBe(0);
+  });
+
+  it('fails with a CgroupError naming the controller when a limit has no controller', () => {
+    const noMemory = { ...layout, controllers: { ...layout.controllers, memory: undefined } };
+    const m = (manager = new CgroupManager({ layout: noMemory, parent }));
+    let err: unknown;
+    try {
+      m.acquire({ memoryLimitBytes: 64 * MiB });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CgroupError);
+    expect(err).toMatchObject({ controller: 'memory', step: 'detect' });
+    expect((err as Error).message).toMatch(
+      /^capsule: cgroup memory controller not found \(no v1 hierarchy with "memory" and no v2 cgroup.controllers listing it\): .* or drop --memory-limit$/,
+    );
+    // Without a memory limit the same manager still works, minus memory accounting.
+    const cg = m.acquire({})!;
+    expect(cg.controllers).not.toContain('memory');
+    return cg.release();
+  });
+});
