@@ -4,6 +4,8 @@
  * CLI can print one line that says what is missing and what to do about it.
  */
 
+import { CapsuleError } from '../errors.js';
+
 /** Brand checked by `isCgroupError`, robust across duplicated module instances. */
 const CGROUP_ERROR = Symbol.for('capsule.CgroupError');
 
@@ -30,7 +32,8 @@ export interface CgroupErrorFields {
   cause?: unknown;
 }
 
-export class CgroupError extends Error {
+/** A cgroup could not be found, created, written or removed; `CapsuleError.is()` holds for it. */
+export class CgroupError extends CapsuleError {
   override readonly name = 'CgroupError';
   readonly [CGROUP_ERROR] = true;
   readonly step: CgroupStep;

@@ -6,16 +6,27 @@
 import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import { cgroupFsError } from './errors.js';
 
+let writeTrace: ((path: string, value: string) => void) | null = null;
+
 /**
- * Write `value` to a cgroup file. O_WRONLY without O_CREAT or O_TRUNC: some control files
- * are write-only (`cgroup.kill`, `memory.force_empty`) and kernfs refuses to open a file
- * for reading when it has no read handler; and a missing file must fail (ENOENT: the
- * controller is not enabled there) rather than be created in a test fixture.
+ * Observe every successful cgroup file write as (path, value), in order: for `--explain`
+ * style tracing and for tests that check the order of writes. Pass null to stop.
+ */
+export function traceCgroupWrites(fn: ((path: string, value: string) => void) | null): void {
+  writeTrace = fn;
+}
+
+/**
+ * Write `value` to a cgroup file, as `echo value > path` would. O_WRONLY: some control files
+ * are write-only (`cgroup.kill`, `memory.force_empty`) and kernfs refuses to open a file for
+ * reading when it has no read handler. No O_CREAT: a missing file must fail (ENOENT: the
+ * controller is not enabled there), also in a test fixture. O_TRUNC is a no-op on kernfs
+ * and makes a fixture file hold exactly the last value written.
  */
 export function writeCgroupFile(path: string, value: string, controller: string | null): void {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_WRONLY);
+    fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
   } catch (cause) {
     throw cgroupFsError('write', path, controller, cause, `open ${path} for writing`);
   }
@@ -27,6 +38,7 @@ export function writeCgroupFile(path: string, value: string, controller: string 
   } finally {
     closeSync(fd);
   }
+  writeTrace?.(path, value);
 }
 
 export function readCgroupFile(path: string, controller: string | null): string {

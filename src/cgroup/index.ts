@@ -19,6 +19,7 @@ export {
   detectCgroups,
 } from './detect.js';
 export { CgroupError, type CgroupErrorFields, type CgroupStep, isCgroupError } from './errors.js';
+export { traceCgroupWrites } from './files.js';
 export { gcCgroups, type GcOptions, type GcResult } from './gc.js';
 export { MIN_CPUS, MIN_MEMORY_LIMIT_BYTES } from './limits.js';
 export {

@@ -113,6 +113,14 @@ export class V1Cgroup implements HierarchyCgroup {
     } catch (cause) {
       throw cgroupFsError('mkdir', this.path, this.controllers.join(','), cause, `create ${this.path}`);
     }
+    this.init();
+  }
+
+  /**
+   * One-time setup of a freshly made directory, then open joinFd. Separate from create() so
+   * fixture tests can run it on a directory they populated (kernfs creates the files at mkdir).
+   */
+  init(): void {
     try {
       if (this.has.has('cpuset')) {
         copyCpuset(join(this.path, '..'), this.path);
@@ -272,11 +280,14 @@ export class V1Cgroup implements HierarchyCgroup {
     return usage() <= this.maxLeftoverBytes;
   }
 
+  /** Close the fds this object holds; remove() does it too. */
+  closeFds(): void {
+    if (this.joinFd >= 0) closeSync(this.joinFd);
+    this.joinFd = -1;
+  }
+
   remove(): void {
-    if (this.joinFd >= 0) {
-      closeSync(this.joinFd);
-      this.joinFd = -1;
-    }
+    this.closeFds();
     try {
       rmdirSync(this.path);
     } catch (cause) {

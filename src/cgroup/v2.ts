@@ -149,6 +149,14 @@ export class V2Cgroup implements HierarchyCgroup {
     } catch (cause) {
       throw cgroupFsError('mkdir', this.path, null, cause, `create ${this.path}`);
     }
+    this.init();
+  }
+
+  /**
+   * One-time setup of a freshly made directory, then open joinFd. Separate from create() so
+   * fixture tests can run it on a directory they populated (kernfs creates the files at mkdir).
+   */
+  init(): void {
     try {
       if (this.has.has('memory')) {
         this.swapFile = existsSync(this.file('memory.swap.max'));
@@ -293,12 +301,15 @@ export class V2Cgroup implements HierarchyCgroup {
     return current() <= this.maxLeftoverBytes;
   }
 
-  remove(): void {
+  /** Close the fds this object holds; remove() does it too. */
+  closeFds(): void {
     this.closePeak();
-    if (this.joinFd >= 0) {
-      closeSync(this.joinFd);
-      this.joinFd = -1;
-    }
+    if (this.joinFd >= 0) closeSync(this.joinFd);
+    this.joinFd = -1;
+  }
+
+  remove(): void {
+    this.closeFds();
     try {
       rmdirSync(this.path);
     } catch (cause) {

@@ -1,0 +1,225 @@
+/**
+ * The v2 writer against a fake cgroupfs in a temp dir. This is how the v2 code is tested on
+ * a v1 machine; the real-kernel half is in v2.real.test.ts and runs where v2 has controllers.
+ */
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CgroupHierarchy } from '../../src/cgroup/detect.js';
+import { traceCgroupWrites } from '../../src/cgroup/files.js';
+import { emptyUsage } from '../../src/cgroup/types.js';
+import { ensureV2Parent, V2Cgroup } from '../../src/cgroup/v2.js';
+import { tempDir, writeTree } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+function freshV2(): Record<string, string> {
+  return {
+    'cgroup.procs': '',
+    'cgroup.kill': '',
+    'cgroup.events': 'populated 0\nfrozen 0\n',
+    'memory.max': 'max\n',
+    'memory.swap.max': 'max\n',
+    'memory.oom.group': '0\n',
+    'memory.peak': '0\n',
+    'memory.current': '0\n',
+    'memory.reclaim': '',
+    'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n',
+    'cpu.max': 'max 100000\n',
+    'cpu.stat':
+      'usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n',
+    'pids.max': 'max\n',
+    'pids.events': 'max 0\n',
+    'cpuset.cpus': '\n',
+  };
+}
+
+const hierarchy = (mountPoint: string, controllers: string[]): CgroupHierarchy => ({
+  version: 2,
+  mountPoint,
+  root: '/',
+  controllers,
+  readOnly: false,
+});
+
+describe('V2Cgroup (fixture)', () => {
+  let root: string;
+  let cleanup: () => void;
+  let writes: string[];
+  let cg: V2Cgroup;
+  const set = (f: string, v: string) => writeFileSync(join(root, 'capsule/s1', f), v);
+  const read = (f: string) => readFileSync(join(root, 'capsule/s1', f), 'utf8');
+
+  beforeEach(() => {
+    ({ dir: root, cleanup } = tempDir('capsule-v2-'));
+    writeTree(join(root, 'capsule/s1'), freshV2());
+    cg = new V2Cgroup(hierarchy(root, []), join(root, 'capsule'), 's1', [
+      'cpu',
+      'cpuacct',
+      'cpuset',
+      'memory',
+      'pids',
+    ]);
+    cg.init();
+    writes = [];
+    traceCgroupWrites((p, v) => writes.push(`${p.slice(root.length + 1)}=${v}`));
+  });
+  afterEach(() => {
+    traceCgroupWrites(null);
+    cg.closeFds();
+    cleanup();
+  });
+
+  it('init turns on memory.oom.group and opens cgroup.procs', () => {
+    expect(read('memory.oom.group')).toBe('1');
+    expect(cg.joinFd).toBeGreaterThan(2);
+  });
+
+  it('prepare writes memory.max with swap off, pids.max, cpu.max and cpuset.cpus', () => {
+    cg.prepare({ memoryLimitBytes: 64 * MiB, pidsLimit: 10, cpus: 1.5, cpusetCpus: '0-1' });
+    expect(writes).toEqual([
+      `capsule/s1/memory.max=${64 * MiB}`,
+      'capsule/s1/memory.swap.max=0',
+      'capsule/s1/cpu.max=150000 100000',
+      'capsule/s1/pids.max=10',
+      'capsule/s1/cpuset.cpus=0-1',
+    ]);
+    // memory.peak was reset through its own fd (a regular file here just holds the word).
+    expect(read('memory.peak')).toMatch(/^reset\n/);
+  });
+
+  it('lifting the limits writes max everywhere; unchanged limits are not rewritten', () => {
+    cg.prepare({ memoryLimitBytes: 64 * MiB, pidsLimit: 10, cpus: 1.5, cpusetCpus: '0-1' });
+    writes = [];
+    cg.prepare({ memoryLimitBytes: 64 * MiB, pidsLimit: 10, cpus: 1.5, cpusetCpus: '0-1' });
+    expect(writes).toEqual([]);
+    cg.prepare({});
+    expect(writes).toEqual([
+      'capsule/s1/memory.max=max',
+      'capsule/s1/memory.swap.max=max',
+      'capsule/s1/cpu.max=max 100000',
+      'capsule/s1/pids.max=max',
+      'capsule/s1/cpuset.cpus=\n',
+    ]);
+  });
+
+  it('collect subtracts the baselines of memory.events, cpu.stat and pids.events and reads peak from its fd', () => {
+    set('memory.events', 'low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n');
+    set('cpu.stat', 'usage_usec 9000\nuser_usec 6000\nsystem_usec 3000\nthrottled_usec 100\n');
+    set('pids.events', 'max 2\n');
+    cg.prepare({ memoryLimitBytes: 64 * MiB });
+    set('memory.peak', `${50 * MiB}\n`); // same inode: the fd opened at prepare sees it
+    set('memory.events', 'low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\noom_group_kill 1\n');
+    set('cpu.stat', 'usage_usec 309000\nuser_usec 206000\nsystem_usec 103000\nthrottled_usec 2100\n');
+    set('pids.events', 'max 2\n');
+    const u = emptyUsage();
+    cg.collect(u);
+    expect(u).toEqual({
+      cpuTimeMs: 300,
+      userCpuMs: 200,
+      systemCpuMs: 100,
+      peakMemoryBytes: 50 * MiB,
+      memoryLimitHit: true,
+      oomKilled: true,
+      oomKillCount: 2,
+      pidsLimitHit: false,
+      cpuThrottledMs: 2,
+      memoryEvents: { low: 0, high: 0, max: 5, oom: 2, oom_kill: 2, oom_group_kill: 1 },
+    });
+  });
+
+  it('cpu.stat gives CPU time even without the cpu controller (cpuacct role)', () => {
+    cg.closeFds();
+    cg = new V2Cgroup(hierarchy(root, []), join(root, 'capsule'), 's1', ['cpuacct']);
+    cg.init();
+    cg.prepare({});
+    set('cpu.stat', 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n');
+    const u = emptyUsage();
+    cg.collect(u);
+    expect(u.cpuTimeMs).toBe(1.5);
+    expect(u.cpuThrottledMs).toBeNull();
+    expect(writes).toEqual([]);
+  });
+
+  it('a kernel whose memory.peak cannot be reset makes the cgroup single-use', () => {
+    cg.closeFds();
+    const files = freshV2();
+    delete files['memory.peak'];
+    writeTree(join(root, 'capsule/s2'), files);
+    cg = new V2Cgroup(hierarchy(root, []), join(root, 'capsule'), 's2', ['memory']);
+    cg.init();
+    cg.prepare({});
+    expect(cg.recyclable()).toBe(false);
+  });
+
+  it('recyclable asks memory.reclaim for a leftover charge above the threshold', () => {
+    cg.prepare({});
+    set('memory.current', `${4 * MiB}\n`);
+    expect(cg.recyclable()).toBe(false);
+    expect(writes).toEqual([`capsule/s1/memory.reclaim=${4 * MiB}`]);
+    set('memory.current', '8192\n');
+    expect(cg.recyclable()).toBe(true);
+  });
+
+  it('kill uses cgroup.kill when processes are listed', () => {
+    expect(cg.kill()).toBe(false);
+    set('cgroup.procs', '4194304\n'); // above any real pid: a fixture file cannot kill anyway
+    expect(cg.kill()).toBe(true);
+    expect(writes).toEqual(['capsule/s1/cgroup.kill=1']);
+  });
+});
+
+describe('ensureV2Parent (fixture)', () => {
+  it('enables the controllers top-down, one write each, and creates the parent', () => {
+    const { dir, cleanup } = tempDir('capsule-v2p-');
+    const writes: string[] = [];
+    traceCgroupWrites((p, v) => writes.push(`${p.slice(dir.length + 1)}=${v}`));
+    try {
+      writeTree(dir, {
+        'cgroup.controllers': 'cpuset cpu io memory hugetlb pids\n',
+        'cgroup.subtree_control': 'cpu memory\n',
+        // kernfs makes these at mkdir; the fixture provides them ahead.
+        'capsule/cgroup.subtree_control': '\n',
+      });
+      const parent = ensureV2Parent(
+        hierarchy(dir, ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids']),
+        'capsule',
+      );
+      expect(parent.dir).toBe(join(dir, 'capsule'));
+      expect([...parent.enabled].sort()).toEqual(['cpu', 'cpuset', 'memory', 'pids']);
+      expect(writes).toEqual([
+        'cgroup.subtree_control=+pids',
+        'cgroup.subtree_control=+cpuset',
+        'capsule/cgroup.subtree_control=+memory',
+        'capsule/cgroup.subtree_control=+pids',
+        'capsule/cgroup.subtree_control=+cpu',
+        'capsule/cgroup.subtree_control=+cpuset',
+      ]);
+    } finally {
+      traceCgroupWrites(null);
+      cleanup();
+    }
+  });
+
+  it('a controller the kernel refuses is reported per controller, not thrown', () => {
+    const { dir, cleanup } = tempDir('capsule-v2p-');
+    try {
+      writeTree(dir, {
+        'cgroup.controllers': 'cpu memory pids\n',
+        'cgroup.subtree_control': 'cpu memory pids\n',
+      });
+      mkdirSync(join(dir, 'capsule'));
+      // Readable but never writable, even for root: every "+controller" write is refused.
+      symlinkSync('/proc/version', join(dir, 'capsule/cgroup.subtree_control'));
+      const parent = ensureV2Parent(hierarchy(dir, ['cpu', 'memory', 'pids']), 'capsule');
+      expect(parent.enabled.size).toBe(0);
+      expect([...parent.failures.keys()].sort()).toEqual(['cpu', 'memory', 'pids']);
+      expect(parent.failures.get('memory')).toMatchObject({ controller: 'memory', step: 'write' });
+      expect(parent.failures.get('memory')?.message).toMatch(
+        /^capsule: cgroup memory: cannot (open|write) .*subtree_control/,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+});
