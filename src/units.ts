@@ -13,7 +13,7 @@ export class UnitError extends Error {
   readonly value: string;
 
   constructor(value: string, what: string, accepted: string) {
-    super(`capsule: invalid ${what} ${JSON.stringify(value)}: expected ${accepted}`);
+    super(`invalid ${what} ${JSON.stringify(value)}: expected ${accepted}`);
     this.value = value;
   }
 }

@@ -95,7 +95,7 @@ export function cgroupFsError(
   const code = typeof err?.code === 'string' ? err.code : null;
   const hint = hintFor(code, step);
   const action = what ?? `${step} ${path}`;
-  const message = `capsule: cgroup${controller ? ` ${controller}` : ''}: cannot ${action}: ${code ?? String(cause)}${hint ? ` (${hint})` : ''}`;
+  const message = `cgroup${controller ? ` ${controller}` : ''}: cannot ${action}: ${code ?? String(cause)}${hint ? ` (${hint})` : ''}`;
   return new CgroupError(message, {
     step,
     controller,

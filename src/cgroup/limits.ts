@@ -1,5 +1,6 @@
 /** Validation of CgroupLimits, and which controller each limit needs. */
 import type { CgroupController, CgroupLayout } from './detect.js';
+import { ConfigError } from '../errors.js';
 import { CgroupError } from './errors.js';
 import type { CgroupLimits } from './types.js';
 
@@ -20,21 +21,25 @@ export const MIN_MEMORY_LIMIT_BYTES = 1024 * 1024;
 /** Smallest CPU quota: 0.01 CPU = 1 ms per 100 ms period, the kernel's minimum quota (sched-bwc.txt). */
 export const MIN_CPUS = 0.01;
 
-/** @throws RangeError naming the field and what is accepted. */
+/** @throws ConfigError naming the field and what is accepted. */
 export function validateLimits(limits: CgroupLimits): void {
   const { memoryLimitBytes: mem, pidsLimit: pids, cpus, cpusetCpus } = limits;
   if (mem !== undefined && !(Number.isSafeInteger(mem) && mem >= MIN_MEMORY_LIMIT_BYTES)) {
-    throw new RangeError(`capsule: memoryLimitBytes ${mem} must be a whole number of bytes >= 1 MiB`);
+    throw new ConfigError(
+      `memoryLimitBytes ${mem} must be a whole number of bytes >= 1 MiB`,
+      'memoryLimitBytes',
+    );
   }
   if (pids !== undefined && !(Number.isSafeInteger(pids) && pids >= 1)) {
-    throw new RangeError(`capsule: pidsLimit ${pids} must be a whole number >= 1`);
+    throw new ConfigError(`pidsLimit ${pids} must be a whole number >= 1`, 'pidsLimit');
   }
   if (cpus !== undefined && !(Number.isFinite(cpus) && cpus >= MIN_CPUS && cpus <= 4096)) {
-    throw new RangeError(`capsule: cpus ${cpus} must be a number of CPUs between ${MIN_CPUS} and 4096`);
+    throw new ConfigError(`cpus ${cpus} must be a number of CPUs between ${MIN_CPUS} and 4096`, 'cpus');
   }
   if (cpusetCpus !== undefined && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpusetCpus)) {
-    throw new RangeError(
-      `capsule: cpusetCpus ${JSON.stringify(cpusetCpus)} must be a CPU list like "0-1" or "0,2"`,
+    throw new ConfigError(
+      `cpusetCpus ${JSON.stringify(cpusetCpus)} must be a CPU list like "0-1" or "0,2"`,
+      'cpusetCpus',
     );
   }
 }
@@ -56,7 +61,7 @@ export function missingControllerError(controller: CgroupController, layout: Cgr
       ? 'no cgroup filesystem is mounted (/proc/self/mountinfo has no cgroup or cgroup2 entry)'
       : `no v1 hierarchy with "${controller}" and no v2 cgroup.controllers listing it`;
   return new CgroupError(
-    `capsule: cgroup ${controller} controller not found (${why}): run on a machine with the ${controller} controller, or drop ${FLAG[controller]}`,
+    `cgroup ${controller} controller not found (${why}): run on a machine with the ${controller} controller, or drop ${FLAG[controller]}`,
     { step: 'detect', controller },
   );
 }

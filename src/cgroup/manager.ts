@@ -17,6 +17,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { type CgroupController, type CgroupHierarchy, type CgroupLayout, detectCgroups } from './detect.js';
+import { ConfigError } from '../errors.js';
 import { CgroupError, isCgroupError } from './errors.js';
 import { gcCgroups, type GcResult } from './gc.js';
 import { nextCgroupName } from './names.js';
@@ -88,8 +89,9 @@ export class CgroupManager {
     this.layout = opts.layout ?? detectCgroups();
     this.parent = opts.parent ?? 'capsule';
     if (this.parent.split('/').some((p) => p === '..' || p === '.') || this.parent.startsWith('/')) {
-      throw new RangeError(
-        `capsule: cgroup parent ${JSON.stringify(this.parent)} must be a relative path without . or ..`,
+      throw new ConfigError(
+        `cgroup parent ${JSON.stringify(this.parent)} must be a relative path without . or ..`,
+        'parent',
       );
     }
     this.poolSize = opts.poolSize ?? 2 * availableParallelism();
@@ -103,11 +105,11 @@ export class CgroupManager {
    * A cgroup (set) for one sandbox, with `limits` written and counters reset.
    * Returns null when no limit was asked and no cgroup is usable at all (or accounting is off):
    * the run proceeds without one.
-   * @throws RangeError for an invalid limit; CgroupError when a limit's controller is missing,
+   * @throws ConfigError for an invalid limit; CgroupError when a limit's controller is missing,
    *   disabled, read-only or cannot be set up.
    */
   acquire(limits: CgroupLimits = {}, opts: AcquireOptions = {}): SandboxCgroup | null {
-    if (this.closed) throw new Error('capsule: CgroupManager.acquire() after close()');
+    if (this.closed) throw new Error('CgroupManager.acquire() after close()');
     validateLimits(limits);
     const groups = this.resolve(limits, opts.accounting ?? true);
     if (groups.length === 0) return null;
@@ -163,7 +165,7 @@ export class CgroupManager {
   private problemWith(hierarchy: CgroupHierarchy, controller: CgroupController): CgroupError | null {
     if (hierarchy.readOnly) {
       return new CgroupError(
-        `capsule: cgroup ${controller} controller is on a read-only mount (${hierarchy.mountPoint}): mount it read-write or run on the host`,
+        `cgroup ${controller} controller is on a read-only mount (${hierarchy.mountPoint}): mount it read-write or run on the host`,
         { step: 'mkdir', controller, path: hierarchy.mountPoint, code: 'EROFS' },
       );
     }
@@ -187,7 +189,7 @@ export class CgroupManager {
       const failure = parent.v2.failures.get(controller);
       return withController(
         failure ??
-          new CgroupError(`capsule: cgroup ${controller} controller is not enabled in ${parent.dir}`, {
+          new CgroupError(`cgroup ${controller} controller is not enabled in ${parent.dir}`, {
             step: 'write',
             controller,
             path: parent.dir,
@@ -237,7 +239,7 @@ export class CgroupManager {
         this.stuck.add(slot);
         const pids = slot.dirs.flatMap((d) => d.pids());
         throw new CgroupError(
-          `capsule: cgroup ${slot.dirs[0]?.path}: processes ${pids.join(', ')} still inside ${this.drainTimeoutMs} ms after SIGKILL (uninterruptible sleep?); left for close() or capsule gc`,
+          `cgroup ${slot.dirs[0]?.path}: processes ${pids.join(', ')} still inside ${this.drainTimeoutMs} ms after SIGKILL (uninterruptible sleep?); left for close() or capsule gc`,
           { step: 'kill', path: slot.dirs[0]?.path ?? null },
         );
       }
@@ -306,15 +308,12 @@ export class CgroupManager {
 /** The same error, with the controller named (a parent failure is shared by co-mounted controllers). */
 function withController(err: CgroupError, controller: CgroupController): CgroupError {
   if (err.controller === controller) return err;
-  return new CgroupError(
-    err.message.replace(/^capsule: cgroup( [\w,]+)?:/, `capsule: cgroup ${controller}:`),
-    {
-      step: err.step,
-      controller,
-      path: err.path,
-      code: err.code,
-      errno: err.errno,
-      cause: err,
-    },
-  );
+  return new CgroupError(err.message.replace(/^cgroup( [\w,]+)?:/, `cgroup ${controller}:`), {
+    step: err.step,
+    controller,
+    path: err.path,
+    code: err.code,
+    errno: err.errno,
+    cause: err,
+  });
 }

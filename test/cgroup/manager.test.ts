@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { detectCgroups, describeLayout } from '../../src/cgroup/detect.js';
 import { CgroupError } from '../../src/cgroup/errors.js';
+import { ConfigError } from '../../src/errors.js';
 import { CgroupManager } from '../../src/cgroup/manager.js';
 import { capsuleCgroupsOnHost, removeTestParent, runInCgroup, testParent } from './helpers.js';
 
@@ -185,7 +186,7 @@ describe.skipIf(skipReason !== null)(`CgroupManager on this machine (${layout.mo
   it('rejects invalid limits before touching anything', () => {
     const m = make();
     expect(() => m.acquire({ memoryLimitBytes: 100 })).toThrow(/>= 1 MiB/);
-    expect(() => m.acquire({ cpus: 0 })).toThrow(RangeError);
+    expect(() => m.acquire({ cpus: 0 })).toThrow(ConfigError);
     expect(() => m.acquire({ cpusetCpus: '0-1; rm' })).toThrow(/CPU list/);
     expect(m.stats().created).toBe(0);
   });
@@ -202,7 +203,7 @@ describe.skipIf(skipReason !== null)(`CgroupManager on this machine (${layout.mo
     expect(err).toBeInstanceOf(CgroupError);
     expect(err).toMatchObject({ controller: 'memory', step: 'detect' });
     expect((err as Error).message).toMatch(
-      /^capsule: cgroup memory controller not found \(no v1 hierarchy with "memory" and no v2 cgroup.controllers listing it\): .* or drop --memory-limit$/,
+      /^cgroup memory controller not found \(no v1 hierarchy with "memory" and no v2 cgroup.controllers listing it\): .* or drop --memory-limit$/,
     );
     // Without a memory limit the same manager still works, minus memory accounting.
     const cg = m.acquire({})!;

@@ -216,7 +216,7 @@ describe('ensureV2Parent (fixture)', () => {
       expect([...parent.failures.keys()].sort()).toEqual(['cpu', 'memory', 'pids']);
       expect(parent.failures.get('memory')).toMatchObject({ controller: 'memory', step: 'write' });
       expect(parent.failures.get('memory')?.message).toMatch(
-        /^capsule: cgroup memory: cannot (open|write) .*subtree_control/,
+        /^cgroup memory: cannot (open|write) .*subtree_control/,
       );
     } finally {
       cleanup();
