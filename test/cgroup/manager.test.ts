@@ -1,30 +1,68 @@
 /**
  * CgroupManager against the real cgroup tree of this machine: processes join through the
- * cgroup.procs fds exactly as the native child will. Runs wherever the layout gives capsule
- * memory, cpu accounting and pids (v1 or v2) and we are root; otherwise skips with the reason.
+ * cgroup.procs fds exactly as the native child will. The same suite runs twice: with the
+ * machine's own layout (v1 here and on CI, v2 on most desktops), and with only the unified
+ * hierarchy, which is skipped, with the reason, where cgroup v2 has no controllers (this
+ * machine's /sys/fs/cgroup/unified lists none of memory, pids, cpu).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { detectCgroups, describeLayout } from '../../src/cgroup/detect.js';
+import {
+  CGROUP_CONTROLLERS,
+  type CgroupController,
+  type CgroupLayout,
+  describeLayout,
+  detectCgroups,
+} from '../../src/cgroup/detect.js';
 import { CgroupError } from '../../src/cgroup/errors.js';
-import { ConfigError } from '../../src/errors.js';
 import { CgroupManager } from '../../src/cgroup/manager.js';
+import { ConfigError } from '../../src/errors.js';
 import { capsuleCgroupsOnHost, removeTestParent, runInCgroup, testParent } from './helpers.js';
 
 const MiB = 1024 * 1024;
-const layout = detectCgroups();
 const needed = ['memory', 'cpuacct', 'pids', 'cpu'] as const;
-const missing = needed.filter((c) => !layout.controllers[c]);
 const isRoot = process.getuid?.() === 0;
-const skipReason = !isRoot
-  ? 'not root'
-  : missing.length > 0
-    ? `no usable ${missing.join(', ')} controller here:\n${describeLayout(layout)}`
-    : null;
-if (skipReason) console.warn(`skipping real cgroup tests: ${skipReason}`);
 
-describe.skipIf(skipReason !== null)(`CgroupManager on this machine (${layout.mode})`, () => {
+function skipReasonFor(layout: CgroupLayout | null, what: string): string | null {
+  if (!isRoot) return 'not root';
+  if (!layout) return `no ${what} here`;
+  const missing = needed.filter((c) => !layout.controllers[c]);
+  return missing.length > 0
+    ? `no ${what} here (${missing.join(', ')} missing):\n${describeLayout(layout)}`
+    : null;
+}
+
+/** The unified hierarchy alone, as on a pure v2 machine; null when there is none. */
+function unifiedOnly(layout: CgroupLayout): CgroupLayout | null {
+  const u = layout.unified;
+  if (!u) return null;
+  const on = (c: CgroupController) => c === 'cpuacct' || u.controllers.includes(c);
+  const controllers = Object.fromEntries(CGROUP_CONTROLLERS.filter(on).map((c) => [c, u]));
+  return { mode: 'v2', unified: u, v1: [], controllers, disabled: layout.disabled };
+}
+
+const machine = detectCgroups();
+const v2 = unifiedOnly(machine);
+const suites: [string, CgroupLayout | null, string | null][] = [
+  [`this machine's layout (${machine.mode})`, machine, skipReasonFor(machine, 'cgroup hierarchy')],
+  [
+    'cgroup v2 only',
+    v2,
+    machine.mode === 'v2'
+      ? 'same as the machine layout'
+      : skipReasonFor(v2, 'cgroup v2 hierarchy with controllers'),
+  ],
+];
+for (const [name, , reason] of suites)
+  if (reason) console.warn(`skipping CgroupManager on ${name}: ${reason}`);
+
+describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) => {
+  if (skipReason !== null || !maybeLayout) {
+    it.skip(`skipped: ${skipReason}`, () => {});
+    return;
+  }
+  const layout = maybeLayout;
   const parent = testParent('mgr');
   let before: string[];
   let manager: CgroupManager;
