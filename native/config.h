@@ -53,9 +53,12 @@ struct child_config {
   const struct rlimit_op *rlimits;
   unsigned n_rlimits;
 
-  /* descriptors: the source fd in the parent for each fixed slot, -1 for none */
+  /*
+   * descriptors: the source fd in the parent for each fixed slot (steps.h),
+   * -1 for none. CAPSULE_FD_PARENT's source is capsule's own pidfd, readable
+   * once capsule has exited: it closes the pdeathsig race.
+   */
   int fd_sources[CAPSULE_FD_FIRST_FREE];
-  int parent_pidfd; /* readable once capsule has exited: closes the pdeathsig race */
 
   /* identity */
   uint32_t uid, gid;
@@ -75,6 +78,8 @@ void child_fail(const struct child_config *cfg, enum capsule_step step, long neg
 
 /* Child halves, one per concern. Each runs its steps in order and returns only on success. */
 void child_signals_and_parent(const struct child_config *cfg);
+/* parent_pidfd: where capsule's pidfd is now (its parent number, or CAPSULE_FD_PARENT after arrange_fds). */
+void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
 void child_join_cgroups(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);

@@ -7,6 +7,7 @@
  *   4         the status pipe: capsule-init's report of how the program ended
  *   5         the seccomp program, when one is asked for
  *   6         capsule-init itself, close-on-exec: gone once exec_init succeeds
+ *   7         capsule's pidfd, close-on-exec, for the last check_parent
  *
  * Everything else the Node process had open (its epoll, its sockets, files a
  * library opened without O_CLOEXEC) is closed, so no host object leaks in.
@@ -38,7 +39,7 @@ void child_fds(const struct child_config *cfg) {
   /* Then place each one; dup3 without O_CLOEXEC leaves it open across exec (dup(2)). */
   for (int slot = 0; slot < CAPSULE_FD_FIRST_FREE; slot++) {
     if (src[slot] < 0) continue;
-    int flags = slot == CAPSULE_FD_INIT_EXE ? O_CLOEXEC : 0;
+    int flags = slot == CAPSULE_FD_INIT_EXE || slot == CAPSULE_FD_PARENT ? O_CLOEXEC : 0;
     long r = SYS3(__NR_dup3, src[slot], slot, flags);
     if (sys_failed(r)) child_fail(cfg, STEP_arrange_fds, r, "dup3");
   }

@@ -6,7 +6,8 @@
  *   set_groups, set_gid  need CAP_SETGID, so before set_uid
  *   set_uid              after this we hold no capability
  *   drop_caps            clears what uid 0 (if asked for) would keep
- *   set_no_new_privs     last: execve can never add privilege again
+ *   set_no_new_privs     execve can never add privilege again
+ *   set_pdeathsig again  set_uid cleared it (prctl(2)); re-arm and re-check
  */
 #include <linux/capability.h>
 #include <linux/prctl.h>
@@ -63,4 +64,7 @@ void child_identity(const struct child_config *cfg) {
    */
   r = SYS5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_no_new_privs, r, "PR_SET_NO_NEW_PRIVS");
+
+  /* The credential change above disarmed the parent-death signal: arm it for good. (signals.cc) */
+  child_arm_pdeathsig(cfg, CAPSULE_FD_PARENT);
 }

@@ -3,13 +3,20 @@
  * session and its hostname.
  */
 #include <linux/prctl.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 
 #include "config.h"
 #include "sys.h"
 
-void child_signals_and_parent(const struct child_config *cfg) {
+/*
+ * set_pdeathsig + check_parent, as one step that can be repeated. prctl(2):
+ * the setting is "cleared upon changes to ... effective user ID, effective
+ * group ID", so set_uid disarms it and child_identity calls this again after
+ * the drop (bubblewrap re-arms it after switching user for the same reason).
+ */
+void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd) {
   /*
    * set_pdeathsig: SIGKILL us when the thread that cloned us dies
    * (PR_SET_PDEATHSIG(2const)). capsule clones from a libuv pool thread, which
@@ -22,15 +29,20 @@ void child_signals_and_parent(const struct child_config *cfg) {
   if (sys_failed(r)) child_fail(cfg, STEP_set_pdeathsig, r, "PR_SET_PDEATHSIG");
 
   /*
-   * check_parent: capsule may have died between clone and the prctl above, in
-   * which case no signal will ever come. getppid() cannot tell (it is 0 across
-   * a PID namespace), so the parent handed us a pidfd of itself, which polls
+   * check_parent: capsule may have died before the prctl above, in which case
+   * no signal will ever come. getppid() cannot tell (it is 0 across a PID
+   * namespace), so the parent handed us a pidfd of itself, which polls
    * readable once it has exited (pidfd_open(2)).
    */
-  struct pollfd pfd = {cfg->parent_pidfd, POLLIN, 0};
+  struct pollfd pfd = {parent_pidfd, POLLIN, 0};
   r = SYS3(__NR_poll, &pfd, 1, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_check_parent, r, "poll(pidfd)");
-  if (r > 0) SYS1(__NR_exit, 125); /* capsule is gone: nobody to report to */
+  if (pfd.revents & POLLNVAL) child_fail(cfg, STEP_check_parent, -EBADF, "capsule's pidfd");
+  if (pfd.revents & POLLIN) SYS1(__NR_exit, 125); /* capsule is gone: nobody to report to */
+}
+
+void child_signals_and_parent(const struct child_config *cfg) {
+  child_arm_pdeathsig(cfg, cfg->fd_sources[CAPSULE_FD_PARENT]);
 
   /*
    * reset_signals: the parent blocked every signal before clone so that no
@@ -43,9 +55,11 @@ void child_signals_and_parent(const struct child_config *cfg) {
   struct {
     unsigned long handler, flags, restorer, mask;
   } dfl = {0, 0, 0, 0}; /* SIG_DFL */
+  long r;
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    SYS4(__NR_rt_sigaction, sig, &dfl, 0, 8); /* EINVAL for reserved numbers: nothing to reset */
+    r = SYS4(__NR_rt_sigaction, sig, &dfl, 0, 8); /* EINVAL for reserved numbers: nothing to reset */
+    (void)r;
   }
 }
 

@@ -102,7 +102,8 @@ struct capsule_init_report {
 #define CAPSULE_FD_STATUS 4
 #define CAPSULE_FD_SECCOMP 5 /* optional: a compiled BPF program, see native/seccomp.c */
 #define CAPSULE_FD_INIT_EXE 6 /* only until exec_init: closed on exec */
-#define CAPSULE_FD_FIRST_FREE 7
+#define CAPSULE_FD_PARENT 7   /* capsule's pidfd, for check_parent: closed on exec */
+#define CAPSULE_FD_FIRST_FREE 8
 
 /*
  * The signal capsule sends capsule-init to end the run (wall time, output cap,

@@ -5,6 +5,6 @@
  *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
  */
 export { run, terminate, type RunResult } from './run.js';
-export type { RunOptions, BindMount, StdioOption } from './options.js';
+export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
 export { CapsuleError, ConfigError, SetupError } from './errors.js';
 export { STEPS, type Step } from './steps.js';

@@ -70,6 +70,20 @@ export interface RunOptions {
   encoding?: 'utf8' | 'buffer';
   /** Aborting ends the sandbox; run() then resolves with `aborted: true`. */
   signal?: AbortSignal;
+  /**
+   * Called once the sandbox is running, with a handle to signal it: `kill('SIGTERM')`
+   * reaches the program through capsule-init (which forwards SIGTERM, SIGINT, SIGHUP,
+   * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once.
+   */
+  onSpawn?: (sandbox: Sandbox) => void;
+}
+
+/** A running sandbox, as handed to `onSpawn`. */
+export interface Sandbox {
+  /** Host PID of the sandbox's PID 1 (capsule-init). */
+  readonly pid: number;
+  /** Send a signal through the sandbox's pidfd; false once it has exited. */
+  kill(signal: NodeJS.Signals): boolean;
 }
 
 /** The host device nodes every sandbox gets (bound read-write at the same path). */

@@ -133,6 +133,10 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
     terminate(spawned.pid);
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  options.onSpawn?.({
+    pid: spawned.pid,
+    kill: (signal) => addon.kill(spawned.pid, osConstants.signals[signal]),
+  });
 
   const result = await exit;
   const wallTimeMs = performance.now() - start;

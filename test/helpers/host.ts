@@ -9,13 +9,14 @@ export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Host PIDs whose command line contains `marker`. */
-export function processesWith(marker: string): number[] {
+/** Host PIDs whose command line contains `marker` (and, if given, whose argv[0] is `program`). */
+export function processesWith(marker: string, program?: string): number[] {
   const found: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) found.push(Number(name));
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (argv.includes(marker) && (program === undefined || argv[0] === program)) found.push(Number(name));
     } catch {
       /* exited while we looked */
     }

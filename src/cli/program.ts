@@ -1,0 +1,112 @@
+/**
+ * The capsule command. It only turns flags into options and results into exit
+ * statuses; everything else is the library's.
+ */
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+
+import { Command, CommanderError } from 'commander';
+
+import { CapsuleError, SetupError } from '../errors.js';
+import { packageRoot } from '../native.js';
+import { runCommand, runOptionsFromFlags } from './run.js';
+
+/** docker/podman's convention for a runtime's own failures. */
+export const EXIT_CAPSULE_FAILED = 125;
+export const EXIT_CANNOT_EXECUTE = 126;
+export const EXIT_NOT_FOUND = 127;
+
+/** Signals the CLI passes on to the sandbox, where capsule-init forwards them to the program. */
+const FORWARDED: NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+];
+
+/** The exit status for an error capsule raised: one line goes to stderr. */
+export function exitStatusFor(error: unknown): number {
+  if (error instanceof SetupError && error.step === 'exec') {
+    return error.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+  }
+  return EXIT_CAPSULE_FAILED;
+}
+
+export function program(): Command {
+  const version = (
+    JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  const cli = new Command('capsule')
+    .description('Run untrusted programs on Linux in a sandbox made from kernel primitives.')
+    .version(version, '-V, --version')
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} /* main() prints one line of its own */ });
+
+  const add = (cmd: Command) => cli.addCommand(cmd.copyInheritedSettings(cli));
+  add(
+    runCommand(async (rootfs, argv, flags) => {
+      const { run } = await import('../run.js');
+      const handlers = new Map<NodeJS.Signals, () => void>();
+      try {
+        const result = await run({
+          ...runOptionsFromFlags(rootfs, argv, flags),
+          onSpawn: (sandbox) => {
+            for (const sig of FORWARDED) {
+              const forward = () => void sandbox.kill(sig);
+              handlers.set(sig, forward);
+              process.on(sig, forward);
+            }
+          },
+        });
+        process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
+      } finally {
+        for (const [sig, h] of handlers) process.off(sig, h);
+      }
+    }),
+  );
+  return cli;
+}
+
+/** Run the CLI; never throws, sets process.exitCode. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  /* `capsule --help | head`: a reader that goes away is not an error worth a stack trace. */
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      ) {
+        process.exitCode = 0;
+        return;
+      }
+      process.stderr.write(`capsule: ${e.message.replace(/^error: /, '')}\n`);
+      process.exitCode = EXIT_CAPSULE_FAILED;
+      return;
+    }
+    if (CapsuleError.is(e)) {
+      process.stderr.write(`capsule: ${e.message}\n`);
+      process.exitCode = exitStatusFor(e);
+      return;
+    }
+    /* Not ours: still one line, with the stack only when asked for. */
+    const err = e as Error;
+    process.stderr.write(`capsule: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.CAPSULE_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    process.exitCode = EXIT_CAPSULE_FAILED;
+  }
+}
