@@ -1,0 +1,38 @@
+/**
+ * `capsule gc`: remove the cgroups a crashed capsule process left behind (see
+ * src/cgroup/gc.ts for what counts as a leftover). Prints one line per cgroup removed, or
+ * one JSON object with `--json`. Exit status 0 when everything found was removed, 1 when
+ * some leftover could not be.
+ */
+import { Command } from 'commander';
+import { detectCgroups } from '../cgroup/detect.js';
+import { gcCgroups, type GcResult } from '../cgroup/gc.js';
+
+/** Human-readable report: what was removed and killed, what was kept and why. */
+export function formatGcResult(result: GcResult): string {
+  const lines: string[] = [];
+  for (const path of result.removed) lines.push(`removed ${path}`);
+  if (result.killed.length > 0)
+    lines.push(`killed ${result.killed.length} leftover process(es): ${result.killed.join(' ')}`);
+  for (const { path, error } of result.failed) lines.push(`could not remove ${path}: ${error}`);
+  if (result.live.length > 0) lines.push(`kept ${result.live.length} cgroup(s) of running capsule processes`);
+  if (lines.length === 0) lines.push('nothing to remove');
+  return `${lines.join('\n')}\n`;
+}
+
+export function gcCommand(): Command {
+  return new Command('gc')
+    .description('remove cgroups left behind by capsule processes that are no longer running')
+    .option('--json', 'print the result as one JSON object')
+    .option('--cgroup-parent <path>', 'parent cgroup the sandboxes were created under', 'capsule')
+    .action((flags: { json?: boolean; cgroupParent: string }) => {
+      const result = gcCgroups(detectCgroups(), { parent: flags.cgroupParent });
+      process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatGcResult(result));
+      if (result.failed.length > 0) process.exitCode = 1;
+    });
+}
+
+/** Add `capsule gc` to the program. */
+export function registerGcCommand(program: Command): void {
+  program.addCommand(gcCommand().copyInheritedSettings(program));
+}
