@@ -2,8 +2,10 @@
  * Errors raised by rootfs-tools.
  *
  * Every message is self-contained and follows the house order: what failed, which file, what to do.
- * The CLI prints `capsule: <message>` and exits 1; library callers can branch on `code`.
+ * RootfsError is a CapsuleError, so the CLI prints it as one line (`capsule: <message>`) like
+ * capsule's own errors; library callers can branch on `code`.
  */
+import { CapsuleError } from '../src/errors.js';
 
 const brand: unique symbol = Symbol.for('capsule.RootfsError');
 
@@ -24,7 +26,7 @@ export type RootfsErrorCode =
   /** Writing the rootfs failed (disk full, permissions); what was added has been removed again. */
   | 'WRITE';
 
-export class RootfsError extends Error {
+export class RootfsError extends CapsuleError {
   readonly [brand] = true;
   override readonly name = 'RootfsError';
   /** Machine-readable reason. */
@@ -39,7 +41,7 @@ export class RootfsError extends Error {
   }
 
   /** True for a RootfsError from any copy of this module (the brand survives duplicate installs). */
-  static is(value: unknown): value is RootfsError {
+  static override is(value: unknown): value is RootfsError {
     return typeof value === 'object' && value !== null && brand in value;
   }
 }

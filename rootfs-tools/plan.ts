@@ -61,11 +61,15 @@ export interface IncludeReport {
 /** Options shared with {@link ResolverOptions}, for building. */
 export interface PlanOptions extends Pick<ResolverOptions, 'ldLibraryPath' | 'ldCachePath'> {
   /**
-   * Directories where bare program names (`python3`) are looked up, colon-separated.
-   * @default process.env.PATH, or `/usr/local/bin:/usr/bin:/bin` when unset
+   * Directories where bare program names (`python3`) are looked up, colon-separated. The builder's
+   * own PATH is not used by default: it may hold shims (pyenv, nvm) that are not what a sandbox wants.
+   * @default {@link DEFAULT_SEARCH_PATH}
    */
   searchPath?: string;
 }
+
+/** Where bare program names are looked up by default: the system's directories, as a sandbox's PATH. */
+export const DEFAULT_SEARCH_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin';
 
 /** The kernel follows at most 4 levels of `#!` interpreters (BINPRM_MAX_RECURSION). */
 const MAX_SCRIPT_DEPTH = 4;
@@ -107,7 +111,7 @@ export class Planner {
 
   constructor(options: PlanOptions = {}) {
     this.resolver = new Resolver({ ...options, root: '/' });
-    const searchPath = options.searchPath ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
+    const searchPath = options.searchPath ?? DEFAULT_SEARCH_PATH;
     this.searchDirs = searchPath.split(delimiter).filter((d) => d.startsWith('/'));
   }
 
