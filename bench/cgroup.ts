@@ -104,7 +104,7 @@ async function timeMoves(manager: CgroupManager, n: number, spacingMs: number): 
       },
     );
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise((resolve, reject) => {
       child.on('error', reject);
       child.on('close', resolve);
