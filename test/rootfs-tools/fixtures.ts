@@ -2,7 +2,7 @@
  * Test fixtures built from source in a temp dir: real ELF files made by the host toolchain, so the
  * reader and resolver are checked against what gcc and ld really write, not against hand-made bytes.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +13,11 @@ export const hasGcc = existsSync('/usr/bin/gcc');
 /** True when binutils' `as` and `ld` are present (used for 32-bit fixtures). */
 export const hasBinutils = existsSync('/usr/bin/as') && existsSync('/usr/bin/ld');
 
+/** A temp dir, mode 0755 so that fixtures copied from it stay reachable by nobody inside a rootfs. */
 export async function makeTempDir(prefix = 'capsule-rootfs-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o755);
+  return dir;
 }
 
 export async function removeDir(dir: string | undefined): Promise<void> {
@@ -64,4 +67,42 @@ export async function ldd(file: string, env: Record<string, string> = {}): Promi
     if (bare) entries.push({ name: bare[1] ?? '', path: bare[1] ?? '' });
   }
   return entries;
+}
+
+/** True when the tests run as root (chroot and ownership checks need it). */
+export const isRoot = process.getuid?.() === 0;
+
+/**
+ * A listing of a tree (path, type, mode, size, link target), to assert that a failed build left
+ * a rootfs exactly as it was.
+ */
+export async function snapshot(dir: string): Promise<string[]> {
+  const { lstat, readdir, readlink } = await import('node:fs/promises');
+  const out: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const st = await lstat(join(dir, rel));
+    const kind = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f';
+    const extra = st.isSymbolicLink() ? await readlink(join(dir, rel)) : st.isFile() ? String(st.size) : '';
+    out.push(`${kind} ${(st.mode & 0o7777).toString(8)} ${rel || '/'} ${extra} ${st.ino}`);
+    if (st.isDirectory()) for (const n of (await readdir(join(dir, rel))).sort()) await visit(`${rel}/${n}`);
+  };
+  await visit('');
+  return out;
+}
+
+/** Runs a command in `root` with chroot(8) as nobody: the host loader, inside the built rootfs. */
+export async function inChroot(
+  root: string,
+  argv: string[],
+  options: { input?: string; env?: Record<string, string> } = {},
+): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+  const r = await execa('/usr/sbin/chroot', ['--userspec=65534:65534', root, ...argv], {
+    input: options.input,
+    env: { PATH: '/usr/bin:/bin', ...options.env },
+    extendEnv: false,
+    reject: false,
+    stripFinalNewline: false,
+    cwd: '/',
+  });
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
