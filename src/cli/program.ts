@@ -10,6 +10,8 @@ import { Command, CommanderError } from 'commander';
 
 import { CapsuleError, SetupError } from '../errors.js';
 import { packageRoot } from '../native.js';
+import { registerGcCommand } from './gc.js';
+import { registerRootfsCommands } from './rootfs.js';
 import { runCommand, runOptionsFromFlags } from './run.js';
 
 /** docker/podman's convention for a runtime's own failures. */
@@ -70,6 +72,8 @@ export function program(): Command {
       }
     }),
   );
+  registerRootfsCommands(cli);
+  registerGcCommand(cli);
   return cli;
 }
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything capsule needs on a fresh Debian machine with Node 20, as root:
+# the Debian packages the addon and the tests use, the npm packages, and the build.
+# Idempotent: a second run only rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# build-essential and python3: node-gyp; busybox-static: the demo's and the tests' rootfs;
+# libseccomp-dev: the seccomp filter compiler; bubblewrap, runc: peers for `npm run bench`
+# (installed by the bench itself when missing, not here).
+packages=(build-essential python3 busybox-static libseccomp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: capsule needs Node 20 or later, found $(node --version)" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
