@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { RootfsError } from './errors.js';
 import { expandGlob } from './glob.js';
-import { PROFILES, PROFILE_BIN_DIRS, PROFILE_NAMES, type Profile } from './profiles.js';
+import { PROFILES, PROFILE_BIN_DIRS, type Profile } from './profiles.js';
 
 /** A profile resolved on this host. */
 export interface ResolvedProfiles {
@@ -17,14 +17,14 @@ export interface ResolvedProfiles {
 }
 
 /** Profiles in dependency order (a profile's `extends` before it), each once. */
-function expandNames(names: string[]): string[] {
+function expandNames(names: string[], profiles: Readonly<Record<string, Profile>>): string[] {
   const out: string[] = [];
   const visit = (name: string, trail: string[]): void => {
-    const profile: Profile | undefined = PROFILES[name];
+    const profile: Profile | undefined = profiles[name];
     if (!profile) {
       throw new RootfsError(
         'INVALID',
-        `unknown profile '${name}'; the profiles are ${PROFILE_NAMES.join(', ')}`,
+        `unknown profile '${name}'; the profiles are ${Object.keys(profiles).join(', ')}`,
       );
     }
     if (out.includes(name) || trail.includes(name)) return;
@@ -37,13 +37,17 @@ function expandNames(names: string[]): string[] {
 
 /**
  * Resolves profiles against the host. Throws a PROFILE error such as
- * `profile c needs gcc (gcc not found in /usr/bin, /bin, ...): apt-get install gcc`.
+ * `profile c needs the program gcc, which this host does not have: apt-get install gcc`.
+ * `profiles` is there for tests. @default PROFILES
  */
-export async function resolveProfiles(names: string[]): Promise<ResolvedProfiles> {
-  const result: ResolvedProfiles = { names: expandNames(names), programs: [], include: [] };
+export async function resolveProfiles(
+  names: string[],
+  profiles: Readonly<Record<string, Profile>> = PROFILES,
+): Promise<ResolvedProfiles> {
+  const result: ResolvedProfiles = { names: expandNames(names, profiles), programs: [], include: [] };
   const missing: Array<{ profile: string; what: string; pkg: string }> = [];
   for (const name of result.names) {
-    const profile = PROFILES[name] as Profile;
+    const profile = profiles[name] as Profile;
     for (const p of profile.programs) {
       const path = PROFILE_BIN_DIRS.map((d) => posix.join(d, p.bin)).find((c) => existsSync(c));
       if (path) result.programs.push({ path, bin: p.bin });

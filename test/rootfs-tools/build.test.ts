@@ -71,7 +71,8 @@ describe('buildRootfs: layout', () => {
 
   it('adds nothing for a static program but the program', async (ctx) => {
     const r0 = await buildRootfs({ dir: join(tmp, 'b'), programs: ['/usr/bin/busybox'] }).catch(() => null);
-    if (!r0 || !r0.programs[0]?.isStatic) return ctx.skip('host has no static /usr/bin/busybox (busybox-static)');
+    if (!r0 || !r0.programs[0]?.isStatic)
+      return ctx.skip('host has no static /usr/bin/busybox (busybox-static)');
     expect(r0.libraries).toEqual([]);
     expect(r0.programs[0]?.libraries).toEqual([]);
   });
