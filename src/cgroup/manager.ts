@@ -68,6 +68,8 @@ export interface ManagerStats {
   removed: number;
   free: number;
   inUse: number;
+  /** Released, waiting for zombies to be reaped before reuse. */
+  draining: number;
 }
 
 export class CgroupManager {
@@ -81,6 +83,8 @@ export class CgroupManager {
   private readonly inUse = new Map<Slot, SandboxHandle>();
   /** Slots that could not be emptied or removed; retried by close(). */
   private readonly stuck = new Set<Slot>();
+  /** Released slots with only unreaped zombies left; reused once empty (takeFree). */
+  private readonly draining = new Set<Slot>();
   private readonly counts = { created: 0, reused: 0, removed: 0 };
   private readonly exitHandler: (() => void) | null;
   private closed = false;
@@ -114,7 +118,7 @@ export class CgroupManager {
     const groups = this.resolve(limits, opts.accounting ?? true);
     if (groups.length === 0) return null;
     const key = groups.map((g) => `${g.hierarchy.mountPoint}:${g.controllers.join(',')}`).join('|');
-    let slot = this.free.get(key)?.pop();
+    let slot = this.takeFree(key);
     if (slot) this.counts.reused++;
     else {
       const made = this.createSlot(key, groups, limits);
@@ -231,13 +235,44 @@ export class CgroupManager {
     return { name, key, dirs, uses: 0 };
   }
 
+  /** A pooled slot of this shape, or a drained one whose zombies have been reaped since. */
+  private takeFree(key: string): Slot | undefined {
+    const slot = this.free.get(key)?.pop();
+    if (slot) return slot;
+    for (const drained of this.draining) {
+      if (drained.key !== key || !drained.dirs.every((d) => d.isEmpty())) continue;
+      this.draining.delete(drained);
+      if (drained.dirs.every((d) => d.recyclable())) return drained;
+      this.destroySync(drained);
+    }
+    return undefined;
+  }
+
   private async release(slot: Slot): Promise<void> {
     this.inUse.delete(slot);
+    // Fast path: the exact "nothing left" counters (v2 populated, v1 pids.current) say empty.
+    if (!slot.dirs.every((d) => d.isEmpty())) {
+      await this.killUntilNoLiveProcess(slot);
+      if (!slot.dirs.every((d) => d.isEmpty())) {
+        // Only zombies left: dead, holding no memory, but still counted in pids.current until
+        // their parent reaps them (in a PID namespace the sandbox's init does it at once;
+        // orphans reparented to a slow host init can take a second here). Reusing the cgroup
+        // now would lend their pid count to the next run, so it waits on the side.
+        this.draining.add(slot);
+        return;
+      }
+    }
+    this.recycle(slot);
+  }
+
+  /** SIGKILL until cgroup.procs lists no one, backing off from 1 ms; throws after drainTimeoutMs. */
+  private async killUntilNoLiveProcess(slot: Slot): Promise<void> {
     const deadline = Date.now() + this.drainTimeoutMs;
-    for (let delay = 1; slot.dirs.some((d) => d.pids().length > 0); delay = Math.min(delay * 2, 20)) {
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      const pids = [...new Set(slot.dirs.flatMap((d) => d.pids()))];
+      if (pids.length === 0) return;
       if (Date.now() >= deadline) {
         this.stuck.add(slot);
-        const pids = slot.dirs.flatMap((d) => d.pids());
         throw new CgroupError(
           `cgroup ${slot.dirs[0]?.path}: processes ${pids.join(', ')} still inside ${this.drainTimeoutMs} ms after SIGKILL (uninterruptible sleep?); left for close() or capsule gc`,
           { step: 'kill', path: slot.dirs[0]?.path ?? null },
@@ -246,6 +281,10 @@ export class CgroupManager {
       for (const d of slot.dirs) d.kill();
       await sleep(delay);
     }
+  }
+
+  /** Back to the pool if there is room and every directory can be reused cleanly; else remove. */
+  private recycle(slot: Slot): void {
     const list = this.free.get(slot.key) ?? [];
     if (!this.closed && list.length < this.poolSize && slot.dirs.every((d) => d.recyclable())) {
       list.push(slot);
@@ -279,7 +318,7 @@ export class CgroupManager {
   stats(): ManagerStats {
     let free = 0;
     for (const list of this.free.values()) free += list.length;
-    return { ...this.counts, free, inUse: this.inUse.size };
+    return { ...this.counts, free, inUse: this.inUse.size, draining: this.draining.size };
   }
 
   /**
@@ -289,7 +328,13 @@ export class CgroupManager {
   close(): { failed: { path: string; error: string }[] } {
     this.closed = true;
     if (this.exitHandler) process.off('exit', this.exitHandler);
-    const slots = new Set<Slot>([...this.inUse.keys(), ...this.stuck, ...[...this.free.values()].flat()]);
+    const slots = new Set<Slot>([
+      ...this.inUse.keys(),
+      ...this.stuck,
+      ...this.draining,
+      ...[...this.free.values()].flat(),
+    ]);
+    this.draining.clear();
     for (const handle of this.inUse.values()) handle.markReleased();
     this.inUse.clear();
     this.free.clear();

@@ -70,8 +70,10 @@ export interface HierarchyCgroup {
   prepare(limits: CgroupLimits): void;
   /** Merge this directory's counters (minus baselines) into `into`. */
   collect(into: CgroupUsage): void;
-  /** Pids in cgroup.procs. */
+  /** Pids in cgroup.procs, read afresh. */
   pids(): number[];
+  /** No process left, by the cheapest exact test the kernel offers (v2 populated, v1 pids.current). */
+  isEmpty(): boolean;
   /** Kill everything inside (SIGKILL); returns whether anything was found. */
   kill(): boolean;
   /** After a run, with the cgroup empty: can it be reused without leaking into the next run? */

@@ -20,12 +20,12 @@ import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
 import { cgroupFsError, isCgroupError } from './errors.js';
 import {
+  CgroupFileIO,
   delta,
   parseFlatKeyed,
   parsePids,
   parseSingle,
   readCgroupFile,
-  readOptionalFile,
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
@@ -77,6 +77,7 @@ export interface V1Options {
 export class V1Cgroup implements HierarchyCgroup {
   readonly path: string;
   joinFd = -1;
+  private io: CgroupFileIO;
   private readonly has: ReadonlySet<CgroupController>;
   private readonly maxLeftoverBytes: number;
   private memsw = false;
@@ -99,6 +100,7 @@ export class V1Cgroup implements HierarchyCgroup {
     opts: V1Options = {},
   ) {
     this.path = join(parentDir, name);
+    this.io = new CgroupFileIO(this.path);
     this.has = new Set(controllers);
     this.maxLeftoverBytes = opts.maxLeftoverBytes ?? 1024 * 1024;
   }
@@ -121,17 +123,17 @@ export class V1Cgroup implements HierarchyCgroup {
    * fixture tests can run it on a directory they populated (kernfs creates the files at mkdir).
    */
   init(): void {
+    this.io = new CgroupFileIO(this.path);
     try {
       if (this.has.has('cpuset')) {
         copyCpuset(join(this.path, '..'), this.path);
-        this.parentCpus = this.cpusetCpus = readCgroupFile(this.file('cpuset.cpus'), 'cpuset').trim();
+        this.parentCpus = this.cpusetCpus = this.io.read('cpuset.cpus', 'cpuset').trim();
       }
-      if (this.has.has('memory')) this.memsw = existsSync(this.file('memory.memsw.limit_in_bytes'));
+      if (this.has.has('memory')) this.memsw = this.io.exists('memory.memsw.limit_in_bytes');
       if (this.has.has('cpu')) {
         // A quota is relative to the period; pin the period so `cpus` means what it says.
-        const period = parseSingle(readCgroupFile(this.file('cpu.cfs_period_us'), 'cpu'));
-        if (period !== CFS_PERIOD_US)
-          writeCgroupFile(this.file('cpu.cfs_period_us'), String(CFS_PERIOD_US), 'cpu');
+        const period = parseSingle(this.io.read('cpu.cfs_period_us', 'cpu'));
+        if (period !== CFS_PERIOD_US) this.io.write('cpu.cfs_period_us', String(CFS_PERIOD_US), 'cpu');
       }
       // libuv opens every file O_CLOEXEC: the fd reaches the sandbox's child through
       // clone() but never the untrusted program's exec.
@@ -151,20 +153,20 @@ export class V1Cgroup implements HierarchyCgroup {
   prepare(limits: CgroupLimits): void {
     if (this.has.has('memory')) this.prepareMemory(limits.memoryLimitBytes ?? -1);
     if (this.has.has('cpuacct')) {
-      writeCgroupFile(this.file('cpuacct.usage'), '0', 'cpuacct');
+      this.io.write('cpuacct.usage', '0', 'cpuacct');
     }
     if (this.has.has('cpu')) {
       const quota = limits.cpus === undefined ? -1 : Math.round(limits.cpus * CFS_PERIOD_US);
       if (quota !== this.quotaUs) {
-        writeCgroupFile(this.file('cpu.cfs_quota_us'), String(quota), 'cpu');
+        this.io.write('cpu.cfs_quota_us', String(quota), 'cpu');
         this.quotaUs = quota;
       }
-      this.throttledBase = quota > 0 ? parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')) : {};
+      this.throttledBase = quota > 0 ? parseFlatKeyed(this.io.read('cpu.stat', 'cpu')) : {};
     }
     if (this.has.has('pids')) {
       const max = limits.pidsLimit ?? -1;
       if (max !== this.pidsMax) {
-        writeCgroupFile(this.file('pids.max'), max < 0 ? 'max' : String(max), 'pids');
+        this.io.write('pids.max', max < 0 ? 'max' : String(max), 'pids');
         this.pidsMax = max;
       }
       this.pidsEventsBase = this.pidsMaxEvents();
@@ -172,7 +174,7 @@ export class V1Cgroup implements HierarchyCgroup {
     if (this.has.has('cpuset')) {
       const cpus = limits.cpusetCpus ?? this.parentCpus;
       if (cpus !== this.cpusetCpus) {
-        writeCgroupFile(this.file('cpuset.cpus'), cpus, 'cpuset');
+        this.io.write('cpuset.cpus', cpus, 'cpuset');
         this.cpusetCpus = cpus;
       }
     }
@@ -183,9 +185,9 @@ export class V1Cgroup implements HierarchyCgroup {
       // memory.txt §2.5: memsw.limit_in_bytes must stay >= limit_in_bytes at every moment,
       // so raise memsw first and lower it last. -1 is "unlimited" in both files.
       const raise = limit < 0 || (this.memLimit >= 0 && limit > this.memLimit);
-      const mem = (): void => writeCgroupFile(this.file('memory.limit_in_bytes'), String(limit), 'memory');
+      const mem = (): void => this.io.write('memory.limit_in_bytes', String(limit), 'memory');
       const sw = (): void => {
-        if (this.memsw) writeCgroupFile(this.file('memory.memsw.limit_in_bytes'), String(limit), 'memory');
+        if (this.memsw) this.io.write('memory.memsw.limit_in_bytes', String(limit), 'memory');
       };
       if (raise) {
         sw();
@@ -198,37 +200,33 @@ export class V1Cgroup implements HierarchyCgroup {
     }
     // Resettable counters are reset; the max_usage reset sets it to the current usage
     // (the leftover charge release() bounded by maxLeftoverBytes), not to 0.
-    writeCgroupFile(this.file('memory.max_usage_in_bytes'), '0', 'memory');
-    writeCgroupFile(this.file('memory.failcnt'), '0', 'memory');
+    this.io.write('memory.max_usage_in_bytes', '0', 'memory');
+    this.io.write('memory.failcnt', '0', 'memory');
     if (this.memsw) {
-      writeCgroupFile(this.file('memory.memsw.max_usage_in_bytes'), '0', 'memory');
-      writeCgroupFile(this.file('memory.memsw.failcnt'), '0', 'memory');
+      this.io.write('memory.memsw.max_usage_in_bytes', '0', 'memory');
+      this.io.write('memory.memsw.failcnt', '0', 'memory');
     }
     // oom_kill counts for the cgroup's whole life and has no reset: subtract a baseline.
     this.oomKillBase = this.oomKills();
   }
 
   private oomKills(): number {
-    return parseFlatKeyed(readCgroupFile(this.file('memory.oom_control'), 'memory')).oom_kill ?? 0;
+    return parseFlatKeyed(this.io.read('memory.oom_control', 'memory')).oom_kill ?? 0;
   }
 
   private pidsMaxEvents(): number {
     // pids.events exists on v1 since 4.x; without it a hit cannot be told, so report none.
-    const text = readOptionalFile(this.file('pids.events'));
+    const text = this.io.readOptional('pids.events');
     return text === null ? 0 : (parseFlatKeyed(text).max ?? 0);
   }
 
   collect(into: CgroupUsage): void {
     if (this.has.has('memory')) {
-      const peak = parseSingle(readCgroupFile(this.file('memory.max_usage_in_bytes'), 'memory'));
-      const swPeak = this.memsw
-        ? parseSingle(readCgroupFile(this.file('memory.memsw.max_usage_in_bytes'), 'memory'))
-        : 0;
+      const peak = parseSingle(this.io.read('memory.max_usage_in_bytes', 'memory'));
+      const swPeak = this.memsw ? parseSingle(this.io.read('memory.memsw.max_usage_in_bytes', 'memory')) : 0;
       into.peakMemoryBytes = Math.max(peak, swPeak);
-      const failcnt = parseSingle(readCgroupFile(this.file('memory.failcnt'), 'memory'));
-      const swFailcnt = this.memsw
-        ? parseSingle(readCgroupFile(this.file('memory.memsw.failcnt'), 'memory'))
-        : 0;
+      const failcnt = parseSingle(this.io.read('memory.failcnt', 'memory'));
+      const swFailcnt = this.memsw ? parseSingle(this.io.read('memory.memsw.failcnt', 'memory')) : 0;
       into.oomKillCount = Math.max(0, this.oomKills() - this.oomKillBase);
       into.oomKilled = into.oomKillCount > 0;
       // failcnt is not a reliable witness on its own: on 6.18 it stays 0 through an OOM kill
@@ -239,7 +237,7 @@ export class V1Cgroup implements HierarchyCgroup {
       // usage_all: "cpu user system" then one line of ns per CPU; one read for both splits.
       let user = 0;
       let system = 0;
-      for (const line of readCgroupFile(this.file('cpuacct.usage_all'), 'cpuacct').split('\n').slice(1)) {
+      for (const line of this.io.read('cpuacct.usage_all', 'cpuacct').split('\n').slice(1)) {
         const [, u, s] = line.trim().split(/\s+/);
         if (u !== undefined && s !== undefined) {
           user += Number(u);
@@ -253,15 +251,24 @@ export class V1Cgroup implements HierarchyCgroup {
     if (this.has.has('cpu')) {
       into.cpuThrottledMs =
         this.quotaUs > 0
-          ? (delta(parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')), this.throttledBase)
-              .throttled_time ?? 0) / 1e6
+          ? (delta(parseFlatKeyed(this.io.read('cpu.stat', 'cpu')), this.throttledBase).throttled_time ?? 0) /
+            1e6
           : 0;
     }
     if (this.has.has('pids')) into.pidsLimitHit = this.pidsMaxEvents() - this.pidsEventsBase > 0;
   }
 
   pids(): number[] {
+    // Opened afresh every time: v1 builds a pid list at the first read of an open file and
+    // serves later reads of that fd from it (cgroup-v1.c cgroup_pidlist_start), so a kept fd
+    // would report processes long gone, or miss new ones.
     return parsePids(readCgroupFile(this.file('cgroup.procs'), this.controllers.join(',')));
+  }
+
+  isEmpty(): boolean {
+    // pids.current drops only when a task is reaped: 0 means nothing is left, zombies included.
+    if (this.has.has('pids')) return parseSingle(this.io.read('pids.current', 'pids')) === 0;
+    return this.pids().length === 0;
   }
 
   kill(): boolean {
@@ -270,10 +277,10 @@ export class V1Cgroup implements HierarchyCgroup {
 
   recyclable(): boolean {
     if (!this.has.has('memory')) return true;
-    const usage = (): number => parseSingle(readCgroupFile(this.file('memory.usage_in_bytes'), 'memory'));
+    const usage = (): number => parseSingle(this.io.read('memory.usage_in_bytes', 'memory'));
     if (usage() <= this.maxLeftoverBytes) return true;
     try {
-      writeCgroupFile(this.file('memory.force_empty'), '0', 'memory');
+      this.io.write('memory.force_empty', '0', 'memory');
     } catch {
       return false;
     }
@@ -282,6 +289,7 @@ export class V1Cgroup implements HierarchyCgroup {
 
   /** Close the fds this object holds; remove() does it too. */
   closeFds(): void {
+    this.io.close();
     if (this.joinFd >= 0) closeSync(this.joinFd);
     this.joinFd = -1;
   }

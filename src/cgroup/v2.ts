@@ -28,12 +28,12 @@ import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
 import { CgroupError, cgroupFsError } from './errors.js';
 import {
+  CgroupFileIO,
   delta,
   parseFlatKeyed,
   parsePids,
   parseSingle,
   readCgroupFile,
-  readOptionalFile,
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
@@ -112,6 +112,7 @@ export interface V2Options {
 export class V2Cgroup implements HierarchyCgroup {
   readonly path: string;
   joinFd = -1;
+  private io: CgroupFileIO;
   private readonly has: ReadonlySet<CgroupController>;
   private readonly maxLeftoverBytes: number;
   private swapFile = false;
@@ -135,6 +136,7 @@ export class V2Cgroup implements HierarchyCgroup {
     opts: V2Options = {},
   ) {
     this.path = join(parentDir, name);
+    this.io = new CgroupFileIO(this.path);
     this.has = new Set(controllers);
     this.maxLeftoverBytes = opts.maxLeftoverBytes ?? 1024 * 1024;
   }
@@ -157,15 +159,15 @@ export class V2Cgroup implements HierarchyCgroup {
    * fixture tests can run it on a directory they populated (kernfs creates the files at mkdir).
    */
   init(): void {
+    this.io = new CgroupFileIO(this.path);
     try {
       if (this.has.has('memory')) {
-        this.swapFile = existsSync(this.file('memory.swap.max'));
+        this.swapFile = this.io.exists('memory.swap.max');
         // An OOM kill takes the whole sandbox, not one process of it: a half-killed sandbox
         // (a worker gone, its parent waiting forever) is worse than a clean OOM verdict.
-        if (existsSync(this.file('memory.oom.group')))
-          writeCgroupFile(this.file('memory.oom.group'), '1', 'memory');
+        if (this.io.exists('memory.oom.group')) this.io.write('memory.oom.group', '1', 'memory');
       }
-      this.hasKill = existsSync(this.file('cgroup.kill')); // 5.14+
+      this.hasKill = this.io.exists('cgroup.kill'); // 5.14+
       this.joinFd = openSync(this.file('cgroup.procs'), constants.O_WRONLY);
     } catch (cause) {
       try {
@@ -184,26 +186,26 @@ export class V2Cgroup implements HierarchyCgroup {
     if (this.has.has('cpu')) {
       const quota = limits.cpus === undefined ? -1 : Math.round(limits.cpus * CPU_MAX_PERIOD_US);
       if (quota !== this.quotaUs) {
-        writeCgroupFile(this.file('cpu.max'), `${quota < 0 ? 'max' : quota} ${CPU_MAX_PERIOD_US}`, 'cpu');
+        this.io.write('cpu.max', `${quota < 0 ? 'max' : quota} ${CPU_MAX_PERIOD_US}`, 'cpu');
         this.quotaUs = quota;
       }
     }
     if (this.has.has('cpu') || this.has.has('cpuacct')) {
-      this.cpuStatBase = parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu'));
+      this.cpuStatBase = parseFlatKeyed(this.io.read('cpu.stat', 'cpu'));
     }
     if (this.has.has('pids')) {
       const max = limits.pidsLimit ?? -1;
       if (max !== this.pidsMax) {
-        writeCgroupFile(this.file('pids.max'), max < 0 ? 'max' : String(max), 'pids');
+        this.io.write('pids.max', max < 0 ? 'max' : String(max), 'pids');
         this.pidsMax = max;
       }
-      this.pidsEventsBase = parseFlatKeyed(readCgroupFile(this.file('pids.events'), 'pids'));
+      this.pidsEventsBase = parseFlatKeyed(this.io.read('pids.events', 'pids'));
     }
     if (this.has.has('cpuset')) {
       // An empty cpuset.cpus means "the parent's" (cgroup-v2.rst, Cpuset Interface Files).
       const cpus = limits.cpusetCpus ?? '';
       if (cpus !== this.cpus) {
-        writeCgroupFile(this.file('cpuset.cpus'), cpus === '' ? '\n' : cpus, 'cpuset');
+        this.io.write('cpuset.cpus', cpus === '' ? '\n' : cpus, 'cpuset');
         this.cpus = cpus;
       }
     }
@@ -211,9 +213,9 @@ export class V2Cgroup implements HierarchyCgroup {
 
   private prepareMemory(limit: number): void {
     if (limit !== this.memMax) {
-      writeCgroupFile(this.file('memory.max'), limit < 0 ? 'max' : String(limit), 'memory');
+      this.io.write('memory.max', limit < 0 ? 'max' : String(limit), 'memory');
       // No swap for a limited sandbox: memory.max alone lets anonymous memory spill to swap.
-      if (this.swapFile) writeCgroupFile(this.file('memory.swap.max'), limit < 0 ? 'max' : '0', 'memory');
+      if (this.swapFile) this.io.write('memory.swap.max', limit < 0 ? 'max' : '0', 'memory');
       this.memMax = limit;
     }
     this.closePeak();
@@ -225,7 +227,7 @@ export class V2Cgroup implements HierarchyCgroup {
       this.closePeak();
       this.peakResettable = false;
     }
-    this.memoryEventsBase = parseFlatKeyed(readCgroupFile(this.file('memory.events'), 'memory'));
+    this.memoryEventsBase = parseFlatKeyed(this.io.read('memory.events', 'memory'));
   }
 
   private closePeak(): void {
@@ -240,34 +242,28 @@ export class V2Cgroup implements HierarchyCgroup {
       const n = readSync(this.peakFd, buf, 0, buf.length, 0);
       return parseSingle(buf.subarray(0, n).toString());
     }
-    const text = readOptionalFile(this.file('memory.peak'));
+    const text = this.io.readOptional('memory.peak');
     return text === null ? null : parseSingle(text);
   }
 
   collect(into: CgroupUsage): void {
     if (this.has.has('memory')) {
       into.peakMemoryBytes = this.readPeak();
-      const events = delta(
-        parseFlatKeyed(readCgroupFile(this.file('memory.events'), 'memory')),
-        this.memoryEventsBase,
-      );
+      const events = delta(parseFlatKeyed(this.io.read('memory.events', 'memory')), this.memoryEventsBase);
       into.memoryEvents = events;
       into.memoryLimitHit = (events.max ?? 0) > 0;
       into.oomKillCount = events.oom_kill ?? 0;
       into.oomKilled = into.oomKillCount > 0;
     }
     if (this.has.has('cpu') || this.has.has('cpuacct')) {
-      const stat = delta(parseFlatKeyed(readCgroupFile(this.file('cpu.stat'), 'cpu')), this.cpuStatBase);
+      const stat = delta(parseFlatKeyed(this.io.read('cpu.stat', 'cpu')), this.cpuStatBase);
       into.cpuTimeMs = (stat.usage_usec ?? 0) / 1000;
       into.userCpuMs = (stat.user_usec ?? 0) / 1000;
       into.systemCpuMs = (stat.system_usec ?? 0) / 1000;
       if (this.has.has('cpu')) into.cpuThrottledMs = (stat.throttled_usec ?? 0) / 1000;
     }
     if (this.has.has('pids')) {
-      const events = delta(
-        parseFlatKeyed(readCgroupFile(this.file('pids.events'), 'pids')),
-        this.pidsEventsBase,
-      );
+      const events = delta(parseFlatKeyed(this.io.read('pids.events', 'pids')), this.pidsEventsBase);
       into.pidsLimitHit = (events.max ?? 0) > 0;
     }
   }
@@ -276,12 +272,17 @@ export class V2Cgroup implements HierarchyCgroup {
     return parsePids(readCgroupFile(this.file('cgroup.procs'), null));
   }
 
+  isEmpty(): boolean {
+    // cgroup-v2.rst "cgroup.events": populated is 1 while the cgroup or a descendant has live processes.
+    return parseFlatKeyed(this.io.read('cgroup.events', null)).populated === 0;
+  }
+
   kill(): boolean {
     const pids = this.pids();
     if (pids.length === 0) return false;
     // cgroup.kill (5.14+) kills every process of the cgroup and its descendants at once, so
     // a fork racing with the kill cannot slip through as it could with a pid list.
-    if (this.hasKill) writeCgroupFile(this.file('cgroup.kill'), '1', null);
+    if (this.hasKill) this.io.write('cgroup.kill', '1', null);
     else killPids(pids);
     return true;
   }
@@ -289,12 +290,12 @@ export class V2Cgroup implements HierarchyCgroup {
   recyclable(): boolean {
     if (!this.has.has('memory')) return true;
     if (!this.peakResettable) return false;
-    const current = (): number => parseSingle(readCgroupFile(this.file('memory.current'), 'memory'));
+    const current = (): number => parseSingle(this.io.read('memory.current', 'memory'));
     const now = current();
     if (now <= this.maxLeftoverBytes) return true;
     try {
       // cgroup-v2.rst "memory.reclaim": proactive reclaim of the given amount.
-      writeCgroupFile(this.file('memory.reclaim'), String(now), 'memory');
+      this.io.write('memory.reclaim', String(now), 'memory');
     } catch {
       // EAGAIN when it could not reclaim all of it; the check below decides.
     }
@@ -303,6 +304,7 @@ export class V2Cgroup implements HierarchyCgroup {
 
   /** Close the fds this object holds; remove() does it too. */
   closeFds(): void {
+    this.io.close();
     this.closePeak();
     if (this.joinFd >= 0) closeSync(this.joinFd);
     this.joinFd = -1;

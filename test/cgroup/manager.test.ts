@@ -71,7 +71,7 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     before = capsuleCgroupsOnHost();
   });
   afterEach(() => {
-    manager?.close();
+    expect(manager?.close().failed ?? []).toEqual([]);
   });
   afterAll(() => {
     removeTestParent(layout, parent);
@@ -171,16 +171,19 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(u2.oomKillCount).toBe(0);
     expect(u2.memoryLimitHit).toBe(false);
     expect(u2.pidsLimitHit).toBe(false);
-    expect(u2.cpuTimeMs).toBeLessThan(u1.cpuTimeMs!);
+    // The limit is gone: 100 MiB fits now, and the peak is this run's.
     expect(u2.peakMemoryBytes).toBeGreaterThan(100 * MiB);
 
     await second.release();
     const third = m.acquire({})!;
+    expect(third.paths).toEqual(first.paths);
     await runInCgroup(third, 'true');
     const u3 = third.usage();
-    // The 100 MiB of the run before does not show; only the leftover charge (<= 1 MiB) plus sh.
+    // Neither the 100 MiB nor the CPU of the runs before show; only the leftover charge
+    // (<= 1 MiB, maxLeftoverBytes) plus what sh itself uses.
     expect(u3.peakMemoryBytes).toBeLessThan(8 * MiB);
-    expect(u3.cpuTimeMs).toBeLessThan(50);
+    expect(u3.cpuTimeMs).toBeLessThan(30);
+    expect(u3.oomKilled).toBe(false);
     await third.release();
   });
 
@@ -192,11 +195,16 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(cg.pids().length).toBe(3);
     const t0 = Date.now();
     await cg.release();
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // The two sleeps are orphans reaped by the host's init, maybe much later: release does
+    // not wait for that; the cgroup waits on the side until pids.current is back to 0.
+    expect(Date.now() - t0).toBeLessThan(500);
     expect((await exit).signal).toBe('SIGKILL');
-    expect(m.stats()).toMatchObject({ free: 1, inUse: 0 });
+    expect(cg.pids()).toEqual([]);
+    const stats = m.stats();
+    expect(stats.free + stats.draining).toBe(1);
+    expect(stats.inUse).toBe(0);
     const paths = [...cg.paths];
-    m.close();
+    expect(m.close().failed).toEqual([]);
     expect(capsuleCgroupsOnHost().filter((p) => paths.includes(p))).toEqual([]);
   });
 

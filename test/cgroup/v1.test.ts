@@ -31,6 +31,7 @@ function freshV1(): Record<string, string> {
     'cpu.stat': 'nr_periods 0\nnr_throttled 0\nthrottled_time 0\n',
     'pids.max': 'max\n',
     'pids.events': 'max 0\n',
+    'pids.current': '0\n',
     'cpuset.cpus': '\n',
     'cpuset.mems': '\n',
   };
