@@ -319,7 +319,8 @@ export class Planner {
       await this.addElfClosure(path);
       return;
     }
-    if (!path.endsWith('.so') || st.size > MAX_LINKER_SCRIPT_BYTES) return;
+    // libc.so, libm.so and (on glibc 2.36) libm.a are GNU ld scripts naming the real files.
+    if (!/\.(so|a)$/.test(path) || st.size > MAX_LINKER_SCRIPT_BYTES) return;
     for (const input of parseLinkerScriptInputs(await readFile(path, 'utf8'))) {
       const dep = await this.addChain(input);
       if (dep?.stats.isFile() && (await isElf(dep.realPath)) && !this.closureDone.has(dep.realPath)) {
