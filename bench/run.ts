@@ -1,0 +1,35 @@
+/**
+ * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
+ * printed, never asserted. Options: --only launch,cgroup,rootfs  --runs N
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { benchCgroups } from './cgroup.js';
+import { benchLaunch } from './launch.js';
+import { ensurePeers, makeRootfs } from './peers.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const only = flag('--only')?.split(',');
+const runs = Number(flag('--runs') ?? 2000);
+const want = (name: string) => !only || only.includes(name);
+
+if (process.getuid?.() !== 0) {
+  console.error('capsule: the benchmarks run real sandboxes and need root');
+  process.exit(1);
+}
+ensurePeers();
+const dir = mkdtempSync(join(tmpdir(), 'capsule-bench-'));
+try {
+  const rootfs = makeRootfs(dir);
+  console.log(`capsule benchmarks: node ${process.version}, ${runs} runs; medians and p99 in ms`);
+  if (want('launch')) await benchLaunch({ dir, rootfs, n: runs });
+  if (want('cgroup')) await benchCgroups();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
