@@ -159,10 +159,13 @@ export class CgroupManager {
       }
       groups.set(hierarchy, [...(groups.get(hierarchy) ?? []), c]);
     }
-    // Sorted, so that the pool key (and the fd order) does not depend on which limits were asked.
+    // Sorted, so that the pool key (and the fd order) does not depend on which limits were
+    // asked; the witness (see isWitness) first, so that it is joined first.
+    const rank = (h: CgroupHierarchy, cs: CgroupController[]) =>
+      (isWitness(h, cs) ? '0' : '1') + h.mountPoint;
     return [...groups]
       .map(([hierarchy, controllers]) => ({ hierarchy, controllers: controllers.sort() }))
-      .sort((a, b) => (a.hierarchy.mountPoint < b.hierarchy.mountPoint ? -1 : 1));
+      .sort((a, b) => (rank(a.hierarchy, a.controllers) < rank(b.hierarchy, b.controllers) ? -1 : 1));
   }
 
   /** Why `controller` cannot be used in `hierarchy`, or null; creates the parent on first use. */
@@ -232,7 +235,9 @@ export class CgroupManager {
       dirs.push(dir);
     }
     this.counts.created++;
-    return { name, key, dirs, uses: 0 };
+    const first = groups[0];
+    const witness = first && isWitness(first.hierarchy, first.controllers) ? (dirs[0] ?? null) : null;
+    return { name, key, dirs, witness, uses: 0 };
   }
 
   /** A pooled slot of this shape, or a drained one whose zombies have been reaped since. */
@@ -240,7 +245,7 @@ export class CgroupManager {
     const slot = this.free.get(key)?.pop();
     if (slot) return slot;
     for (const drained of this.draining) {
-      if (drained.key !== key || !drained.dirs.every((d) => d.isEmpty())) continue;
+      if (drained.key !== key || !isSlotEmpty(drained)) continue;
       this.draining.delete(drained);
       if (drained.dirs.every((d) => d.recyclable())) return drained;
       this.destroySync(drained);
@@ -251,9 +256,9 @@ export class CgroupManager {
   private async release(slot: Slot): Promise<void> {
     this.inUse.delete(slot);
     // Fast path: the exact "nothing left" counters (v2 populated, v1 pids.current) say empty.
-    if (!slot.dirs.every((d) => d.isEmpty())) {
+    if (!isSlotEmpty(slot)) {
       await this.killUntilNoLiveProcess(slot);
-      if (!slot.dirs.every((d) => d.isEmpty())) {
+      if (!isSlotEmpty(slot)) {
         // Only zombies left: dead, holding no memory, but still counted in pids.current until
         // their parent reaps them (in a PID namespace the sandbox's init does it at once;
         // orphans reparented to a slow host init can take a second here). Reusing the cgroup
@@ -348,6 +353,22 @@ export class CgroupManager {
     }
     return { failed };
   }
+}
+
+/**
+ * The witness of a slot is a directory whose "nothing left" test covers the whole sandbox: the
+ * v2 directory (cgroup.events populated) or the v1 pids directory (pids.current, which counts
+ * every task until it is reaped). It is joined first (joinFds[0]), so every live process in
+ * any of the slot's directories is in the witness too: a process that joined only some before
+ * failing is dead, and a sandbox cannot move itself between cgroups. Checking it alone makes
+ * release cheap; without one (v1 without pids) every directory is read.
+ */
+function isWitness(hierarchy: CgroupHierarchy, controllers: readonly CgroupController[]): boolean {
+  return hierarchy.version === 2 || controllers.includes('pids');
+}
+
+function isSlotEmpty(slot: Slot): boolean {
+  return slot.witness ? slot.witness.isEmpty() : slot.dirs.every((d) => d.isEmpty());
 }
 
 /** The same error, with the controller named (a parent failure is shared by co-mounted controllers). */

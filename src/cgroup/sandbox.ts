@@ -8,7 +8,9 @@ export interface SandboxCgroup {
    * belongs to (v2: one; v1: one per hierarchy). The native child writes the string "0"
    * into each before it execs: pid 0 means "the writing process" (kernel
    * cgroup_procs_write_start), which also works from inside a new PID namespace where the
-   * child's own pid means nothing to the parent's view. Owned by this handle: valid until
+   * child's own pid means nothing to the parent's view. Write them in array order (the
+   * first is the cgroup whose emptiness test release() relies on), all of them before
+   * anything else, and _exit if one write fails. Owned by this handle: valid until
    * release(), never to be closed by the caller.
    */
   readonly joinFds: readonly number[];
@@ -40,6 +42,8 @@ export interface Slot {
   /** Pool key: which hierarchies and controllers the slot spans. */
   readonly key: string;
   readonly dirs: readonly HierarchyCgroup[];
+  /** dirs[0] when its emptiness test covers the whole sandbox (manager.ts isWitness), else null. */
+  readonly witness: HierarchyCgroup | null;
   /** Runs it has served. */
   uses: number;
 }
