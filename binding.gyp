@@ -1,6 +1,9 @@
 {
   "targets": [
     {
+      # The addon. -fno-tree-loop-distribute-patterns keeps the compiler from turning
+      # the child's loops into memset/memcpy calls (libc, which the child must not call);
+      # -z now binds every symbol at load, so no lazy binding can happen in the child.
       "target_name": "capsule",
       "sources": [
         "native/addon.cc",
@@ -21,11 +24,16 @@
       "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
     },
     {
+      # capsule-init has no libc (see native/init.c), hence no TLS for a stack
+      # protector canary: -fno-stack-protector is the one exception to the flags above.
       "target_name": "capsule-init",
       "type": "executable",
       "sources": ["native/init.c"],
-      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-fstack-protector-strong"],
-      "ldflags": ["-static", "-s"]
+      "cflags": [
+        "-Wall", "-Wextra", "-Werror", "-O2", "-ffreestanding", "-fno-builtin",
+        "-fno-stack-protector", "-fno-pie", "-fno-asynchronous-unwind-tables"
+      ],
+      "ldflags": ["-static", "-nostdlib", "-no-pie", "-s"]
     }
   ]
 }
