@@ -1,15 +1,24 @@
 /**
  * The v2 writer against a fake cgroupfs in a temp dir. This is how the v2 code is tested on
- * a v1 machine; the real-kernel half is in v2.real.test.ts and runs where v2 has controllers.
+ * a v1 machine. The real-kernel half is the 'cgroup v2 only' suite of manager.test.ts (where v2
+ * has controllers) and, below, the core files every cgroup2 mount has.
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CgroupHierarchy } from '../../src/cgroup/detect.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type CgroupHierarchy, type CgroupLayout, detectCgroups } from '../../src/cgroup/detect.js';
 import { traceCgroupWrites } from '../../src/cgroup/files.js';
 import { emptyUsage } from '../../src/cgroup/types.js';
 import { ensureV2Parent, V2Cgroup } from '../../src/cgroup/v2.js';
-import { tempDir, writeTree } from './helpers.js';
+import { CgroupManager } from '../../src/cgroup/manager.js';
+import {
+  capsuleCgroupsOnHost,
+  removeTestParent,
+  runInCgroup,
+  tempDir,
+  testParent,
+  writeTree,
+} from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -221,5 +230,69 @@ describe('ensureV2Parent (fixture)', () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+/**
+ * The v2 writer on the real unified hierarchy, with only what every v2 cgroup has (cpu.stat,
+ * cgroup.events, cgroup.kill): that much runs even on this hybrid machine, whose cgroup2
+ * mount carries no controller capsule limits with.
+ */
+const machine = detectCgroups();
+const unified = machine.unified;
+const coreOnly: CgroupLayout | null =
+  unified && !unified.readOnly
+    ? { mode: 'v2', unified, v1: [], controllers: { cpuacct: unified }, disabled: [] }
+    : null;
+const skipCore = process.getuid?.() !== 0 ? 'not root' : coreOnly ? null : 'no writable cgroup2 mount';
+
+describe.skipIf(skipCore !== null)('V2Cgroup on the real cgroup2 mount (core files only)', () => {
+  const parent = testParent('v2core');
+  let before: string[];
+  let manager: CgroupManager | undefined;
+  beforeAll(() => {
+    before = capsuleCgroupsOnHost();
+  });
+  afterEach(() => {
+    expect(manager?.close().failed ?? []).toEqual([]);
+  });
+  afterAll(() => {
+    removeTestParent(coreOnly!, parent);
+    expect(capsuleCgroupsOnHost()).toEqual(before);
+  });
+
+  it('joins through one fd, measures CPU from cpu.stat, and a reused cgroup starts from zero', async () => {
+    manager = new CgroupManager({ layout: coreOnly!, parent, poolSize: 1 });
+    const first = manager.acquire({})!;
+    expect(first.joinFds).toHaveLength(1);
+    expect(first.controllers).toEqual(['cpuacct']);
+    const exit = await runInCgroup(
+      first,
+      'cat /proc/self/cgroup; timeout 0.2 sh -c "while :; do :; done"; true',
+    );
+    expect(exit.stdout).toContain(`0::/${parent}/`);
+    const u1 = first.usage();
+    expect(u1.cpuTimeMs).toBeGreaterThan(200 * 0.8);
+    expect(u1.cpuTimeMs).toBeLessThan(200 * 1.2);
+    expect(u1.peakMemoryBytes).toBeNull();
+    await first.release();
+
+    const second = manager.acquire({})!;
+    expect(second.paths).toEqual(first.paths);
+    await runInCgroup(second, 'true');
+    expect(second.usage().cpuTimeMs).toBeLessThan(30); // cpu.stat baseline subtracted
+    await second.release();
+  });
+
+  it('killAll uses cgroup.kill; release waits on cgroup.events populated', async () => {
+    manager = new CgroupManager({ layout: coreOnly!, parent, poolSize: 1 });
+    const cg = manager.acquire({})!;
+    const exit = runInCgroup(cg, 'sleep 30');
+    for (let i = 0; i < 100 && cg.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(cg.pids().length).toBeGreaterThan(0);
+    cg.killAll();
+    expect((await exit).signal).toBe('SIGKILL');
+    await cg.release();
+    expect(manager.stats()).toMatchObject({ free: 1, inUse: 0 });
   });
 });
