@@ -208,6 +208,25 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(capsuleCgroupsOnHost().filter((p) => paths.includes(p))).toEqual([]);
   });
 
+  it('pins to the cpuset asked for, and back to all CPUs on reuse', async () => {
+    if (!layout.controllers.cpuset) return;
+    const m = make(1);
+    const cpusOf = async (cg: ReturnType<CgroupManager['acquire']>) =>
+      (await runInCgroup(cg, 'grep Cpus_allowed_list /proc/self/status')).stdout.split(/\s+/)[1];
+    const pinned = m.acquire({ cpusetCpus: '0' })!;
+    expect(pinned.controllers).toContain('cpuset');
+    expect(await cpusOf(pinned)).toBe('0');
+    await pinned.release();
+    const again = m.acquire({ cpusetCpus: '1' })!;
+    expect(again.paths).toEqual(pinned.paths);
+    expect(await cpusOf(again)).toBe('1');
+    await again.release();
+    // Without cpusetCpus the sandbox does not join the cpuset hierarchy at all.
+    const plain = m.acquire({})!;
+    expect(plain.controllers).not.toContain('cpuset');
+    await plain.release();
+  });
+
   it('runs 2 × cores sandboxes in parallel, each with its own accounting', async () => {
     const m = make(8);
     const n = 4;
