@@ -198,7 +198,12 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.dev_pts = o.Get("devPts").ToBoolean();
   s.dev_shm = o.Get("devShm").ToBoolean();
   s.dev_shm_size_bytes = u64(o, "devShmSizeBytes");
-  s.dev_nodes = strings(o, "devNodes");
+  Napi::Array nodes = o.Get("devNodes").As<Napi::Array>();
+  for (uint32_t i = 0; i < nodes.Length(); i++) {
+    Napi::Object n = nodes.Get(i).As<Napi::Object>();
+    s.dev_nodes.push_back({str(n, "path"), static_cast<uint32_t>(u64(n, "major")),
+                           static_cast<uint32_t>(u64(n, "minor")), static_cast<uint32_t>(u64(n, "mode"))});
+  }
   Napi::Array binds = o.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {
     Napi::Object b = binds.Get(i).As<Napi::Object>();

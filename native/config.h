@@ -20,6 +20,8 @@ enum mount_op_kind {
   OP_MKDIR,   /* create a directory (inside a tmpfs we just made) */
   OP_SYMLINK, /* symlink(source, target) */
   OP_SETATTR, /* mount_setattr(target, recursive?, attr_set) */
+  OP_MKNOD,   /* mknodat(target, flags as the mode, attr_set as the kernel's dev_t) */
+  OP_UMASK,   /* umask(flags) */
 };
 
 struct mount_op {

@@ -18,6 +18,11 @@
 #define AT_RECURSIVE 0x8000
 #endif
 
+struct DevNode {
+  std::string path; /* e.g. /dev/null, the same inside as on the host */
+  uint32_t major, minor, mode; /* mode: permission bits only */
+};
+
 struct BindSpec {
   std::string source; /* host path */
   std::string target; /* absolute path inside the sandbox */
@@ -36,7 +41,7 @@ struct SandboxOptions {
   uint64_t tmp_size_bytes = 64ull << 20;
   bool dev_pts = false, dev_shm = false;
   uint64_t dev_shm_size_bytes = 64ull << 20;
-  std::vector<std::string> dev_nodes; /* host paths such as /dev/null, bound at the same path */
+  std::vector<DevNode> dev_nodes; /* created with mknod in the sandbox's /dev */
   std::vector<BindSpec> binds;
   std::vector<int> cgroup_fds;
   std::vector<rlimit_op> rlimits;

@@ -29,7 +29,7 @@
   STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
   STEP(mount_proc, "mount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")      \
   STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
-  STEP(bind_dev_node, "mount", "mount(2)", "give the sandbox one host device node")               \
+  STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
   STEP(mount_dev_pts, "mount", "pts(4)", "a private devpts instance, when asked")                  \
   STEP(mount_dev_shm, "mount", "shm_overview(7)", "a private /dev/shm, when asked")                \

@@ -24,7 +24,7 @@ export interface NativeOptions {
   devPts: boolean;
   devShm: boolean;
   devShmSizeBytes: number;
-  devNodes: string[];
+  devNodes: { path: string; major: number; minor: number; mode: number }[];
   binds: { source: string; target: string; readOnly: boolean }[];
   cgroupFds: number[];
   rlimits: { resource: number; soft: number; hard: number }[];

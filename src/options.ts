@@ -86,7 +86,7 @@ export interface Sandbox {
   kill(signal: NodeJS.Signals): boolean;
 }
 
-/** The host device nodes every sandbox gets (bound read-write at the same path). */
+/** The device nodes every sandbox gets, at the same path and with the same numbers and modes as the host's. */
 export const DEFAULT_DEV_NODES = [
   '/dev/null',
   '/dev/zero',
@@ -95,6 +95,42 @@ export const DEFAULT_DEV_NODES = [
   '/dev/urandom',
   '/dev/tty',
 ];
+
+/** A character device to create in the sandbox's /dev with mknod(2). */
+export interface DevNode {
+  path: string;
+  major: number;
+  minor: number;
+  /** Permission bits. */
+  mode: number;
+}
+
+/** glibc's dev_t encoding (gnu_dev_major/gnu_dev_minor in <sys/sysmacros.h>). */
+export function splitDev(rdev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+  };
+}
+
+let defaultNodes: DevNode[] | undefined;
+/** The host's default nodes, read once; a node the host lacks (no /dev/tty in some containers) is left out. */
+function defaultDevNodes(): DevNode[] {
+  if (defaultNodes) return defaultNodes;
+  defaultNodes = [];
+  for (const path of DEFAULT_DEV_NODES) {
+    let st;
+    try {
+      st = statSync(path, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (st.isCharacterDevice())
+      defaultNodes.push({ path, ...splitDev(st.rdev), mode: Number(st.mode & 0o777n) });
+  }
+  return defaultNodes;
+}
+
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 const MiB = 1024 * 1024;
 
@@ -114,7 +150,7 @@ export interface ResolvedOptions {
   devPts: boolean;
   devShm: boolean;
   devShmSizeBytes: number;
-  devNodes: string[];
+  devNodes: DevNode[];
   binds: { source: string; target: string; readOnly: boolean }[];
   stdin: string | Uint8Array | StdioOption;
   stdout: StdioOption;
@@ -284,7 +320,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
       4096,
       Number.MAX_SAFE_INTEGER,
     ),
-    devNodes: DEFAULT_DEV_NODES,
+    devNodes: defaultDevNodes(),
     binds,
     stdin: resolvedStdin,
     stdout: checkStdio('stdout', o.stdout, 'pipe'),

@@ -13,7 +13,7 @@ export const STEPS = [
   { name: 'remount_root', syscall: 'mount_setattr', man: 'mount_setattr(2)', why: 'read-only, nosuid, nodev root' },
   { name: 'mount_proc', syscall: 'mount', man: 'proc(5)', why: 'a /proc that shows only the sandbox\'s PID namespace' },
   { name: 'mount_dev', syscall: 'mount', man: 'tmpfs(5)', why: 'a /dev with only the nodes the sandbox is given' },
-  { name: 'bind_dev_node', syscall: 'mount', man: 'mount(2)', why: 'give the sandbox one host device node' },
+  { name: 'make_dev_node', syscall: 'mknodat', man: 'mknod(2)', why: 'the device nodes every sandbox gets: null, zero, full, random, urandom, tty' },
   { name: 'link_dev', syscall: 'symlink', man: 'symlink(2)', why: '/dev/fd, /dev/stdin and friends' },
   { name: 'mount_dev_pts', syscall: 'mount', man: 'pts(4)', why: 'a private devpts instance, when asked' },
   { name: 'mount_dev_shm', syscall: 'mount', man: 'shm_overview(7)', why: 'a private /dev/shm, when asked' },

@@ -79,6 +79,36 @@ describe('isolation, seen from inside', () => {
     expect(info.tmpWrite).toBe('ok');
   });
 
+  it('has a /dev with only the default nodes, usable by nobody, and no host device', async () => {
+    const r = await run({
+      rootfs,
+      argv: [
+        '/bin/sh',
+        '-c',
+        'ls /dev; echo x > /dev/null && echo null-ok; /probe open /dev/mem; /probe open /dev/kmsg',
+      ],
+    });
+    expect(r.stdout.split('\n')).toEqual([
+      'fd',
+      'full',
+      'null',
+      'random',
+      'stderr',
+      'stdin',
+      'stdout',
+      'tty',
+      'urandom',
+      'zero',
+      'null-ok',
+      'ENOENT',
+      'ENOENT',
+      '',
+    ]);
+    /* /dev itself is read-only once populated. */
+    const w = await run({ rootfs, argv: ['/probe', 'write', '/dev/new'], uid: 0, gid: 0 });
+    expect(w.stdout).toBe('EROFS\n');
+  });
+
   it('has its own hostname and no controlling terminal', () => {
     expect(info.hostname).toBe('capsule');
     /* capsule-init called setsid(2): the session is PID 1's, with no terminal. */
