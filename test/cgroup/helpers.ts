@@ -97,3 +97,15 @@ export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
+
+/**
+ * Total CPU time in ms from the output of the shell's `times` builtin (the shell, then its
+ * reaped children: user and system each, as `XmY.YYYs`): the kernel's per-process rusage,
+ * an account independent of the cgroup's to check it against, also on a busy machine.
+ */
+export function timesTotalMs(stdout: string): number {
+  const lines = stdout.trim().split('\n').slice(-2).join(' ');
+  let total = 0;
+  for (const m of lines.matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60_000 + Number(m[2]) * 1000;
+  return total;
+}
