@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CGROUP_CONTROLLERS,
   type CgroupController,
+  type CgroupHierarchy,
   type CgroupLayout,
   describeLayout,
   detectCgroups,
@@ -277,5 +278,76 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     const cg = m.acquire({})!;
     expect(cg.controllers).not.toContain('memory');
     return cg.release();
+  });
+});
+
+describe('CgroupManager without usable cgroups', () => {
+  const none: CgroupLayout = { mode: 'none', unified: null, v1: [], controllers: {}, disabled: [] };
+
+  it('no cgroup filesystem: a run without limits gets null, a limit fails naming its controller', () => {
+    const m = new CgroupManager({ layout: none, cleanupOnExit: false });
+    expect(m.acquire({})).toBeNull();
+    expect(() => m.acquire({ pidsLimit: 10 })).toThrow(
+      /^cgroup pids controller not found \(no cgroup filesystem is mounted .*\): run on a machine with the pids controller, or drop --pids-limit$/,
+    );
+    m.close();
+  });
+
+  it('read-only mounts (a container): null without limits, EROFS with one, nothing written', () => {
+    const ro = (h: CgroupHierarchy): CgroupHierarchy => ({
+      ...h,
+      mountPoint: '/nonexistent' + h.mountPoint,
+      readOnly: true,
+    });
+    const hierarchy: CgroupHierarchy = {
+      version: 1,
+      mountPoint: '/sys/fs/cgroup/memory',
+      root: '/',
+      controllers: ['memory'],
+      readOnly: false,
+    };
+    const layout: CgroupLayout = {
+      mode: 'v1',
+      unified: null,
+      v1: [ro(hierarchy)],
+      controllers: { memory: ro(hierarchy) },
+      disabled: [],
+    };
+    const m = new CgroupManager({ layout, cleanupOnExit: false });
+    expect(m.acquire({})).toBeNull();
+    let err: unknown;
+    try {
+      m.acquire({ memoryLimitBytes: 64 * MiB });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CgroupError);
+    expect(err).toMatchObject({ controller: 'memory', code: 'EROFS' });
+    expect((err as Error).message).toMatch(/^cgroup memory controller is on a read-only mount/);
+    m.close();
+  });
+
+  it('an unwritable hierarchy: the mkdir error names the controller and the errno', () => {
+    // A mount point under /proc: mkdir fails (ENOENT/EACCES), as on a tree capsule may not write.
+    const hierarchy: CgroupHierarchy = {
+      version: 1,
+      mountPoint: '/proc/1/nonexistent',
+      root: '/',
+      controllers: ['pids'],
+      readOnly: false,
+    };
+    const layout: CgroupLayout = {
+      mode: 'v1',
+      unified: null,
+      v1: [hierarchy],
+      controllers: { pids: hierarchy },
+      disabled: [],
+    };
+    const m = new CgroupManager({ layout, parent: 'capsule-never', cleanupOnExit: false });
+    expect(m.acquire({})).toBeNull();
+    expect(() => m.acquire({ pidsLimit: 5 })).toThrow(
+      /^cgroup pids: cannot create \/proc\/1\/nonexistent\/capsule-never: E/,
+    );
+    m.close();
   });
 });
