@@ -1,9 +1,10 @@
 /**
  * CgroupManager: gives each sandbox its own cgroup(s), from a pool.
  *
- * Why a pool: creating and removing cgroups per run costs ~0.5 ms at p50 on this machine
- * but has a long tail (p99 18 ms), mostly rmdir and memcg teardown (a removed memory cgroup
- * lingers as a "dying" memcg until its last page is uncharged). A cgroup that has served a
+ * Why a pool: creating and removing a sandbox's cgroups (4 v1 hierarchies here) costs about
+ * 1 ms per run at p50 with a tail of several ms at p99 (bench/cgroup.ts), mostly mkdir and
+ * rmdir under cgroup_mutex and memcg setup/teardown (a removed memory cgroup lingers as a
+ * "dying" memcg until its last page is uncharged); taking a pooled one costs ~0.05 ms. A cgroup that has served a
  * run is emptied, checked, and kept; the next run with the same shape resets its counters and
  * rewrites only the limits that differ. What makes that safe, counter by counter, is written
  * next to each counter in v1.ts and v2.ts: resettable counters are reset (v1 max_usage, failcnt,
@@ -59,7 +60,11 @@ export interface AcquireOptions {
   accounting?: boolean;
 }
 
-/** Controllers joined for measurement when available. cpuset only when pinning is asked: moving into a cpuset rebinds memory policy, which is not free. */
+/**
+ * Controllers joined for measurement when available. cpuset only when pinning is asked:
+ * joining a cpuset rewrites the task's allowed CPUs and memory nodes (cpuset_attach), work
+ * not worth a hierarchy's migration when nothing is pinned.
+ */
 const ACCOUNTING: readonly CgroupController[] = ['memory', 'cpuacct', 'cpu', 'pids'];
 
 export interface ManagerStats {
@@ -117,7 +122,7 @@ export class CgroupManager {
     validateLimits(limits);
     const groups = this.resolve(limits, opts.accounting ?? true);
     if (groups.length === 0) return null;
-    const key = groups.map((g) => `${g.hierarchy.mountPoint}:${g.controllers.join(',')}`).join('|');
+    const key = keyOf(groups);
     let slot = this.takeFree(key);
     if (slot) this.counts.reused++;
     else {
@@ -137,11 +142,30 @@ export class CgroupManager {
     return handle;
   }
 
+  /**
+   * Create up to `count` cgroups of the shape `limits` and `opts` give (which hierarchies; the
+   * limit values do not matter) and pool them, so that the first runs do not pay for mkdir.
+   * Bounded by poolSize. Returns how many were made. @throws like acquire()
+   */
+  prewarm(count: number = this.poolSize, limits: CgroupLimits = {}, opts: AcquireOptions = {}): number {
+    validateLimits(limits);
+    const groups = this.resolve(limits, opts.accounting ?? true);
+    if (groups.length === 0) return 0;
+    const key = keyOf(groups);
+    const list = this.free.get(key) ?? [];
+    this.free.set(key, list);
+    let made = 0;
+    while (list.length < Math.min(count, this.poolSize)) {
+      const slot = this.createSlot(key, groups, limits);
+      if (slot === 'retry') return made + this.prewarm(count, limits, opts);
+      list.push(slot);
+      made++;
+    }
+    return made;
+  }
+
   /** Which hierarchies, with which controllers, this acquire needs; throws for a missing required one. */
-  private resolve(
-    limits: CgroupLimits,
-    accounting: boolean,
-  ): { hierarchy: CgroupHierarchy; controllers: CgroupController[] }[] {
+  private resolve(limits: CgroupLimits, accounting: boolean): Group[] {
     const required = requiredControllers(limits);
     const wanted = accounting ? [...new Set([...required, ...ACCOUNTING])] : required;
     const groups = new Map<CgroupHierarchy, CgroupController[]>();
@@ -207,11 +231,7 @@ export class CgroupManager {
     return null;
   }
 
-  private createSlot(
-    key: string,
-    groups: { hierarchy: CgroupHierarchy; controllers: CgroupController[] }[],
-    limits: CgroupLimits,
-  ): Slot | 'retry' {
+  private createSlot(key: string, groups: Group[], limits: CgroupLimits): Slot | 'retry' {
     const name = nextCgroupName();
     const dirs: HierarchyCgroup[] = [];
     for (const { hierarchy, controllers } of groups) {
@@ -353,6 +373,13 @@ export class CgroupManager {
     }
     return { failed };
   }
+}
+
+type Group = { hierarchy: CgroupHierarchy; controllers: CgroupController[] };
+
+/** Pool key: the hierarchies and controllers a slot spans, in join order. */
+function keyOf(groups: readonly Group[]): string {
+  return groups.map((g) => `${g.hierarchy.mountPoint}:${g.controllers.join(',')}`).join('|');
 }
 
 /**

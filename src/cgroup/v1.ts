@@ -129,7 +129,14 @@ export class V1Cgroup implements HierarchyCgroup {
         copyCpuset(join(this.path, '..'), this.path);
         this.parentCpus = this.cpusetCpus = this.io.read('cpuset.cpus', 'cpuset').trim();
       }
-      if (this.has.has('memory')) this.memsw = this.io.exists('memory.memsw.limit_in_bytes');
+      if (this.has.has('memory')) {
+        this.memsw = this.io.exists('memory.memsw.limit_in_bytes');
+        // Without swap accounting (swapaccount=0) memsw cannot cap swap; memory.txt §5.3:
+        // "limit reclaim enforces that 0 swappiness really prevents from any swapping", so
+        // the sandbox's anonymous memory cannot spill into swap when it hits its limit.
+        if (!this.memsw && this.io.exists('memory.swappiness'))
+          this.io.write('memory.swappiness', '0', 'memory');
+      }
       if (this.has.has('cpu')) {
         // A quota is relative to the period; pin the period so `cpus` means what it says.
         const period = parseSingle(this.io.read('cpu.cfs_period_us', 'cpu'));

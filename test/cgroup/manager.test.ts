@@ -248,6 +248,16 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     await Promise.all(cgs.map((cg) => cg.release()));
   });
 
+  it('prewarm makes the first runs take pooled cgroups', async () => {
+    const m = make(3);
+    expect(m.prewarm()).toBe(3);
+    expect(m.prewarm()).toBe(0);
+    expect(m.stats()).toMatchObject({ created: 3, free: 3 });
+    const cg = m.acquire({ memoryLimitBytes: 64 * MiB })!;
+    expect(m.stats()).toMatchObject({ created: 3, reused: 1, free: 2, inUse: 1 });
+    await cg.release();
+  });
+
   it('a run that asks no limit and no accounting gets no cgroup', () => {
     expect(make().acquire({}, { accounting: false })).toBeNull();
   });

@@ -149,11 +149,12 @@ describe('V1Cgroup (fixture)', () => {
     });
   });
 
-  it('without swap accounting only memory.limit_in_bytes is written', () => {
+  it('without swap accounting: swappiness 0, and only memory.limit_in_bytes is written', () => {
     cg.closeFds();
     const { dir, cleanup: c2 } = tempDir('capsule-v1-noswap-');
     const files = freshV1();
     for (const k of Object.keys(files)) if (k.includes('memsw')) delete files[k];
+    files['memory.swappiness'] = '60\n';
     writeTree(join(dir, 's2'), files);
     const h: CgroupHierarchy = {
       version: 1,
@@ -166,6 +167,7 @@ describe('V1Cgroup (fixture)', () => {
     cg.init();
     cg.prepare({ memoryLimitBytes: 64 * MiB });
     expect(writes.map(([p]) => p.slice(dir.length + 1))).toEqual([
+      's2/memory.swappiness', // 0: the limit cannot cap swap, so no swapping at the limit
       's2/memory.limit_in_bytes',
       's2/memory.max_usage_in_bytes',
       's2/memory.failcnt',
