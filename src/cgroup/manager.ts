@@ -10,7 +10,8 @@
  * next to each counter in v1.ts and v2.ts: resettable counters are reset (v1 max_usage, failcnt,
  * cpuacct.usage; v2 memory.peak per fd on 6.12+), the others get a baseline subtracted
  * (oom_kill, pids.events, v2 cpu.stat and memory.events), and a cgroup whose peak cannot be
- * reset, or whose leftover memory charge cannot be reclaimed, is removed instead of reused.
+ * reset, or that is left charged with more than maxLeftoverBytes of memory (page cache the run
+ * was first to read: v1.ts recyclable), is removed instead of reused.
  *
  * Layout: `<mount point>/<parent>/<pid>-<starttime>-<n>` in each hierarchy the sandbox needs,
  * the same name in each (names.ts). Nothing outside `<parent>` is ever written, except
@@ -39,7 +40,7 @@ export interface CgroupManagerOptions {
   parent?: string;
   /** Free cgroups kept for reuse per shape (set of hierarchies); 0 disables pooling. @default 2 × CPUs */
   poolSize?: number;
-  /** Leftover memory charge tolerated on reuse, in bytes (see V1Options). @default 1 MiB */
+  /** Memory still charged after a run above which a cgroup is removed, not reused, in bytes (v1.ts). @default 1 MiB */
   maxLeftoverBytes?: number;
   /** How long release() waits for killed processes to leave the cgroup, in ms. @default 2000 */
   drainTimeoutMs?: number;

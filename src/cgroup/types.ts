@@ -29,8 +29,11 @@ export interface CgroupUsage {
   /** System CPU time in ms; null when not reported. */
   systemCpuMs: number | null;
   /**
-   * Peak memory charged to the cgroup in bytes (v2 `memory.peak`, v1
-   * `memory.max_usage_in_bytes`), page cache included; null without the memory controller.
+   * Peak memory charged to the cgroup in bytes (v2 `memory.peak`, v1 the larger of
+   * `memory.max_usage_in_bytes` and `memory.memsw.max_usage_in_bytes`), page cache and kernel
+   * memory included; null without the memory controller. A reused cgroup starts with at most
+   * maxLeftoverBytes (1 MiB) still charged from earlier runs, which this includes (v1.ts
+   * recyclable says why that is not reclaimed).
    */
   peakMemoryBytes: number | null;
   /** The memory limit was hit at least once (v1 failcnt > 0, v2 memory.events `max`). */

@@ -6,8 +6,8 @@
  *  - memory.txt: memory.limit_in_bytes, memory.memsw.limit_in_bytes (memory+swap; present only
  *    with swap accounting), memory.max_usage_in_bytes and memory.failcnt ("can be reset by
  *    writing 0"; §5.3 says max_usage reset sets it to the current usage), memory.oom_control
- *    (`oom_kill N` since 4.13, never reset), memory.force_empty (§5.1: reclaim all charges
- *    of an empty cgroup);
+ *    (`oom_kill N` since 4.13, never reset), memory.usage_in_bytes (what a reused cgroup
+ *    would start with, see recyclable);
  *  - cpuacct.txt: cpuacct.usage ("writing 0 resets" every per-CPU counter, user and system
  *    included), cpuacct.usage_all (per-CPU user/system ns);
  *  - sched-bwc.txt: cpu.cfs_quota_us / cpu.cfs_period_us, cpu.stat throttled_time;
@@ -65,14 +65,25 @@ function copyCpuset(from: string, to: string): void {
 
 export interface V1Options {
   /**
-   * After a run, leftover memory charges (page cache the run read, kernel objects) above this
-   * many bytes are reclaimed with memory.force_empty before the cgroup is reused, so they
-   * count neither against the next run's limit nor in its peak; if reclaim cannot get below
-   * it, the cgroup is removed instead of reused. @default 1 MiB
+   * A cgroup still charged with more than this many bytes after a run is removed rather than
+   * reused. See recyclable() for why. @default 1 MiB
    */
   maxLeftoverBytes?: number;
 }
 
+/**
+ * Why leftover charge retires a cgroup instead of being reclaimed. After a run, what stays
+ * charged is page cache of files the run was the first to read (a fresh rootfs binary, an
+ * interpreter's library) and kernel objects (dentries, inodes): a few hundred KiB for a
+ * small run, measured here. In a reused cgroup it would count in the next run's peak
+ * (max_usage resets to the current usage, not 0) and against its limit. Reclaiming it
+ * (memory.force_empty, v2 memory.reclaim) would evict that cache from memory, so the next
+ * run of the same program would read it from disk again. Removing the cgroup instead keeps
+ * the pages cached (they stay charged to the removed memcg until evicted) and costs one
+ * mkdir/rmdir, ~1 ms, on the runs that cached something new, which paid for disk reads
+ * anyway. Later runs of the same program find those pages cached and charged elsewhere, as
+ * they would in a fresh cgroup, so they leave little behind and stay on the pooled path.
+ */
 /** One sandbox cgroup in one v1 hierarchy. */
 export class V1Cgroup implements HierarchyCgroup {
   readonly path: string;
@@ -206,7 +217,7 @@ export class V1Cgroup implements HierarchyCgroup {
       this.memLimit = limit;
     }
     // Resettable counters are reset; the max_usage reset sets it to the current usage
-    // (the leftover charge release() bounded by maxLeftoverBytes), not to 0.
+    // (the leftover charge, at most maxLeftoverBytes: see recyclable), not to 0.
     this.io.write('memory.max_usage_in_bytes', '0', 'memory');
     this.io.write('memory.failcnt', '0', 'memory');
     if (this.memsw) {
@@ -284,14 +295,7 @@ export class V1Cgroup implements HierarchyCgroup {
 
   recyclable(): boolean {
     if (!this.has.has('memory')) return true;
-    const usage = (): number => parseSingle(this.io.read('memory.usage_in_bytes', 'memory'));
-    if (usage() <= this.maxLeftoverBytes) return true;
-    try {
-      this.io.write('memory.force_empty', '0', 'memory');
-    } catch {
-      return false;
-    }
-    return usage() <= this.maxLeftoverBytes;
+    return parseSingle(this.io.read('memory.usage_in_bytes', 'memory')) <= this.maxLeftoverBytes;
   }
 
   /** Close the fds this object holds; remove() does it too. */

@@ -104,7 +104,7 @@ export function ensureV2Parent(hierarchy: CgroupHierarchy, parent: string): V2Pa
 }
 
 export interface V2Options {
-  /** See V1Options.maxLeftoverBytes; reclaimed with memory.reclaim (5.19+). @default 1 MiB */
+  /** See V1Options.maxLeftoverBytes (memory.current here). @default 1 MiB */
   maxLeftoverBytes?: number;
 }
 
@@ -290,16 +290,8 @@ export class V2Cgroup implements HierarchyCgroup {
   recyclable(): boolean {
     if (!this.has.has('memory')) return true;
     if (!this.peakResettable) return false;
-    const current = (): number => parseSingle(this.io.read('memory.current', 'memory'));
-    const now = current();
-    if (now <= this.maxLeftoverBytes) return true;
-    try {
-      // cgroup-v2.rst "memory.reclaim": proactive reclaim of the given amount.
-      this.io.write('memory.reclaim', String(now), 'memory');
-    } catch {
-      // EAGAIN when it could not reclaim all of it; the check below decides.
-    }
-    return current() <= this.maxLeftoverBytes;
+    // Leftover charge retires the cgroup rather than being reclaimed: see V1's recyclable().
+    return parseSingle(this.io.read('memory.current', 'memory')) <= this.maxLeftoverBytes;
   }
 
   /** Close the fds this object holds; remove() does it too. */

@@ -22,7 +22,6 @@ function freshV1(): Record<string, string> {
     'memory.failcnt': '0\n',
     'memory.memsw.failcnt': '0\n',
     'memory.usage_in_bytes': '4096\n',
-    'memory.force_empty': '',
     'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n',
     'cpuacct.usage': '0\n',
     'cpuacct.usage_all': 'cpu user system\n0 0 0\n1 0 0\n',
@@ -176,13 +175,12 @@ describe('V1Cgroup (fixture)', () => {
     c2();
   });
 
-  it('recyclable reclaims a leftover charge above the threshold, and refuses if it stays', () => {
+  it('recyclable: a leftover charge above the threshold retires the cgroup, without reclaiming it', () => {
     set('memory.usage_in_bytes', `${512 * 1024}\n`);
     expect(cg.recyclable()).toBe(true);
-    expect(writes).toEqual([]);
     set('memory.usage_in_bytes', `${8 * MiB}\n`);
-    expect(cg.recyclable()).toBe(false); // a file does not shrink when force_empty is written
-    expect(written()).toEqual(['capsule/s1/memory.force_empty=0']);
+    expect(cg.recyclable()).toBe(false);
+    expect(writes).toEqual([]); // no memory.force_empty: it would evict the cached pages
   });
 
   it('kill signals every pid in cgroup.procs', () => {

@@ -33,7 +33,6 @@ function freshV2(): Record<string, string> {
     'memory.oom.group': '0\n',
     'memory.peak': '0\n',
     'memory.current': '0\n',
-    'memory.reclaim': '',
     'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n',
     'cpu.max': 'max 100000\n',
     'cpu.stat':
@@ -162,11 +161,11 @@ describe('V2Cgroup (fixture)', () => {
     expect(cg.recyclable()).toBe(false);
   });
 
-  it('recyclable asks memory.reclaim for a leftover charge above the threshold', () => {
+  it('recyclable: a leftover charge above the threshold retires the cgroup, without reclaiming it', () => {
     cg.prepare({});
     set('memory.current', `${4 * MiB}\n`);
     expect(cg.recyclable()).toBe(false);
-    expect(writes).toEqual([`capsule/s1/memory.reclaim=${4 * MiB}`]);
+    expect(writes).toEqual([]); // no memory.reclaim: it would evict the cached pages
     set('memory.current', '8192\n');
     expect(cg.recyclable()).toBe(true);
   });
