@@ -6,5 +6,7 @@
  */
 export { run, terminate, type RunResult } from './run.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
+export type { LimitOptions, Limits } from './limits.js';
+export type { Verdict, Mechanism } from './verdict.js';
 export { CapsuleError, ConfigError, SetupError } from './errors.js';
 export { STEPS, type Step } from './steps.js';

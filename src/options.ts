@@ -6,6 +6,7 @@ import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 
 import { ConfigError } from './errors.js';
+import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
 export type StdioOption =
@@ -27,7 +28,7 @@ export interface BindMount {
   readOnly?: boolean;
 }
 
-export interface RunOptions {
+export interface RunOptions extends LimitOptions {
   /** Directory to use as the sandbox's root. Mount points /proc, /dev and /tmp must exist in it. */
   rootfs: string;
   /** The program and its arguments; `argv[0]` is an absolute path inside the rootfs (no PATH search). */
@@ -76,6 +77,20 @@ export interface RunOptions {
    * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once.
    */
   onSpawn?: (sandbox: Sandbox) => void;
+  /**
+   * Called with each chunk of captured output as it arrives (within outputLimitBytes),
+   * for streaming it somewhere while it is also kept for the result.
+   */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /**
+   * Put the sandbox in a cgroup of its own even when no cgroup limit is asked, for exact
+   * CPU time and peak memory of the whole sandbox. Skipped quietly where cgroups are not
+   * usable; a cgroup limit (memory, pids, cpus, cpuset, CPU time) still needs them.
+   * @default true
+   */
+  cgroups?: boolean;
+  /** The cgroup, under each hierarchy's root, that capsule's own cgroups live in. @default 'capsule' */
+  cgroupParent?: string;
 }
 
 /** A running sandbox, as handed to `onSpawn`. */
@@ -156,6 +171,9 @@ export interface ResolvedOptions {
   stdout: StdioOption;
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';
+  limits: Limits;
+  cgroups: boolean;
+  cgroupParent: string;
 }
 
 function fail(option: string, message: string): never {
@@ -300,6 +318,21 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   const encoding = o.encoding ?? 'utf8';
   if (encoding !== 'utf8' && encoding !== 'buffer') fail('encoding', `encoding must be 'utf8' or 'buffer'`);
 
+  const cgroupParent = o.cgroupParent ?? 'capsule';
+  if (
+    typeof cgroupParent !== 'string' ||
+    !/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(cgroupParent) ||
+    cgroupParent.split('/').includes('..')
+  ) {
+    fail(
+      'cgroupParent',
+      `cgroupParent must be a relative cgroup path of letters, digits, '_', '.', '-' and '/', got ${JSON.stringify(cgroupParent)}`,
+    );
+  }
+  for (const fn of ['onSpawn', 'onOutput'] as const) {
+    if (o[fn] !== undefined && typeof o[fn] !== 'function') fail(fn, `${fn} must be a function`);
+  }
+
   return {
     rootfs,
     rootfsArg,
@@ -326,5 +359,8 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     stdout: checkStdio('stdout', o.stdout, 'pipe'),
     stderr: checkStdio('stderr', o.stderr, 'pipe'),
     encoding,
+    limits: resolveLimits(o),
+    cgroups: o.cgroups !== false,
+    cgroupParent,
   };
 }

@@ -2,41 +2,72 @@
  * run(): one program in one sandbox, start to result.
  *
  *   resolveOptions     validate and fill defaults (ConfigError, nothing started)
+ *   cgroup             acquire the sandbox's cgroup from the pool, limits written
  *   stdio              pipes for what the caller captures or feeds, /dev/null for 'ignore'
  *   native().spawn     clone, set up, exec capsule-init (SetupError on any failed step)
+ *   watch              wall and CPU timers, output caps, the caller's AbortSignal
  *   wait               the sandbox's pidfd on the event loop, stdout/stderr to EOF
- *   result             exit code or signal, times, peak memory, output
+ *   result             verdict, exit code or signal, times, memory, output; cgroup released
  */
 import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 
+import { CgroupManager, type CgroupUsage, type SandboxCgroup } from './cgroup/index.js';
 import { setupError } from './diagnose.js';
+import { ConfigError } from './errors.js';
+import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
+import { capture } from './output.js';
+import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
+import { startWatchdog } from './watchdog.js';
 
 export interface RunResult<Output extends string | Buffer = string> {
+  /** How the run ended, for a judge: see {@link Verdict}. */
+  verdict: Verdict;
+  /** What ended it: see {@link Mechanism}. */
+  mechanism: Mechanism;
+  /** For a TIME_LIMIT verdict, which limit was passed; otherwise null. */
+  timeLimit: 'cpu' | 'wall' | null;
   /** The program's exit code, or null when it was killed by a signal. */
   exitCode: number | null;
   /** The signal that killed the program (`'SIGSEGV'`), or null when it exited. */
   signal: NodeJS.Signals | null;
-  /** Captured standard output ('' or an empty Buffer when not captured). */
+  /** Captured standard output, up to outputLimitBytes ('' or an empty Buffer when not captured). */
   stdout: Output;
-  /** Captured standard error. */
+  /** Captured standard error, up to outputLimitBytes. */
   stderr: Output;
+  /** stdout passed outputLimitBytes and was cut there. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
   /** From just before clone to the moment the sandbox was reaped, in milliseconds. */
   wallTimeMs: number;
-  /** User + system CPU time of the program and every process it started, in milliseconds. */
+  /**
+   * User + system CPU time of every process of the sandbox, in ms: from the cgroup's
+   * CPU accounting when the sandbox had a cgroup, else from capsule-init's rusage.
+   */
   cpuTimeMs: number;
   userCpuTimeMs: number;
   systemCpuTimeMs: number;
+  /**
+   * Peak memory of the whole sandbox in bytes, from its cgroup (v2 memory.peak, v1
+   * memory.max_usage_in_bytes: page cache and tmpfs included); null without a memory cgroup.
+   */
+  peakMemoryBytes: number | null;
   /**
    * Peak resident set size of the largest single process of the sandbox, in bytes
    * (getrusage(2) ru_maxrss); null when capsule-init was killed before it could report it.
    */
   maxRssBytes: number | null;
+  /** The cgroup's OOM killer killed a process of the sandbox. */
+  oomKilled: boolean;
+  /** A fork or clone failed at pidsLimit. */
+  pidsLimitHit: boolean;
   /** True when `signal` (the AbortSignal option) ended the run. */
   aborted: boolean;
+  /** The limits the run had, as resolved (null where none). */
+  limits: Limits;
   /** The host PID the sandbox's PID 1 had. */
   pid: number;
 }
@@ -47,6 +78,45 @@ const signalNames = new Map<number, NodeJS.Signals>(
 
 /** How long capsule-init gets to kill, reap and report after CAPSULE_SIG_TERMINATE before SIGKILL. */
 const TERMINATE_GRACE_MS = 1000;
+
+/** One CgroupManager (and its pool) per cgroup parent, for the life of the process. */
+const managers = new Map<string, CgroupManager>();
+function cgroupManager(parent: string): CgroupManager {
+  let m = managers.get(parent);
+  if (!m) managers.set(parent, (m = new CgroupManager({ parent })));
+  return m;
+}
+
+/** The sandbox's cgroup, or null when it needs none and none is usable. */
+function acquireCgroup(o: ResolvedOptions): SandboxCgroup | null {
+  const limits = cgroupLimits(o.limits);
+  const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
+  if (!o.cgroups && !needed) return null;
+  const cg = cgroupManager(o.cgroupParent).acquire(limits, { accounting: true });
+  if (o.limits.cpuTimeLimitMs !== null && (cg === null || cg.usage().cpuTimeMs === null)) {
+    void cg?.release();
+    throw new ConfigError(
+      'cpuTimeLimitMs needs cgroup CPU accounting (the cpuacct controller on cgroup v1, cpu.stat on v2), ' +
+        'which this machine does not offer: use wallTimeLimitMs, or run where cgroups are mounted',
+      'cpuTimeLimitMs',
+    );
+  }
+  return cg;
+}
+
+/** How many CPUs the sandbox can keep busy at once: the bound on how fast its CPU time grows. */
+function parallelism(l: Limits): number {
+  let n = availableParallelism();
+  if (l.cpus !== null) n = Math.min(n, Math.ceil(l.cpus));
+  if (l.cpusetCpus !== null) {
+    const count = l.cpusetCpus.split(',').reduce((sum, part) => {
+      const [a, b] = part.split('-').map(Number);
+      return sum + (b === undefined ? 1 : b - a! + 1);
+    }, 0);
+    n = Math.min(n, count);
+  }
+  return Math.max(1, n);
+}
 
 /**
  * Descriptor for the child's slot: -1 asks the addon for a pipe ('pipe', or
@@ -64,20 +134,6 @@ function childFd(choice: string | Uint8Array | StdioOption, slot: 0 | 1 | 2, ope
   return -1;
 }
 
-function collect(fd: number, encoding: 'utf8' | 'buffer'): Promise<string | Buffer> {
-  if (fd < 0) return Promise.resolve(encoding === 'buffer' ? Buffer.alloc(0) : '');
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const socket = new Socket({ fd, readable: true, writable: false });
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', () => {}); /* EOF and errors both end in 'close' */
-    socket.on('close', () => {
-      const all = Buffer.concat(chunks);
-      resolve(encoding === 'buffer' ? all : all.toString('utf8'));
-    });
-  });
-}
-
 function feed(fd: number, input: string | Uint8Array): void {
   const socket = new Socket({ fd, readable: false, writable: true });
   /* A program that exits without reading its input closes the pipe: EPIPE is not our failure. */
@@ -85,20 +141,32 @@ function feed(fd: number, input: string | Uint8Array): void {
   socket.end(input);
 }
 
-/** Close a stdio pipe we made but will not use (stdin with no input). */
-function closeUnused(fd: number) {
-  if (fd >= 0) closeSync(fd);
-}
-
 export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
   const opts = resolveOptions(options);
+  const rlimits = rlimitPlan(opts.limits);
   if (options.signal?.aborted) {
     throw options.signal.reason instanceof Error
       ? options.signal.reason
       : new Error('run() aborted before start');
   }
+  native(); /* fail on a missing addon before taking a cgroup */
+  const cgroup = acquireCgroup(opts);
+  try {
+    return await runInCgroup(opts, options, rlimits, cgroup);
+  } finally {
+    /* Back to the pool (or removed); one that cannot be emptied is kept for close() and `capsule gc`. */
+    await cgroup?.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
+  }
+}
+
+async function runInCgroup(
+  opts: ResolvedOptions,
+  options: RunOptions,
+  rlimits: ReturnType<typeof rlimitPlan>,
+  cgroup: SandboxCgroup | null,
+): Promise<RunResult<string | Buffer>> {
   const addon = native();
   const opened: number[] = [];
   let exited!: (e: NativeExit) => void;
@@ -112,38 +180,74 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
       childFd(opts.stdout, 1, opened),
       childFd(opts.stderr, 2, opened),
     ];
-    spawned = await addon.spawn(nativeOptions(opts, stdio), exited);
+    spawned = await addon.spawn(nativeOptions(opts, stdio, cgroup?.joinFds ?? [], rlimits), exited);
   } catch (e) {
     if (isStepError(e)) throw await setupError(e, errorContext(opts));
     throw e;
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+  const pid = spawned.pid;
+
+  /* capsule's interventions: the first one decides the verdict; each ends the sandbox. */
+  let intervention: Intervention = null;
+  const intervene = (why: Exclude<Intervention, null>) => {
+    if (intervention !== null) return;
+    intervention = why;
+    terminate(pid);
+  };
 
   const [stdinFd, stdoutFd, stderrFd] = spawned.stdio;
   if (stdinFd >= 0) {
     if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
-    else closeUnused(stdinFd);
+    else closeSync(stdinFd);
   }
-  const outputs = Promise.all([collect(stdoutFd, opts.encoding), collect(stderrFd, opts.encoding)]);
+  const cap = opts.limits.outputLimitBytes;
+  const onCap = () => intervene('output_cap');
+  const onOutput = options.onOutput;
+  const outputs = Promise.all([
+    capture(stdoutFd, cap, onCap, onOutput && ((c) => onOutput('stdout', c))),
+    capture(stderrFd, cap, onCap, onOutput && ((c) => onOutput('stderr', c))),
+  ]);
 
-  let aborted = false;
-  const onAbort = () => {
-    aborted = true;
-    terminate(spawned.pid);
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  options.onSpawn?.({
-    pid: spawned.pid,
-    kill: (signal) => addon.kill(spawned.pid, osConstants.signals[signal]),
+  const stopWatchdog = startWatchdog({
+    startedAt: start,
+    wallTimeLimitMs: opts.limits.wallTimeLimitMs,
+    cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
+    readCpuMs: () => cgroup?.usage().cpuTimeMs ?? null,
+    parallelism: parallelism(opts.limits),
+    onLimit: intervene,
   });
+  const onAbort = () => intervene('aborted');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  options.onSpawn?.({ pid, kill: (signal) => addon.kill(pid, osConstants.signals[signal]) });
 
   const result = await exit;
   const wallTimeMs = performance.now() - start;
+  stopWatchdog();
   options.signal?.removeEventListener('abort', onAbort);
-  const [stdout, stderr] = await outputs;
+  const usage = cgroup?.usage() ?? null;
+  const [out, err] = await outputs;
   if (result.error) throw await setupError(result.error, errorContext(opts));
-  return { ...decodeExit(result), stdout, stderr, wallTimeMs, aborted, pid: spawned.pid };
+
+  const ended = decodeExit(result, usage);
+  const decided = decideVerdict({ ...ended, intervention, wallTimeMs, usage, limits: opts.limits });
+  const text = (b: Buffer) => (opts.encoding === 'buffer' ? b : b.toString('utf8'));
+  return {
+    ...decided,
+    ...ended,
+    stdout: text(out.data),
+    stderr: text(err.data),
+    stdoutTruncated: out.truncated,
+    stderrTruncated: err.truncated,
+    wallTimeMs,
+    peakMemoryBytes: usage?.peakMemoryBytes ?? null,
+    oomKilled: usage?.oomKilled ?? false,
+    pidsLimitHit: usage?.pidsLimitHit ?? false,
+    aborted: intervention === 'aborted',
+    limits: opts.limits,
+    pid,
+  };
 }
 
 /**
@@ -157,7 +261,7 @@ export function terminate(pid: number): void {
   setTimeout(() => addon.kill(pid, osConstants.signals.SIGKILL), TERMINATE_GRACE_MS).unref();
 }
 
-function decodeExit(e: NativeExit) {
+function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
   let exitCode: number | null = null;
   let signal: NodeJS.Signals | null = null;
   let userUs: number;
@@ -177,6 +281,17 @@ function decodeExit(e: NativeExit) {
     userUs = e.initUserCpuUs;
     systemUs = e.initSystemCpuUs;
   }
+  /* The cgroup counts every process, even ones killed before capsule-init could reap them. */
+  if (usage?.cpuTimeMs != null) {
+    return {
+      exitCode,
+      signal,
+      cpuTimeMs: usage.cpuTimeMs,
+      userCpuTimeMs: usage.userCpuMs ?? userUs / 1000,
+      systemCpuTimeMs: usage.systemCpuMs ?? systemUs / 1000,
+      maxRssBytes,
+    };
+  }
   return {
     exitCode,
     signal,
@@ -187,7 +302,12 @@ function decodeExit(e: NativeExit) {
   };
 }
 
-function nativeOptions(o: ResolvedOptions, stdio: [number, number, number]) {
+function nativeOptions(
+  o: ResolvedOptions,
+  stdio: [number, number, number],
+  cgroupFds: readonly number[],
+  rlimits: ReturnType<typeof rlimitPlan>,
+) {
   return {
     rootfs: o.rootfs,
     argv: ['capsule-init', ...o.argv],
@@ -203,8 +323,8 @@ function nativeOptions(o: ResolvedOptions, stdio: [number, number, number]) {
     devShmSizeBytes: o.devShmSizeBytes,
     devNodes: o.devNodes,
     binds: o.binds,
-    cgroupFds: [],
-    rlimits: [],
+    cgroupFds: [...cgroupFds],
+    rlimits,
     stdio,
     seccompFd: -1,
   };

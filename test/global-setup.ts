@@ -34,7 +34,7 @@ export function setup(project: TestProject) {
   try {
     execFileSync(
       'cc',
-      ['-static', '-O2', '-Wall', '-Werror', '-o', probe, join(root, 'test/probe/probe.c')],
+      ['-static', '-O2', '-Wall', '-Werror', '-pthread', '-o', probe, join(root, 'test/probe/probe.c')],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
       },

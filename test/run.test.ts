@@ -338,7 +338,12 @@ describe('bad input is one clear ConfigError before anything runs', () => {
 
 describe('no leaks', () => {
   it('leaves no mount, zombie or descriptor behind after many runs, in parallel too', async () => {
-    await run({ rootfs, argv: ['/bin/true'] }); /* warm: the addon opens its memfd and pidfd once */
+    /*
+     * Warm at the same concurrency: the addon opens its memfd and pidfd once, and the
+     * cgroup pool keeps one slot (and its cgroup.procs fds) per run in flight at its peak.
+     * After that, nothing may grow.
+     */
+    await Promise.all(Array.from({ length: 10 }, () => run({ rootfs, argv: ['/bin/true'] })));
     const mounts = mountCount();
     const fds = openFdCount();
     for (let batch = 0; batch < 10; batch++) {

@@ -14,9 +14,16 @@
  *   probe open PATH            try to open PATH for reading; print errno name or "ok"
  *   probe write PATH           try to create PATH; print errno name or "ok"
  *   probe fill-tmp MIB         write MIB MiB to /tmp; print bytes written and errno
+ *   probe mem MIB              allocate and touch MIB MiB, then exit 0
+ *   probe threads N MS         N threads, each burning MS ms of its own CPU time
+ *   probe forkbomb             fork forever (children too)
+ *   probe spew                 write to stdout forever
+ *   probe fsize BYTES          write BYTES to /tmp/f
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -195,12 +202,17 @@ static void sleep_ms(long ms) {
   }
 }
 
-static void burn(long ms) {
+static void burn_clock(clockid_t clock, long ms) {
   struct timespec t;
   for (;;) {
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    clock_gettime(clock, &t);
     if (t.tv_sec * 1000 + t.tv_nsec / 1000000 >= ms) return;
   }
+}
+static void burn(long ms) { burn_clock(CLOCK_PROCESS_CPUTIME_ID, ms); }
+static void *burn_thread(void *arg) {
+  burn_clock(CLOCK_THREAD_CPUTIME_ID, (long)arg);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -275,6 +287,32 @@ int main(int argc, char **argv) {
       }
     }
     printf("{\"bytes\":%ld,\"error\":\"%s\"}\n", total, errname(err));
+  } else if (!strcmp(cmd, "mem")) {
+    size_t size = (size_t)n << 20;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 3;
+    for (size_t i = 0; i < size; i += 4096) p[i] = 1;
+    printf("touched %ld MiB\n", n);
+  } else if (!strcmp(cmd, "threads")) {
+    long ms = atol(argv[3]);
+    pthread_t t[64];
+    for (long i = 0; i < n && i < 64; i++) pthread_create(&t[i], NULL, burn_thread, (void *)ms);
+    for (long i = 0; i < n && i < 64; i++) pthread_join(t[i], NULL);
+  } else if (!strcmp(cmd, "forkbomb")) {
+    for (;;) fork();
+  } else if (!strcmp(cmd, "spew")) {
+    static char block[1 << 16];
+    memset(block, 'x', sizeof block);
+    for (;;)
+      if (write(1, block, sizeof block) < 0) return 3;
+  } else if (!strcmp(cmd, "fsize")) {
+    int fd = open("/tmp/f", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    static char block[1 << 16];
+    for (long left = n; left > 0;) {
+      ssize_t w = write(fd, block, left < (long)sizeof block ? left : (long)sizeof block);
+      if (w < 0) return 3;
+      left -= w;
+    }
   } else {
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
