@@ -282,7 +282,7 @@ function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
     systemUs = e.initSystemCpuUs;
   }
   /* The cgroup counts every process, even ones killed before capsule-init could reap them. */
-  if (usage?.cpuTimeMs != null) {
+  if (usage !== null && usage.cpuTimeMs !== null) {
     return {
       exitCode,
       signal,
