@@ -20,6 +20,11 @@ export interface SandboxCgroup {
   readonly controllers: readonly CgroupController[];
   /** Counters of this run only; call after the sandbox exits (also valid while it runs). Synchronous. */
   usage(): CgroupUsage;
+  /**
+   * This run's CPU time in ms (all processes, user + system), from one file read (~2 µs):
+   * for polling a CPU-time limit while the sandbox runs. Null without CPU accounting.
+   */
+  cpuTimeMs(): number | null;
   /** Pids currently in the cgroup (as seen from this pid namespace). */
   pids(): number[];
   /**
@@ -67,6 +72,14 @@ export class SandboxHandle implements SandboxCgroup {
     const usage = emptyUsage();
     for (const dir of this.slot.dirs) dir.collect(usage);
     return usage;
+  }
+
+  cpuTimeMs(): number | null {
+    for (const dir of this.slot.dirs) {
+      const ms = dir.cpuTimeMs();
+      if (ms !== null) return ms;
+    }
+    return null;
   }
 
   pids(): number[] {

@@ -73,6 +73,8 @@ export interface HierarchyCgroup {
   prepare(limits: CgroupLimits): void;
   /** Merge this directory's counters (minus baselines) into `into`. */
   collect(into: CgroupUsage): void;
+  /** This run's CPU time in ms from one file read, or null if this directory does not account CPU. */
+  cpuTimeMs(): number | null;
   /** Pids in cgroup.procs, read afresh. */
   pids(): number[];
   /** No process left, by the cheapest exact test the kernel offers (v2 populated, v1 pids.current). */

@@ -276,6 +276,11 @@ export class V1Cgroup implements HierarchyCgroup {
     if (this.has.has('pids')) into.pidsLimitHit = this.pidsMaxEvents() - this.pidsEventsBase > 0;
   }
 
+  cpuTimeMs(): number | null {
+    // cpuacct.usage was reset to 0 at prepare(): one number, in ns.
+    return this.has.has('cpuacct') ? parseSingle(this.io.read('cpuacct.usage', 'cpuacct')) / 1e6 : null;
+  }
+
   pids(): number[] {
     // Opened afresh every time: v1 builds a pid list at the first read of an open file and
     // serves later reads of that fd from it (cgroup-v1.c cgroup_pidlist_start), so a kept fd

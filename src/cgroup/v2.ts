@@ -268,6 +268,12 @@ export class V2Cgroup implements HierarchyCgroup {
     }
   }
 
+  cpuTimeMs(): number | null {
+    if (!this.has.has('cpu') && !this.has.has('cpuacct')) return null;
+    const now = parseFlatKeyed(this.io.read('cpu.stat', 'cpu')).usage_usec ?? 0;
+    return Math.max(0, now - (this.cpuStatBase.usage_usec ?? 0)) / 1000;
+  }
+
   pids(): number[] {
     return parsePids(readCgroupFile(this.file('cgroup.procs'), null));
   }

@@ -98,6 +98,7 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(usage.cpuTimeMs).toBeGreaterThan(rusageMs * 0.8);
     expect(usage.cpuTimeMs).toBeLessThan(rusageMs * 1.2 + 10);
     expect(usage.userCpuMs! + usage.systemCpuMs!).toBeCloseTo(usage.cpuTimeMs!, 0);
+    expect(cg.cpuTimeMs()).toBeCloseTo(usage.cpuTimeMs!, 0);
     expect(usage.oomKilled).toBe(false);
     await cg.release();
   });

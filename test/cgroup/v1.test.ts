@@ -132,6 +132,7 @@ describe('V1Cgroup (fixture)', () => {
     set('memory.oom_control', 'oom_kill_disable 0\nunder_oom 0\noom_kill 3\n');
     set('pids.events', 'max 6\n');
     set('cpuacct.usage_all', 'cpu user system\n0 100000000 50000000\n1 20000000 0\n');
+    set('cpuacct.usage', '170000000\n');
     set('cpu.stat', 'nr_periods 19\nnr_throttled 5\nthrottled_time 5000000\n');
     const u = emptyUsage();
     cg.collect(u);
@@ -146,6 +147,7 @@ describe('V1Cgroup (fixture)', () => {
       pidsLimitHit: true,
       cpuThrottledMs: 4,
     });
+    expect(cg.cpuTimeMs()).toBe(170);
   });
 
   it('without swap accounting: swappiness 0, and only memory.limit_in_bytes is written', () => {

@@ -135,6 +135,7 @@ describe('V2Cgroup (fixture)', () => {
       cpuThrottledMs: 2,
       memoryEvents: { low: 0, high: 0, max: 5, oom: 2, oom_kill: 2, oom_group_kill: 1 },
     });
+    expect(cg.cpuTimeMs()).toBe(300);
   });
 
   it('cpu.stat gives CPU time even without the cpu controller (cpuacct role)', () => {
