@@ -252,7 +252,10 @@ export class V1Cgroup implements HierarchyCgroup {
       into.memoryLimitHit = failcnt + swFailcnt > 0 || into.oomKilled;
     }
     if (this.has.has('cpuacct')) {
-      // usage_all: "cpu user system" then one line of ns per CPU; one read for both splits.
+      // The total from cpuacct.usage: ns of runtime, charged precisely at every scheduler
+      // update. The user/system split from usage_all ("cpu user system", one line per CPU):
+      // those two are sampled per tick on current kernels (multiples of 1/HZ, 4 ms here), so
+      // their sum can differ from the total by a few ticks; it is reported as is.
       let user = 0;
       let system = 0;
       for (const line of this.io.read('cpuacct.usage_all', 'cpuacct').split('\n').slice(1)) {
@@ -264,7 +267,7 @@ export class V1Cgroup implements HierarchyCgroup {
       }
       into.userCpuMs = user / 1e6;
       into.systemCpuMs = system / 1e6;
-      into.cpuTimeMs = (user + system) / 1e6;
+      into.cpuTimeMs = this.cpuTimeMs();
     }
     if (this.has.has('cpu')) {
       into.cpuThrottledMs =

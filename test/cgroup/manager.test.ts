@@ -97,7 +97,10 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(rusageMs).toBeGreaterThan(100);
     expect(usage.cpuTimeMs).toBeGreaterThan(rusageMs * 0.8);
     expect(usage.cpuTimeMs).toBeLessThan(rusageMs * 1.2 + 10);
-    expect(usage.userCpuMs! + usage.systemCpuMs!).toBeCloseTo(usage.cpuTimeMs!, 0);
+    // user/system are tick-sampled on v1 (4 ms ticks here): their sum is near the total, not equal.
+    expect(Math.abs(usage.userCpuMs! + usage.systemCpuMs! - usage.cpuTimeMs!)).toBeLessThan(
+      usage.cpuTimeMs! * 0.1 + 12,
+    );
     expect(cg.cpuTimeMs()).toBeCloseTo(usage.cpuTimeMs!, 0);
     expect(usage.oomKilled).toBe(false);
     await cg.release();
