@@ -3,16 +3,19 @@
  * statuses; everything else is the library's.
  */
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
 import { Command, CommanderError } from 'commander';
 
 import { CapsuleError, SetupError } from '../errors.js';
+import { metaFromError, metaFromResult } from '../meta.js';
+import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { registerGcCommand } from './gc.js';
 import { registerRootfsCommands } from './rootfs.js';
-import { runCommand, runOptionsFromFlags } from './run.js';
+import { type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 
 /** docker/podman's convention for a runtime's own failures. */
 export const EXIT_CAPSULE_FAILED = 125;
@@ -58,15 +61,33 @@ export function program(): Command {
       try {
         const result = await run({
           ...runOptionsFromFlags(rootfs, argv, flags),
+          /* With --output-limit the program's output streams through capsule, within the cap. */
+          onOutput: (stream, chunk) =>
+            void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
           onSpawn: (sandbox) => {
+            let interrupts = 0;
             for (const sig of FORWARDED) {
-              const forward = () => void sandbox.kill(sig);
+              const forward = () => {
+                /* The first SIGINT/SIGTERM goes to the program; a second one ends the sandbox. */
+                if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) sandbox.kill('SIGKILL');
+                else sandbox.kill(sig);
+              };
               handlers.set(sig, forward);
               process.on(sig, forward);
             }
           },
         });
+        await writeReports(
+          flags,
+          { ...result, stdout: undefined, stderr: undefined },
+          metaFromResult(result),
+        );
+        const note = limitNote(result);
+        if (note) process.stderr.write(`capsule: ${note}\n`);
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
+      } catch (e) {
+        if (CapsuleError.is(e) && flags.meta) await writeFile(flags.meta, metaFromError(e.message));
+        throw e;
       } finally {
         for (const [sig, h] of handlers) process.off(sig, h);
       }
@@ -75,6 +96,33 @@ export function program(): Command {
   registerRootfsCommands(cli);
   registerGcCommand(cli);
   return cli;
+}
+
+/** One line for a run a limit ended: the exit status alone would not say so. */
+export function limitNote(r: RunResult<string | Buffer>): string | null {
+  const l = r.limits;
+  switch (r.verdict) {
+    case 'TIME_LIMIT':
+      return r.timeLimit === 'wall'
+        ? `wall time limit of ${l.wallTimeLimitMs} ms exceeded`
+        : `CPU time limit of ${l.cpuTimeLimitMs} ms exceeded (${Math.round(r.cpuTimeMs)} ms used)`;
+    case 'MEMORY_LIMIT':
+      return `memory limit of ${l.memoryLimitBytes} bytes exceeded (killed by the cgroup OOM killer)`;
+    case 'OUTPUT_LIMIT':
+      return r.mechanism === 'rlimit_fsize'
+        ? `file size limit of ${l.fileSizeLimitBytes} bytes exceeded`
+        : `output limit of ${l.outputLimitBytes} bytes exceeded (${r.stdoutTruncated ? 'stdout' : 'stderr'} cut there)`;
+    default:
+      return r.pidsLimitHit ? `pids limit of ${l.pidsLimit} reached` : null;
+  }
+}
+
+/** --report FILE, --json (to stderr) and --meta FILE, after the run. */
+async function writeReports(flags: RunFlags, report: object, meta: string): Promise<void> {
+  const json = JSON.stringify(report, null, 2) + '\n';
+  if (flags.report) await writeFile(flags.report, json);
+  if (flags.json) process.stderr.write(json);
+  if (flags.meta) await writeFile(flags.meta, meta);
 }
 
 /** Run the CLI; never throws, sets process.exitCode. */

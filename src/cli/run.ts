@@ -4,8 +4,9 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+import type { LimitOptions } from '../limits.js';
 import type { BindMount, RunOptions } from '../options.js';
-import { parseBytes } from '../units.js';
+import { parseBytes, parseCount, parseDurationMs } from '../units.js';
 
 /** `HOST:SANDBOX[:ro|rw]`, read-only unless `:rw`. */
 export function parseBind(value: string, previous: BindMount[] = []): BindMount[] {
@@ -33,15 +34,40 @@ function parseId(value: string): number {
   return Number(value);
 }
 
-function bytes(value: string): number {
-  try {
-    return parseBytes(value);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message.replace(/^capsule: /, ''));
-  }
+/** Adapt a units.ts parser to commander: its errors become InvalidArgumentError. */
+function unit(parse: (v: string) => number): (v: string) => number {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message.replace(/^capsule: /, ''));
+    }
+  };
 }
+const bytes = unit(parseBytes);
+const duration = unit(parseDurationMs);
+const count = unit(parseCount);
+const cpus = unit((v) => {
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || n <= 0)
+    throw new Error(`expected a number of CPUs such as 1 or 0.5, got ${JSON.stringify(v)}`);
+  return n;
+});
 
 export interface RunFlags {
+  cpuTimeLimit?: number;
+  wallTimeLimit?: number;
+  memoryLimit?: number;
+  pidsLimit?: number;
+  outputLimit?: number;
+  cpus?: number;
+  cpuset?: string;
+  fileSizeLimit?: number;
+  openFilesLimit?: number;
+  stackLimit?: number;
+  report?: string;
+  json?: boolean;
+  meta?: string;
   bind?: BindMount[];
   env?: Record<string, string>;
   cwd?: string;
@@ -56,7 +82,22 @@ export interface RunFlags {
 
 /** The library options a `capsule run` command line stands for (stdio is the caller's). */
 export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFlags): RunOptions {
+  const limits: LimitOptions = {
+    cpuTimeLimitMs: flags.cpuTimeLimit,
+    wallTimeLimitMs: flags.wallTimeLimit,
+    memoryLimitBytes: flags.memoryLimit,
+    pidsLimit: flags.pidsLimit,
+    outputLimitBytes: flags.outputLimit,
+    cpus: flags.cpus,
+    cpusetCpus: flags.cpuset,
+    fileSizeLimitBytes: flags.fileSizeLimit,
+    openFilesLimit: flags.openFilesLimit,
+    stackLimitBytes: flags.stackLimit,
+  };
+  /* An output cap needs capsule between the program and your stdout: it streams through. */
+  const output = flags.outputLimit === undefined ? 'inherit' : 'pipe';
   return {
+    ...limits,
     rootfs,
     argv,
     env: flags.env,
@@ -70,8 +111,9 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     devShm: flags.devShm,
     binds: flags.bind,
     stdin: 'inherit',
-    stdout: 'inherit',
-    stderr: 'inherit',
+    stdout: output,
+    stderr: output,
+    encoding: 'buffer',
   };
 }
 
@@ -118,6 +160,41 @@ export function runCommand(
     )
     .option('--dev-pts', 'mount a private /dev/pts')
     .option('--dev-shm', 'mount a private /dev/shm')
+    .addOption(
+      new Option('--cpu-time-limit <time>', 'CPU time of the whole sandbox, e.g. 2s, 500ms').argParser(
+        duration,
+      ),
+    )
+    .addOption(new Option('--wall-time-limit <time>', 'wall-clock time, e.g. 5s').argParser(duration))
+    .addOption(
+      new Option('--memory-limit <size>', 'memory of the whole sandbox, swap included, e.g. 256m').argParser(
+        bytes,
+      ),
+    )
+    .addOption(new Option('--pids-limit <n>', 'processes and threads alive at once').argParser(count))
+    .addOption(
+      new Option(
+        '--output-limit <size>',
+        'bytes of stdout and of stderr each, e.g. 1m; past it the run ends',
+      ).argParser(bytes),
+    )
+    .addOption(new Option('--cpus <n>', 'CPU quota in CPUs, e.g. 1 or 0.5').argParser(cpus))
+    .option('--cpuset <list>', 'CPUs to run on, e.g. 0 or 0-1')
+    .addOption(
+      new Option('--file-size-limit <size>', 'largest file the program may write (RLIMIT_FSIZE)').argParser(
+        bytes,
+      ),
+    )
+    .addOption(
+      new Option('--open-files-limit <n>', 'open files per process (RLIMIT_NOFILE)').argParser(count),
+    )
+    .addOption(new Option('--stack-limit <size>', 'stack per process (RLIMIT_STACK)').argParser(bytes))
+    .option('--report <file>', 'write the result (verdict, times, memory, limits) as JSON to FILE')
+    .option('--json', 'write the result as JSON to stderr when the run ends')
+    .option(
+      '--meta <file>',
+      "write isolate's meta file (time, time-wall, max-rss, cg-mem, status, ...) to FILE",
+    )
     .passThroughOptions()
     .addHelpText(
       'after',
@@ -125,6 +202,8 @@ export function runCommand(
         "  capsule run ./rootfs /bin/sh -c 'echo $$; id; ls /'\n" +
         '  capsule run --bind ./data:/data --env LANG=C ./rootfs /usr/bin/python3 /data/solve.py\n' +
         '  capsule run --bind ./out:/out:rw ./rootfs /bin/sh -c "date > /out/stamp"\n' +
+        '  capsule run --cpu-time-limit 2s --wall-time-limit 5s --memory-limit 256m --pids-limit 64 \\\n' +
+        '      --output-limit 1m --meta meta.txt ./rootfs /box/solution < input.txt\n' +
         "  capsule run --env A=1 -- ./rootfs /bin/prog --its-own-flags   (-- ends capsule's options)",
     )
     .action(async (rootfs: string, prog: string, args: string[], flags: RunFlags) => {
