@@ -63,13 +63,11 @@ export function gcCgroups(layout: CgroupLayout, opts: GcOptions = {}): GcResult 
       try {
         const pids = parsePids(readOptionalFile(join(dir, 'cgroup.procs')) ?? '');
         if (pids.length > 0) {
-          if (hierarchy.version === 2 && readOptionalFile(join(dir, 'cgroup.events')) !== null) {
-            try {
-              writeCgroupFile(join(dir, 'cgroup.kill'), '1', null);
-            } catch {
-              killPids(pids);
-            }
-          } else {
+          try {
+            // v2 (5.14+): the kernel kills every member at once; v1 and older v2: by pid.
+            if (hierarchy.version !== 2) throw new Error('v1 has no cgroup.kill');
+            writeCgroupFile(join(dir, 'cgroup.kill'), '1', null);
+          } catch {
             killPids(pids);
           }
           result.killed.push(...pids.filter((p) => !result.killed.includes(p)));
