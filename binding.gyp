@@ -12,8 +12,10 @@
         "native/signals.cc",
         "native/mounts.cc",
         "native/fds.cc",
-        "native/identity.cc"
+        "native/identity.cc",
+        "native/seccomp.cc"
       ],
+      "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags": [

@@ -10,6 +10,8 @@
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   strerror(errno) -> string
+ *   compileSeccomp(profile) -> { fd, instructions, ignored, pfc }   (seccomp.cc)
+ *   syscallName(nr, auditArch) -> string
  */
 #include <fcntl.h>
 #include <napi.h>
@@ -28,6 +30,7 @@
 #include <map>
 #include <string>
 
+#include "seccomp.h"
 #include "spawn.h"
 
 #ifndef P_PIDFD
@@ -160,6 +163,15 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
     rep.Set("userCpuUs", static_cast<double>(report.user_cpu_us));
     rep.Set("systemCpuUs", static_cast<double>(report.system_cpu_us));
     rep.Set("maxRssKiB", static_cast<double>(report.max_rss_kib));
+    if (report.violation_arch != 0) {
+      Napi::Object v = Napi::Object::New(env);
+      v.Set("number", report.violation_nr);
+      v.Set("arch", report.violation_arch);
+      v.Set("syscall", seccomp_syscall_name(report.violation_nr, report.violation_arch));
+      rep.Set("violation", v);
+    } else {
+      rep.Set("violation", env.Null());
+    }
     res.Set("report", rep);
   } else {
     res.Set("report", env.Null());
@@ -308,6 +320,69 @@ Napi::Value Steps(const Napi::CallbackInfo &info) {
   return a;
 }
 
+/* ------------------------------- seccomp -------------------------------- */
+
+SeccompAction seccomp_action(const Napi::Object &o) {
+  static const char *const kinds[] = {"allow", "errno", "kill_process", "kill_thread",
+                                      "trap", "trace", "log", "notify"};
+  std::string kind = str(o, "kind");
+  SeccompAction a;
+  for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (kind == kinds[i]) a.kind = static_cast<SeccompActionKind>(i);
+  a.value = static_cast<uint32_t>(u64(o, "value"));
+  return a;
+}
+
+uint64_t big(const Napi::Object &o, const char *key) {
+  bool lossless;
+  return o.Get(key).As<Napi::BigInt>().Uint64Value(&lossless);
+}
+
+/*
+ * compileSeccomp: the profile src/seccomp/ validated and normalized, compiled
+ * once into a sealed memfd (seccomp.cc). Throws with libseccomp's reason.
+ */
+Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  SeccompProfile p;
+  p.default_action = seccomp_action(o.Get("defaultAction").As<Napi::Object>());
+  p.bad_arch_action = seccomp_action(o.Get("badArchAction").As<Napi::Object>());
+  p.want_pfc = o.Get("pfc").ToBoolean();
+  Napi::Array rules = o.Get("rules").As<Napi::Array>();
+  for (uint32_t i = 0; i < rules.Length(); i++) {
+    Napi::Object r = rules.Get(i).As<Napi::Object>();
+    SeccompRule rule;
+    rule.syscall = str(r, "syscall");
+    rule.action = seccomp_action(r.Get("action").As<Napi::Object>());
+    Napi::Array args = r.Get("args").As<Napi::Array>();
+    for (uint32_t j = 0; j < args.Length(); j++) {
+      Napi::Object a = args.Get(j).As<Napi::Object>();
+      rule.args.push_back({static_cast<unsigned>(u64(a, "index")), str(a, "op"), big(a, "value"), big(a, "valueTwo")});
+    }
+    p.rules.push_back(std::move(rule));
+  }
+  SeccompCompiled out;
+  seccomp_compile(p, out);
+  if (!out.ok) {
+    Napi::Error::New(env, out.error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("fd", out.fd);
+  res.Set("instructions", out.instructions);
+  Napi::Array ignored = Napi::Array::New(env, out.ignored.size());
+  for (uint32_t i = 0; i < out.ignored.size(); i++) ignored.Set(i, out.ignored[i]);
+  res.Set("ignored", ignored);
+  res.Set("pfc", out.pfc);
+  return res;
+}
+
+Napi::Value SyscallName(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), seccomp_syscall_name(info[0].As<Napi::Number>().Int32Value(),
+                                                            info[1].As<Napi::Number>().Uint32Value()));
+}
+
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
@@ -319,6 +394,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
+  exports.Set("syscallName", Napi::Function::New(env, SyscallName));
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;
 }

@@ -92,13 +92,21 @@ struct capsule_init_report {
    * Node's, and its CPU time includes the sandbox's setup.
    */
   long long user_cpu_us, system_cpu_us, max_rss_kib;
+  /*
+   * A system call the seccomp filter denies with a kill action: capsule-init
+   * received it from the kernel as a user notification (seccomp_unotify(2)),
+   * killed the sandbox and reports it here. violation_arch is the AUDIT_ARCH_*
+   * of the call's ABI, 0 when there was none; violation_nr is its number.
+   */
+  unsigned int violation_arch;
+  int violation_nr;
 };
 #define CAPSULE_REPORT_MAGIC 0x696e6974u /* "init" */
 
 /* The fixed descriptor numbers capsule-init finds its pipes at. */
 #define CAPSULE_FD_ERROR 3
 #define CAPSULE_FD_STATUS 4
-#define CAPSULE_FD_SECCOMP 5 /* optional: a compiled BPF program, see native/seccomp.c */
+#define CAPSULE_FD_SECCOMP 5 /* optional: a compiled BPF program, see native/seccomp.cc */
 #define CAPSULE_FD_INIT_EXE 6 /* only until exec_init: closed on exec */
 #define CAPSULE_FD_PARENT 7   /* capsule's pidfd, for check_parent: closed on exec */
 #define CAPSULE_FD_FIRST_FREE 8

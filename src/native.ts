@@ -45,11 +45,43 @@ export interface NativeExit {
   initCode: 'exited' | 'killed';
   initStatus: number;
   /** capsule-init's report; null when it was killed before it could write one. */
-  report: { waitStatus: number; userCpuUs: number; systemCpuUs: number; maxRssKiB: number } | null;
+  report: {
+    waitStatus: number;
+    userCpuUs: number;
+    systemCpuUs: number;
+    maxRssKiB: number;
+    /** A call the seccomp filter kills for, as the kernel reported it to capsule-init; null when none. */
+    violation: NativeViolation | null;
+  } | null;
   initUserCpuUs: number;
   initSystemCpuUs: number;
   /** A step that failed after capsule-init started (fork_program, load_seccomp, exec). */
   error: NativeStepError | null;
+}
+
+/** A forbidden system call: its number and AUDIT_ARCH_* ABI, named by libseccomp ('' when unknown). */
+export interface NativeViolation {
+  number: number;
+  arch: number;
+  syscall: string;
+}
+
+/** The profile as native/seccomp.cc takes it: see src/seccomp/profile.ts. */
+export interface NativeSeccompProfile {
+  defaultAction: NativeSeccompAction;
+  badArchAction: NativeSeccompAction;
+  rules: {
+    syscall: string;
+    action: NativeSeccompAction;
+    args: { index: number; op: string; value: bigint; valueTwo: bigint }[];
+  }[];
+  /** Also return libseccomp's pseudo-filter-code text. */
+  pfc: boolean;
+}
+
+export interface NativeSeccompAction {
+  kind: 'allow' | 'errno' | 'kill_process' | 'kill_thread' | 'trap' | 'trace' | 'log' | 'notify';
+  value: number;
 }
 
 export interface Addon {
@@ -63,6 +95,14 @@ export interface Addon {
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;
+  /** Compile with libseccomp into a sealed memfd (owned by the caller); throws with libseccomp's reason. */
+  compileSeccomp(p: NativeSeccompProfile): {
+    fd: number;
+    instructions: number;
+    ignored: string[];
+    pfc: string;
+  };
+  syscallName(nr: number, auditArch: number): string;
 }
 
 /** The package root: the nearest directory above this file with capsule's package.json. */
