@@ -134,7 +134,11 @@ export class CgroupManager {
     try {
       for (const dir of slot.dirs) dir.prepare(limits);
     } catch (cause) {
+      const reused = slot.uses > 0;
       this.destroySync(slot);
+      // A reused cgroup can refuse what a fresh one takes (v1: a memory limit below what is
+      // still charged fails with EBUSY): try once more with a fresh one before failing.
+      if (reused) return this.acquire(limits, opts);
       throw cause;
     }
     slot.uses++;
