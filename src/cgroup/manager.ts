@@ -1,12 +1,12 @@
 /**
  * CgroupManager: gives each sandbox its own cgroup(s), from a pool.
  *
- * Why a pool: creating and removing a sandbox's cgroups (4 v1 hierarchies here) costs about
- * 1 ms per run at p50 with a tail of several ms at p99 (bench/cgroup.ts), mostly mkdir and
- * rmdir under cgroup_mutex and memcg setup/teardown (a removed memory cgroup lingers as a
- * "dying" memcg until its last page is uncharged); taking a pooled one costs ~0.05 ms. A cgroup that has served a
- * run is emptied, checked, and kept; the next run with the same shape resets its counters and
- * rewrites only the limits that differ. What makes that safe, counter by counter, is written
+ * Why a pool: creating and removing a sandbox's cgroups (4 v1 hierarchies here) costs
+ * 0.7–1.2 ms per run at p50 and 5–17 ms at p99 (bench/cgroup.ts), mostly mkdir and rmdir
+ * under cgroup_mutex and memcg setup and teardown (a removed memory cgroup lingers as a
+ * "dying" memcg until its last page is uncharged); taking a pooled one costs ~0.035 ms at p50.
+ * A cgroup that has served a run is emptied, checked, and kept; the next run with the same
+ * shape resets its counters and rewrites only the limits that differ. What makes that safe, counter by counter, is written
  * next to each counter in v1.ts and v2.ts: resettable counters are reset (v1 max_usage, failcnt,
  * cpuacct.usage; v2 memory.peak per fd on 6.12+), the others get a baseline subtracted
  * (oom_kill, pids.events, v2 cpu.stat and memory.events), and a cgroup whose peak cannot be
