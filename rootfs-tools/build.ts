@@ -41,6 +41,31 @@ import { addSkeleton, addUsrMergeLinks } from './skeleton.js';
 /** Where the manifest lives, in the rootfs. */
 export const MANIFEST_PATH = '/.capsule-rootfs.json';
 const SETID_BITS = 0o6000;
+/** Files checked or written at once; the libuv pool has 4 threads by default, copies wait on I/O. */
+const CONCURRENCY = 16;
+
+/** Maps `items` through `fn` with at most `limit` calls in flight; results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i] as T);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  // Wait for every worker to stop before failing, so that nothing is still writing during a rollback.
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
+  return results;
+}
 
 /** Progress of the write phase, reported after each file. */
 export interface BuildProgress {
@@ -172,6 +197,8 @@ class Writer {
   readonly result: BuildResult['added'] = { files: 0, bytes: 0, hardlinks: 0, symlinks: 0, dirs: 0 };
   readonly strippedSetid: string[] = [];
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly uid = process.getuid?.() ?? -1;
+  private readonly gid = process.getgid?.() ?? -1;
   private readonly tag = `${process.pid}-${Date.now().toString(36)}`;
 
   constructor(
@@ -182,6 +209,7 @@ class Writer {
   ) {}
 
   private async place(tmp: string, dst: string): Promise<void> {
+    if (tmp === dst) return;
     let backup: string | null = null;
     const old = await lstat(dst).catch(() => null);
     if (old?.isDirectory()) {
@@ -204,7 +232,8 @@ class Writer {
 
   async write(entry: PlanEntry): Promise<void> {
     const dst = posix.join(this.root, entry.path);
-    const tmp = `${dst}.capsule-new-${this.tag}`;
+    // In a private staging directory nothing can be half-seen or need undoing: write in place.
+    const tmp = this.journal ? `${dst}.capsule-new-${this.tag}` : dst;
     switch (entry.kind) {
       case 'dir': {
         await mkdir(dst);
@@ -235,9 +264,13 @@ class Writer {
           );
         }
         if (!linked) {
+          // uv_fs_copyfile gives the copy the source's mode; only owner and setid bits need work.
           await copyFile(entry.source, tmp, fsConstants.COPYFILE_FICLONE);
-          if (this.isRoot) await chown(tmp, entry.uid, entry.gid);
-          await chmod(tmp, entry.mode & ~SETID_BITS); // after chown(2), which may clear mode bits
+          if (this.isRoot && (entry.uid !== this.uid || entry.gid !== this.gid)) {
+            await chown(tmp, entry.uid, entry.gid);
+          }
+          if (setid) await chmod(tmp, entry.mode & ~SETID_BITS);
+          // Keep mtimes: Python checks a .pyc against its source's mtime, make against targets'.
           const when = new Date(entry.mtimeMs);
           await utimes(tmp, when, when);
         }
@@ -354,12 +387,13 @@ export async function buildRootfs(options: BuildOptions): Promise<BuildResult> {
   }
   const rootDev = (await stat(root)).dev;
   const writer = new Writer(root, rootDev, options.hardlink === true, staged ? null : { undo: [] });
-  let unchanged = 0;
-  const todo: PlanEntry[] = [];
-  for (const e of entries) {
-    if (!staged && (await upToDate(root, e, manifest))) unchanged++;
-    else todo.push(e);
-  }
+  const fresh = await mapLimit(
+    entries,
+    CONCURRENCY,
+    async (e) => staged || !(await upToDate(root, e, manifest)),
+  );
+  const todo = entries.filter((_e, i) => fresh[i]);
+  const unchanged = entries.length - todo.length;
   const progress: BuildProgress = {
     filesDone: 0,
     filesTotal: todo.filter((e) => e.kind === 'file').length,
@@ -367,22 +401,34 @@ export async function buildRootfs(options: BuildOptions): Promise<BuildResult> {
     bytesTotal: todo.reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0),
   };
 
-  let current: PlanEntry | undefined;
-  try {
-    for (current of todo) {
-      await writer.write(current);
-      if (current.kind === 'file') {
-        manifest.files[current.path] = {
-          source: current.source,
-          size: current.size,
-          mtimeMs: current.mtimeMs,
-          mode: current.mode,
-        };
-        progress.filesDone++;
-        progress.bytesDone += current.size;
-        options.onProgress?.(progress);
-      }
+  let current: PlanEntry | undefined; // the entry whose write failed, for the message
+  const writeOne = async (entry: PlanEntry): Promise<void> => {
+    try {
+      await writer.write(entry);
+    } catch (error) {
+      current ??= entry;
+      throw error;
     }
+    if (entry.kind !== 'file') return;
+    manifest.files[entry.path] = {
+      source: entry.source,
+      size: entry.size,
+      mtimeMs: entry.mtimeMs,
+      mode: entry.mode,
+    };
+    progress.filesDone++;
+    progress.bytesDone += entry.size;
+    options.onProgress?.(progress);
+  };
+  try {
+    // Directories in order, parents first; then files and links, several at a time (copies are
+    // I/O, and the libuv pool overlaps them).
+    for (const e of todo) if (e.kind === 'dir') await writeOne(e);
+    await mapLimit(
+      todo.filter((e) => e.kind !== 'dir'),
+      CONCURRENCY,
+      writeOne,
+    );
     const manifestTmp = posix.join(root, `${MANIFEST_PATH}.tmp`);
     await writeFile(manifestTmp, `${JSON.stringify(manifest)}\n`);
     await rename(manifestTmp, posix.join(root, MANIFEST_PATH));

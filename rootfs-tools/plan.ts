@@ -281,15 +281,19 @@ export class Planner {
     const found = await this.addChain(abs);
     if (!found) throw new RootfsError('ENOENT', `include ${abs} does not exist`, { path: abs });
     const report: IncludeReport = { path: abs, files: 0, elfFiles: 0, danglingLinks: [] };
-    const visit = async (p: string, st: Stats): Promise<void> => {
-      if (exclude.some((pattern) => matchesPrefix(pattern, p))) return;
+    const excluded = (p: string): boolean => exclude.some((pattern) => matchesPrefix(pattern, p));
+    const visit = async (p: string, st: Stats, elf?: boolean): Promise<void> => {
       if (st.isDirectory()) {
         await this.addDir(p, st);
-        const names = await readdir(p);
-        for (const name of names.sort()) {
-          const child = posix.join(p, name);
-          await visit(child, await lstat(child));
-        }
+        // One directory's lstat and ELF-magic reads go out together: the libuv pool overlaps them,
+        // which matters for trees of thousands of files (/usr/include, a compiler's directory).
+        const children = (await readdir(p))
+          .sort()
+          .map((name) => posix.join(p, name))
+          .filter((c) => !excluded(c));
+        const stats = await Promise.all(children.map((c) => lstat(c)));
+        const elfs = await Promise.all(children.map((c, i) => (stats[i]?.isFile() ? isElf(c) : false)));
+        for (const [i, child] of children.entries()) await visit(child, stats[i] as Stats, elfs[i]);
       } else if (st.isSymbolicLink()) {
         await this.addLink(p, await readlink(p));
         const target = await walk('/', p);
@@ -301,18 +305,23 @@ export class Planner {
         }
       } else if (st.isFile()) {
         await this.addFile(p, st);
-        await this.addFileContents(p, st, report);
+        await this.addFileContents(p, st, report, elf);
       }
     };
-    await visit(found.realPath, found.stats);
+    if (!excluded(found.realPath)) await visit(found.realPath, found.stats);
     this.includes.push(report);
     return report;
   }
 
   /** Follows what a file needs: an ELF file's libraries, a linker script's inputs. */
-  private async addFileContents(path: string, st: Stats, report: IncludeReport): Promise<void> {
+  private async addFileContents(
+    path: string,
+    st: Stats,
+    report: IncludeReport,
+    elf?: boolean,
+  ): Promise<void> {
     report.files++;
-    if (await isElf(path)) {
+    if (elf ?? (await isElf(path))) {
       report.elfFiles++;
       if (this.closureDone.has(path)) return;
       this.closureDone.add(path);
