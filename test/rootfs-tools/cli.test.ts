@@ -21,13 +21,11 @@ async function capsule(
 ): Promise<{ stdout: string; stderr: string; error: unknown; exitCode: number | undefined }> {
   let stdout = '';
   let stderr = '';
-  const program = new Command('capsule')
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => (stdout += s),
-      writeErr: (s) => (stderr += s),
-      outputError: () => undefined,
-    });
+  const program = new Command('capsule').exitOverride().configureOutput({
+    writeOut: (s) => (stdout += s),
+    writeErr: (s) => (stderr += s),
+    outputError: () => undefined,
+  });
   registerRootfsCommands(program, {
     stdout: { write: (s: string) => ((stdout += s), true) } as never,
     stderr: { isTTY: false, write: (s: string) => ((stderr += s), true) } as never,
