@@ -44,7 +44,7 @@ export function makeRootfs(dir: string): string {
     mkdirSync(join(rootfs, d), { recursive: true });
   chmodSync(join(rootfs, 'tmp'), 0o1777);
   copyFileSync('/bin/busybox', join(rootfs, 'bin/busybox'));
-  for (const a of ['true', 'sh']) symlinkSync('busybox', join(rootfs, 'bin', a));
+  for (const a of ['true', 'sh', 'sleep']) symlinkSync('busybox', join(rootfs, 'bin', a));
   writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
   return rootfs;
 }

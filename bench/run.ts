@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,cgroup,rootfs  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { benchCgroups } from './cgroup.js';
+import { benchJudge } from './judge.js';
 import { benchLaunch } from './launch.js';
 import { ensurePeers, makeRootfs } from './peers.js';
 
@@ -29,6 +30,7 @@ try {
   const rootfs = makeRootfs(dir);
   console.log(`capsule benchmarks: node ${process.version}, ${runs} runs; medians and p99 in ms`);
   if (want('launch')) await benchLaunch({ dir, rootfs, n: runs });
+  if (want('judge')) await benchJudge({ dir, rootfs, n: Math.min(runs, 1000) });
   if (want('cgroup')) await benchCgroups();
 } finally {
   rmSync(dir, { recursive: true, force: true });
