@@ -11,7 +11,6 @@ import { join } from 'node:path';
 
 import { run } from '../src/index.js';
 import { packageRoot } from '../src/native.js';
-import { spawnWait } from './peers.js';
 import { printTable, type Sample, summary, timeConcurrent, timeRuns } from './stats.js';
 
 const MiB = 1024 * 1024;

@@ -30,7 +30,7 @@ try {
   const rootfs = makeRootfs(dir);
   console.log(`capsule benchmarks: node ${process.version}, ${runs} runs; medians and p99 in ms`);
   if (want('launch')) await benchLaunch({ dir, rootfs, n: runs });
-  if (want('judge')) await benchJudge({ dir, rootfs, n: Math.min(runs, 1000) });
+  if (want('judge')) await benchJudge({ rootfs, n: Math.min(runs, 1000) });
   if (want('cgroup')) await benchCgroups();
 } finally {
   rmSync(dir, { recursive: true, force: true });
