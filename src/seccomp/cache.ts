@@ -1,0 +1,76 @@
+/**
+ * Compiled filters, one per distinct profile per process.
+ *
+ * libseccomp takes a few milliseconds to compile a profile and the kernel a
+ * few microseconds to load the result, so, as crun does, capsule compiles
+ * each profile once and keys it by a hash of its normalized form: two
+ * spellings of the same profile (names in another order, a file read twice)
+ * share one sealed memfd. The memfd is never closed: every run dup3s it into
+ * the sandbox, and it costs one page of memory.
+ */
+import { createHash } from 'node:crypto';
+
+import { ConfigError } from '../errors.js';
+import { native } from '../native.js';
+import type { SeccompProfile } from './profile.js';
+
+export interface CompiledFilter {
+  /** Sealed memfd holding the BPF program (struct sock_filter[]). */
+  fd: number;
+  instructions: number;
+  /** System call names this libseccomp does not know on this architecture: left out. */
+  ignored: string[];
+  /** sha256 of the normalized profile. */
+  hash: string;
+}
+
+const cache = new Map<string, CompiledFilter>();
+
+/** Stable JSON of the normalized profile: rules sorted, bigints as decimal strings. */
+export function profileKey(p: SeccompProfile): string {
+  const rules = p.rules
+    .map((r) =>
+      JSON.stringify([r.syscall, r.action, r.args], (_k, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v,
+      ),
+    )
+    .sort();
+  return createHash('sha256')
+    .update(JSON.stringify([p.defaultAction, p.badArchAction, rules]))
+    .digest('hex');
+}
+
+/** The compiled filter for `p`, compiled on first use. `source` names the profile in errors. */
+export function compileCached(p: SeccompProfile, source: string): CompiledFilter {
+  const hash = profileKey(p);
+  const hit = cache.get(hash);
+  if (hit) return hit;
+  let out;
+  try {
+    out = native().compileSeccomp({ ...p, pfc: false });
+  } catch (e) {
+    throw new ConfigError(
+      `seccomp profile ${source} cannot be compiled: ${(e as Error).message}`,
+      'seccompProfile',
+    );
+  }
+  const compiled = { fd: out.fd, instructions: out.instructions, ignored: out.ignored, hash };
+  cache.set(hash, compiled);
+  return compiled;
+}
+
+/** libseccomp's pseudo-code for a profile, for `docs/security.md` and for reading a filter by eye. */
+export function filterText(p: SeccompProfile): string {
+  const out = native().compileSeccomp({ ...p, pfc: true });
+  return out.pfc;
+}
+
+/** How many profiles are compiled (for tests and the benchmark). */
+export function cachedFilters(): number {
+  return cache.size;
+}
+
+/** Forget the cache (the benchmark measures a cold compile); the memfds stay open for runs in flight. */
+export function clearFilterCacheForBenchmark(): void {
+  cache.clear();
+}

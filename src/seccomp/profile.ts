@@ -1,0 +1,326 @@
+/**
+ * Seccomp profiles in the OCI/Docker JSON format (the `linux.seccomp` object
+ * of the OCI runtime spec, which runc, crun, podman and Docker read), and their
+ * normalized form, which is what native/seccomp.cc compiles and what the
+ * cache hashes. capsule's built-in profiles are written in the same format
+ * (builtin.ts), so there is one code path.
+ *
+ * How capsule reads a profile, where it differs from runc:
+ * - Only the native ABI is filtered (x86_64, or aarch64). `architectures` is
+ *   checked but every other ABI (i386 through int 0x80, x32) is killed: the
+ *   classic bypass of a filter that matches syscall numbers of one ABI.
+ * - Every kill action (SCMP_ACT_KILL, _KILL_PROCESS, _KILL_THREAD) and
+ *   SCMP_ACT_NOTIFY end the whole sandbox with a SECURITY_VIOLATION verdict
+ *   naming the call (see verdict.ts for how that cannot be forged).
+ * - The sandbox holds no capability, so a rule that `includes` capabilities
+ *   never applies and one that `excludes` them always does (Docker's format).
+ * - execve, write, exit and exit_group must stay allowed: capsule-init needs
+ *   them between loading the filter and the program's first instruction.
+ */
+import { readFileSync } from 'node:fs';
+import { arch as cpuArch, release } from 'node:os';
+
+import { ConfigError } from '../errors.js';
+import type { NativeSeccompAction, NativeSeccompProfile } from '../native.js';
+
+/** A profile as the OCI runtime spec and Docker write it. */
+export interface OciSeccompProfile {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  archMap?: { architecture: string; subArchitectures?: string[] }[];
+  syscalls?: OciSyscallRule[];
+  flags?: string[];
+}
+
+export interface OciSyscallRule {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: { index: number; value: number | bigint; valueTwo?: number | bigint; op: string }[];
+  comment?: string;
+  includes?: { arches?: string[]; caps?: string[]; minKernel?: string };
+  excludes?: { arches?: string[]; caps?: string[]; minKernel?: string };
+}
+
+/** The normalized profile: one rule per system call, actions resolved, what the addon compiles. */
+export type SeccompProfile = Omit<NativeSeccompProfile, 'pfc'>;
+
+const EPERM = 1;
+
+const ACTIONS: Record<string, NativeSeccompAction['kind']> = {
+  SCMP_ACT_ALLOW: 'allow',
+  SCMP_ACT_ERRNO: 'errno',
+  SCMP_ACT_LOG: 'log',
+  SCMP_ACT_TRACE: 'trace',
+  SCMP_ACT_TRAP: 'trap',
+  /* capsule-init kills the sandbox and reports the call (seccomp_unotify(2)). */
+  SCMP_ACT_KILL: 'notify',
+  SCMP_ACT_KILL_PROCESS: 'notify',
+  SCMP_ACT_KILL_THREAD: 'notify',
+  SCMP_ACT_NOTIFY: 'notify',
+};
+
+const OPS: Record<string, string> = {
+  SCMP_CMP_NE: 'ne',
+  SCMP_CMP_LT: 'lt',
+  SCMP_CMP_LE: 'le',
+  SCMP_CMP_EQ: 'eq',
+  SCMP_CMP_GE: 'ge',
+  SCMP_CMP_GT: 'gt',
+  SCMP_CMP_MASKED_EQ: 'masked_eq',
+};
+
+/** libseccomp's names, and the names Docker's `includes.arches` uses (Go's GOARCH), per Node arch. */
+const NATIVE: Record<string, { scmp: string; docker: string[] }> = {
+  x64: { scmp: 'SCMP_ARCH_X86_64', docker: ['amd64', 'x86_64'] },
+  arm64: { scmp: 'SCMP_ARCH_AARCH64', docker: ['arm64', 'aarch64'] },
+};
+
+const KNOWN_ARCHES = new Set([
+  'SCMP_ARCH_X86',
+  'SCMP_ARCH_X86_64',
+  'SCMP_ARCH_X32',
+  'SCMP_ARCH_ARM',
+  'SCMP_ARCH_AARCH64',
+  'SCMP_ARCH_MIPS',
+  'SCMP_ARCH_MIPS64',
+  'SCMP_ARCH_MIPS64N32',
+  'SCMP_ARCH_MIPSEL',
+  'SCMP_ARCH_MIPSEL64',
+  'SCMP_ARCH_MIPSEL64N32',
+  'SCMP_ARCH_PPC',
+  'SCMP_ARCH_PPC64',
+  'SCMP_ARCH_PPC64LE',
+  'SCMP_ARCH_S390',
+  'SCMP_ARCH_S390X',
+  'SCMP_ARCH_PARISC',
+  'SCMP_ARCH_PARISC64',
+  'SCMP_ARCH_RISCV64',
+]);
+
+/** The calls capsule-init makes after loading the filter: execve, and on failure write and exit. */
+export const REQUIRED_SYSCALLS = ['execve', 'write', 'exit', 'exit_group'];
+
+function kernelVersion(): number[] {
+  return release()
+    .split(/[.-]/)
+    .slice(0, 2)
+    .map((n) => Number(n) || 0);
+}
+
+function kernelAtLeast(v: string): boolean {
+  const want = v.split('.').map((n) => Number(n) || 0);
+  const have = kernelVersion();
+  for (let i = 0; i < 2; i++) {
+    if ((have[i] ?? 0) !== (want[i] ?? 0)) return (have[i] ?? 0) > (want[i] ?? 0);
+  }
+  return true;
+}
+
+/** Checks the JSON's shape, naming the field at fault: `syscalls[3].args[0].op`. */
+class Reader {
+  constructor(private readonly source: string) {}
+
+  fail(field: string, message: string): never {
+    throw new ConfigError(`seccomp profile ${this.source}: ${field}: ${message}`, 'seccompProfile');
+  }
+
+  object(field: string, v: unknown): Record<string, unknown> {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(field, 'must be an object');
+    return v as Record<string, unknown>;
+  }
+
+  strings(field: string, v: unknown): string[] {
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string'))
+      this.fail(field, 'must be an array of strings');
+    return v as string[];
+  }
+
+  errno(field: string, v: unknown): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 4095)
+      this.fail(field, `must be an errno number from 0 to 4095, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
+  u64(field: string, v: unknown): bigint {
+    if (typeof v === 'bigint' && v >= 0n && v < 2n ** 64n) return v;
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+    return this.fail(field, `must be an unsigned 64-bit integer, got ${JSON.stringify(String(v))}`);
+  }
+
+  action(field: string, name: unknown, errnoRet: number): NativeSeccompAction {
+    if (typeof name !== 'string' || !(name in ACTIONS)) {
+      this.fail(
+        field,
+        `unknown action ${JSON.stringify(name)}: expected one of ${Object.keys(ACTIONS).join(', ')}`,
+      );
+    }
+    const kind = ACTIONS[name]!;
+    return { kind, value: kind === 'errno' || kind === 'trace' ? errnoRet : 0 };
+  }
+}
+
+function sameAction(a: NativeSeccompAction, b: NativeSeccompAction) {
+  return a.kind === b.kind && a.value === b.value;
+}
+
+/**
+ * Validate an OCI/Docker profile and normalize it. `source` names it in
+ * errors (a file path, or `the built-in default profile`). Throws ConfigError.
+ */
+export function normalizeProfile(json: unknown, source: string): SeccompProfile {
+  const r: Reader = new Reader(source);
+  const p = r.object('the profile', json);
+  const known = new Set([
+    'defaultAction',
+    'defaultErrnoRet',
+    'architectures',
+    'archMap',
+    'syscalls',
+    'flags',
+    'listenerPath',
+    'listenerMetadata',
+  ]);
+  for (const k of Object.keys(p)) if (!known.has(k)) r.fail(k, 'unknown field');
+  if (p.defaultAction === undefined) r.fail('defaultAction', 'is required');
+  const defaultErrno =
+    p.defaultErrnoRet === undefined ? EPERM : r.errno('defaultErrnoRet', p.defaultErrnoRet);
+  const defaultAction = r.action('defaultAction', p.defaultAction, defaultErrno);
+
+  const native = NATIVE[cpuArch()];
+  if (!native) r.fail('architectures', `capsule filters x86_64 and aarch64 only, not ${cpuArch()}`);
+  const arches = new Set<string>();
+  if (p.architectures !== undefined) {
+    for (const a of r.strings('architectures', p.architectures)) arches.add(a);
+  }
+  if (p.archMap !== undefined) {
+    if (!Array.isArray(p.archMap)) r.fail('archMap', 'must be an array');
+    p.archMap.forEach((m: unknown, i: number) => {
+      const o = r.object(`archMap[${i}]`, m);
+      if (typeof o.architecture !== 'string') r.fail(`archMap[${i}].architecture`, 'must be a string');
+      arches.add(o.architecture);
+      if (o.subArchitectures !== undefined)
+        for (const s of r.strings(`archMap[${i}].subArchitectures`, o.subArchitectures)) arches.add(s);
+    });
+  }
+  for (const a of arches)
+    if (!KNOWN_ARCHES.has(a)) r.fail('architectures', `unknown architecture ${JSON.stringify(a)}`);
+  if (arches.size > 0 && !arches.has(native.scmp)) {
+    r.fail(
+      'architectures',
+      `does not list this machine's ${native.scmp}: the profile was written for another`,
+    );
+  }
+  if (p.flags !== undefined) r.strings('flags', p.flags);
+
+  const rules: SeccompProfile['rules'] = [];
+  const syscalls = p.syscalls ?? [];
+  if (!Array.isArray(syscalls)) r.fail('syscalls', 'must be an array');
+  syscalls.forEach((raw: unknown, i: number) => {
+    const f = `syscalls[${i}]`;
+    const s = r.object(f, raw);
+    const names = s.names ?? (s.name === undefined ? undefined : [s.name]);
+    if (names === undefined) r.fail(`${f}.names`, 'is required');
+    for (const n of r.strings(`${f}.names`, names))
+      if (!/^[a-z0-9_]+$/.test(n)) r.fail(`${f}.names`, `${JSON.stringify(n)} is not a system call name`);
+    const errnoRet = s.errnoRet === undefined ? EPERM : r.errno(`${f}.errnoRet`, s.errnoRet);
+    const action = r.action(`${f}.action`, s.action, errnoRet);
+    if (!applies(r, f, s)) return;
+    const args: SeccompProfile['rules'][number]['args'] = [];
+    const argList = s.args ?? [];
+    if (!Array.isArray(argList)) r.fail(`${f}.args`, 'must be an array');
+    argList.forEach((rawArg: unknown, j: number) => {
+      const af = `${f}.args[${j}]`;
+      const a = r.object(af, rawArg);
+      if (typeof a.index !== 'number' || !Number.isInteger(a.index) || a.index < 0 || a.index > 5)
+        r.fail(`${af}.index`, `must be 0 to 5, got ${JSON.stringify(a.index)}`);
+      if (typeof a.op !== 'string' || !(a.op in OPS))
+        r.fail(
+          `${af}.op`,
+          `unknown op ${JSON.stringify(a.op)}: expected one of ${Object.keys(OPS).join(', ')}`,
+        );
+      args.push({
+        index: a.index,
+        op: OPS[a.op]!,
+        value: r.u64(`${af}.value`, a.value),
+        valueTwo: a.valueTwo === undefined ? 0n : r.u64(`${af}.valueTwo`, a.valueTwo),
+      });
+    });
+    /* A rule that does what the default does changes nothing (runc skips it too; libseccomp refuses it). */
+    if (sameAction(action, defaultAction)) return;
+    /*
+     * libseccomp takes one comparison per argument in a rule. Where a profile
+     * has several on one argument, each becomes a rule of its own, so they are
+     * ORed: what runc does with the same profile.
+     */
+    const indexes = args.map((a) => a.index);
+    const split = new Set(indexes).size !== indexes.length;
+    for (const name of names as string[]) {
+      if (split) for (const a of args) rules.push({ syscall: name, action, args: [a] });
+      else rules.push({ syscall: name, action, args });
+    }
+  });
+
+  /* capsule-init's last calls must work whatever the profile says (see the file comment). */
+  for (const name of REQUIRED_SYSCALLS) {
+    const denied = rules.findIndex((rule) => rule.syscall === name && rule.action.kind !== 'allow');
+    if (denied >= 0) {
+      r.fail(
+        'syscalls',
+        `the profile denies ${name}, which capsule-init needs to start the program (execve) and report its failure (write, exit, exit_group)`,
+      );
+    }
+    const allowed = rules.some((rule) => rule.syscall === name && rule.args.length === 0);
+    if (defaultAction.kind !== 'allow' && !allowed)
+      rules.push({ syscall: name, action: { kind: 'allow', value: 0 }, args: [] });
+  }
+
+  return { defaultAction, badArchAction: { kind: 'notify', value: 0 }, rules };
+}
+
+/** Docker's `includes`/`excludes`: by architecture, capability (capsule has none) and kernel version. */
+function applies(r: Reader, f: string, s: Record<string, unknown>): boolean {
+  const native = NATIVE[cpuArch()]!;
+  const check = (key: 'includes' | 'excludes') => {
+    if (s[key] === undefined) return null;
+    const o = r.object(`${f}.${key}`, s[key]);
+    const arches = o.arches === undefined ? null : r.strings(`${f}.${key}.arches`, o.arches);
+    const caps = o.caps === undefined ? null : r.strings(`${f}.${key}.caps`, o.caps);
+    if (o.minKernel !== undefined && (typeof o.minKernel !== 'string' || !/^\d+\.\d+/.test(o.minKernel)))
+      r.fail(`${f}.${key}.minKernel`, `must be a version like "4.8", got ${JSON.stringify(o.minKernel)}`);
+    return {
+      arch: arches === null ? null : arches.some((a) => native.docker.includes(a)),
+      caps: caps === null || caps.length === 0 ? null : false /* the sandbox holds none */,
+      kernel: o.minKernel === undefined ? null : kernelAtLeast(o.minKernel as string),
+    };
+  };
+  const inc = check('includes');
+  const exc = check('excludes');
+  if (inc && (inc.arch === false || inc.caps === false || inc.kernel === false)) return false;
+  if (exc && (exc.arch === true || exc.kernel === true)) return false;
+  return true;
+}
+
+/** Read and normalize a profile file. */
+export function loadProfileFile(path: string): SeccompProfile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      `cannot read seccomp profile ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      'seccompProfile',
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `seccomp profile ${path} is not valid JSON: ${(e as Error).message}`,
+      'seccompProfile',
+    );
+  }
+  return normalizeProfile(json, path);
+}
