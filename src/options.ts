@@ -7,6 +7,7 @@ import { isAbsolute, normalize } from 'node:path';
 
 import { ConfigError } from './errors.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
+import { resolveSeccomp } from './seccomp/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
 export type StdioOption =
@@ -91,6 +92,22 @@ export interface RunOptions extends LimitOptions {
   cgroups?: boolean;
   /** The cgroup, under each hierarchy's root, that capsule's own cgroups live in. @default 'capsule' */
   cgroupParent?: string;
+  /**
+   * The seccomp profile, loaded last before the program's execve (docs/security.md):
+   * `'default'` denies what Docker's default profile withholds (mount, unshare, ptrace,
+   * bpf, io_uring, keyctl, ...) with EPERM; `'default-kill'` ends the run on those
+   * instead, with verdict SECURITY_VIOLATION; `'strict'` allows only what C, C++ and
+   * Python submissions need and ends the run with SECURITY_VIOLATION on anything else;
+   * `'none'` loads no filter. Calls from another ABI (int 0x80, x32) always end the run.
+   * @default 'default'
+   */
+  seccomp?: 'default' | 'default-kill' | 'strict' | 'none';
+  /**
+   * Path of a seccomp profile in the OCI/Docker JSON format (`defaultAction`, `syscalls`
+   * with `names`, `action`, `args`), used instead of a built-in one. Kill actions end the
+   * run with SECURITY_VIOLATION. Compiled once per process and cached.
+   */
+  seccompProfile?: string;
 }
 
 /** A running sandbox, as handed to `onSpawn`. */
@@ -172,6 +189,8 @@ export interface ResolvedOptions {
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';
   limits: Limits;
+  /** Sealed memfd of the compiled seccomp filter (shared by every run with that profile), -1 for none. */
+  seccompFd: number;
   cgroups: boolean;
   cgroupParent: string;
 }
@@ -362,5 +381,6 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     limits: resolveLimits(o),
     cgroups: o.cgroups !== false,
     cgroupParent,
+    seccompFd: resolveSeccomp(o.seccomp, o.seccompProfile)?.fd ?? -1,
   };
 }

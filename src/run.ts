@@ -20,6 +20,7 @@ import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
 import { capture } from './output.js';
+import { securityViolation, type Violation } from './seccomp/verdict.js';
 import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -28,6 +29,11 @@ export interface RunResult<Output extends string | Buffer = string> {
   verdict: Verdict;
   /** What ended it: see {@link Mechanism}. */
   mechanism: Mechanism;
+  /**
+   * For a SECURITY_VIOLATION verdict, the system call the seccomp profile stopped
+   * (`{ syscall: 'socket', number: 41, abi: 'x86_64' }`); otherwise null.
+   */
+  violation: Violation | null;
   /** For a TIME_LIMIT verdict, which limit was passed; otherwise null. */
   timeLimit: 'cpu' | 'wall' | null;
   /** The program's exit code, or null when it was killed by a signal. */
@@ -231,11 +237,20 @@ async function runInCgroup(
   if (result.error) throw await setupError(result.error, errorContext(opts));
 
   const ended = decodeExit(result, usage);
-  const decided = decideVerdict({ ...ended, intervention, wallTimeMs, usage, limits: opts.limits });
+  const violation = securityViolation({ signal: ended.signal, violation: result.report?.violation });
+  const decided = decideVerdict({
+    ...ended,
+    intervention,
+    wallTimeMs,
+    usage,
+    limits: opts.limits,
+    violation,
+  });
   const text = (b: Buffer) => (opts.encoding === 'buffer' ? b : b.toString('utf8'));
   return {
     ...decided,
     ...ended,
+    violation,
     stdout: text(out.data),
     stderr: text(err.data),
     stdoutTruncated: out.truncated,
@@ -326,7 +341,7 @@ function nativeOptions(
     cgroupFds: [...cgroupFds],
     rlimits,
     stdio,
-    seccompFd: -1,
+    seccompFd: o.seccompFd,
   };
 }
 

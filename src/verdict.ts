@@ -6,6 +6,7 @@
  */
 import type { CgroupUsage } from './cgroup/index.js';
 import type { Limits } from './limits.js';
+import type { Violation } from './seccomp/verdict.js';
 
 export type Verdict =
   /** Exited with status 0 within every limit. */
@@ -19,7 +20,9 @@ export type Verdict =
   /** Killed by the kernel's OOM killer at the cgroup memory limit. */
   | 'MEMORY_LIMIT'
   /** Wrote more than outputLimitBytes to stdout or stderr, or more than fileSizeLimitBytes to a file. */
-  | 'OUTPUT_LIMIT';
+  | 'OUTPUT_LIMIT'
+  /** Called a system call the seccomp profile kills for; `violation` names it (src/seccomp/verdict.ts). */
+  | 'SECURITY_VIOLATION';
 
 /** What ended the run. */
 export type Mechanism =
@@ -42,7 +45,9 @@ export type Mechanism =
   /** The program ended after a fork or clone failed at the cgroup pids limit. */
   | 'pids_limit'
   /** The caller's AbortSignal. */
-  | 'aborted';
+  | 'aborted'
+  /** The seccomp filter stopped a forbidden call and capsule-init ended the sandbox. */
+  | 'seccomp';
 
 /** What capsule's own watchdog did, if anything. */
 export type Intervention = 'cpu_timer' | 'wall_timer' | 'output_cap' | 'aborted' | null;
@@ -55,6 +60,8 @@ export interface VerdictInput {
   wallTimeMs: number;
   usage: CgroupUsage | null;
   limits: Limits;
+  /** The forbidden system call capsule-init reported, if any: see securityViolation(). */
+  violation?: Violation | null;
 }
 
 export interface VerdictResult {
@@ -71,6 +78,8 @@ export function decideVerdict(v: VerdictInput): VerdictResult {
     mechanism,
     timeLimit,
   });
+  /* A forbidden call ends the sandbox at once, before any limit could; it is what a judge must show. */
+  if (v.violation) return result('SECURITY_VIOLATION', 'seccomp');
   /* What capsule did. */
   if (v.intervention === 'output_cap') return result('OUTPUT_LIMIT', 'output_cap');
   if (v.intervention === 'cpu_timer') return result('TIME_LIMIT', 'cpu_timer', 'cpu');
