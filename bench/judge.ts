@@ -64,15 +64,7 @@ function removeWhenEmpty(dir: string): void {
   }
 }
 
-export async function benchJudge({
-  dir,
-  rootfs,
-  n,
-}: {
-  dir: string;
-  rootfs: string;
-  n: number;
-}): Promise<void> {
+export async function benchJudge({ rootfs, n }: { rootfs: string; n: number }): Promise<void> {
   const prog = join(rootfs, 'judge-prog');
   execFileSync('cc', ['-static', '-O2', '-o', prog, join(packageRoot(), 'bench/judge-prog.c')]);
   const once = async () =>
