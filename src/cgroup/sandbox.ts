@@ -14,6 +14,16 @@ export interface SandboxCgroup {
    * release(), never to be closed by the caller.
    */
   readonly joinFds: readonly number[];
+  /**
+   * Where the sandbox has a v2 cgroup: an O_RDONLY|O_DIRECTORY fd of it for clone3(2) with
+   * CLONE_INTO_CGROUP (Linux 5.7+), which creates the child inside that cgroup, so it never
+   * migrates into it. A migration takes cgroup_threadgroup_rwsem for writing, which costs an
+   * RCU grace period (~6 ms here) when no other migration happened recently (docs/cgroups.md);
+   * a fork into a cgroup takes only the read side. A child created that way writes "0" into
+   * `otherJoinFds` only (the v1 hierarchies of a hybrid layout; none on pure v2). Null where
+   * the sandbox has no v2 cgroup; then joinFds is the way in. Owned by this handle.
+   */
+  readonly cloneInto: { readonly dirFd: number; readonly otherJoinFds: readonly number[] } | null;
   /** The cgroup directories, one per fd in joinFds, for `--explain` and error messages. */
   readonly paths: readonly string[];
   /** Controllers enforcing or measuring this sandbox. */
@@ -57,6 +67,7 @@ export class SandboxHandle implements SandboxCgroup {
   readonly joinFds: readonly number[];
   readonly paths: readonly string[];
   readonly controllers: readonly CgroupController[];
+  readonly cloneInto: { readonly dirFd: number; readonly otherJoinFds: readonly number[] } | null;
   private released = false;
 
   constructor(
@@ -66,6 +77,10 @@ export class SandboxHandle implements SandboxCgroup {
     this.joinFds = slot.dirs.map((d) => d.joinFd);
     this.paths = slot.dirs.map((d) => d.path);
     this.controllers = slot.dirs.flatMap((d) => d.controllers);
+    const v2 = slot.dirs.find((d) => d.dirFd >= 0);
+    this.cloneInto = v2
+      ? { dirFd: v2.dirFd, otherJoinFds: slot.dirs.filter((d) => d !== v2).map((d) => d.joinFd) }
+      : null;
   }
 
   usage(): CgroupUsage {

@@ -67,6 +67,8 @@ export interface HierarchyCgroup {
   readonly controllers: readonly CgroupController[];
   /** Open O_WRONLY fd of `cgroup.procs`; -1 before create. */
   readonly joinFd: number;
+  /** v2: O_RDONLY|O_DIRECTORY fd of the cgroup, for clone3(CLONE_INTO_CGROUP); v1: -1. */
+  readonly dirFd: number;
   /** mkdir and one-time setup; opens joinFd. */
   create(): void;
   /** Reset counters, read baselines of those that cannot be reset, write limits (only what changed). */

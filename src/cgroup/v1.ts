@@ -88,6 +88,8 @@ export interface V1Options {
 export class V1Cgroup implements HierarchyCgroup {
   readonly path: string;
   joinFd = -1;
+  /** v1 has no CLONE_INTO_CGROUP. */
+  readonly dirFd = -1;
   private io: CgroupFileIO;
   private readonly has: ReadonlySet<CgroupController>;
   private readonly maxLeftoverBytes: number;

@@ -112,6 +112,7 @@ export interface V2Options {
 export class V2Cgroup implements HierarchyCgroup {
   readonly path: string;
   joinFd = -1;
+  dirFd = -1;
   private io: CgroupFileIO;
   private readonly has: ReadonlySet<CgroupController>;
   private readonly maxLeftoverBytes: number;
@@ -169,6 +170,9 @@ export class V2Cgroup implements HierarchyCgroup {
       }
       this.hasKill = this.io.exists('cgroup.kill'); // 5.14+
       this.joinFd = openSync(this.file('cgroup.procs'), constants.O_WRONLY);
+      // clone3(2) CLONE_INTO_CGROUP takes "a file descriptor that refers to a directory in
+      // the cgroup v2 hierarchy" and starts the child there, with no migration afterwards.
+      this.dirFd = openSync(this.path, constants.O_RDONLY | constants.O_DIRECTORY);
     } catch (cause) {
       try {
         rmdirSync(this.path);
@@ -305,7 +309,9 @@ export class V2Cgroup implements HierarchyCgroup {
     this.io.close();
     this.closePeak();
     if (this.joinFd >= 0) closeSync(this.joinFd);
+    if (this.dirFd >= 0) closeSync(this.dirFd);
     this.joinFd = -1;
+    this.dirFd = -1;
   }
 
   remove(): void {

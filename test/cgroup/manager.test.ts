@@ -84,6 +84,9 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
   it('joins one cgroup per hierarchy through the fds and measures CPU time of a ~300 ms burner', async () => {
     const cg = make().acquire({})!;
     expect(cg.joinFds.length).toBe(new Set(needed.map((c) => layout.controllers[c])).size);
+    const inV2 =
+      layout.unified !== null && cg.paths.some((p) => p.startsWith(`${layout.unified!.mountPoint}/`));
+    expect(cg.cloneInto !== null).toBe(inV2);
     const exit = await runInCgroup(
       cg,
       'cat /proc/self/cgroup; timeout 0.3 sh -c "while :; do :; done"; times',

@@ -3,6 +3,7 @@
  * a v1 machine. The real-kernel half is the 'cgroup v2 only' suite of manager.test.ts (where v2
  * has controllers) and, below, the core files every cgroup2 mount has.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -288,6 +289,37 @@ describe.skipIf(skipCore !== null)('V2Cgroup on the real cgroup2 mount (core fil
     await second.release();
   });
 
+  it('cloneInto.dirFd works with clone3(CLONE_INTO_CGROUP): the child starts in the cgroup', async (ctx) => {
+    const t = tempDir('capsule-clone-into-');
+    try {
+      writeFileSync(join(t.dir, 'clone-into.c'), CLONE_INTO_C);
+      try {
+        execFileSync('cc', [
+          '-O2',
+          '-Wall',
+          '-Werror',
+          '-o',
+          join(t.dir, 'clone-into'),
+          join(t.dir, 'clone-into.c'),
+        ]);
+      } catch {
+        ctx.skip(); // no C compiler here
+      }
+      manager = new CgroupManager({ layout: coreOnly!, parent, poolSize: 1 });
+      const cg = manager.acquire({})!;
+      expect(cg.cloneInto).not.toBeNull();
+      expect(cg.cloneInto!.otherJoinFds).toEqual([]);
+      const out = execFileSync(join(t.dir, 'clone-into'), {
+        stdio: ['ignore', 'pipe', 'inherit', cg.cloneInto!.dirFd],
+      });
+      expect(out.toString()).toContain(`0::${cg.paths[0]!.slice(unified!.mountPoint.length)}\n`);
+      expect(cg.cpuTimeMs()).toBeGreaterThan(0); // cat ran inside, accounted without any "0" write
+      await cg.release();
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it('killAll uses cgroup.kill; release waits on cgroup.events populated', async () => {
     manager = new CgroupManager({ layout: coreOnly!, parent, poolSize: 1 });
     const cg = manager.acquire({})!;
@@ -300,3 +332,27 @@ describe.skipIf(skipCore !== null)('V2Cgroup on the real cgroup2 mount (core fil
     expect(manager.stats()).toMatchObject({ free: 1, inUse: 0 });
   });
 });
+
+/** clone3 with CLONE_INTO_CGROUP into the cgroup directory fd 3, then cat /proc/self/cgroup. */
+const CLONE_INTO_C = `#define _GNU_SOURCE
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+  struct clone_args a;
+  memset(&a, 0, sizeof a);
+  a.flags = CLONE_INTO_CGROUP;
+  a.exit_signal = SIGCHLD;
+  a.cgroup = 3;
+  long pid = syscall(SYS_clone3, &a, sizeof a);
+  if (pid < 0) { perror("clone3"); return 1; }
+  if (pid == 0) { execl("/bin/cat", "cat", "/proc/self/cgroup", (char *)0); _exit(127); }
+  int st;
+  waitpid((pid_t)pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+`;
