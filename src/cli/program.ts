@@ -13,6 +13,7 @@ import { CapsuleError, SetupError } from '../errors.js';
 import { metaFromError, metaFromResult } from '../meta.js';
 import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
+import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
 import { registerRootfsCommands } from './rootfs.js';
 import { type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
@@ -112,6 +113,8 @@ export function limitNote(r: RunResult<string | Buffer>): string | null {
       return r.mechanism === 'rlimit_fsize'
         ? `file size limit of ${l.fileSizeLimitBytes} bytes exceeded`
         : `output limit of ${l.outputLimitBytes} bytes exceeded (${r.stdoutTruncated ? 'stdout' : 'stderr'} cut there)`;
+    case 'SECURITY_VIOLATION':
+      return r.violation ? violationMessage(r.violation) : null;
     default:
       return r.pidsLimitHit ? `pids limit of ${l.pidsLimit} reached` : null;
   }

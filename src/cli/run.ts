@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LimitOptions } from '../limits.js';
 import type { BindMount, RunOptions } from '../options.js';
 import { parseBytes, parseCount, parseDurationMs } from '../units.js';
+import { BUILTIN_PROFILES } from '../seccomp/builtin.js';
 
 /** `HOST:SANDBOX[:ro|rw]`, read-only unless `:rw`. */
 export function parseBind(value: string, previous: BindMount[] = []): BindMount[] {
@@ -54,6 +55,14 @@ const cpus = unit((v) => {
   return n;
 });
 
+function seccompName(value: string): RunOptions['seccomp'] {
+  if (!(BUILTIN_PROFILES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(
+      `expected one of ${BUILTIN_PROFILES.join(', ')}, got ${JSON.stringify(value)}`,
+    );
+  return value as RunOptions['seccomp'];
+}
+
 export interface RunFlags {
   cpuTimeLimit?: number;
   wallTimeLimit?: number;
@@ -78,6 +87,8 @@ export interface RunFlags {
   tmpSize?: number;
   devPts?: boolean;
   devShm?: boolean;
+  seccomp?: RunOptions['seccomp'];
+  seccompProfile?: string;
 }
 
 /** The library options a `capsule run` command line stands for (stdio is the caller's). */
@@ -109,6 +120,8 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     tmpSizeBytes: flags.tmpSize,
     devPts: flags.devPts,
     devShm: flags.devShm,
+    seccomp: flags.seccomp,
+    seccompProfile: flags.seccompProfile,
     binds: flags.bind,
     stdin: 'inherit',
     stdout: output,
@@ -195,6 +208,13 @@ export function runCommand(
       '--meta <file>',
       "write isolate's meta file (time, time-wall, max-rss, cg-mem, status, ...) to FILE",
     )
+    .addOption(
+      new Option(
+        '--seccomp <name>',
+        'seccomp profile: default (deny-list, EPERM), default-kill, strict (allow-list for judges), none',
+      ).argParser(seccompName),
+    )
+    .option('--seccomp-profile <file>', 'a seccomp profile in the OCI/Docker JSON format instead')
     .passThroughOptions()
     .addHelpText(
       'after',
