@@ -63,6 +63,7 @@ class Planner {
 
     /* mount_proc: a procfs shows the PID namespace of the process that mounts it (proc(5)). */
     mount(STEP_mount_proc, "proc", at("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    mask_proc();
 
     /*
      * mount_dev: a small tmpfs with only the nodes we bind into it. The host's
@@ -128,6 +129,45 @@ class Planner {
   }
 
  private:
+  /*
+   * mask_proc_path and remount_proc_path: a PID namespace filters /proc's
+   * process directories, but much of the rest is the host's, whatever
+   * namespace reads it: kernel memory (kcore), every key on the system
+   * (keys), host timers with their PIDs (timer_list), interrupt counts that
+   * time other tenants (interrupts), and knobs that act on the host: a uid-0
+   * sandbox holds no capability, yet owns /proc/sys/kernel/core_pattern
+   * (which runs a program as host root on the next crash) and
+   * /proc/sysrq-trigger by plain permission bits. runc's maskedPaths and
+   * readonlyPaths, which this follows: files get /dev/null bound over them,
+   * directories an empty read-only tmpfs; the knobs a read-only bind of
+   * themselves. Entries this kernel lacks are skipped (checked in the host's
+   * /proc once: the same kernel builds the sandbox's).
+   */
+  void mask_proc() {
+    static const char *const masked[] = {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
+                                         "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                                         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi"};
+    static const char *const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                            "/proc/sysrq-trigger"};
+    for (const char *path : masked) {
+      struct stat st;
+      if (stat(path, &st) != 0) continue;
+      if (S_ISDIR(st.st_mode))
+        mount(STEP_mask_proc_path, "tmpfs", at(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0555,size=4096");
+      else
+        mount(STEP_mask_proc_path, "/dev/null", at(path), nullptr, MS_BIND, nullptr);
+    }
+    for (const char *path : read_only) {
+      struct stat st;
+      if (stat(path, &st) != 0) continue;
+      const char *target = at(path);
+      mount(STEP_remount_proc_path, target, target, nullptr, MS_BIND | MS_REC, nullptr);
+      setattr(STEP_remount_proc_path, target,
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true);
+    }
+  }
+
   const SandboxOptions &opts_;
   Plan &plan_;
 };

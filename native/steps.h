@@ -28,6 +28,8 @@
   STEP(bind_rootfs, "mount", "mount(2)", "make the rootfs a mount point so pivot_root accepts it")  \
   STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
   STEP(mount_proc, "mount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")      \
+  STEP(mask_proc_path, "mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, timer_list, ...)") \
+  STEP(remount_proc_path, "mount_setattr", "proc(5)", "read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger") \
   STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \

@@ -12,6 +12,8 @@ export const STEPS = [
   { name: 'bind_rootfs', syscall: 'mount', man: 'mount(2)', why: 'make the rootfs a mount point so pivot_root accepts it' },
   { name: 'remount_root', syscall: 'mount_setattr', man: 'mount_setattr(2)', why: 'read-only, nosuid, nodev root' },
   { name: 'mount_proc', syscall: 'mount', man: 'proc(5)', why: 'a /proc that shows only the sandbox\'s PID namespace' },
+  { name: 'mask_proc_path', syscall: 'mount', man: 'proc(5)', why: 'hide /proc entries that leak or control the host (kcore, keys, timer_list, ...)' },
+  { name: 'remount_proc_path', syscall: 'mount_setattr', man: 'proc(5)', why: 'read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger' },
   { name: 'mount_dev', syscall: 'mount', man: 'tmpfs(5)', why: 'a /dev with only the nodes the sandbox is given' },
   { name: 'make_dev_node', syscall: 'mknodat', man: 'mknod(2)', why: 'the device nodes every sandbox gets: null, zero, full, random, urandom, tty' },
   { name: 'link_dev', syscall: 'symlink', man: 'symlink(2)', why: '/dev/fd, /dev/stdin and friends' },
