@@ -21,6 +21,7 @@ import { availableParallelism } from 'node:os';
 import { type CgroupController, type CgroupHierarchy, type CgroupLayout, detectCgroups } from './detect.js';
 import { ConfigError } from '../errors.js';
 import { CgroupError, isCgroupError } from './errors.js';
+import { closeOnExit, forgetOnExit } from './exit.js';
 import { gcCgroups, type GcResult } from './gc.js';
 import { nextCgroupName } from './names.js';
 import { type SandboxCgroup, SandboxHandle, type Slot } from './sandbox.js';
@@ -45,9 +46,9 @@ export interface CgroupManagerOptions {
   /** How long release() waits for killed processes to leave the cgroup, in ms. @default 2000 */
   drainTimeoutMs?: number;
   /**
-   * Remove every cgroup of this manager when the Node process exits ('exit' event, which also
-   * fires on process.exit() from a SIGINT/SIGTERM handler; a SIGKILL leaves them for gc).
-   * @default true
+   * Remove every cgroup of this manager when the Node process ends: on 'exit', and on SIGINT,
+   * SIGTERM or SIGHUP when nothing else listens for them (then the signal is re-raised, see
+   * exit.ts). A SIGKILL leaves them for `capsule gc`. @default true
    */
   cleanupOnExit?: boolean;
 }
@@ -92,7 +93,6 @@ export class CgroupManager {
   /** Released slots with only unreaped zombies left; reused once empty (takeFree). */
   private readonly draining = new Set<Slot>();
   private readonly counts = { created: 0, reused: 0, removed: 0 };
-  private readonly exitHandler: (() => void) | null;
   private closed = false;
 
   constructor(opts: CgroupManagerOptions = {}) {
@@ -107,8 +107,7 @@ export class CgroupManager {
     this.poolSize = opts.poolSize ?? 2 * availableParallelism();
     this.maxLeftoverBytes = opts.maxLeftoverBytes;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 2000;
-    this.exitHandler = opts.cleanupOnExit === false ? null : () => this.close();
-    if (this.exitHandler) process.on('exit', this.exitHandler);
+    if (opts.cleanupOnExit !== false) closeOnExit(this);
   }
 
   /**
@@ -357,7 +356,7 @@ export class CgroupManager {
    */
   close(): { failed: { path: string; error: string }[] } {
     this.closed = true;
-    if (this.exitHandler) process.off('exit', this.exitHandler);
+    forgetOnExit(this);
     const slots = new Set<Slot>([
       ...this.inUse.keys(),
       ...this.stuck,

@@ -1,5 +1,8 @@
 /** The handle one run holds on its cgroup(s): what the native child joins, and what it measured. */
+import { write } from 'node:fs';
+import { join } from 'node:path';
 import type { CgroupController } from './detect.js';
+import { cgroupFsError } from './errors.js';
 import { type CgroupUsage, emptyUsage, type HierarchyCgroup } from './types.js';
 
 export interface SandboxCgroup {
@@ -28,6 +31,14 @@ export interface SandboxCgroup {
   readonly paths: readonly string[];
   /** Controllers enforcing or measuring this sandbox. */
   readonly controllers: readonly CgroupController[];
+  /**
+   * Move process `pid` (as this process sees it) into every cgroup of the sandbox, in joinFds
+   * order, off the event loop (libuv thread pool). For a parent that moves the child itself
+   * while the child goes on with its setup and waits for the move only before exec: the
+   * migration's wait for an RCU grace period (docs/cgroups.md) then overlaps with that setup
+   * instead of adding to it. Rejects with a CgroupError (ESRCH: the process is gone).
+   */
+  adopt(pid: number): Promise<void>;
   /** Counters of this run only; call after the sandbox exits (also valid while it runs). Synchronous. */
   usage(): CgroupUsage;
   /**
@@ -87,6 +98,27 @@ export class SandboxHandle implements SandboxCgroup {
     const usage = emptyUsage();
     for (const dir of this.slot.dirs) dir.collect(usage);
     return usage;
+  }
+
+  async adopt(pid: number): Promise<void> {
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new RangeError(`adopt: invalid pid ${pid}`);
+    for (const dir of this.slot.dirs) {
+      await new Promise<void>((resolve, reject) =>
+        write(dir.joinFd, String(pid), (err) =>
+          err
+            ? reject(
+                cgroupFsError(
+                  'write',
+                  join(dir.path, 'cgroup.procs'),
+                  dir.controllers.join(','),
+                  err,
+                  `move pid ${pid} into ${dir.path}`,
+                ),
+              )
+            : resolve(),
+        ),
+      );
+    }
   }
 
   cpuTimeMs(): number | null {

@@ -5,6 +5,7 @@
  * hierarchy, which is skipped, with the reason, where cgroup v2 has no controllers (this
  * machine's /sys/fs/cgroup/unified lists none of memory, pids, cpu).
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -253,6 +254,22 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
       expect(peak).toBeLessThan((i + 1) * 20 * MiB * 1.3 + 8 * MiB);
     });
     await Promise.all(cgs.map((cg) => cg.release()));
+  });
+
+  it('adopt moves a running process in by pid, without blocking the event loop', async () => {
+    const m = make();
+    const cg = m.acquire({ pidsLimit: 10 })!;
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, sig) => r(sig)));
+    await cg.adopt(child.pid!);
+    const own = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8');
+    for (const p of cg.paths) expect(own).toContain(p.slice(p.indexOf(`/${parent}/`)));
+    expect(cg.pids()).toEqual([child.pid]);
+    await cg.release(); // kills it
+    expect(await exited).toBe('SIGKILL');
+    const other = m.acquire({})!;
+    await expect(other.adopt(2 ** 22 + 1)).rejects.toMatchObject({ code: 'ESRCH', step: 'write' });
+    await other.release();
   });
 
   it('prewarm makes the first runs take pooled cgroups', async () => {
