@@ -9,8 +9,9 @@
  *     there recently; see kernel/cgroup/cgroup.c and the favordynmods mount option).
  * Warm-up first, then medians and p99 over many runs, as bench/run.ts does for the sandbox.
  */
-import { spawn } from 'node:child_process';
-import { rmdirSync, existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type CgroupLayout, describeLayout, detectCgroups } from '../src/cgroup/detect.js';
@@ -34,6 +35,8 @@ export interface CgroupBenchResult {
   /** One process moving itself into all hierarchies (one "0" write per hierarchy), ms per move. */
   moveBackToBackMs: Quantiles | null;
   moveSpacedMs: Quantiles | null;
+  /** v2: creating the child in its cgroup vs moving it there; null where not measurable. */
+  cloneInto: CloneIntoResult | null;
 }
 
 export interface CgroupBenchOptions {
@@ -117,6 +120,103 @@ async function timeMoves(manager: CgroupManager, n: number, spacingMs: number): 
   }
 }
 
+/**
+ * One child per iteration, three ways: clone3(CLONE_INTO_CGROUP) into the v2 cgroup on fd 3;
+ * fork, then the child writes "0" into the cgroup.procs on fd 4; plain fork. Prints the ms of
+ * each (fork to reaped) as three lines of numbers.
+ */
+const CLONE_INTO_BENCH_C = `#define _GNU_SOURCE
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
+int main(int argc, char **argv) {
+  int n = atoi(argv[1]), spacing = atoi(argv[2]);
+  for (int m = 0; m < 3; m++) {
+    for (int i = 0; i < n; i++) {
+      usleep(spacing * 1000);
+      double t0 = now();
+      long pid;
+      if (m == 0) {
+        struct clone_args a;
+        memset(&a, 0, sizeof a);
+        a.flags = CLONE_INTO_CGROUP;
+        a.exit_signal = SIGCHLD;
+        a.cgroup = 3;
+        pid = syscall(SYS_clone3, &a, sizeof a);
+        if (pid == 0) _exit(0);
+      } else {
+        pid = fork();
+        if (pid == 0) _exit(m == 1 && write(4, "0", 1) != 1);
+      }
+      if (pid < 0) { perror("clone"); return 1; }
+      int st;
+      waitpid((pid_t)pid, &st, 0);
+      if (!WIFEXITED(st) || WEXITSTATUS(st)) { fprintf(stderr, "child failed\\n"); return 1; }
+      printf("%.4f ", now() - t0);
+    }
+    printf("\\n");
+  }
+  return 0;
+}
+`;
+
+export interface CloneIntoResult {
+  cloneIntoMs: Quantiles;
+  forkThenJoinMs: Quantiles;
+  forkOnlyMs: Quantiles;
+}
+
+/**
+ * clone3(CLONE_INTO_CGROUP) against fork + "0" write, children 50 ms apart, in the cgroup2
+ * mount (core files suffice, so it runs on this hybrid machine too). Null without a writable
+ * cgroup2 mount or a C compiler.
+ */
+async function timeCloneInto(
+  layout: CgroupLayout,
+  parent: string,
+  n: number,
+): Promise<CloneIntoResult | null> {
+  const unified = layout.unified;
+  if (!unified || unified.readOnly) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'capsule-bench-clone3-'));
+  const manager = new CgroupManager({
+    layout: { mode: 'v2', unified, v1: [], controllers: { cpuacct: unified }, disabled: [] },
+    parent,
+    poolSize: 2,
+  });
+  try {
+    writeFileSync(join(dir, 'b.c'), CLONE_INTO_BENCH_C);
+    try {
+      execFileSync('cc', ['-O2', '-o', join(dir, 'b'), join(dir, 'b.c')], { stdio: 'ignore' });
+    } catch {
+      return null;
+    }
+    const into = manager.acquire({});
+    const other = manager.acquire({});
+    if (!into?.cloneInto || !other) return null;
+    const out = execFileSync(join(dir, 'b'), [String(n), '50'], {
+      stdio: ['ignore', 'pipe', 'inherit', into.cloneInto.dirFd, other.joinFds[0]!],
+    }).toString();
+    await into.release();
+    await other.release();
+    const [a = [], b = [], c = []] = out
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/).map(Number));
+    return { cloneIntoMs: quantiles(a), forkThenJoinMs: quantiles(b), forkOnlyMs: quantiles(c) };
+  } finally {
+    manager.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function benchCgroups(opts: CgroupBenchOptions = {}): Promise<CgroupBenchResult> {
   const log = opts.log ?? console.log;
   const iterations = opts.iterations ?? 1000;
@@ -150,6 +250,15 @@ export async function benchCgroups(opts: CgroupBenchOptions = {}): Promise<Cgrou
       '  (a move after an idle spell pays one RCU grace period in its first write, for\n' +
         '   cgroup_threadgroup_rwsem; mounting with favordynmods, or clone3(CLONE_INTO_CGROUP) on v2, avoids it)',
     );
+    const cloneInto = await timeCloneInto(layout, parent, 40);
+    if (cloneInto) {
+      log(`  v2, a child every 50 ms, fork to reaped:`);
+      log(`    clone3(CLONE_INTO_CGROUP): ${fmt(cloneInto.cloneIntoMs)}`);
+      log(`    fork + "0" write:          ${fmt(cloneInto.forkThenJoinMs)}`);
+      log(`    fork, no cgroup change:    ${fmt(cloneInto.forkOnlyMs)}`);
+    } else {
+      log('  clone3(CLONE_INTO_CGROUP): not measured (no writable cgroup2 mount or no cc)');
+    }
     return {
       layout: layout.mode,
       hierarchies,
@@ -158,6 +267,7 @@ export async function benchCgroups(opts: CgroupBenchOptions = {}): Promise<Cgrou
       createRemoveMs,
       moveBackToBackMs,
       moveSpacedMs,
+      cloneInto,
     };
   } finally {
     pooled.close();
