@@ -9,6 +9,7 @@
  *   kill(pid, signal) -> boolean      through the pidfd, never a reused PID
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
+ *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
  *   strerror(errno) -> string
  *   compileSeccomp(profile) -> { fd, instructions, ignored, pfc }   (seccomp.cc)
  *   syscallName(nr, auditArch) -> string
@@ -163,6 +164,8 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
     rep.Set("userCpuUs", static_cast<double>(report.user_cpu_us));
     rep.Set("systemCpuUs", static_cast<double>(report.system_cpu_us));
     rep.Set("maxRssKiB", static_cast<double>(report.max_rss_kib));
+    rep.Set("startedNs", static_cast<double>(report.started_ns));
+    rep.Set("forkedNs", static_cast<double>(report.forked_ns));
     if (report.violation_arch != 0) {
       Napi::Object v = Napi::Object::New(env);
       v.Set("number", report.violation_nr);
@@ -231,7 +234,44 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Array stdio = o.Get("stdio").As<Napi::Array>();
   for (uint32_t i = 0; i < 3; i++) s.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
   s.seccomp_fd = o.Get("seccompFd").As<Napi::Number>().Int32Value();
+  s.trace = o.Get("trace").ToBoolean();
   return s;
+}
+
+/* The child's step times (and, for a failed run, as far as it got), for --explain. */
+Napi::Value trace_object(Napi::Env env, const Plan &plan, const SpawnResult &r) {
+  Napi::Object t = Napi::Object::New(env);
+  t.Set("cloneStartNs", static_cast<double>(r.clone_start_ns));
+  t.Set("cloneEndNs", static_cast<double>(r.clone_end_ns));
+  uint32_t n = plan.trace.count < CAPSULE_TRACE_MAX ? plan.trace.count : CAPSULE_TRACE_MAX;
+  Napi::Array events = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    const capsule_trace_event &ev = plan.trace.ev[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("step", ev.step < static_cast<uint32_t>(STEP__COUNT) ? kSteps[ev.step].name : "?");
+    e.Set("op", ev.op);
+    e.Set("ns", static_cast<double>(ev.ns));
+    events.Set(i, e);
+  }
+  t.Set("events", events);
+  return t;
+}
+
+/* One mount-phase operation, as data: for `capsule explain` and --explain's arguments. */
+Napi::Object op_object(Napi::Env env, const mount_op &op) {
+  static const char *const kinds[] = {"mount", "mkfile", "mkdir", "symlink", "setattr", "mknod", "umask"};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", kSteps[op.step].name);
+  o.Set("kind", kinds[op.kind]);
+  auto opt = [&](const char *key, const char *v) { o.Set(key, v ? Napi::Value(Napi::String::New(env, v)) : env.Null()); };
+  opt("source", op.source);
+  opt("target", op.target);
+  opt("fstype", op.fstype);
+  opt("data", op.data);
+  o.Set("flags", static_cast<double>(op.flags));
+  o.Set("attrSet", static_cast<double>(op.attr_set));
+  o.Set("recursive", op.recursive != 0);
+  return o;
 }
 
 class SpawnWorker : public Napi::AsyncWorker {
@@ -250,7 +290,9 @@ class SpawnWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (!result_.ok) {
-      deferred_.Reject(error_object(env, result_.error));
+      Napi::Object e = error_object(env, result_.error);
+      if (opts_.trace) e.Set("trace", trace_object(env, plan_, result_));
+      deferred_.Reject(e);
       return;
     }
     Watcher *w = new Watcher();
@@ -272,6 +314,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
     res.Set("stdio", stdio);
+    if (opts_.trace) res.Set("trace", trace_object(env, plan_, result_));
     deferred_.Resolve(res);
   }
 
@@ -304,6 +347,17 @@ Napi::Value Kill(const Napi::CallbackInfo &info) {
   if (it == g_watchers.end()) return Napi::Boolean::New(env, false);
   long r = syscall(SYS_pidfd_send_signal, it->second->pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(env, r == 0);
+}
+
+/* plan(options): the mount phase's operations for these options, without running anything. */
+Napi::Value PlanOps(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  SandboxOptions opts = parse_options(info[0].As<Napi::Object>());
+  Plan plan;
+  plan_mounts(opts, plan);
+  Napi::Array ops = Napi::Array::New(env, plan.mount_ops.size());
+  for (uint32_t i = 0; i < plan.mount_ops.size(); i++) ops.Set(i, op_object(env, plan.mount_ops[i]));
+  return ops;
 }
 
 Napi::Value Steps(const Napi::CallbackInfo &info) {
@@ -394,6 +448,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
+  exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("syscallName", Napi::Function::New(env, SyscallName));
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));

@@ -41,6 +41,19 @@ extern "C" int capsule_child_main(void *arg) {
   child_exec_init(cfg);
 }
 
+void child_trace(const struct child_config *cfg, enum capsule_step step, int op) {
+  struct capsule_trace *t = cfg->trace;
+  if (!t || t->count >= CAPSULE_TRACE_MAX) return;
+  struct {
+    long sec, nsec;
+  } ts;
+  SYS2(__NR_clock_gettime, 1 /* CLOCK_MONOTONIC: the clock Node's hrtime reads */, &ts);
+  t->ev[t->count].step = step;
+  t->ev[t->count].op = op;
+  t->ev[t->count].ns = static_cast<uint64_t>(ts.sec) * 1000000000u + static_cast<uint64_t>(ts.nsec);
+  t->count++;
+}
+
 void child_fail(const struct child_config *cfg, enum capsule_step step, long neg_errno,
                 const char *detail) {
   struct capsule_error_record rec;
@@ -73,6 +86,7 @@ void child_join_cgroups(const struct child_config *cfg) {
     long r = SYS3(__NR_write, cfg->cgroup_fds[i], "0", 1);
     if (sys_failed(r)) child_fail(cfg, STEP_join_cgroup, r, "cgroup.procs");
   }
+  child_trace(cfg, STEP_join_cgroup, -1);
 }
 
 /*
@@ -88,6 +102,7 @@ void child_rlimits(const struct child_config *cfg) {
     long r = SYS4(__NR_prlimit64, 0, cfg->rlimits[i].resource, &rl, 0);
     if (sys_failed(r)) child_fail(cfg, STEP_set_rlimits, r, "prlimit64");
   }
+  child_trace(cfg, STEP_set_rlimits, -1);
 }
 
 /*
@@ -97,6 +112,7 @@ void child_rlimits(const struct child_config *cfg) {
  * so the program cannot overwrite capsule (CVE-2019-5736).
  */
 void child_exec_init(const struct child_config *cfg) {
+  child_trace(cfg, STEP_exec_init, -1); /* when it begins: it ends when clone returns in the parent */
   long r = SYS5(__NR_execveat, CAPSULE_FD_INIT_EXE, "", cfg->argv, cfg->envp, 0x1000 /* AT_EMPTY_PATH */);
   child_fail(cfg, STEP_exec_init, r, "capsule-init");
 }

@@ -36,6 +36,25 @@ struct mount_op {
   int recursive;         /* AT_RECURSIVE for OP_SETATTR */
 };
 
+/*
+ * --explain's record of the child's steps: the child appends (step, op,
+ * CLOCK_MONOTONIC time at the end of the step) into this buffer, which lives
+ * in the parent's memory (CLONE_VM makes that possible without a pipe). It is
+ * NULL unless a trace was asked for: a run that does not ask pays one branch
+ * per step.
+ */
+#define CAPSULE_TRACE_MAX 192
+struct capsule_trace_event {
+  uint32_t step;
+  int32_t op; /* index into mount_ops, or -1 */
+  uint64_t ns;
+};
+struct capsule_trace {
+  uint32_t count;
+  uint32_t pad;
+  struct capsule_trace_event ev[CAPSULE_TRACE_MAX];
+};
+
 struct rlimit_op {
   int resource; /* RLIMIT_* */
   uint64_t soft, hard;
@@ -66,10 +85,15 @@ struct child_config {
   uint32_t uid, gid;
   int last_cap; /* /proc/sys/kernel/cap_last_cap, read before clone */
 
+  struct capsule_trace *trace; /* NULL unless --explain */
+
   /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
   char *const *argv;
   char *const *envp;
 };
+
+/* Note the end of a step (or of mount op `op`) for --explain. */
+void child_trace(const struct child_config *cfg, enum capsule_step step, int op);
 
 /*
  * How the child reports a failed step: it fills this and writes it to the

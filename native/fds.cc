@@ -43,6 +43,7 @@ void child_fds(const struct child_config *cfg) {
     long r = SYS3(__NR_dup3, src[slot], slot, flags);
     if (sys_failed(r)) child_fail(cfg, STEP_arrange_fds, r, "dup3");
   }
+  child_trace(cfg, STEP_arrange_fds, -1);
   /*
    * close_fds: close_range(2) in one call; the slots we left empty are closed
    * too, so a program finds nothing at 5 unless a filter was handed there.
@@ -53,4 +54,5 @@ void child_fds(const struct child_config *cfg) {
   }
   long r = SYS3(__NR_close_range, CAPSULE_FD_FIRST_FREE, ~0U, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_close_fds, r, "close_range");
+  child_trace(cfg, STEP_close_fds, -1);
 }

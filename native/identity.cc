@@ -25,6 +25,7 @@ void child_identity(const struct child_config *cfg) {
   long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
   long r = SYS5(__NR_prctl, PR_SET_SECUREBITS, bits, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_securebits, r, "PR_SET_SECUREBITS");
+  child_trace(cfg, STEP_set_securebits, -1);
 
   /*
    * drop_bounding_caps: the bounding set limits what any later execve can
@@ -34,16 +35,20 @@ void child_identity(const struct child_config *cfg) {
     r = SYS5(__NR_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (sys_failed(r)) child_fail(cfg, STEP_drop_bounding_caps, r, "PR_CAPBSET_DROP");
   }
+  child_trace(cfg, STEP_drop_bounding_caps, -1);
 
   /* set_groups: root's supplementary groups must not follow us in (setgroups(2)). */
   r = SYS2(__NR_setgroups, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_groups, r, "setgroups");
+  child_trace(cfg, STEP_set_groups, -1);
   /* set_gid before set_uid: once we are not root we may not change groups. */
   r = SYS3(__NR_setresgid, cfg->gid, cfg->gid, cfg->gid);
   if (sys_failed(r)) child_fail(cfg, STEP_set_gid, r, "setresgid");
+  child_trace(cfg, STEP_set_gid, -1);
   /* set_uid: real, effective and saved, so there is no way back (setresuid(2)). */
   r = SYS3(__NR_setresuid, cfg->uid, cfg->uid, cfg->uid);
   if (sys_failed(r)) child_fail(cfg, STEP_set_uid, r, "setresuid");
+  child_trace(cfg, STEP_set_uid, -1);
 
   /*
    * drop_caps: for a non-zero uid the kernel already cleared the permitted
@@ -56,6 +61,7 @@ void child_identity(const struct child_config *cfg) {
   struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
   r = SYS2(__NR_capset, &hdr, data);
   if (sys_failed(r)) child_fail(cfg, STEP_drop_caps, r, "capset");
+  child_trace(cfg, STEP_drop_caps, -1);
 
   /*
    * set_no_new_privs: set-user-ID bits and file capabilities are ignored by
@@ -64,6 +70,7 @@ void child_identity(const struct child_config *cfg) {
    */
   r = SYS5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_no_new_privs, r, "PR_SET_NO_NEW_PRIVS");
+  child_trace(cfg, STEP_set_no_new_privs, -1);
 
   /* The credential change above disarmed the parent-death signal: arm it for good. (signals.cc) */
   child_arm_pdeathsig(cfg, CAPSULE_FD_PARENT);

@@ -151,7 +151,17 @@ static int receive_violation(int listener, unsigned *arch, int *nr) {
   return 1;
 }
 
+/* CLOCK_MONOTONIC in ns, for --explain's timings (the clock Node's hrtime reads). */
+static long long now_ns(void) {
+  struct {
+    long sec, nsec;
+  } ts = {0, 0};
+  SYS2(__NR_clock_gettime, 1 /* CLOCK_MONOTONIC */, &ts);
+  return (long long)ts.sec * 1000000000LL + ts.nsec;
+}
+
 static int main_init(int argc, char **argv, char **envp) {
+  long long started_ns = now_ns();
   if (argc < 2) return 125;
   /* The pipes are for capsule-init alone: the program must not inherit them. */
   SYS3(__NR_fcntl, CAPSULE_FD_ERROR, F_SETFD, FD_CLOEXEC);
@@ -200,6 +210,7 @@ static int main_init(int argc, char **argv, char **envp) {
     return 125;
   }
   if (program == 0) run_program(argv + 1, envp, instructions);
+  long long forked_ns = now_ns();
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;
 
@@ -271,6 +282,8 @@ static int main_init(int argc, char **argv, char **envp) {
       ru.ru_maxrss,
       violation_arch,
       violation_nr,
+      started_ns,
+      forked_ns,
   };
   SYS3(__NR_write, CAPSULE_FD_STATUS, &report, sizeof report);
   if ((status & 0x7f) == 0) return (status >> 8) & 0xff;

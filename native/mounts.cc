@@ -211,6 +211,7 @@ void child_mounts(const struct child_config *cfg) {
       }
     }
     if (sys_failed(r)) child_fail(cfg, op->step, r, op->target);
+    child_trace(cfg, op->step, static_cast<int>(i));
   }
 }
 
@@ -230,10 +231,13 @@ void child_pivot_root(const struct child_config *cfg) {
   if (sys_failed(r)) child_fail(cfg, STEP_pivot_root, r, cfg->rootfs);
   r = SYS2(__NR_pivot_root, ".", ".");
   if (sys_failed(r)) child_fail(cfg, STEP_pivot_root, r, cfg->rootfs);
+  child_trace(cfg, STEP_pivot_root, -1);
   /* detach_old_root: MNT_DETACH, since our own cwd still pins it (umount(2)). */
   r = SYS2(__NR_umount2, ".", MNT_DETACH);
   if (sys_failed(r)) child_fail(cfg, STEP_detach_old_root, r, "/");
+  child_trace(cfg, STEP_detach_old_root, -1);
   /* change_dir: the program's working directory, now resolved inside the sandbox. */
   r = SYS1(__NR_chdir, cfg->cwd);
   if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);
+  child_trace(cfg, STEP_change_dir, -1);
 }

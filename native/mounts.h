@@ -47,6 +47,7 @@ struct SandboxOptions {
   std::vector<rlimit_op> rlimits;
   int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
   int seccomp_fd = -1;
+  bool trace = false; /* record each child step's time, for --explain */
 };
 
 /* Owns the child's data until the child has exec'd. */
@@ -55,6 +56,7 @@ struct Plan {
   std::vector<mount_op> mount_ops;
   std::vector<char *> argv, envp;
   struct child_config cfg;
+  struct capsule_trace trace; /* written by the child when opts.trace */
 
   const char *keep(std::string s) {
     strings.push_back(std::move(s));

@@ -27,6 +27,7 @@ void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd) {
    */
   long r = SYS5(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_pdeathsig, r, "PR_SET_PDEATHSIG");
+  child_trace(cfg, STEP_set_pdeathsig, -1);
 
   /*
    * check_parent: capsule may have died before the prctl above, in which case
@@ -39,6 +40,7 @@ void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd) {
   if (sys_failed(r)) child_fail(cfg, STEP_check_parent, r, "poll(pidfd)");
   if (pfd.revents & POLLNVAL) child_fail(cfg, STEP_check_parent, -EBADF, "capsule's pidfd");
   if (pfd.revents & POLLIN) SYS1(__NR_exit, 125); /* capsule is gone: nobody to report to */
+  child_trace(cfg, STEP_check_parent, -1);
 }
 
 void child_signals_and_parent(const struct child_config *cfg) {
@@ -61,6 +63,7 @@ void child_signals_and_parent(const struct child_config *cfg) {
     r = SYS4(__NR_rt_sigaction, sig, &dfl, 0, 8); /* EINVAL for reserved numbers: nothing to reset */
     (void)r;
   }
+  child_trace(cfg, STEP_reset_signals, -1);
 }
 
 /*
@@ -75,6 +78,8 @@ void child_signals_and_parent(const struct child_config *cfg) {
 void child_hostname(const struct child_config *cfg) {
   long r = SYS2(__NR_sethostname, cfg->hostname, c_strlen(cfg->hostname));
   if (sys_failed(r)) child_fail(cfg, STEP_set_hostname, r, cfg->hostname);
+  child_trace(cfg, STEP_set_hostname, -1);
   r = SYS0(__NR_setsid);
   if (sys_failed(r)) child_fail(cfg, STEP_new_session, r, "setsid");
+  child_trace(cfg, STEP_new_session, -1);
 }

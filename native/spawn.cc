@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 
 #include "steps.h"
 
@@ -50,6 +51,12 @@ void close_fd(int &fd) {
 }
 
 }  // namespace
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 bool read_record(int fd, void *buf, unsigned long size) {
   ssize_t n;
@@ -102,6 +109,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.last_cap = rt.last_cap;
     c.argv = plan.argv.data();
     c.envp = plan.envp.data();
+    plan.trace.count = 0;
+    c.trace = opts.trace ? &plan.trace : nullptr;
   }
 
   {
@@ -122,8 +131,10 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     int pidfd = -1;
     const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS |
                       CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+    out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid = clone(capsule_child_main, static_cast<char *>(stack) + kChildStack, flags, &plan.cfg, &pidfd);
     int clone_errno = errno;
+    out.clone_end_ns = opts.trace ? monotonic_ns() : 0;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     munmap(stack, kChildStack);
     if (pid < 0) {

@@ -18,6 +18,7 @@
 #define CAPSULE_STEPS(STEP)                                                                        \
   /* parent */                                                                                     \
   STEP(prepare, "pipe2", "pipe(2)", "make the pipes and buffers the child needs, before clone")   \
+  STEP(set_cgroup_limits, "write", "cgroups(7)", "the sandbox's own cgroup: limits written, counters reset, before clone") \
   STEP(clone, "clone", "clone(2)", "start the child in new PID, network, mount, IPC, UTS namespaces") \
   /* child, privileged */                                                                          \
   STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
@@ -102,6 +103,8 @@ struct capsule_init_report {
    */
   unsigned int violation_arch;
   int violation_nr;
+  /* For --explain: CLOCK_MONOTONIC when capsule-init began, and when the program was forked. */
+  long long started_ns, forked_ns;
 };
 #define CAPSULE_REPORT_MAGIC 0x696e6974u /* "init" */
 

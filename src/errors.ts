@@ -7,6 +7,7 @@
  *
  * Each message says what failed, at which step, the errno's text, and what to do.
  */
+import type { ExplainStep } from './explain.js';
 import type { Step } from './steps.js';
 
 const brand = Symbol.for('capsule.error');
@@ -55,6 +56,8 @@ export class SetupError extends CapsuleError implements SetupErrorFields {
   readonly code: string;
   readonly path: string;
   readonly hint: string | undefined;
+  /** With the `explain` option: the steps up to the one that failed. */
+  explain: ExplainStep[] | undefined;
 
   constructor(message: string, fields: SetupErrorFields) {
     super(message);

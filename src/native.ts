@@ -31,6 +31,29 @@ export interface NativeOptions {
   /** Parent fds for the child's 0, 1, 2; -1 asks the addon for a pipe. */
   stdio: [number, number, number];
   seccompFd: number;
+  /** Record each child step's time (--explain). */
+  trace: boolean;
+}
+
+/** One operation of the mount phase, as native/mounts.cc planned it. */
+export interface NativeOp {
+  step: string;
+  kind: 'mount' | 'mkfile' | 'mkdir' | 'symlink' | 'setattr' | 'mknod' | 'umask';
+  source: string | null;
+  target: string | null;
+  fstype: string | null;
+  data: string | null;
+  flags: number;
+  attrSet: number;
+  recursive: boolean;
+}
+
+/** The child's step times (CLOCK_MONOTONIC ns, the clock of process.hrtime). */
+export interface NativeTrace {
+  cloneStartNs: number;
+  cloneEndNs: number;
+  /** op: index into plan()'s operations, or -1 for a step that is not one. */
+  events: { step: string; op: number; ns: number }[];
 }
 
 export interface NativeStepError {
@@ -38,6 +61,8 @@ export interface NativeStepError {
   syscall: string;
   errno: number;
   detail: string;
+  /** With trace: true, the child's steps as far as it got. */
+  trace?: NativeTrace;
 }
 
 export interface NativeExit {
@@ -52,6 +77,9 @@ export interface NativeExit {
     maxRssKiB: number;
     /** A call the seccomp filter kills for, as the kernel reported it to capsule-init; null when none. */
     violation: NativeViolation | null;
+    /** CLOCK_MONOTONIC ns when capsule-init began and when it forked the program. */
+    startedNs: number;
+    forkedNs: number;
   } | null;
   initUserCpuUs: number;
   initSystemCpuUs: number;
@@ -90,7 +118,9 @@ export interface Addon {
   spawn(
     o: NativeOptions,
     onExit: (e: NativeExit) => void,
-  ): Promise<{ pid: number; stdio: [number, number, number] }>;
+  ): Promise<{ pid: number; stdio: [number, number, number]; trace?: NativeTrace }>;
+  /** The mount phase's operations for these options, without running anything. */
+  plan(o: NativeOptions): NativeOp[];
   kill(pid: number, signal: number): boolean;
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;

@@ -93,6 +93,12 @@ export interface RunOptions extends LimitOptions {
   /** The cgroup, under each hierarchy's root, that capsule's own cgroups live in. @default 'capsule' */
   cgroupParent?: string;
   /**
+   * Record every step of the sandbox's construction with its arguments and its time, in
+   * the result's `explain` (and a SetupError's). Costs a clock read per step when asked,
+   * nothing when not. @default false
+   */
+  explain?: boolean;
+  /**
    * The seccomp profile, loaded last before the program's execve (docs/security.md):
    * `'default'` denies what Docker's default profile withholds (mount, unshare, ptrace,
    * bpf, io_uring, keyctl, ...) with EPERM; `'default-kill'` ends the run on those
@@ -193,6 +199,7 @@ export interface ResolvedOptions {
   seccompFd: number;
   cgroups: boolean;
   cgroupParent: string;
+  explain: boolean;
 }
 
 function fail(option: string, message: string): never {
@@ -381,6 +388,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     limits: resolveLimits(o),
     cgroups: o.cgroups !== false,
     cgroupParent,
+    explain: o.explain === true,
     seccompFd: resolveSeccomp(o.seccomp, o.seccompProfile)?.fd ?? -1,
   };
 }

@@ -13,9 +13,10 @@ import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
-import { CgroupManager, type CgroupUsage, type SandboxCgroup } from './cgroup/index.js';
+import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
 import { setupError } from './diagnose.js';
 import { ConfigError } from './errors.js';
+import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
@@ -76,6 +77,8 @@ export interface RunResult<Output extends string | Buffer = string> {
   limits: Limits;
   /** The host PID the sandbox's PID 1 had. */
   pid: number;
+  /** With the `explain` option: every step of the sandbox's construction, timed. */
+  explain?: ExplainStep[];
 }
 
 const signalNames = new Map<number, NodeJS.Signals>(
@@ -158,9 +161,19 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
       : new Error('run() aborted before start');
   }
   native(); /* fail on a missing addon before taking a cgroup */
-  const cgroup = acquireCgroup(opts);
+  const cgroupWrites: CgroupWrite[] = [];
+  if (opts.explain)
+    traceCgroupWrites((path, value) =>
+      cgroupWrites.push({ path, value, ns: Number(process.hrtime.bigint()) }),
+    );
+  let cgroup;
   try {
-    return await runInCgroup(opts, options, rlimits, cgroup);
+    cgroup = acquireCgroup(opts);
+  } finally {
+    if (opts.explain) traceCgroupWrites(null);
+  }
+  try {
+    return await runInCgroup(opts, options, rlimits, cgroup, cgroupWrites);
   } finally {
     /* Back to the pool (or removed); one that cannot be emptied is kept for close() and `capsule gc`. */
     await cgroup?.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
@@ -172,6 +185,7 @@ async function runInCgroup(
   options: RunOptions,
   rlimits: ReturnType<typeof rlimitPlan>,
   cgroup: SandboxCgroup | null,
+  cgroupWrites: CgroupWrite[],
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
   const opened: number[] = [];
@@ -180,15 +194,22 @@ async function runInCgroup(
 
   const start = performance.now();
   let spawned;
+  let nOpts;
   try {
     const stdio: [number, number, number] = [
       childFd(opts.stdin, 0, opened),
       childFd(opts.stdout, 1, opened),
       childFd(opts.stderr, 2, opened),
     ];
-    spawned = await addon.spawn(nativeOptions(opts, stdio, cgroup?.joinFds ?? [], rlimits), exited);
+    nOpts = nativeOptions(opts, stdio, cgroup?.joinFds ?? [], rlimits);
+    spawned = await addon.spawn(nOpts, exited);
   } catch (e) {
-    if (isStepError(e)) throw await setupError(e, errorContext(opts));
+    if (isStepError(e)) {
+      const err = await setupError(e, errorContext(opts));
+      if (e.trace && nOpts)
+        err.explain = explainRun(opts, nOpts, addon.plan(nOpts), cgroupWrites, e.trace, null);
+      throw err;
+    }
     throw e;
   } finally {
     for (const fd of opened) closeSync(fd);
@@ -234,7 +255,13 @@ async function runInCgroup(
   options.signal?.removeEventListener('abort', onAbort);
   const usage = cgroup?.usage() ?? null;
   const [out, err] = await outputs;
-  if (result.error) throw await setupError(result.error, errorContext(opts));
+  const explain =
+    spawned.trace && explainRun(opts, nOpts, addon.plan(nOpts), cgroupWrites, spawned.trace, result);
+  if (result.error) {
+    const err = await setupError(result.error, errorContext(opts));
+    if (explain) err.explain = explain;
+    throw err;
+  }
 
   const ended = decodeExit(result, usage);
   const violation = securityViolation({ signal: ended.signal, violation: result.report?.violation });
@@ -262,7 +289,25 @@ async function runInCgroup(
     aborted: intervention === 'aborted',
     limits: opts.limits,
     pid,
+    ...(explain ? { explain } : {}),
   };
+}
+
+/**
+ * The steps a run with these options would take, with their arguments, without running
+ * anything (`capsule explain`). Validates the options as run() does.
+ */
+export function explainOptions(options: RunOptions): ExplainStep[] {
+  const opts = resolveOptions(options);
+  const rlimits = rlimitPlan(opts.limits);
+  const limits = cgroupLimits(opts.limits);
+  const parts = Object.entries(limits).map(([k, v]) => `${k}=${String(v)}`);
+  const note =
+    opts.cgroups || parts.length > 0
+      ? `a pooled cgroup under ${opts.cgroupParent}/: ${parts.join(', ') || 'accounting only'}`
+      : null;
+  const n = nativeOptions(opts, [0, 1, 2], [], rlimits);
+  return explainPlan(opts, n, native().plan(n), note);
 }
 
 /**
@@ -342,6 +387,7 @@ function nativeOptions(
     rlimits,
     stdio,
     seccompFd: o.seccompFd,
+    trace: o.explain,
   };
 }
 

@@ -3,6 +3,7 @@
 
 export const STEPS = [
   { name: 'prepare', syscall: 'pipe2', man: 'pipe(2)', why: 'make the pipes and buffers the child needs, before clone' },
+  { name: 'set_cgroup_limits', syscall: 'write', man: 'cgroups(7)', why: 'the sandbox\'s own cgroup: limits written, counters reset, before clone' },
   { name: 'clone', syscall: 'clone', man: 'clone(2)', why: 'start the child in new PID, network, mount, IPC, UTS namespaces' },
   { name: 'set_pdeathsig', syscall: 'prctl', man: 'PR_SET_PDEATHSIG(2const)', why: 'the sandbox dies if capsule dies' },
   { name: 'check_parent', syscall: 'poll', man: 'pidfd_open(2)', why: 'close the race where capsule died before pdeathsig was set' },
