@@ -20,10 +20,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The controllers capsule uses. `cpuacct` is v1's CPU accounting; on v2 it is `cpu.stat`. */
-export type CgroupController = 'memory' | 'pids' | 'cpu' | 'cpuacct' | 'cpuset';
+/**
+ * The controllers capsule uses. `cpuacct` is v1's CPU accounting; on v2 it is `cpu.stat`.
+ * `devices` is v1 only: v2 has no such controller (cgroup-v2.rst, "Device controller": a
+ * BPF_PROG_TYPE_CGROUP_DEVICE program does that job), so it is never found on the unified
+ * hierarchy; docs/devices.md says what gates devices there.
+ */
+export type CgroupController = 'memory' | 'pids' | 'cpu' | 'cpuacct' | 'cpuset' | 'devices';
 
-export const CGROUP_CONTROLLERS: readonly CgroupController[] = ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset'];
+export const CGROUP_CONTROLLERS: readonly CgroupController[] = [
+  'memory',
+  'pids',
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'devices',
+];
 
 export interface CgroupHierarchy {
   /** 1 for a `cgroup` mount, 2 for the `cgroup2` mount. */
@@ -177,6 +189,7 @@ export function detectCgroups(opts: DetectOptions = {}): CgroupLayout {
       // core file present in every non-root cgroup, with or without the cpu controller
       // (cgroup-v2.rst, "CPU Interface Files": "cpu.stat ... exists whether the controller
       // is enabled or not"). It only counts when cpuacct is not bound to a v1 hierarchy.
+      if (name === 'devices') continue;
       const wanted = name === 'cpuacct' ? null : name;
       if (wanted === null || unified.controllers.includes(wanted)) controllers[name] = unified;
     }

@@ -14,6 +14,7 @@ const FLAG: Record<CgroupController, string> = {
   cpu: '--cpus',
   cpuacct: '--cpus',
   cpuset: '--cpuset-cpus',
+  devices: '--device',
 };
 
 /** Smallest memory limit accepted, in bytes: below this the sandbox's own setup cannot fit. */
@@ -36,11 +37,37 @@ export function validateLimits(limits: CgroupLimits): void {
   if (cpus !== undefined && !(Number.isFinite(cpus) && cpus >= MIN_CPUS && cpus <= 4096)) {
     throw new ConfigError(`cpus ${cpus} must be a number of CPUs between ${MIN_CPUS} and 4096`, 'cpus');
   }
+  if (limits.devices !== undefined) validateDeviceRules(limits.devices);
   if (cpusetCpus !== undefined && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpusetCpus)) {
     throw new ConfigError(
       `cpusetCpus ${JSON.stringify(cpusetCpus)} must be a CPU list like "0-1" or "0,2"`,
       'cpusetCpus',
     );
+  }
+}
+
+/** A major or minor number the kernel accepts (12 and 20 bits, include/linux/kdev_t.h), or `*`. */
+function isDeviceNumber(n: number | '*', bits: number): boolean {
+  return n === '*' || (Number.isSafeInteger(n) && n >= 0 && n < 2 ** bits);
+}
+
+function validateDeviceRules(rules: CgroupLimits['devices']): void {
+  if (!Array.isArray(rules)) throw new ConfigError('devices must be an array of device rules', 'devices');
+  for (const r of rules as NonNullable<CgroupLimits['devices']>) {
+    const ok =
+      typeof r === 'object' &&
+      r !== null &&
+      (r.type === 'c' || r.type === 'b') &&
+      isDeviceNumber(r.major, 12) &&
+      isDeviceNumber(r.minor, 20) &&
+      typeof r.access === 'string' &&
+      /^(?=.)r?w?m?$/.test(r.access);
+    if (!ok) {
+      throw new ConfigError(
+        `device rule ${JSON.stringify(r)} must be { type: 'c' | 'b', major, minor (numbers or '*'), access: some of 'rwm' in that order }`,
+        'devices',
+      );
+    }
   }
 }
 
@@ -51,6 +78,7 @@ export function requiredControllers(limits: CgroupLimits): CgroupController[] {
   if (limits.pidsLimit !== undefined) out.push('pids');
   if (limits.cpus !== undefined) out.push('cpu');
   if (limits.cpusetCpus !== undefined) out.push('cpuset');
+  if (limits.devices !== undefined) out.push('devices');
   return out;
 }
 

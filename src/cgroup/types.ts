@@ -18,6 +18,27 @@ export interface CgroupLimits {
   cpus?: number;
   /** CPUs the sandbox may run on, in cpuset list syntax (`"0-1"`, `"0,2"`). @default all of the parent's */
   cpusetCpus?: string;
+  /**
+   * The device nodes the sandbox may open (`r`, `w`) or create (`m`), v1 `devices` controller
+   * only: everything else is denied (`devices.deny a`, then one `devices.allow` line per rule;
+   * devices.txt). The kernel checks them at open(2) and mknod(2), whatever the node's mode.
+   * Include every node the sandbox's own setup makes, with `m`: capsule's child makes /dev's
+   * nodes with mknod(2) after it joined the cgroup. Needs a v1 `devices` hierarchy: v2 has no
+   * devices controller (docs/devices.md). @default no device rules (everything allowed)
+   */
+  devices?: readonly CgroupDeviceRule[];
+}
+
+/** One `devices.allow` line: `c 1:3 rwm`. */
+export interface CgroupDeviceRule {
+  /** Character or block device. */
+  type: 'c' | 'b';
+  /** Major number, or `'*'` for any. */
+  major: number | '*';
+  /** Minor number, or `'*'` for any. */
+  minor: number | '*';
+  /** Some of `r` (open for reading), `w` (open for writing), `m` (mknod), in that order. */
+  access: string;
 }
 
 /** What the sandbox's cgroup measured for this run only (earlier runs in a pooled cgroup never show). */

@@ -13,7 +13,9 @@
  *  - sched-bwc.txt: cpu.cfs_quota_us / cpu.cfs_period_us, cpu.stat throttled_time;
  *  - pids.txt: pids.max, pids.events (`max N`, never reset);
  *  - cpusets.txt: a new cpuset has empty cpuset.cpus and cpuset.mems, and a task cannot join
- *    until both are set, so they are copied from the parent at creation.
+ *    until both are set, so they are copied from the parent at creation;
+ *  - devices.txt: devices.deny `a` (deny all, no exceptions), then devices.allow lines, one
+ *    rule per write; see prepareDevices.
  */
 import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, constants } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +31,7 @@ import {
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
-import type { CgroupLimits, CgroupUsage, HierarchyCgroup } from './types.js';
+import type { CgroupDeviceRule, CgroupLimits, CgroupUsage, HierarchyCgroup } from './types.js';
 
 /** The CFS period capsule uses, in µs: the kernel default (sched-bwc.txt), so quota = cpus × 100 ms. */
 export const CFS_PERIOD_US = 100_000;
@@ -100,6 +102,8 @@ export class V1Cgroup implements HierarchyCgroup {
   private pidsMax = -1;
   private quotaUs = -1;
   private cpusetCpus = '';
+  /** The device rules in force, as written; null until prepare wrote them (a new cgroup copies its parent's). */
+  private deviceRules: string | null = null;
   // Baselines of the counters v1 cannot reset.
   private oomKillBase = 0;
   private pidsEventsBase = 0;
@@ -191,6 +195,7 @@ export class V1Cgroup implements HierarchyCgroup {
       }
       this.pidsEventsBase = this.pidsMaxEvents();
     }
+    if (this.has.has('devices')) this.prepareDevices(limits.devices);
     if (this.has.has('cpuset')) {
       const cpus = limits.cpusetCpus ?? this.parentCpus;
       if (cpus !== this.cpusetCpus) {
@@ -228,6 +233,30 @@ export class V1Cgroup implements HierarchyCgroup {
     }
     // oom_kill counts for the cgroup's whole life and has no reset: subtract a baseline.
     this.oomKillBase = this.oomKills();
+  }
+
+  /**
+   * devices.txt §3: writing `a` to devices.deny drops every exception and makes the default
+   * deny; each `devices.allow` write then adds one exception (`c 195:0 rwm`). A new cgroup
+   * copies its parent's list (capsule's parent allows everything), and so does a pooled one
+   * keep the last run's: the whole list is rewritten, deny first, whenever it differs from
+   * what this cgroup holds, so one run's devices never reach the next. Without rules the
+   * cgroup allows everything again (`a` to devices.allow, which the kernel accepts only under
+   * a parent that allows everything), as absent limits mean no limit. A failed write leaves
+   * the state unknown (null): the manager then removes this cgroup rather than reuse it.
+   */
+  private prepareDevices(rules: readonly CgroupDeviceRule[] | undefined): void {
+    const lines = rules?.map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`) ?? null;
+    const key = lines === null ? 'a' : lines.join('\n');
+    if (key === this.deviceRules) return;
+    this.deviceRules = null;
+    if (lines === null) {
+      this.io.write('devices.allow', 'a', 'devices');
+    } else {
+      this.io.write('devices.deny', 'a', 'devices');
+      for (const line of lines) this.io.write('devices.allow', line, 'devices');
+    }
+    this.deviceRules = key;
   }
 
   private oomKills(): number {
