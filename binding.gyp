@@ -11,6 +11,7 @@
         "native/child.cc",
         "native/signals.cc",
         "native/mounts.cc",
+        "native/devices.cc",
         "native/fds.cc",
         "native/identity.cc",
         "native/seccomp.cc"

@@ -219,6 +219,13 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.dev_nodes.push_back({str(n, "path"), static_cast<uint32_t>(u64(n, "major")),
                            static_cast<uint32_t>(u64(n, "minor")), static_cast<uint32_t>(u64(n, "mode"))});
   }
+  Napi::Value devices_value = o.Get("devices"); /* optional: src/devices/ */
+  Napi::Array devices = devices_value.IsArray() ? devices_value.As<Napi::Array>() : Napi::Array::New(o.Env());
+  for (uint32_t i = 0; i < devices.Length(); i++) {
+    Napi::Object d = devices.Get(i).As<Napi::Object>();
+    s.devices.push_back({str(d, "target"), str(d, "type") == "b", static_cast<uint32_t>(u64(d, "major")),
+                         static_cast<uint32_t>(u64(d, "minor")), static_cast<uint32_t>(u64(d, "mode"))});
+  }
   Napi::Array binds = o.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {
     Napi::Object b = binds.Get(i).As<Napi::Object>();

@@ -85,6 +85,7 @@ class Planner {
       plan_.mount_ops.push_back(
           {OP_MKNOD, STEP_make_dev_node, nullptr, at(node.path), nullptr, nullptr, S_IFCHR | node.mode, dev, 0});
     }
+    plan_devices(opts_, plan_); /* make_device_node: --device and --gpu (devices.cc) */
     plan_.mount_ops.push_back({OP_UMASK, STEP_make_dev_node, nullptr, nullptr, nullptr, nullptr, 022, 0, 0});
     static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"},
                                            {"/proc/self/fd/0", "/dev/stdin"},

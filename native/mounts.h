@@ -23,6 +23,13 @@ struct DevNode {
   uint32_t major, minor, mode; /* mode: permission bits only */
 };
 
+/* A host device the caller asked for (--device, --gpu): made with mknod in /dev (devices.cc). */
+struct DeviceNode {
+  std::string target; /* absolute, under /dev */
+  bool block;         /* S_IFBLK, else S_IFCHR */
+  uint32_t major, minor, mode; /* mode: permission bits, from the access asked (0444, 0222, 0666) */
+};
+
 struct BindSpec {
   std::string source; /* host path */
   std::string target; /* absolute path inside the sandbox */
@@ -42,6 +49,7 @@ struct SandboxOptions {
   bool dev_pts = false, dev_shm = false;
   uint64_t dev_shm_size_bytes = 64ull << 20;
   std::vector<DevNode> dev_nodes; /* created with mknod in the sandbox's /dev */
+  std::vector<DeviceNode> devices; /* created with mknod after dev_nodes, see devices.cc */
   std::vector<BindSpec> binds;
   std::vector<int> cgroup_fds;
   std::vector<rlimit_op> rlimits;
@@ -65,5 +73,6 @@ struct Plan {
 };
 
 void plan_mounts(const SandboxOptions &opts, Plan &plan);
+void plan_devices(const SandboxOptions &opts, Plan &plan); /* devices.cc */
 
 #endif

@@ -33,6 +33,7 @@
   STEP(remount_proc_path, "mount_setattr", "proc(5)", "read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger") \
   STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
+  STEP(make_device_node, "mknodat", "mknod(2)", "a host device the caller asked for (--device, --gpu), its mode the access asked") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
   STEP(mount_dev_pts, "mount", "pts(4)", "a private devpts instance, when asked")                  \
   STEP(mount_dev_shm, "mount", "shm_overview(7)", "a private /dev/shm, when asked")                \

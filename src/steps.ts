@@ -17,6 +17,7 @@ export const STEPS = [
   { name: 'remount_proc_path', syscall: 'mount_setattr', man: 'proc(5)', why: 'read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger' },
   { name: 'mount_dev', syscall: 'mount', man: 'tmpfs(5)', why: 'a /dev with only the nodes the sandbox is given' },
   { name: 'make_dev_node', syscall: 'mknodat', man: 'mknod(2)', why: 'the device nodes every sandbox gets: null, zero, full, random, urandom, tty' },
+  { name: 'make_device_node', syscall: 'mknodat', man: 'mknod(2)', why: 'a host device the caller asked for (--device, --gpu), its mode the access asked' },
   { name: 'link_dev', syscall: 'symlink', man: 'symlink(2)', why: '/dev/fd, /dev/stdin and friends' },
   { name: 'mount_dev_pts', syscall: 'mount', man: 'pts(4)', why: 'a private devpts instance, when asked' },
   { name: 'mount_dev_shm', syscall: 'mount', man: 'shm_overview(7)', why: 'a private /dev/shm, when asked' },
