@@ -105,7 +105,7 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
     case 'reset_signals':
       return 'rt_sigaction(1..64, SIG_DFL)';
     case 'join_cgroup':
-      return n.cgroupFds.length > 0 ? `write(cgroup.procs x${n.cgroupFds.length}, "0")` : '(no cgroup)';
+      return n.cgroupFds.length > 0 ? 'write(cgroup.procs, "0") in each hierarchy' : '(no cgroup)';
     case 'pivot_root':
       return `chdir(${q(o.rootfs)}); pivot_root(".", ".")`;
     case 'detach_old_root':

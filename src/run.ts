@@ -306,7 +306,8 @@ export function explainOptions(options: RunOptions): ExplainStep[] {
     opts.cgroups || parts.length > 0
       ? `a pooled cgroup under ${opts.cgroupParent}/: ${parts.join(', ') || 'accounting only'}`
       : null;
-  const n = nativeOptions(opts, [0, 1, 2], [], rlimits);
+  /* A placeholder is enough for join_cgroup to say what it would do. */
+  const n = nativeOptions(opts, [0, 1, 2], note ? [-1] : [], rlimits);
   return explainPlan(opts, n, native().plan(n), note);
 }
 

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 
 import { CapsuleError, SetupError } from '../errors.js';
+import { type ExplainStep, formatExplain } from '../explain.js';
 import { metaFromError, metaFromResult } from '../meta.js';
 import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
 import { registerRootfsCommands } from './rootfs.js';
-import { type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
+import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 
 /** docker/podman's convention for a runtime's own failures. */
 export const EXIT_CAPSULE_FAILED = 125;
@@ -78,6 +79,7 @@ export function program(): Command {
             }
           },
         });
+        if (result.explain) printExplain(flags, result.explain);
         await writeReports(
           flags,
           { ...result, stdout: undefined, stderr: undefined },
@@ -87,11 +89,19 @@ export function program(): Command {
         if (note) process.stderr.write(`capsule: ${note}\n`);
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
       } catch (e) {
+        if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
         if (CapsuleError.is(e) && flags.meta) await writeFile(flags.meta, metaFromError(e.message));
         throw e;
       } finally {
         for (const [sig, h] of handlers) process.off(sig, h);
       }
+    }),
+  );
+  add(
+    explainCommand(async (rootfs, argv, flags) => {
+      const { explainOptions } = await import('../run.js');
+      const steps = explainOptions(runOptionsFromFlags(rootfs, argv, { ...flags, explain: false }));
+      process.stdout.write(flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
     }),
   );
   registerRootfsCommands(cli);
@@ -120,6 +130,11 @@ export function limitNote(r: RunResult<string | Buffer>): string | null {
   }
 }
 
+/** --explain: the steps of the run, to stderr, as text or JSON. */
+function printExplain(flags: RunFlags, steps: ExplainStep[]): void {
+  process.stderr.write(flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
+}
+
 /** --report FILE, --json (to stderr) and --meta FILE, after the run. */
 async function writeReports(flags: RunFlags, report: object, meta: string): Promise<void> {
   const json = JSON.stringify(report, null, 2) + '\n';
@@ -138,6 +153,13 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     });
   }
   try {
+    /*
+     * `--explain=json`: commander would take a value for `--explain [format]` from the next
+     * word, the rootfs; so the form with '=' is spelled out before parsing. Only capsule's
+     * own options are looked at: everything after PROG is the program's.
+     */
+    const i = argv.indexOf('--explain=json');
+    if (i >= 0) argv = [...argv.slice(0, i), '--explain', '--explain-json', ...argv.slice(i + 1)];
     await program().parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -77,6 +77,9 @@ export interface RunFlags {
   report?: string;
   json?: boolean;
   meta?: string;
+  explain?: boolean;
+  /** Set by `--explain=json` (see program.ts). */
+  explainJson?: boolean;
   bind?: BindMount[];
   env?: Record<string, string>;
   cwd?: string;
@@ -122,6 +125,7 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     devShm: flags.devShm,
     seccomp: flags.seccomp,
     seccompProfile: flags.seccompProfile,
+    explain: flags.explain === true || flags.explainJson === true,
     binds: flags.bind,
     stdin: 'inherit',
     stdout: output,
@@ -130,18 +134,9 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
   };
 }
 
-export function runCommand(
-  action: (rootfs: string, argv: string[], flags: RunFlags) => Promise<void>,
-): Command {
-  return new Command('run')
-    .summary('run a program in a sandbox')
-    .description(
-      'Run PROG inside ROOTFS in a sandbox: new PID, network, mount, IPC and UTS namespaces; ' +
-        'the rootfs as / (pivot_root), read-only; a private /proc, /dev and /tmp; user nobody, ' +
-        'no capabilities, no_new_privs. stdin, stdout and stderr are yours.\n\n' +
-        "Exit status: the program's, or 128+N when it was killed by signal N; 125 when capsule " +
-        'itself failed, 126 when PROG cannot be executed, 127 when it is not found.',
-    )
+/** The options that describe a sandbox, shared by `capsule run` and `capsule explain`. */
+function sandboxOptions(cmd: Command): Command {
+  return cmd
     .argument('<rootfs>', 'directory to use as the sandbox root (needs /proc, /dev, /tmp in it)')
     .argument('<prog>', 'absolute path of the program inside ROOTFS')
     .argument('[args...]', 'arguments for PROG, passed untouched')
@@ -202,19 +197,40 @@ export function runCommand(
       new Option('--open-files-limit <n>', 'open files per process (RLIMIT_NOFILE)').argParser(count),
     )
     .addOption(new Option('--stack-limit <size>', 'stack per process (RLIMIT_STACK)').argParser(bytes))
-    .option('--report <file>', 'write the result (verdict, times, memory, limits) as JSON to FILE')
-    .option('--json', 'write the result as JSON to stderr when the run ends')
-    .option(
-      '--meta <file>',
-      "write isolate's meta file (time, time-wall, max-rss, cg-mem, status, ...) to FILE",
-    )
     .addOption(
       new Option(
         '--seccomp <name>',
         'seccomp profile: default (deny-list, EPERM), default-kill, strict (allow-list for judges), none',
       ).argParser(seccompName),
     )
-    .option('--seccomp-profile <file>', 'a seccomp profile in the OCI/Docker JSON format instead')
+    .option('--seccomp-profile <file>', 'a seccomp profile in the OCI/Docker JSON format instead');
+}
+
+export function runCommand(
+  action: (rootfs: string, argv: string[], flags: RunFlags) => Promise<void>,
+): Command {
+  return sandboxOptions(
+    new Command('run')
+      .summary('run a program in a sandbox')
+      .description(
+        'Run PROG inside ROOTFS in a sandbox: new PID, network, mount, IPC and UTS namespaces; ' +
+          'the rootfs as / (pivot_root), read-only; a private /proc, /dev and /tmp; user nobody, ' +
+          'no capabilities, no_new_privs. stdin, stdout and stderr are yours.\n\n' +
+          "Exit status: the program's, or 128+N when it was killed by signal N; 125 when capsule " +
+          'itself failed, 126 when PROG cannot be executed, 127 when it is not found.',
+      ),
+  )
+    .option('--report <file>', 'write the result (verdict, times, memory, limits) as JSON to FILE')
+    .option('--json', 'write the result as JSON to stderr when the run ends')
+    .option(
+      '--meta <file>',
+      "write isolate's meta file (time, time-wall, max-rss, cg-mem, status, ...) to FILE",
+    )
+    .option(
+      '--explain',
+      'print every step taken, with its arguments and time, to stderr (--explain=json: as JSON)',
+    )
+    .addOption(new Option('--explain-json').hideHelp())
     .passThroughOptions()
     .addHelpText(
       'after',
@@ -225,6 +241,34 @@ export function runCommand(
         '  capsule run --cpu-time-limit 2s --wall-time-limit 5s --memory-limit 256m --pids-limit 64 \\\n' +
         '      --output-limit 1m --meta meta.txt ./rootfs /box/solution < input.txt\n' +
         "  capsule run --env A=1 -- ./rootfs /bin/prog --its-own-flags   (-- ends capsule's options)",
+    )
+    .action(async (rootfs: string, prog: string, args: string[], flags: RunFlags) => {
+      await action(rootfs, [prog, ...args], flags);
+    });
+}
+
+/** `capsule explain [options] ROOTFS PROG [ARGS...]`: the steps, without running anything. */
+export function explainCommand(
+  action: (rootfs: string, argv: string[], flags: RunFlags) => Promise<void>,
+): Command {
+  return sandboxOptions(
+    new Command('explain')
+      .summary('print the steps a run would take, without running anything')
+      .description(
+        'Print, in order, every step capsule would take to run PROG in ROOTFS with these options: ' +
+          'the system call and its arguments, why it is there, and its man page. Nothing is run; ' +
+          'the options are validated as `capsule run` validates them. For teaching, and for reviewing ' +
+          'a configuration. See docs/internals.md for the whole story.',
+      ),
+  )
+    .option('--json', 'print the steps as JSON')
+    .passThroughOptions()
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  capsule explain ./rootfs /bin/true\n' +
+        '  capsule explain --memory-limit 256m --bind ./data:/data ./rootfs /usr/bin/python3 /data/x.py\n' +
+        '  capsule run --explain ./rootfs /bin/true      (the same, timed, for a real run)',
     )
     .action(async (rootfs: string, prog: string, args: string[], flags: RunFlags) => {
       await action(rootfs, [prog, ...args], flags);
