@@ -1,0 +1,83 @@
+/*
+ * seccomp_tool: a helper, not a probe. One system call pattern per command,
+ * for the seccomp tests and the benchmark:
+ *
+ *   hello                  write a line and exit 0 (what a judged program does)
+ *   socket                 socket(AF_INET, SOCK_STREAM): "socket: ok" or the errno name
+ *   mount                  mount(2) of a bogus type: the errno name
+ *   raise-sigsys           kill itself with SIGSYS, as a program forging a violation would
+ *   fork-socket            fork; the child calls socket(2); the parent waits
+ *   own-filter             install an allow-everything filter of its own, then unshare(CLONE_NEWUSER)
+ *   getppid N              N getppid(2) calls: the cheapest system call, for the filter's per-call cost
+ *   threads-socket         a second thread calls socket(2) while the first sleeps
+ */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "escape.h"
+
+static void *socket_thread(void *unused) {
+  (void)unused;
+  socket(AF_INET, SOCK_STREAM, 0);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd = arg(argc, argv, 1, "hello");
+  if (!strcmp(cmd, "hello")) {
+    printf("hello\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "socket")) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    printf("socket: %s\n", s >= 0 ? "ok" : err());
+    return 0;
+  }
+  if (!strcmp(cmd, "mount")) {
+    mount("none", "/", "capsule-no-such-fs", 0, NULL);
+    printf("mount: %s\n", err());
+    return 0;
+  }
+  if (!strcmp(cmd, "raise-sigsys")) {
+    raise(SIGSYS); /* tgkill(2), which strict allows */
+    return 0;
+  }
+  if (!strcmp(cmd, "fork-socket")) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      socket(AF_INET, SOCK_STREAM, 0);
+      _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    printf("child done\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "own-filter")) {
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) printf("own filter: %s\n", err());
+    printf("unshare: %s\n", unshare(CLONE_NEWUSER) == 0 ? "ok" : err());
+    return 0;
+  }
+  if (!strcmp(cmd, "getppid")) {
+    long n = atol(arg(argc, argv, 2, "1000000"));
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
+    return 0;
+  }
+  if (!strcmp(cmd, "threads-socket")) {
+    pthread_t t;
+    pthread_create(&t, NULL, socket_thread, NULL);
+    pthread_join(t, NULL);
+    printf("joined\n");
+    return 0;
+  }
+  fprintf(stderr, "seccomp_tool: unknown command %s\n", cmd);
+  return 2;
+}
