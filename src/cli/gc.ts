@@ -5,8 +5,7 @@
  * some leftover could not be.
  */
 import { Command } from 'commander';
-import { detectCgroups } from '../cgroup/detect.js';
-import { gcCgroups, type GcResult } from '../cgroup/gc.js';
+import type { GcResult } from '../cgroup/gc.js';
 
 /** Human-readable report: what was removed and killed, what was kept and why. */
 export function formatGcResult(result: GcResult): string {
@@ -25,7 +24,10 @@ export function gcCommand(): Command {
     .description('remove cgroups left behind by capsule processes that are no longer running')
     .option('--json', 'print the result as one JSON object')
     .option('--cgroup-parent <path>', 'parent cgroup the sandboxes were created under', 'capsule')
-    .action((flags: { json?: boolean; cgroupParent: string }) => {
+    .action(async (flags: { json?: boolean; cgroupParent: string }) => {
+      /* Loaded when used, so that other commands start without the cgroup layer. */
+      const { detectCgroups } = await import('../cgroup/detect.js');
+      const { gcCgroups } = await import('../cgroup/gc.js');
       const result = gcCgroups(detectCgroups(), { parent: flags.cgroupParent });
       process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatGcResult(result));
       if (result.failed.length > 0) process.exitCode = 1;

@@ -7,10 +7,9 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-import { buildRootfs, type BuildResult } from '../../rootfs-tools/build.js';
-import { checkRootfs, formatProblems } from '../../rootfs-tools/check.js';
+import type { BuildResult } from '../../rootfs-tools/build.js';
 import { PROFILE_NAMES, PROFILES } from '../../rootfs-tools/profiles.js';
-import { createProgressBar, formatSize } from '../../rootfs-tools/progress.js';
+import { formatSize } from '../../rootfs-tools/progress.js';
 
 export { RootfsError } from '../../rootfs-tools/errors.js';
 
@@ -158,6 +157,9 @@ export function registerRootfsCommands(
         "  capsule run ./box /usr/bin/python3 -c 'print(6*7)'",
     )
     .action(async (dir: string, flags: BuildFlags) => {
+      /* Loaded when used: `capsule run` should not pay for the rootfs builder at start-up. */
+      const { buildRootfs } = await import('../../rootfs-tools/build.js');
+      const { createProgressBar } = await import('../../rootfs-tools/progress.js');
       // The bar draws only on a TTY (createProgressBar checks), never with --quiet or --json.
       const bar = flags.quiet || flags.json ? null : createProgressBar(io.stderr as NodeJS.WriteStream);
       let result: BuildResult;
@@ -199,6 +201,7 @@ export function registerRootfsCommands(
       '\nExamples:\n  capsule rootfs check ./box\n  capsule rootfs check ./box --json | jq .problems',
     )
     .action(async (dir: string, flags: CheckFlags) => {
+      const { checkRootfs, formatProblems } = await import('../../rootfs-tools/check.js');
       const result = await checkRootfs(dir, { ldLibraryPath: flags.ldLibraryPath });
       if (flags.json) {
         io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -126,6 +126,12 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     seccomp: flags.seccomp,
     seccompProfile: flags.seccompProfile,
     explain: flags.explain === true || flags.explainJson === true,
+    /*
+     * A cgroup is for limits and for exact accounting. A plain `capsule run` shows neither,
+     * and on cgroup v1 moving a lone process into its cgroups waits for an RCU grace period
+     * (milliseconds): so it takes one only when a limit, a report or --explain asks.
+     */
+    cgroups: Boolean(flags.report || flags.json || flags.meta || flags.explain || flags.explainJson),
     binds: flags.bind,
     stdin: 'inherit',
     stdout: output,
