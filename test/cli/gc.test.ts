@@ -8,7 +8,8 @@ describe('capsule gc', () => {
     process.exitCode = undefined;
   });
 
-  function runCli(args: string[]): string {
+  /* The gc action loads the cgroup layer when it runs, so it is async. */
+  async function runCli(args: string[]): Promise<string> {
     let out = '';
     vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       out += String(chunk);
@@ -16,18 +17,18 @@ describe('capsule gc', () => {
     });
     const program = new Command('capsule').exitOverride();
     registerGcCommand(program);
-    program.parse(['node', 'capsule', ...args]);
+    await program.parseAsync(['node', 'capsule', ...args]);
     return out;
   }
 
-  it('--json prints the result object', () => {
-    const out = runCli(['gc', '--json', '--cgroup-parent', `capsule-none-${process.pid}`]);
+  it('--json prints the result object', async () => {
+    const out = await runCli(['gc', '--json', '--cgroup-parent', `capsule-none-${process.pid}`]);
     expect(JSON.parse(out)).toEqual({ removed: [], killed: [], failed: [], live: [] });
     expect(process.exitCode).toBeUndefined();
   });
 
-  it('says so when there is nothing to remove', () => {
-    expect(runCli(['gc', '--cgroup-parent', `capsule-none-${process.pid}`])).toBe('nothing to remove\n');
+  it('says so when there is nothing to remove', async () => {
+    expect(await runCli(['gc', '--cgroup-parent', `capsule-none-${process.pid}`])).toBe('nothing to remove\n');
   });
 
   it('formats removals, kills, failures and live cgroups', () => {
