@@ -25,6 +25,8 @@ export interface NativeOptions {
   devShm: boolean;
   devShmSizeBytes: number;
   devNodes: { path: string; major: number; minor: number; mode: number }[];
+  /** Host devices to mknod after devNodes (native/devices.cc); mode: permission bits. */
+  devices: { target: string; type: 'c' | 'b'; major: number; minor: number; mode: number }[];
   binds: { source: string; target: string; readOnly: boolean }[];
   cgroupFds: number[];
   rlimits: { resource: number; soft: number; hard: number }[];

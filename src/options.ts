@@ -8,6 +8,13 @@ import { isAbsolute, normalize } from 'node:path';
 import { ConfigError } from './errors.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 import { resolveSeccomp } from './seccomp/index.js';
+import {
+  type DeviceRequest,
+  type GpuDiscoveryOptions,
+  type NvidiaGpu,
+  type ResolvedDevice,
+  resolveDevices,
+} from './devices/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
 export type StdioOption =
@@ -114,6 +121,30 @@ export interface RunOptions extends LimitOptions {
    * run with SECURITY_VIOLATION. Compiled once per process and cached.
    */
   seccompProfile?: string;
+  /**
+   * Host device nodes to give the sandbox, in its /dev: `'/dev/fuse'`, `'/dev/kvm:rw'`,
+   * `'/dev/sdb:/dev/disk0:r'`, or `{ path, sandboxPath?, access? }` (access `'r'`, `'w'` or
+   * `'rw'`, default `'rw'`). Each becomes a node with the host node's numbers and a mode
+   * that is the access asked (0444, 0222, 0666); on cgroup v1 the devices controller also
+   * allows exactly these plus the default nodes. docs/devices.md says what is enforced where.
+   */
+  devices?: readonly (string | DeviceRequest)[];
+  /**
+   * NVIDIA GPUs to give the sandbox: `'all'` or their indexes (PCI bus order, as nvidia-smi
+   * numbers them). Adds /dev/nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset,
+   * nvidia-caps/* where present and /dev/nvidiaN of each GPU; binds the host driver's
+   * libraries and nvidia-smi read-only (see gpuLibraries); turns devShm on for more than
+   * one GPU (NCCL). A ConfigError when the machine has no NVIDIA GPU. @default none
+   */
+  gpus?: 'all' | readonly number[];
+  /**
+   * With gpus: bind the host driver's user-space files (libcuda.so.*, libnvidia-ml.so.*,
+   * nvidia-smi, ...) read-only over their copies in the rootfs, which must have them at
+   * the same paths (`capsule rootfs build --include-gpu-libs`). @default true
+   */
+  gpuLibraries?: boolean;
+  /** With gpus: where to look for the GPUs and driver files (tests use fake roots). */
+  gpuDiscovery?: GpuDiscoveryOptions;
 }
 
 /** A running sandbox, as handed to `onSpawn`. */
@@ -189,6 +220,10 @@ export interface ResolvedOptions {
   devShm: boolean;
   devShmSizeBytes: number;
   devNodes: DevNode[];
+  /** Host devices given with `devices` and `gpus`, made after devNodes. */
+  devices: ResolvedDevice[];
+  /** The GPUs given, in index order ([] without `gpus`). */
+  gpus: NvidiaGpu[];
   binds: { source: string; target: string; readOnly: boolean }[];
   stdin: string | Uint8Array | StdioOption;
   stdout: StdioOption;
@@ -337,6 +372,8 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     return { source, target, readOnly: b.readOnly ?? true };
   });
 
+  const devices = resolveDevices(o, rootfs, rootfsArg);
+
   const stdin = o.stdin;
   const resolvedStdin =
     typeof stdin === 'string' || stdin instanceof Uint8Array ? stdin : checkStdio('stdin', stdin, 'ignore');
@@ -371,7 +408,8 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     writableRoot: o.writableRoot === true,
     tmpSizeBytes: checkInteger('tmpSizeBytes', o.tmpSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
     devPts: o.devPts === true,
-    devShm: o.devShm === true,
+    /* NCCL puts its buffers in /dev/shm between the processes of a multi-GPU job. */
+    devShm: o.devShm === true || devices.gpus.length > 1,
     devShmSizeBytes: checkInteger(
       'devShmSizeBytes',
       o.devShmSizeBytes,
@@ -380,7 +418,9 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
       Number.MAX_SAFE_INTEGER,
     ),
     devNodes: defaultDevNodes(),
-    binds,
+    devices: devices.devices,
+    gpus: devices.gpus,
+    binds: [...binds, ...devices.binds],
     stdin: resolvedStdin,
     stdout: checkStdio('stdout', o.stdout, 'pipe'),
     stderr: checkStdio('stderr', o.stderr, 'pipe'),

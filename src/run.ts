@@ -14,6 +14,7 @@ import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
+import { deviceCgroupLimits, deviceMode } from './devices/index.js';
 import { setupError } from './diagnose.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
@@ -98,10 +99,11 @@ function cgroupManager(parent: string): CgroupManager {
 
 /** The sandbox's cgroup, or null when it needs none and none is usable. */
 function acquireCgroup(o: ResolvedOptions): SandboxCgroup | null {
-  const limits = cgroupLimits(o.limits);
+  const manager = cgroupManager(o.cgroupParent);
+  const limits = { ...cgroupLimits(o.limits), ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
-  const cg = cgroupManager(o.cgroupParent).acquire(limits, { accounting: true });
+  const cg = manager.acquire(limits, { accounting: true });
   if (o.limits.cpuTimeLimitMs !== null && (cg === null || cg.usage().cpuTimeMs === null)) {
     void cg?.release();
     throw new ConfigError(
@@ -383,6 +385,7 @@ function nativeOptions(
     devShm: o.devShm,
     devShmSizeBytes: o.devShmSizeBytes,
     devNodes: o.devNodes,
+    devices: o.devices.map((d) => ({ ...d, mode: deviceMode(d.access) })),
     binds: o.binds,
     cgroupFds: [...cgroupFds],
     rlimits,

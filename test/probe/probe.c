@@ -19,6 +19,8 @@
  *   probe forkbomb             fork forever (children too)
  *   probe spew                 write to stdout forever
  *   probe fsize BYTES          write BYTES to /tmp/f
+ *   probe dev PATH...          JSON per path: stat (type, major, minor, mode) and open for read, for write
+ *   probe mknod PATH MAJ MIN   try to make a character device; print errno name or "ok"
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -196,6 +199,32 @@ static void info(void) {
   printf(",\"dumpable\":%d}\n", prctl(PR_GET_DUMPABLE));
 }
 
+/* What a program sees of a device node: its stat, and whether open(2) for read and for write pass. */
+static void dev(int argc, char **argv) {
+  putchar('[');
+  for (int i = 2; i < argc; i++) {
+    struct stat st;
+    printf("%s{\"path\":", i > 2 ? "," : "");
+    json_str(argv[i]);
+    if (stat(argv[i], &st) != 0) {
+      printf(",\"stat\":\"%s\"}", errname(errno));
+      continue;
+    }
+    printf(",\"stat\":\"ok\",\"type\":\"%s\",\"major\":%u,\"minor\":%u,\"mode\":%u",
+           S_ISCHR(st.st_mode) ? "c" : S_ISBLK(st.st_mode) ? "b" : "other", major(st.st_rdev), minor(st.st_rdev),
+           (unsigned)(st.st_mode & 07777));
+    const int flags[2] = {O_RDONLY, O_WRONLY};
+    const char *names[2] = {"read", "write"};
+    for (int k = 0; k < 2; k++) {
+      int fd = open(argv[i], flags[k] | O_NONBLOCK);
+      printf(",\"%s\":\"%s\"", names[k], fd >= 0 ? "ok" : errname(errno));
+      if (fd >= 0) close(fd);
+    }
+    putchar('}');
+  }
+  printf("]\n");
+}
+
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
@@ -269,6 +298,11 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "write")) {
     int fd = open(argv[2], O_WRONLY | O_CREAT, 0644);
     printf("%s\n", fd >= 0 ? "ok" : errname(errno));
+  } else if (!strcmp(cmd, "dev")) {
+    dev(argc, argv);
+  } else if (!strcmp(cmd, "mknod")) {
+    int r = mknod(argv[2], S_IFCHR | 0666, makedev(atoi(argv[3]), atoi(argv[4])));
+    printf("%s\n", r == 0 ? "ok" : errname(errno));
   } else if (!strcmp(cmd, "fill-tmp")) {
     int fd = open("/tmp/fill", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     static char block[1 << 20];

@@ -1,0 +1,122 @@
+/**
+ * Devices and GPUs: from run()'s `devices`, `gpus`, `gpuLibraries` and `gpuDiscovery` options to
+ * the nodes the addon makes (native/devices.cc), the read-only binds of the GPU driver's files,
+ * and the devices cgroup's rules. docs/devices.md says what is enforced where.
+ */
+import type { CgroupDeviceRule, CgroupLayout } from '../cgroup/index.js';
+import { ConfigError } from '../errors.js';
+import { type GpuDiscoveryOptions, nvidiaDevices, nvidiaDriverBinds, type NvidiaGpu } from './gpu.js';
+import { checkDeviceTargets, type DeviceRequest, resolveDevice, type ResolvedDevice } from './spec.js';
+
+export {
+  type GpuDiscoveryOptions,
+  listNvidiaGpus,
+  nvidiaDevices,
+  nvidiaDriverBinds,
+  nvidiaDriverFiles,
+  type NvidiaGpu,
+} from './gpu.js';
+export {
+  checkDeviceTargets,
+  type DeviceAccess,
+  deviceMode,
+  type DeviceRequest,
+  parseDeviceSpec,
+  resolveDevice,
+  type ResolvedDevice,
+} from './spec.js';
+
+/** The options of run() this module reads. */
+export interface DeviceOptions {
+  devices?: readonly (string | DeviceRequest)[];
+  gpus?: 'all' | readonly number[];
+  gpuLibraries?: boolean;
+  gpuDiscovery?: GpuDiscoveryOptions;
+}
+
+export interface ResolvedDevices {
+  devices: ResolvedDevice[];
+  /** The GPUs given, in index order; [] without `gpus`. */
+  gpus: NvidiaGpu[];
+  /** Read-only binds of the GPU driver's files over their rootfs copies. */
+  binds: { source: string; target: string; readOnly: true }[];
+}
+
+/** @throws ConfigError naming `devices[i]` or `gpus` */
+export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: string): ResolvedDevices {
+  if (o.devices !== undefined && !Array.isArray(o.devices))
+    throw new ConfigError(
+      'devices must be an array of device paths or { path, sandboxPath?, access? }',
+      'devices',
+    );
+  const devices = (o.devices ?? []).map((d, i) => resolveDevice(d, `devices[${i}]`));
+  let gpus: NvidiaGpu[] = [];
+  let binds: ResolvedDevices['binds'] = [];
+  if (o.gpus !== undefined) {
+    if (o.gpus !== 'all' && !Array.isArray(o.gpus))
+      throw new ConfigError(`gpus must be 'all' or an array of GPU indexes, got ${String(o.gpus)}`, 'gpus');
+    const found = nvidiaDevices(o.gpus, o.gpuDiscovery);
+    gpus = found.gpus;
+    for (const req of found.devices) {
+      /* A node the caller also gave with --device is theirs (its access wins). */
+      if (devices.some((d) => d.target === req.sandboxPath)) continue;
+      devices.push(resolveDevice(req, 'gpus'));
+    }
+    if (o.gpuLibraries !== false) binds = nvidiaDriverBinds(rootfs, rootfsArg, o.gpuDiscovery);
+  } else if (o.gpuLibraries !== undefined || o.gpuDiscovery !== undefined) {
+    throw new ConfigError(
+      'gpuLibraries and gpuDiscovery need gpus',
+      o.gpuLibraries !== undefined ? 'gpuLibraries' : 'gpuDiscovery',
+    );
+  }
+  checkDeviceTargets(devices, 'devices');
+  return { devices, gpus, binds };
+}
+
+/**
+ * The devices cgroup's allow list for a sandbox: its default nodes and the devices it was
+ * given, each with the access asked, plus /dev/pts's nodes (ptmx 5:2, pts 136:*) with a
+ * private devpts. Every rule carries `m`: capsule's child makes these nodes with mknod(2)
+ * after it joined the cgroup (the kernel checks mknod against the list too), and once it
+ * has dropped CAP_MKNOD no process of the sandbox can use `m` (crun allows `c *:* m` and
+ * `b *:* m` for the same reason).
+ */
+export function deviceCgroupRules(
+  defaults: readonly { major: number; minor: number }[],
+  devices: readonly ResolvedDevice[],
+  devPts: boolean,
+): CgroupDeviceRule[] {
+  const rules: CgroupDeviceRule[] = defaults.map((n) => ({
+    type: 'c',
+    major: n.major,
+    minor: n.minor,
+    access: 'rwm',
+  }));
+  if (devPts) {
+    rules.push(
+      { type: 'c', major: 5, minor: 2, access: 'rwm' },
+      { type: 'c', major: 136, minor: '*', access: 'rwm' },
+    );
+  }
+  for (const d of devices)
+    rules.push({ type: d.type, major: d.major, minor: d.minor, access: `${d.access}m` });
+  return rules;
+}
+
+/**
+ * The `devices` cgroup limit for a sandbox given devices, where a v1 devices hierarchy exists;
+ * {} otherwise. Without devices the sandbox has only its default nodes, and nothing else it
+ * could open (docs/devices.md), so the extra hierarchy is not worth its cost per run. On v2
+ * there is no devices controller: the nodes' modes and the mount namespace do the gating.
+ */
+export function deviceCgroupLimits(
+  o: {
+    devNodes: readonly { major: number; minor: number }[];
+    devices: readonly ResolvedDevice[];
+    devPts: boolean;
+  },
+  layout: CgroupLayout,
+): { devices?: CgroupDeviceRule[] } {
+  if (o.devices.length === 0 || layout.controllers.devices?.version !== 1) return {};
+  return { devices: deviceCgroupRules(o.devNodes, o.devices, o.devPts) };
+}
