@@ -1,0 +1,245 @@
+/**
+ * The OCI/Docker profile reader: errors name the field, normalization does
+ * what runc does with the same profile, and the built-in profiles compile
+ * into filters that check the architecture and the x32 bit.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError } from '../../src/errors.js';
+import {
+  builtinNormalized,
+  compileCached,
+  filterText,
+  normalizeProfile,
+  profileKey,
+  type SeccompProfile,
+} from '../../src/seccomp/index.js';
+
+const allow = { kind: 'allow', value: 0 };
+
+function rejects(json: unknown, message: RegExp) {
+  expect(() => normalizeProfile(json, 'p.json')).toThrow(ConfigError);
+  expect(() => normalizeProfile(json, 'p.json')).toThrow(message);
+}
+
+describe('errors name the field at fault', () => {
+  it('defaultAction', () => {
+    rejects({}, /^seccomp profile p\.json: defaultAction: is required$/);
+    rejects(
+      { defaultAction: 'SCMP_ACT_NOPE' },
+      /defaultAction: unknown action "SCMP_ACT_NOPE": expected one of/,
+    );
+  });
+  it('unknown top-level fields (a typo would otherwise be silently ignored)', () => {
+    rejects({ defaultAction: 'SCMP_ACT_ALLOW', sycalls: [] }, /sycalls: unknown field/);
+  });
+  it('syscalls[i]', () => {
+    rejects({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: {} }, /syscalls: must be an array/);
+    rejects(
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] },
+      /syscalls\[0\]\.names: is required/,
+    );
+    rejects(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['read'], action: 'SCMP_ACT_LOG' },
+          { names: 'x', action: 'SCMP_ACT_ERRNO' },
+        ],
+      },
+      /syscalls\[1\]\.names: must be an array of strings/,
+    );
+    rejects(
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['Read!'], action: 'SCMP_ACT_ERRNO' }] },
+      /"Read!" is not a system call name/,
+    );
+    rejects(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 5000 }],
+      },
+      /syscalls\[0\]\.errnoRet: must be an errno number from 0 to 4095/,
+    );
+  });
+  it('syscalls[i].args[j]', () => {
+    const rule = (arg: object) => ({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['ioctl'], action: 'SCMP_ACT_ERRNO', args: [arg] }],
+    });
+    rejects(
+      rule({ index: 6, value: 1, op: 'SCMP_CMP_EQ' }),
+      /syscalls\[0\]\.args\[0\]\.index: must be 0 to 5, got 6/,
+    );
+    rejects(
+      rule({ index: 1, value: 1, op: 'SCMP_CMP_LIKE' }),
+      /syscalls\[0\]\.args\[0\]\.op: unknown op "SCMP_CMP_LIKE"/,
+    );
+    rejects(
+      rule({ index: 1, value: -1, op: 'SCMP_CMP_EQ' }),
+      /syscalls\[0\]\.args\[0\]\.value: must be an unsigned 64-bit integer/,
+    );
+  });
+  it('architectures', () => {
+    rejects(
+      { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_Z80'] },
+      /architectures: unknown architecture "SCMP_ARCH_Z80"/,
+    );
+    const other = process.arch === 'arm64' ? 'SCMP_ARCH_X86_64' : 'SCMP_ARCH_AARCH64';
+    rejects({ defaultAction: 'SCMP_ACT_ALLOW', architectures: [other] }, /does not list this machine's/);
+  });
+  it('a profile that denies what capsule-init needs after loading it', () => {
+    for (const name of ['execve', 'write', 'exit_group']) {
+      rejects(
+        { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: [name], action: 'SCMP_ACT_KILL' }] },
+        new RegExp(`denies ${name}`),
+      );
+    }
+  });
+});
+
+describe('normalization, as runc reads the same profile', () => {
+  it('kill actions become notify (capsule-init reports and kills); errno defaults to EPERM', () => {
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['mount'], action: 'SCMP_ACT_KILL' },
+          { names: ['ptrace'], action: 'SCMP_ACT_KILL_THREAD' },
+          { names: ['bpf'], action: 'SCMP_ACT_ERRNO' },
+        ],
+      },
+      'p',
+    );
+    expect(p.rules.map((r) => [r.syscall, r.action])).toEqual([
+      ['mount', { kind: 'notify', value: 0 }],
+      ['ptrace', { kind: 'notify', value: 0 }],
+      ['bpf', { kind: 'errno', value: 1 }],
+    ]);
+    expect(p.badArchAction).toEqual({ kind: 'notify', value: 0 });
+  });
+
+  it('several comparisons on one argument become separate rules (ORed), as runc does', () => {
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          {
+            names: ['personality'],
+            action: 'SCMP_ACT_ERRNO',
+            args: [
+              { index: 0, value: 8, op: 'SCMP_CMP_EQ' },
+              { index: 0, value: 9, op: 'SCMP_CMP_EQ' },
+            ],
+          },
+        ],
+      },
+      'p',
+    );
+    expect(p.rules.map((r) => r.args.map((a) => a.value))).toEqual([[8n], [9n]]);
+  });
+
+  it('rules that do what the default does are dropped; the calls capsule-init needs are added to allow-lists', () => {
+    const p = normalizeProfile(
+      { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO' }] },
+      'p',
+    );
+    expect(p.rules.map((r) => r.syscall).sort()).toEqual(['execve', 'exit', 'exit_group', 'write']);
+    expect(p.rules.every((r) => r.action.kind === 'allow')).toBe(true);
+  });
+
+  it("Docker's includes/excludes: no capabilities in the sandbox, this architecture, this kernel", () => {
+    const native = process.arch === 'arm64' ? 'arm64' : 'amd64';
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        archMap: [
+          {
+            architecture: process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_X86_64',
+            subArchitectures: [],
+          },
+        ],
+        syscalls: [
+          { names: ['read'], action: 'SCMP_ACT_ALLOW' },
+          { names: ['mount'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
+          { names: ['clone'], action: 'SCMP_ACT_ALLOW', excludes: { caps: ['CAP_SYS_ADMIN'] } },
+          { names: ['arch_specific'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['s390x'] } },
+          { names: ['native_only'], action: 'SCMP_ACT_ALLOW', includes: { arches: [native] } },
+          { names: ['newer'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '99.0' } },
+          { names: ['older'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '4.8' } },
+        ],
+      },
+      'p',
+    );
+    const names = p.rules.map((r) => r.syscall);
+    expect(names).toEqual(expect.arrayContaining(['read', 'clone', 'native_only', 'older']));
+    expect(names).not.toEqual(expect.arrayContaining(['mount']));
+    expect(names).not.toContain('arch_specific');
+    expect(names).not.toContain('newer');
+  });
+
+  it('the cache key ignores the order of rules', () => {
+    const a = normalizeProfile(
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount', 'bpf'], action: 'SCMP_ACT_ERRNO' }] },
+      'a',
+    );
+    const b = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['bpf'], action: 'SCMP_ACT_ERRNO' },
+          { names: ['mount'], action: 'SCMP_ACT_ERRNO' },
+        ],
+      },
+      'b',
+    );
+    expect(profileKey(a)).toBe(profileKey(b));
+    expect(compileCached(a, 'a')).toBe(compileCached(b, 'b'));
+  });
+});
+
+describe('the built-in profiles', () => {
+  const names = ['default', 'default-kill', 'strict'] as const;
+
+  it('compile, leaving out only calls this architecture does not have', () => {
+    for (const n of names) {
+      const c = compileCached(builtinNormalized(n)!, n);
+      expect(c.instructions).toBeGreaterThan(20);
+      expect(c.instructions).toBeLessThan(4096);
+      if (process.arch === 'x64')
+        expect(c.ignored.sort()).toEqual(n === 'strict' ? [] : ['stime', 'umount', 'vm86', 'vm86old']);
+    }
+  });
+
+  it('check AUDIT_ARCH first and send x32 numbers to the bad-arch action', () => {
+    if (process.arch !== 'x64') return;
+    for (const n of names) {
+      const c = compileCached(builtinNormalized(n)!, n);
+      const bpf = readFileSync(`/proc/self/fd/${c.fd}`);
+      const insn = (i: number) => ({ code: bpf.readUInt16LE(i * 8), k: bpf.readUInt32LE(i * 8 + 4) });
+      /* ld [4] (seccomp_data.arch); jeq AUDIT_ARCH_X86_64 */
+      expect(insn(0)).toEqual({ code: 0x20, k: 4 });
+      expect(insn(1)).toEqual({ code: 0x15, k: 0xc000003e });
+      /* ld [0] (nr); jge __X32_SYSCALL_BIT */
+      expect(insn(2)).toEqual({ code: 0x20, k: 0 });
+      expect(insn(3)).toEqual({ code: 0x35, k: 0x40000000 });
+    }
+  });
+
+  it('default: namespaced clone flags, unsafe personality bits and TIOCSTI, compared as the kernel reads them', () => {
+    const text = filterText(builtinNormalized('default')!);
+    expect(text).toContain('filter for syscall "clone"');
+    expect(text).toContain('filter for syscall "personality"');
+    /* TIOCSTI, upper 32 bits ignored as the kernel ignores them */
+    expect(text).toContain('$a1.hi32 & 0x00000000 == 0');
+    expect(text).toContain('$a1.lo32 & 0xffffffff == 21522');
+  });
+
+  it('strict is an allow-list whose default kills (through capsule-init, to report)', () => {
+    const p: SeccompProfile = builtinNormalized('strict')!;
+    expect(p.defaultAction).toEqual({ kind: 'notify', value: 0 });
+    expect(p.rules.filter((r) => r.action.kind !== 'allow')).toEqual([]);
+    expect(p.rules.map((r) => r.syscall)).not.toContain('socket');
+    expect(p.rules.find((r) => r.syscall === 'read')?.action).toEqual(allow);
+  });
+});
