@@ -8,6 +8,7 @@ import type { LimitOptions } from '../limits.js';
 import type { BindMount, RunOptions } from '../options.js';
 import { parseBytes, parseCount, parseDurationMs } from '../units.js';
 import { BUILTIN_PROFILES } from '../seccomp/builtin.js';
+import { type DeviceRequest, parseDeviceSpec } from '../devices/spec.js';
 
 /** `HOST:SANDBOX[:ro|rw]`, read-only unless `:rw`. */
 export function parseBind(value: string, previous: BindMount[] = []): BindMount[] {
@@ -63,6 +64,25 @@ function seccompName(value: string): RunOptions['seccomp'] {
   return value as RunOptions['seccomp'];
 }
 
+/** `--device HOST[:SANDBOX][:r|w|rw]`, repeatable. */
+export function parseDevice(value: string, previous: DeviceRequest[] = []): DeviceRequest[] {
+  try {
+    return [...previous, parseDeviceSpec(value)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** `--gpu all` or `--gpu 0,1`. */
+export function parseGpus(value: string): 'all' | number[] {
+  if (value === 'all') return 'all';
+  if (!/^\d+(,\d+)*$/.test(value))
+    throw new InvalidArgumentError(
+      `expected all or GPU indexes such as 0 or 0,1, got ${JSON.stringify(value)}`,
+    );
+  return value.split(',').map(Number);
+}
+
 export interface RunFlags {
   cpuTimeLimit?: number;
   wallTimeLimit?: number;
@@ -92,6 +112,10 @@ export interface RunFlags {
   devShm?: boolean;
   seccomp?: RunOptions['seccomp'];
   seccompProfile?: string;
+  device?: DeviceRequest[];
+  gpu?: 'all' | number[];
+  /** false from --no-gpu-libs. */
+  gpuLibs?: boolean;
 }
 
 /** The library options a `capsule run` command line stands for (stdio is the caller's). */
@@ -125,6 +149,9 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     devShm: flags.devShm,
     seccomp: flags.seccomp,
     seccompProfile: flags.seccompProfile,
+    devices: flags.device,
+    gpus: flags.gpu,
+    gpuLibraries: flags.gpu === undefined ? undefined : flags.gpuLibs !== false,
     explain: flags.explain === true || flags.explainJson === true,
     /*
      * A cgroup is for limits and for exact accounting. A plain `capsule run` shows neither,
@@ -174,6 +201,19 @@ function sandboxOptions(cmd: Command): Command {
     )
     .option('--dev-pts', 'mount a private /dev/pts')
     .option('--dev-shm', 'mount a private /dev/shm')
+    .addOption(
+      new Option(
+        '--device <HOST[:SANDBOX][:r|w|rw]>',
+        "a host device node in the sandbox's /dev, read-write unless :r or :w; repeatable (docs/devices.md)",
+      ).argParser(parseDevice),
+    )
+    .addOption(
+      new Option(
+        '--gpu <all|list>',
+        "NVIDIA GPUs: all, or indexes as nvidia-smi numbers them (0 or 0,1); their device nodes and the host driver's libraries",
+      ).argParser(parseGpus),
+    )
+    .option('--no-gpu-libs', "with --gpu: the device nodes only, not the host driver's libraries")
     .addOption(
       new Option('--cpu-time-limit <time>', 'CPU time of the whole sandbox, e.g. 2s, 500ms').argParser(
         duration,

@@ -57,6 +57,11 @@ export function parseDeviceSpec(value: string): DeviceRequest {
     throw new Error(`expected /dev/PATH[:r|w|rw] or HOST:SANDBOX[:r|w|rw], got ${JSON.stringify(value)}`);
   }
   const [path, sandboxPath] = parts as [string, string | undefined];
+  if (sandboxPath !== undefined && !sandboxPath.startsWith('/')) {
+    throw new Error(
+      `expected an access of r, w or rw, or an absolute SANDBOX path, after ${path}: got ${JSON.stringify(sandboxPath)}`,
+    );
+  }
   return { path, ...(sandboxPath === undefined ? {} : { sandboxPath }), ...(access ? { access } : {}) };
 }
 
