@@ -167,7 +167,7 @@ export class Planner {
 
   private async addObject(obj: ResolvedObject): Promise<void> {
     for (const link of obj.links) await this.addLink(link.path, link.target);
-    await this.addFile(obj.realPath, await lstat(obj.realPath));
+    if (!this.entries.has(obj.realPath)) await this.addFile(obj.realPath, await lstat(obj.realPath));
     if (obj.via === 'program') return;
     this.libraries.add(obj.path);
     if (obj.via === 'cache') {
