@@ -242,6 +242,8 @@ SandboxOptions parse_options(const Napi::Object &o) {
   for (uint32_t i = 0; i < 3; i++) s.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
   s.seccomp_fd = o.Get("seccompFd").As<Napi::Number>().Int32Value();
   s.trace = o.Get("trace").ToBoolean();
+  Napi::Value dir = o.Get("cgroupDirFd");
+  s.cgroup_dir_fd = dir.IsNumber() ? dir.As<Napi::Number>().Int32Value() : -1;
   return s;
 }
 

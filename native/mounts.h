@@ -52,6 +52,7 @@ struct SandboxOptions {
   std::vector<DeviceNode> devices; /* created with mknod after dev_nodes, see devices.cc */
   std::vector<BindSpec> binds;
   std::vector<int> cgroup_fds;
+  int cgroup_dir_fd = -1; /* cgroup v2 directory: clone3 with CLONE_INTO_CGROUP (spawn.cc) */
   std::vector<rlimit_op> rlimits;
   int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
   int seccomp_fd = -1;
@@ -74,5 +75,18 @@ struct Plan {
 
 void plan_mounts(const SandboxOptions &opts, Plan &plan);
 void plan_devices(const SandboxOptions &opts, Plan &plan); /* devices.cc */
+
+/* One rule of a cgroup v2 device program (devices.cc): major or minor -1 for any. */
+struct DeviceRule {
+  bool block;
+  int32_t major, minor;
+  bool read, write, mknod;
+};
+/*
+ * Attach a BPF device program allowing exactly `rules` to the cgroup v2
+ * directory `cgroup_fd`, replacing any; with rules == nullptr, detach it.
+ * Returns 0, or -1 with errno and `error` set.
+ */
+int set_device_program(int cgroup_fd, const std::vector<DeviceRule> *rules, std::string &error);
 
 #endif

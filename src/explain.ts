@@ -97,7 +97,9 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
   const rlimitNames: Record<number, string> = { 0: 'CPU', 1: 'FSIZE', 3: 'STACK', 4: 'CORE', 7: 'NOFILE' };
   switch (step) {
     case 'clone':
-      return 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+      return (n.cgroupDirFd ?? -1) >= 0
+        ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
+        : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
     case 'set_pdeathsig':
       return 'prctl(PR_SET_PDEATHSIG, SIGKILL)';
     case 'check_parent':

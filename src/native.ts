@@ -29,6 +29,8 @@ export interface NativeOptions {
   devices: { target: string; type: 'c' | 'b'; major: number; minor: number; mode: number }[];
   binds: { source: string; target: string; readOnly: boolean }[];
   cgroupFds: number[];
+  /** A cgroup v2 directory to be born in (clone3 CLONE_INTO_CGROUP); -1 or absent: none. */
+  cgroupDirFd?: number;
   rlimits: { resource: number; soft: number; hard: number }[];
   /** Parent fds for the child's 0, 1, 2; -1 asks the addon for a pipe. */
   stdio: [number, number, number];

@@ -19,7 +19,7 @@ import { setupError } from './diagnose.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
-import { native, type NativeExit, type NativeStepError } from './native.js';
+import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
 import { capture } from './output.js';
 import { securityViolation, type Violation } from './seccomp/verdict.js';
@@ -203,7 +203,10 @@ async function runInCgroup(
       childFd(opts.stdout, 1, opened),
       childFd(opts.stderr, 2, opened),
     ];
-    nOpts = nativeOptions(opts, stdio, cgroup?.joinFds ?? [], rlimits);
+    /* On cgroup v2 the child is born in its cgroup; only v1 hierarchies (hybrid) are joined by writing "0". */
+    const into = cgroup?.cloneInto ?? null;
+    nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);
+    if (into) nOpts.cgroupDirFd = into.dirFd;
     spawned = await addon.spawn(nOpts, exited);
   } catch (e) {
     if (isStepError(e)) {
@@ -365,12 +368,13 @@ function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
   };
 }
 
-function nativeOptions(
+/** The addon's options for a resolved run (exported for tests that drive the addon directly). */
+export function nativeOptions(
   o: ResolvedOptions,
   stdio: [number, number, number],
   cgroupFds: readonly number[],
   rlimits: ReturnType<typeof rlimitPlan>,
-) {
+): NativeOptions {
   return {
     rootfs: o.rootfs,
     argv: ['capsule-init', ...o.argv],
