@@ -17,7 +17,7 @@
  * - execve, write, exit and exit_group must stay allowed: capsule-init needs
  *   them between loading the filter and the program's first instruction.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { arch as cpuArch, release } from 'node:os';
 
 import { ConfigError } from '../errors.js';
@@ -302,8 +302,24 @@ function applies(r: Reader, f: string, s: Record<string, unknown>): boolean {
   return true;
 }
 
-/** Read and normalize a profile file. */
+/* Profile files by path, kept while their inode, size and mtime stay the same. */
+const files = new Map<string, { stamp: string; profile: SeccompProfile }>();
+
+/**
+ * Read and normalize a profile file. A file read before and not changed since
+ * (same inode, size and mtime) is not read again: runs with the same
+ * --seccomp-profile cost one stat(2), not a JSON parse and a hash.
+ */
 export function loadProfileFile(path: string): SeccompProfile {
+  let stamp = '';
+  try {
+    const st = statSync(path, { bigint: true });
+    stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    /* reported by the read below */
+  }
+  const known = files.get(path);
+  if (known && known.stamp === stamp) return known.profile;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -322,5 +338,7 @@ export function loadProfileFile(path: string): SeccompProfile {
       'seccompProfile',
     );
   }
-  return normalizeProfile(json, path);
+  const profile = normalizeProfile(json, path);
+  files.set(path, { stamp, profile });
+  return profile;
 }
