@@ -4,9 +4,12 @@
  * packages are missing is skipped, naming them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { Command } from 'commander';
 import { run } from '../../src/index.js';
+import { registerRootfsCommands } from '../../src/cli/rootfs.js';
 import { buildRootfs } from '../../rootfs-tools/build.js';
 import { checkRootfs } from '../../rootfs-tools/check.js';
 import { resolveProfiles } from '../../rootfs-tools/profile.js';
@@ -36,6 +39,35 @@ const C_SOURCE =
 const CPP_SOURCE =
   '#include <iostream>\n#include <vector>\n#include <numeric>\n#include <string>\n' +
   'int main(){std::vector<int> v{1,2,3,4,5,6}; std::cout << std::to_string(std::accumulate(v.begin(), v.end(), 21)) << std::endl;}\n';
+
+describe('the example from the issue', () => {
+  it(
+    'rootfs build ./box --bin /bin/sh --bin /usr/bin/python3 --include /usr/lib/python3.11; run print(6*7)',
+    { timeout: LONG },
+    async (ctx) => {
+      if (!existsSync('/usr/lib/python3.11')) return ctx.skip('host has no /usr/lib/python3.11');
+      const box = join(tmp, 'issue-box');
+      const program = new Command('capsule').exitOverride();
+      registerRootfsCommands(program, { stdout: { write: () => true }, stderr: { write: () => true } });
+      await program.parseAsync([
+        'node',
+        'capsule',
+        'rootfs',
+        'build',
+        box,
+        '--bin',
+        '/bin/sh',
+        '--bin',
+        '/usr/bin/python3',
+        '--include',
+        '/usr/lib/python3.11',
+        '-q',
+      ]);
+      const r = await run({ rootfs: box, argv: ['/usr/bin/python3', '-c', 'print(6*7)'] });
+      expect(r).toMatchObject({ exitCode: 0, stdout: '42\n', stderr: '' });
+    },
+  );
+});
 
 describe('profiles under capsule', () => {
   it('sh: dash, coreutils, id and whoami as nobody', { timeout: LONG }, async (ctx) => {
@@ -110,13 +142,46 @@ describe('profiles under capsule', () => {
   });
 });
 
-describe.skipIf(!hasGcc)('a program found through DT_RUNPATH $ORIGIN, under capsule', () => {
+describe.skipIf(!hasGcc)('fixture programs under capsule', () => {
   let fixtures: string;
   beforeAll(async () => {
     // Not under /tmp: the sandbox mounts its own /tmp over the rootfs's, which would hide it.
     fixtures = await mkdtemp('/var/tmp/capsule-rootfs-test-');
   });
   afterAll(async () => removeDir(fixtures));
+
+  it(
+    'a GPU-style program dlopen()s the driver library through the rootfs ld.so cache',
+    { timeout: LONG },
+    async () => {
+      await chmod(fixtures, 0o755);
+      const driver = join(fixtures, 'driver');
+      await mkdir(driver);
+      await compile(join(driver, 'libcuda.so.535.104.05'), 'int cuInit(unsigned f){return (int)f;}', [
+        '-shared',
+        '-fPIC',
+        '-Wl,-soname,libcuda.so.1',
+      ]);
+      await symlink('libcuda.so.535.104.05', join(driver, 'libcuda.so.1'));
+      const server = await compile(
+        join(fixtures, 'server'),
+        '#include <dlfcn.h>\n#include <stdio.h>\nint main(void){void*h=dlopen("libcuda.so.1",RTLD_NOW);' +
+          'if(!h){puts(dlerror());return 1;} int(*f)(unsigned)=(int(*)(unsigned))dlsym(h,"cuInit");' +
+          'printf("cuInit=%d\\n", f(0));return 0;}',
+        ['-ldl'],
+      );
+      const box = join(tmp, 'gpu');
+      await buildRootfs({ dir: box, programs: [server], gpu: true, gpuRoots: [driver] });
+      const r = await run({ rootfs: box, argv: [server] });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('cuInit=0\n');
+      // The same program in a rootfs built without --include-gpu-libs: the failure it fixes.
+      await buildRootfs({ dir: join(tmp, 'gpu-none'), programs: [server] });
+      const without = await run({ rootfs: join(tmp, 'gpu-none'), argv: [server] });
+      expect(without.exitCode).toBe(1);
+      expect(without.stdout).toContain('libcuda.so.1: cannot open shared object file');
+    },
+  );
 
   it(
     'runs without LD_LIBRARY_PATH (the loader expands $ORIGIN from /proc/self/exe)',
@@ -134,7 +199,6 @@ describe.skipIf(!hasGcc)('a program found through DT_RUNPATH $ORIGIN, under caps
         '#include <stdio.h>\nint fix(void); int main(void){printf("%d\\n", fix());return 0;}',
         ['-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib', lib],
       );
-      const { chmod } = await import('node:fs/promises');
       await chmod(fixtures, 0o755);
       const box = join(tmp, 'origin');
       await buildRootfs({ dir: box, programs: [prog] });
