@@ -13,9 +13,8 @@ import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
-import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
+import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
 import { deviceCgroupLimits, deviceMode } from './devices/index.js';
-import { setupError } from './diagnose.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
@@ -89,21 +88,54 @@ const signalNames = new Map<number, NodeJS.Signals>(
 /** How long capsule-init gets to kill, reap and report after CAPSULE_SIG_TERMINATE before SIGKILL. */
 const TERMINATE_GRACE_MS = 1000;
 
+/*
+ * The cgroup layer and the exec diagnosis are loaded when first needed: a run that takes
+ * no cgroup (a plain `capsule run`) and does not fail should not pay for their modules,
+ * and module loading is most of a Node process's start-up.
+ */
+let cgroupLayer: typeof import('./cgroup/index.js') | undefined;
+async function loadCgroupLayer() {
+  return (cgroupLayer ??= await import('./cgroup/index.js'));
+}
+async function setupError(rec: NativeStepError, ctx: ReturnType<typeof errorContext>) {
+  return (await import('./diagnose.js')).setupError(rec, ctx);
+}
+
 /** One CgroupManager (and its pool) per cgroup parent, for the life of the process. */
 const managers = new Map<string, CgroupManager>();
-function cgroupManager(parent: string): CgroupManager {
+async function cgroupManager(parent: string): Promise<CgroupManager> {
   let m = managers.get(parent);
-  if (!m) managers.set(parent, (m = new CgroupManager({ parent })));
+  if (!m) managers.set(parent, (m = new (await loadCgroupLayer()).CgroupManager({ parent })));
   return m;
 }
 
 /** The sandbox's cgroup, or null when it needs none and none is usable. */
-function acquireCgroup(o: ResolvedOptions): SandboxCgroup | null {
-  const manager = cgroupManager(o.cgroupParent);
-  const limits = { ...cgroupLimits(o.limits), ...deviceCgroupLimits(o, manager.layout) };
+async function acquireCgroup(
+  o: ResolvedOptions,
+  writes: CgroupWrite[] | null,
+): Promise<SandboxCgroup | null> {
+  const base = cgroupLimits(o.limits);
+  if (
+    !o.cgroups &&
+    Object.keys(base).length === 0 &&
+    o.limits.cpuTimeLimitMs === null &&
+    o.devices.length === 0
+  ) {
+    return null;
+  }
+  const manager = await cgroupManager(o.cgroupParent);
+  const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
-  const cg = manager.acquire(limits, { accounting: true });
+  const { traceCgroupWrites } = await loadCgroupLayer();
+  if (writes)
+    traceCgroupWrites((path, value) => writes.push({ path, value, ns: Number(process.hrtime.bigint()) }));
+  let cg;
+  try {
+    cg = manager.acquire(limits, { accounting: true });
+  } finally {
+    if (writes) traceCgroupWrites(null);
+  }
   if (o.limits.cpuTimeLimitMs !== null && (cg === null || cg.usage().cpuTimeMs === null)) {
     void cg?.release();
     throw new ConfigError(
@@ -164,16 +196,7 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
   }
   native(); /* fail on a missing addon before taking a cgroup */
   const cgroupWrites: CgroupWrite[] = [];
-  if (opts.explain)
-    traceCgroupWrites((path, value) =>
-      cgroupWrites.push({ path, value, ns: Number(process.hrtime.bigint()) }),
-    );
-  let cgroup;
-  try {
-    cgroup = acquireCgroup(opts);
-  } finally {
-    if (opts.explain) traceCgroupWrites(null);
-  }
+  const cgroup = await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
   try {
     return await runInCgroup(opts, options, rlimits, cgroup, cgroupWrites);
   } finally {
