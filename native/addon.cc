@@ -13,6 +13,7 @@
  *   strerror(errno) -> string
  *   compileSeccomp(profile) -> { fd, instructions, ignored, pfc }   (seccomp.cc)
  *   syscallName(nr, auditArch) -> string
+ *   setDeviceProgram(cgroupDirFd, rules | null)   cgroup v2 device gating (devices.cc)
  */
 #include <fcntl.h>
 #include <napi.h>
@@ -446,6 +447,36 @@ Napi::Value SyscallName(const Napi::CallbackInfo &info) {
                                                             info[1].As<Napi::Number>().Uint32Value()));
 }
 
+/*
+ * setDeviceProgram(cgroupDirFd, rules | null): the cgroup v2 device program
+ * (devices.cc). rules: [{ type: 'c'|'b', major, minor (-1 for any), access }].
+ * Throws an Error carrying the bpf(2) call, errno text and `errno`.
+ */
+Napi::Value SetDeviceProgram(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::vector<DeviceRule> rules;
+  bool detach = !info[1].IsArray();
+  if (!detach) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Object r = a.Get(i).As<Napi::Object>();
+      std::string access = str(r, "access");
+      rules.push_back({str(r, "type") == "b", r.Get("major").As<Napi::Number>().Int32Value(),
+                       r.Get("minor").As<Napi::Number>().Int32Value(), access.find('r') != std::string::npos,
+                       access.find('w') != std::string::npos, access.find('m') != std::string::npos});
+    }
+  }
+  std::string error;
+  if (set_device_program(fd, detach ? nullptr : &rules, error) != 0) {
+    int saved = errno;
+    Napi::Error e = Napi::Error::New(env, error);
+    e.Set("errno", Napi::Number::New(env, saved));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
@@ -460,6 +491,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("syscallName", Napi::Function::New(env, SyscallName));
+  exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;
 }

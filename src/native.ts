@@ -137,6 +137,14 @@ export interface Addon {
     pfc: string;
   };
   syscallName(nr: number, auditArch: number): string;
+  /**
+   * Attach a BPF device program allowing exactly `rules` to a cgroup v2 directory (an
+   * O_DIRECTORY fd), replacing any; null detaches it. Throws an Error with `errno`.
+   */
+  setDeviceProgram(
+    cgroupDirFd: number,
+    rules: { type: 'c' | 'b'; major: number; minor: number; access: string }[] | null,
+  ): void;
 }
 
 /** The package root: the nearest directory above this file with capsule's package.json. */

@@ -14,7 +14,7 @@ import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
-import { deviceCgroupLimits, deviceMode } from './devices/index.js';
+import { deviceCgroupLimits, deviceMode, setDeviceProgram } from './devices/index.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
@@ -105,7 +105,11 @@ async function setupError(rec: NativeStepError, ctx: ReturnType<typeof errorCont
 const managers = new Map<string, CgroupManager>();
 async function cgroupManager(parent: string): Promise<CgroupManager> {
   let m = managers.get(parent);
-  if (!m) managers.set(parent, (m = new (await loadCgroupLayer()).CgroupManager({ parent })));
+  if (!m) {
+    const { CgroupManager } = await loadCgroupLayer();
+    m = new CgroupManager({ parent, setDeviceProgram });
+    managers.set(parent, m);
+  }
   return m;
 }
 

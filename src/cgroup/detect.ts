@@ -189,7 +189,12 @@ export function detectCgroups(opts: DetectOptions = {}): CgroupLayout {
       // core file present in every non-root cgroup, with or without the cpu controller
       // (cgroup-v2.rst, "CPU Interface Files": "cpu.stat ... exists whether the controller
       // is enabled or not"). It only counts when cpuacct is not bound to a v1 hierarchy.
-      if (name === 'devices') continue;
+      // v2 has no devices controller, but every v2 cgroup can carry a BPF device program,
+      // which does its job (v2.ts prepareDevices): no cgroup.controllers entry is needed.
+      if (name === 'devices') {
+        controllers[name] = unified;
+        continue;
+      }
       const wanted = name === 'cpuacct' ? null : name;
       if (wanted === null || unified.controllers.includes(wanted)) controllers[name] = unified;
     }

@@ -29,4 +29,4 @@ export {
   type ManagerStats,
 } from './manager.js';
 export type { SandboxCgroup } from './sandbox.js';
-export type { CgroupDeviceRule, CgroupLimits, CgroupUsage } from './types.js';
+export type { CgroupDeviceRule, CgroupLimits, CgroupUsage, DeviceProgramSetter } from './types.js';

@@ -25,7 +25,7 @@ import { closeOnExit, forgetOnExit } from './exit.js';
 import { gcCgroups, type GcResult } from './gc.js';
 import { nextCgroupName } from './names.js';
 import { type SandboxCgroup, SandboxHandle, type Slot } from './sandbox.js';
-import type { CgroupLimits, HierarchyCgroup } from './types.js';
+import type { CgroupLimits, DeviceProgramSetter, HierarchyCgroup } from './types.js';
 import { ensureV1Parent, V1Cgroup } from './v1.js';
 import { ensureV2Parent, V2Cgroup, type V2Parent } from './v2.js';
 import { removeDirWithRetry, sleep } from './wait.js';
@@ -43,6 +43,12 @@ export interface CgroupManagerOptions {
   poolSize?: number;
   /** Memory still charged after a run above which a cgroup is removed, not reused, in bytes (v1.ts). @default 1 MiB */
   maxLeftoverBytes?: number;
+  /**
+   * How a `devices` limit is enforced on cgroup v2, which has no devices controller: a
+   * function that attaches a BPF device program (types.ts DeviceProgramSetter; run() passes
+   * the addon's). Without it a devices limit on v2 fails. v1 uses its devices controller.
+   */
+  setDeviceProgram?: DeviceProgramSetter;
   /** How long release() waits for killed processes to leave the cgroup, in ms. @default 2000 */
   drainTimeoutMs?: number;
   /**
@@ -84,6 +90,7 @@ export class CgroupManager {
   readonly parent: string;
   private readonly poolSize: number;
   private readonly maxLeftoverBytes: number | undefined;
+  private readonly setDeviceProgram: DeviceProgramSetter | undefined;
   private readonly drainTimeoutMs: number;
   private readonly parents = new Map<CgroupHierarchy, { dir: string; v2?: V2Parent } | CgroupError>();
   private readonly free = new Map<string, Slot[]>();
@@ -106,6 +113,7 @@ export class CgroupManager {
     }
     this.poolSize = opts.poolSize ?? 2 * availableParallelism();
     this.maxLeftoverBytes = opts.maxLeftoverBytes;
+    this.setDeviceProgram = opts.setDeviceProgram;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 2000;
     if (opts.cleanupOnExit !== false) closeOnExit(this);
   }
@@ -220,7 +228,9 @@ export class CgroupManager {
       this.parents.set(hierarchy, parent);
     }
     if (parent instanceof CgroupError) return withController(parent, controller);
-    if (parent.v2 && controller !== 'cpuacct' && !parent.v2.enabled.has(controller)) {
+    // cpuacct (cpu.stat) and devices (a BPF program) need nothing enabled in subtree_control.
+    const core = controller === 'cpuacct' || controller === 'devices';
+    if (parent.v2 && !core && !parent.v2.enabled.has(controller)) {
       const failure = parent.v2.failures.get(controller);
       return withController(
         failure ??
@@ -240,7 +250,7 @@ export class CgroupManager {
     const dirs: HierarchyCgroup[] = [];
     for (const { hierarchy, controllers } of groups) {
       const parent = this.parents.get(hierarchy) as { dir: string };
-      const opts = { maxLeftoverBytes: this.maxLeftoverBytes };
+      const opts = { maxLeftoverBytes: this.maxLeftoverBytes, setDeviceProgram: this.setDeviceProgram };
       const dir =
         hierarchy.version === 1
           ? new V1Cgroup(hierarchy, parent.dir, name, controllers, opts)

@@ -29,6 +29,14 @@ export interface CgroupLimits {
   devices?: readonly CgroupDeviceRule[];
 }
 
+/**
+ * cgroup v2's device gating: attach a BPF_PROG_TYPE_CGROUP_DEVICE program allowing exactly
+ * `rules` to the cgroup directory `dirFd`, replacing any; null removes it. Given to the
+ * CgroupManager by the caller (capsule's addon: native/devices.cc), since building and loading
+ * a BPF program takes the bpf(2) system call. Throws an Error with `errno` on failure.
+ */
+export type DeviceProgramSetter = (dirFd: number, rules: readonly CgroupDeviceRule[] | null) => void;
+
 /** One `devices.allow` line: `c 1:3 rwm`. */
 export interface CgroupDeviceRule {
   /** Character or block device. */

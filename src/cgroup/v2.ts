@@ -37,7 +37,13 @@ import {
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
-import type { CgroupLimits, CgroupUsage, HierarchyCgroup } from './types.js';
+import type {
+  CgroupDeviceRule,
+  CgroupLimits,
+  CgroupUsage,
+  DeviceProgramSetter,
+  HierarchyCgroup,
+} from './types.js';
 
 /** cpu.max period in µs: the kernel default ("max 100000"). */
 export const CPU_MAX_PERIOD_US = 100_000;
@@ -106,6 +112,8 @@ export function ensureV2Parent(hierarchy: CgroupHierarchy, parent: string): V2Pa
 export interface V2Options {
   /** See V1Options.maxLeftoverBytes (memory.current here). @default 1 MiB */
   maxLeftoverBytes?: number;
+  /** How `devices` limits are enforced: see DeviceProgramSetter. @default none (a devices limit fails) */
+  setDeviceProgram?: DeviceProgramSetter;
 }
 
 /** One sandbox cgroup in the unified hierarchy. */
@@ -124,6 +132,9 @@ export class V2Cgroup implements HierarchyCgroup {
   private pidsMax = -1;
   private quotaUs = -1;
   private cpus = '';
+  /** The device rules the attached program allows, as a key; 'a' with none; null when unknown. */
+  private deviceRules: string | null = null;
+  private readonly setDeviceProgram: DeviceProgramSetter | undefined;
   private memoryEventsBase: Record<string, number> = {};
   private cpuStatBase: Record<string, number> = {};
   private pidsEventsBase: Record<string, number> = {};
@@ -140,6 +151,7 @@ export class V2Cgroup implements HierarchyCgroup {
     this.io = new CgroupFileIO(this.path);
     this.has = new Set(controllers);
     this.maxLeftoverBytes = opts.maxLeftoverBytes ?? 1024 * 1024;
+    this.setDeviceProgram = opts.setDeviceProgram;
   }
 
   private file(name: string): string {
@@ -205,6 +217,7 @@ export class V2Cgroup implements HierarchyCgroup {
       }
       this.pidsEventsBase = parseFlatKeyed(this.io.read('pids.events', 'pids'));
     }
+    if (this.has.has('devices')) this.prepareDevices(limits.devices);
     if (this.has.has('cpuset')) {
       // An empty cpuset.cpus means "the parent's" (cgroup-v2.rst, Cpuset Interface Files).
       const cpus = limits.cpusetCpus ?? '';
@@ -213,6 +226,41 @@ export class V2Cgroup implements HierarchyCgroup {
         this.cpus = cpus;
       }
     }
+  }
+
+  /**
+   * cgroup-v2.rst, "Device controller": no interface files, a BPF_PROG_TYPE_CGROUP_DEVICE
+   * program attached to the cgroup decides each open(2) and mknod(2) of a device node. The
+   * setter attaches one allowing exactly the rules, replacing the last run's (a pooled cgroup
+   * never keeps another run's list), or detaches it when there are none. A failure leaves the
+   * state unknown, and the manager removes this cgroup.
+   */
+  private prepareDevices(rules: readonly CgroupDeviceRule[] | undefined): void {
+    const key = rules?.map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`).join('\n') ?? 'a';
+    if (key === this.deviceRules) return;
+    if (!this.setDeviceProgram) {
+      throw new CgroupError(
+        'cgroup devices: cgroup v2 has no devices controller, and no BPF device program setter was given (CgroupManagerOptions.setDeviceProgram)',
+        { step: 'write', controller: 'devices', path: this.path },
+      );
+    }
+    this.deviceRules = null;
+    try {
+      this.setDeviceProgram(this.dirFd, rules ?? null);
+    } catch (cause) {
+      const errno = (cause as { errno?: number }).errno;
+      throw new CgroupError(
+        `cgroup devices: cannot gate devices in ${this.path}: ${(cause as Error).message}`,
+        {
+          step: 'write',
+          controller: 'devices',
+          path: this.path,
+          errno: typeof errno === 'number' ? -errno : null,
+          cause,
+        },
+      );
+    }
+    this.deviceRules = key;
   }
 
   private prepareMemory(limit: number): void {

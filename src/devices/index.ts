@@ -3,8 +3,9 @@
  * the nodes the addon makes (native/devices.cc), the read-only binds of the GPU driver's files,
  * and the devices cgroup's rules. docs/devices.md says what is enforced where.
  */
-import type { CgroupDeviceRule, CgroupLayout } from '../cgroup/index.js';
+import type { CgroupDeviceRule, CgroupLayout, DeviceProgramSetter } from '../cgroup/index.js';
 import { ConfigError } from '../errors.js';
+import { native } from '../native.js';
 import { type GpuDiscoveryOptions, nvidiaDevices, nvidiaDriverBinds, type NvidiaGpu } from './gpu.js';
 import { checkDeviceTargets, type DeviceRequest, resolveDevice, type ResolvedDevice } from './spec.js';
 
@@ -25,6 +26,20 @@ export {
   resolveDevice,
   type ResolvedDevice,
 } from './spec.js';
+
+/**
+ * The cgroup layer's DeviceProgramSetter over the addon (native/devices.cc): `*` is -1 there.
+ * Loads the addon only when a v2 sandbox is given devices.
+ */
+export const setDeviceProgram: DeviceProgramSetter = (dirFd, rules) =>
+  native().setDeviceProgram(
+    dirFd,
+    rules?.map((r) => ({
+      ...r,
+      major: r.major === '*' ? -1 : r.major,
+      minor: r.minor === '*' ? -1 : r.minor,
+    })) ?? null,
+  );
 
 /** The options of run() this module reads. */
 export interface DeviceOptions {
@@ -104,10 +119,11 @@ export function deviceCgroupRules(
 }
 
 /**
- * The `devices` cgroup limit for a sandbox given devices, where a v1 devices hierarchy exists;
- * {} otherwise. Without devices the sandbox has only its default nodes, and nothing else it
- * could open (docs/devices.md), so the extra hierarchy is not worth its cost per run. On v2
- * there is no devices controller: the nodes' modes and the mount namespace do the gating.
+ * The `devices` cgroup limit for a sandbox given devices, where cgroups are mounted (the v1
+ * devices controller, or a BPF device program on v2); {} otherwise, where the nodes' modes,
+ * the mount namespace and the missing CAP_MKNOD do the gating alone (docs/devices.md).
+ * Without devices the sandbox has only its default nodes and nothing else it could open, so
+ * the extra hierarchy (v1) or program (v2) is not worth its cost per run.
  */
 export function deviceCgroupLimits(
   o: {
@@ -117,6 +133,6 @@ export function deviceCgroupLimits(
   },
   layout: CgroupLayout,
 ): { devices?: CgroupDeviceRule[] } {
-  if (o.devices.length === 0 || layout.controllers.devices?.version !== 1) return {};
+  if (o.devices.length === 0 || !layout.controllers.devices) return {};
   return { devices: deviceCgroupRules(o.devNodes, o.devices, o.devPts) };
 }

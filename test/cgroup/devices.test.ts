@@ -10,8 +10,10 @@ import { ConfigError } from '../../src/errors.js';
 import { type CgroupHierarchy, detectCgroups } from '../../src/cgroup/detect.js';
 import { traceCgroupWrites } from '../../src/cgroup/files.js';
 import { CgroupManager } from '../../src/cgroup/manager.js';
-import type { CgroupDeviceRule } from '../../src/cgroup/types.js';
+import type { CgroupDeviceRule, DeviceProgramSetter } from '../../src/cgroup/types.js';
 import { V1Cgroup } from '../../src/cgroup/v1.js';
+import { V2Cgroup } from '../../src/cgroup/v2.js';
+import { setDeviceProgram as bpfSetter } from '../../src/devices/index.js';
 import {
   capsuleCgroupsOnHost,
   removeTestParent,
@@ -172,5 +174,124 @@ describe.skipIf(skip !== null)('v1 devices controller (real)', () => {
     const cg = manager.acquire({}, { accounting: true });
     expect(cg?.controllers ?? []).not.toContain('devices');
     void cg?.release();
+  });
+});
+
+describe('v2 devices: a BPF program through the setter (fixture)', () => {
+  let root: string;
+  let cleanup: () => void;
+  let calls: (readonly CgroupDeviceRule[] | null)[];
+  const make = (setter?: DeviceProgramSetter) => {
+    writeTree(join(root, 'capsule/s1'), { 'cgroup.procs': '', 'cpu.stat': 'usage_usec 0\n' });
+    const h: CgroupHierarchy = { version: 2, mountPoint: root, root: '/', controllers: [], readOnly: false };
+    const cg = new V2Cgroup(h, join(root, 'capsule'), 's1', ['devices'], { setDeviceProgram: setter });
+    cg.init();
+    return cg;
+  };
+  beforeEach(() => {
+    ({ dir: root, cleanup } = tempDir('capsule-v2-devices-'));
+    calls = [];
+  });
+  afterEach(() => cleanup());
+
+  it('attaches the rules to the directory fd, again only when they change, and detaches without rules', () => {
+    let fd = -1;
+    const cg = make((dirFd, rules) => {
+      fd = dirFd;
+      calls.push(rules);
+    });
+    cg.prepare({ devices: [NULL_RWM] });
+    cg.prepare({ devices: [NULL_RWM] });
+    cg.prepare({ devices: [NULL_RWM, ZERO_RM] });
+    cg.prepare({});
+    expect(fd).toBe(cg.dirFd);
+    expect(calls).toEqual([[NULL_RWM], [NULL_RWM, ZERO_RM], null]);
+    cg.closeFds();
+  });
+
+  it('fails closed: no setter, or a setter that fails, is a CgroupError naming devices', () => {
+    const none = make();
+    expect(() => none.prepare({ devices: [NULL_RWM] })).toThrow(/cgroup v2 has no devices controller/);
+    none.closeFds();
+    const failing = make(() => {
+      throw Object.assign(
+        new Error('bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE): Operation not permitted'),
+        {
+          errno: 1,
+        },
+      );
+    });
+    expect(() => failing.prepare({ devices: [NULL_RWM] })).toThrow(
+      /^cgroup devices: cannot gate devices in .*: bpf\(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE\): Operation not permitted$/,
+    );
+    failing.closeFds();
+  });
+});
+
+const unified = layout.unified;
+const skipV2 =
+  process.getuid?.() !== 0
+    ? 'not root'
+    : !unified || unified.readOnly
+      ? 'no writable cgroup2 mount here'
+      : null;
+if (skipV2) console.warn(`skipping the real BPF device program tests: ${skipV2}`);
+
+describe.skipIf(skipV2 !== null)('v2 devices: the BPF device program (real, on the cgroup2 mount)', () => {
+  const parent = testParent('bpfdev');
+  // Only the unified hierarchy, as on a pure v2 machine: devices and cpu.stat there.
+  const v2Layout = {
+    mode: 'v2' as const,
+    unified: unified!,
+    v1: [],
+    controllers: { devices: unified!, cpuacct: unified! },
+    disabled: [],
+  };
+  let before: string[];
+  let manager: CgroupManager;
+  beforeAll(() => {
+    before = capsuleCgroupsOnHost();
+    manager = new CgroupManager({ layout: v2Layout, parent, poolSize: 2, setDeviceProgram: bpfSetter });
+  });
+  afterAll(() => {
+    expect(manager.close().failed).toEqual([]);
+    removeTestParent(v2Layout, parent);
+    expect(capsuleCgroupsOnHost()).toEqual(before);
+  });
+
+  it('the kernel enforces the program: r allows reading and denies writing; an unlisted node is denied', async () => {
+    const cg = manager.acquire({ devices: [NULL_RWM, ZERO_RM] }, { accounting: false })!;
+    expect(cg.paths[0]!.startsWith(unified!.mountPoint)).toBe(true);
+    const exit = await runInCgroup(
+      cg,
+      'echo x > /dev/null && echo null-write-ok; ' +
+        'head -c 1 /dev/zero > /dev/null && echo zero-read-ok; ' +
+        '(echo x > /dev/zero) 2>/dev/null || echo zero-write-denied; ' +
+        '(head -c 1 /dev/urandom > /dev/null) 2>/dev/null || echo urandom-denied',
+    );
+    expect(exit.stdout.trim().split('\n')).toEqual([
+      'null-write-ok',
+      'zero-read-ok',
+      'zero-write-denied',
+      'urandom-denied',
+    ]);
+    await cg.release();
+  });
+
+  it('a pooled cgroup gets the next list only, and no program without rules', async () => {
+    const first = manager.acquire(
+      { devices: [NULL_RWM, { type: 'c', major: 1, minor: 9, access: 'rwm' }] },
+      { accounting: false },
+    )!;
+    const path = first.paths[0];
+    await first.release();
+    const second = manager.acquire({ devices: [NULL_RWM] }, { accounting: false })!;
+    expect(second.paths[0]).toBe(path);
+    const denied = await runInCgroup(
+      second,
+      '(head -c 1 /dev/urandom > /dev/null) 2>/dev/null || echo urandom-denied',
+    );
+    expect(denied.stdout.trim()).toBe('urandom-denied');
+    await second.release();
   });
 });
