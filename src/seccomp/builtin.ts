@@ -20,6 +20,8 @@ export const BUILTIN_PROFILES = ['default', 'default-kill', 'strict', 'none'] as
 export type BuiltinProfileName = (typeof BUILTIN_PROFILES)[number];
 
 const ENOSYS = 38;
+const EACCES = 13;
+const AF_UNIX = 1;
 
 /* clone(2) flags that create namespaces; CLONE_NEWTIME (0x80) shares its bit with CSIGNAL in clone's flags. */
 const CLONE_NAMESPACE_FLAGS = {
@@ -299,8 +301,23 @@ function strictProfile(): OciSeccompProfile {
     architectures: [nativeArch()],
     syscalls: [
       { names: STRICT_ALLOWED, action: 'SCMP_ACT_ALLOW' },
-      /* Only the terminal queries isatty() and Python's startup make: TCGETS, TIOCGWINSZ, FIONREAD. */
-      ...[0x5401, 0x5413, 0x541b].map((cmd) => ({
+      /*
+       * glibc's name service functions (getpwuid, which CPython's startup
+       * calls) first try nscd over an AF_UNIX socket and fall back to
+       * /etc/passwd when that fails: an error, not a violation. Every other
+       * socket is one.
+       */
+      {
+        names: ['socket'],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: EACCES,
+        args: [{ index: 0, value: AF_UNIX, op: 'SCMP_CMP_EQ' }],
+      },
+      /*
+       * Only what isatty() and CPython make: TCGETS, TIOCGWINSZ, FIONREAD, and
+       * FIOCLEX/FIONCLEX (CPython sets close-on-exec with them).
+       */
+      ...[0x5401, 0x5413, 0x541b, 0x5450, 0x5451].map((cmd) => ({
         names: ['ioctl'],
         action: 'SCMP_ACT_ALLOW',
         args: [{ index: 1, value: 0xffffffff, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }],
