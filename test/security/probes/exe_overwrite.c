@@ -20,8 +20,9 @@ int main(int argc, char **argv) {
   const char *direct = err();
   int pathfd = open(path, O_PATH);
   if (pathfd < 0) {
+    const char *opath = err();
     if (open("/proc/self/exe", O_WRONLY) >= 0) escaped("/proc/self/exe is open for writing");
-    contained("%s: %s, O_PATH: %s", path, direct, err());
+    contained("%s: %s, O_PATH: %s, /proc/self/exe: %s", path, direct, opath, err());
   }
   snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", pathfd);
   for (int t = 0; t <= wait_ms; t += 10) {
