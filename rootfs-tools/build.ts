@@ -346,6 +346,60 @@ export async function buildRootfs(options: BuildOptions): Promise<BuildResult> {
   const dir = resolvePath(options.dir);
   if (dir === '/')
     throw new RootfsError('INVALID', 'refusing to build a rootfs at /; pick an empty directory');
+  await mkdir(posix.dirname(dir), { recursive: true }); // where the lock and the staging dir go
+  const release = await lockRootfs(dir);
+  try {
+    return await buildLocked(dir, options, started);
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * Takes `<dir>.capsule-lock` (created with O_EXCL, holding our pid), so that two builds never
+ * update one rootfs at once. A lock whose process is gone is taken over. Returns the release.
+ */
+export async function lockRootfs(dir: string): Promise<() => Promise<void>> {
+  const lock = `${dir}.capsule-lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx' });
+      return () => rm(lock, { force: true });
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') {
+        throw new RootfsError(
+          'WRITE',
+          `cannot create the lock ${lock}: ${errnoCode(error) ?? String(error)}`,
+          {
+            path: lock,
+            cause: error,
+          },
+        );
+      }
+    }
+    const pid = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      throw new RootfsError(
+        'INVALID',
+        `another capsule rootfs build (pid ${pid}) is writing ${dir}; wait for it, or remove ${lock} if it is gone`,
+        { path: lock },
+      );
+    }
+    await rm(lock, { force: true }); // stale: its builder died without releasing it
+  }
+  throw new RootfsError('WRITE', `cannot take the lock ${lock}; remove it and try again`, { path: lock });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: existence check only (kill(2))
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+async function buildLocked(dir: string, options: BuildOptions, started: number): Promise<BuildResult> {
   const existing = await lstat(dir).catch(() => null);
   if (existing && !existing.isDirectory()) {
     throw new RootfsError('INVALID', `${dir} exists and is not a directory; pick another path`, {

@@ -309,6 +309,19 @@ describe('buildRootfs: bad input leaves the rootfs as it was', () => {
     expect(await snapshot(box)).toEqual(before);
   });
 
+  it('refuses to build while another build holds the lock, and takes over a stale lock', async () => {
+    const box = join(tmp, 'box');
+    await writeFile(`${box}.capsule-lock`, `${process.pid}\n`); // a live pid: ours
+    await expect(buildRootfs({ dir: box, programs: ['/bin/sh'] })).rejects.toThrow(
+      `another capsule rootfs build (pid ${process.pid}) is writing ${box}; wait for it, or remove ${box}.capsule-lock`,
+    );
+    expect(existsSync(box)).toBe(false);
+    await writeFile(`${box}.capsule-lock`, '2147483646\n'); // no such process
+    await buildRootfs({ dir: box, programs: ['/bin/sh'] });
+    expect(existsSync(`${box}.capsule-lock`)).toBe(false);
+    expect(existsSync(join(box, 'bin/sh'))).toBe(true);
+  });
+
   it('refuses / and a path that is a file', async () => {
     await expect(buildRootfs({ dir: '/', programs: ['/bin/sh'] })).rejects.toThrow(
       'refusing to build a rootfs at /',
