@@ -142,7 +142,8 @@ class Planner {
    * readonlyPaths, which this follows: files get /dev/null bound over them,
    * directories an empty read-only tmpfs; the knobs a read-only bind of
    * themselves. Entries this kernel lacks are skipped (checked in the host's
-   * /proc once: the same kernel builds the sandbox's).
+   * /proc once: the same kernel builds the sandbox's). Not /proc/driver: CUDA
+   * (libcuda, NVML) reads /proc/driver/nvidia under --gpu (docs/devices.md).
    */
   void mask_proc() {
     static const char *const masked[] = {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
