@@ -29,6 +29,7 @@ const DT_RPATH = 15;
 const DT_RUNPATH = 29;
 const DT_FLAGS_1 = 0x6ffffffb;
 const DF_1_NODEFLIB = 0x800;
+const PN_XNUM = 0xffff;
 /** Refuse absurd sizes from a corrupt or hostile header rather than allocate them. */
 const MAX_TABLE_BYTES = 16 * 1024 * 1024;
 
@@ -200,6 +201,16 @@ async function readHeaderAndSegments(
   const head = Buffer.alloc(64);
   const { bytesRead } = await fh.read(head, 0, 64, 0);
   const header = parseHeader(head.subarray(0, bytesRead), path);
+  if (header.phnum === PN_XNUM) {
+    // The real count would be in section header 0's sh_info; no loader-relevant file needs 65535 segments.
+    throw new RootfsError(
+      'NOT_ELF',
+      `${path} uses extended program header numbering (PN_XNUM), not supported`,
+      {
+        path,
+      },
+    );
+  }
   const minEntry = header.bits === 64 ? 56 : 32;
   if (header.phnum > 0 && header.phentsize < minEntry) {
     throw new RootfsError('NOT_ELF', `malformed ELF file ${path}: program header entries too small`, {
