@@ -14,7 +14,7 @@ import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
-import { deviceCgroupLimits, deviceMode, setDeviceProgram } from './devices/index.js';
+import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } from './devices/index.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
@@ -334,6 +334,12 @@ export function explainOptions(options: RunOptions): ExplainStep[] {
   const rlimits = rlimitPlan(opts.limits);
   const limits = cgroupLimits(opts.limits);
   const parts = Object.entries(limits).map(([k, v]) => `${k}=${String(v)}`);
+  if (opts.devices.length > 0) {
+    const rules = deviceCgroupRules(opts.devNodes, opts.devices, opts.devPts);
+    parts.push(
+      `devices (v1 devices.allow or a v2 BPF program) ${rules.map((r) => `${r.type} ${r.major}:${r.minor} ${r.access}`).join(', ')}`,
+    );
+  }
   const note =
     opts.cgroups || parts.length > 0
       ? `a pooled cgroup under ${opts.cgroupParent}/: ${parts.join(', ') || 'accounting only'}`
