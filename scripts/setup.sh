@@ -25,5 +25,8 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   exit 1
 fi
 
-npm ci --no-audit --no-fund --loglevel=error
+# npm ci first (exactly the lock). npm 11 leaves optional packages for other platforms that a
+# registry does not serve (rollup's, here) out of the lock it writes and then refuses that lock
+# in npm ci; npm install then installs the same versions the lock pins.
+npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 npm run --silent build
