@@ -6,7 +6,7 @@
 import { describe, expect, inject, it } from 'vitest';
 
 import { detectCgroups } from '../../src/cgroup/detect.js';
-import { run } from '../../src/index.js';
+import { run, SetupError } from '../../src/index.js';
 import { capsuleCgroupsOnHost } from '../cgroup/helpers.js';
 import { mountCount } from '../helpers/host.js';
 import { probeDev } from './helpers.js';
@@ -104,6 +104,29 @@ describe('--device in a sandbox', () => {
     ]);
     expect(seen.get('/dev/ptmx')!.read).toBe('ok');
     if (v1Devices) expect(devicesList).toContain('c 136:* rwm');
+  });
+
+  it('a node that cannot be made fails the run at make_device_node, naming the path and errno', async () => {
+    const long = `/dev/${'x'.repeat(300)}`;
+    const error = await run({ rootfs, argv: ['/probe', 'exit', '0'], devices: [`/dev/fuse:${long}`] }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SetupError);
+    expect(error).toMatchObject({ step: 'make_device_node', syscall: 'mknodat', code: 'ENAMETOOLONG' });
+    expect((error as SetupError).message).toMatch(
+      /^make_device_node failed: mknodat\(.*x{100}.*\): File name too long/,
+    );
+  });
+
+  it("/proc/driver (where CUDA reads /proc/driver/nvidia) is the host's, not masked", async () => {
+    const r = await run({
+      rootfs,
+      argv: ['/bin/sh', '-c', '/probe open /proc/driver; cat /proc/self/mountinfo'],
+    });
+    const [open, ...mounts] = r.stdout.trim().split('\n');
+    expect(open).toBe('ok');
+    expect(mounts.some((m) => m.includes(' /proc/driver'))).toBe(false); // nothing mounted over it
+    expect(mounts.some((m) => m.includes(' /proc ') && m.includes(' - proc '))).toBe(true);
   });
 
   it('leaves no mount and no cgroup behind', async () => {
