@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { detectCgroups } from '../../src/cgroup/detect.js';
 import { listNvidiaGpus, nvidiaDevices, nvidiaDriverFiles } from '../../src/devices/index.js';
 import { ConfigError, run } from '../../src/index.js';
+import { buildRootfs } from '../../rootfs-tools/index.js';
 import { mountCount } from '../helpers/host.js';
 import { probeDev } from './helpers.js';
 
@@ -244,5 +245,52 @@ describe("the driver's files, bound read-only from the host", () => {
         gpuDiscovery: { devRoot, procRoot, libraryRoots: [empty] },
       }),
     ).rejects.toThrow(/no NVIDIA driver libraries .* found under/);
+  });
+});
+
+describe('with a rootfs from `capsule rootfs build --include-gpu-libs`', () => {
+  let fixtures: string;
+  beforeAll(() => {
+    // Not under /tmp: the sandbox's /tmp is its own tmpfs (see above).
+    fixtures = mkdtempSync('/var/tmp/capsule-gpubuild-');
+    chmodSync(fixtures, 0o755);
+  });
+  afterAll(() => rmSync(fixtures, { recursive: true, force: true }));
+
+  const cc = (out: string, source: string, flags: string[]) => {
+    const src = join(fixtures, `${out.replace(/\W/g, '_')}.c`); // not beside a library: it would look like one
+    writeFileSync(src, source);
+    execFileSync('cc', ['-O2', '-o', out, src, ...flags]);
+  };
+  const driverLib = (driver: string, value: number) =>
+    cc(join(driver, 'libcuda.so.570.1'), `int cuInit(unsigned f){return (int)f + ${value};}`, [
+      '-shared',
+      '-fPIC',
+      '-Wl,-soname,libcuda.so.1',
+    ]);
+
+  it("a program that dlopen()s libcuda.so.1 gets the host driver's, not the rootfs's copy", async () => {
+    const driver = join(fixtures, 'driver');
+    mkdirSync(driver);
+    driverLib(driver, 1);
+    symlinkSync('libcuda.so.570.1', join(driver, 'libcuda.so.1'));
+    const prog = join(fixtures, 'prog');
+    cc(
+      prog,
+      '#include <dlfcn.h>\n#include <stdio.h>\nint main(void){void*h=dlopen("libcuda.so.1",RTLD_NOW);' +
+        'if(!h){puts(dlerror());return 1;} int(*f)(unsigned)=(int(*)(unsigned))dlsym(h,"cuInit");' +
+        'printf("cuInit=%d\\n", f(0));return 0;}',
+      ['-ldl'],
+    );
+    const box = join(fixtures, 'box');
+    await buildRootfs({ dir: box, programs: [prog], gpu: true, gpuRoots: [driver] });
+    // The host's driver changes after the rootfs was built (same file name here, new code).
+    driverLib(driver, 2);
+    const gpuDiscovery = { devRoot, procRoot, libraryRoots: [driver] };
+    const stale = await run({ rootfs: box, argv: [prog], gpus: [0], gpuLibraries: false, gpuDiscovery });
+    expect(stale.stdout).toBe('cuInit=1\n');
+    const bound = await run({ rootfs: box, argv: [prog], gpus: [0], gpuDiscovery });
+    expect(bound.stderr).toBe('');
+    expect(bound.stdout).toBe('cuInit=2\n');
   });
 });
