@@ -3,6 +3,7 @@
  * with the host's numbers and the access asked, undeclared ones are absent, the default nodes
  * keep working, and on cgroup v1 the sandbox's devices cgroup lists exactly what it was given.
  */
+import { existsSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 
 import { detectCgroups } from '../../src/cgroup/detect.js';
@@ -66,6 +67,25 @@ describe('--device in a sandbox', () => {
       write: 'ok',
     });
     expect(seen.get('/dev/fuse')!.stat).toBe('ENOENT');
+  });
+
+  it.skipIf(!existsSync('/dev/loop0'))('gives a block device (an unused loop device) read-only', async () => {
+    const { seen, devicesList } = await probeDev({ rootfs, devices: ['/dev/loop0:/dev/disk0:r'] }, [
+      '/dev/disk0',
+      '/dev/loop0',
+      '/dev/vda',
+    ]);
+    expect(seen.get('/dev/disk0')).toMatchObject({
+      type: 'b',
+      major: 7,
+      minor: 0,
+      mode: 0o444,
+      write: 'EACCES',
+    });
+    expect(seen.get('/dev/disk0')!.read).not.toMatch(/^(EACCES|EPERM)$/); // past the mode and the cgroup
+    expect(seen.get('/dev/loop0')!.stat).toBe('ENOENT');
+    expect(seen.get('/dev/vda')!.stat).toBe('ENOENT');
+    if (v1Devices) expect(devicesList).toContain('b 7:0 rm');
   });
 
   it('the sandbox cannot add a node: no CAP_MKNOD, and /dev is read-only', async () => {
