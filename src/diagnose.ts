@@ -85,6 +85,8 @@ function hintFor(step: string, code: string): string | undefined {
   if (step === 'pivot_root' && code === 'EINVAL') {
     return 'pivot_root refuses a rootfs on the initial ramfs; put the rootfs on a real filesystem or tmpfs';
   }
+  if (step === 'make_device_node' && code === 'EPERM')
+    return "a device cgroup above the sandbox (a systemd unit's DevicePolicy/DeviceAllow, a container's device list) does not allow this device: allow it there, or run capsule outside that cgroup";
   if (step === 'join_cgroup')
     return 'the sandbox could not enter its cgroup: check the cgroup is writable (`capsule gc` clears leftovers)';
   if (step === 'exec' && code === 'EACCES')

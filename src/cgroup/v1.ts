@@ -20,7 +20,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
-import { cgroupFsError, isCgroupError } from './errors.js';
+import { CgroupError, cgroupFsError, isCgroupError } from './errors.js';
 import {
   CgroupFileIO,
   delta,
@@ -254,7 +254,25 @@ export class V1Cgroup implements HierarchyCgroup {
       this.io.write('devices.allow', 'a', 'devices');
     } else {
       this.io.write('devices.deny', 'a', 'devices');
-      for (const line of lines) this.io.write('devices.allow', line, 'devices');
+      for (const line of lines) {
+        try {
+          this.io.write('devices.allow', line, 'devices');
+        } catch (cause) {
+          // devices.txt §4: a cgroup can allow only what its parent allows (EPERM otherwise).
+          if (!isCgroupError(cause) || cause.code !== 'EPERM') throw cause;
+          throw new CgroupError(
+            `cgroup devices: ${join(this.path, '..')} does not allow "${line}", so no sandbox under it can have it (EPERM): ` +
+              "a device cgroup above capsule's (a container's device list, a systemd unit's DeviceAllow) must allow it",
+            {
+              step: 'write',
+              controller: 'devices',
+              path: join(this.path, 'devices.allow'),
+              code: 'EPERM',
+              cause,
+            },
+          );
+        }
+      }
     }
     this.deviceRules = key;
   }

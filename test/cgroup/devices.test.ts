@@ -2,7 +2,7 @@
  * The v1 devices controller: what the writer writes (fake cgroupfs in a temp dir), and what the
  * kernel then enforces (a real v1 devices hierarchy, where this machine has one).
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -168,6 +168,30 @@ describe.skipIf(skip !== null)('v1 devices controller (real)', () => {
     const exit = await runInCgroup(second, '(head -c 1 /dev/urandom) 2>/dev/null || echo urandom-denied');
     expect(exit.stdout.trim()).toBe('urandom-denied');
     await second.release();
+  });
+
+  it('a device the parent cgroup denies fails the acquire, saying where to allow it; nothing is left', () => {
+    const denying = testParent('devdeny');
+    const dir = join(devicesHierarchy!.mountPoint, denying);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'devices.deny'), 'c 1:9 rwm');
+    const strict = new CgroupManager({ layout, parent: denying, cleanupOnExit: false });
+    try {
+      expect(() =>
+        strict.acquire(
+          { devices: [NULL_RWM, { type: 'c', major: 1, minor: 9, access: 'rwm' }] },
+          { accounting: false },
+        ),
+      ).toThrow(
+        new RegExp(
+          `^cgroup devices: ${dir} does not allow "c 1:9 rwm", so no sandbox under it can have it \\(EPERM\\)`,
+        ),
+      );
+      expect(readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory())).toEqual([]);
+    } finally {
+      expect(strict.close().failed).toEqual([]);
+      removeTestParent(layout, denying);
+    }
   });
 
   it('a run without device rules never joins the devices hierarchy', () => {
