@@ -81,7 +81,12 @@ export function resolveDevice(req: DeviceRequest | string, option: string): Reso
     } catch (e) {
       fail(option, `${option}: ${(e as Error).message}`);
     }
-  } else if (typeof req === 'object' && req !== null && typeof req.path === 'string') {
+  } else if (
+    typeof req === 'object' &&
+    req !== null &&
+    typeof req.path === 'string' &&
+    (req.sandboxPath === undefined || typeof req.sandboxPath === 'string')
+  ) {
     r = req;
   } else {
     fail(option, `${option} must be a string or { path, sandboxPath?, access? }`);
@@ -90,15 +95,12 @@ export function resolveDevice(req: DeviceRequest | string, option: string): Reso
   if (!ACCESS.has(access)) fail(option, `${option}.access must be 'r', 'w' or 'rw', got ${String(access)}`);
   if (!isAbsolute(r.path))
     fail(option, `${option}: the host path must be absolute, got ${JSON.stringify(r.path)}`);
-  const target = normalize(r.sandboxPath ?? r.path).replace(/\/$/, '');
-  if (
-    typeof (r.sandboxPath ?? r.path) !== 'string' ||
-    !target.startsWith('/dev/') ||
-    (r.sandboxPath ?? r.path).split('/').includes('..')
-  ) {
+  const asked = r.sandboxPath ?? r.path;
+  const target = normalize(asked).replace(/\/$/, '');
+  if (!target.startsWith('/dev/') || asked.split('/').includes('..') || asked.includes('\0')) {
     fail(
       option,
-      `${option}: a device goes under the sandbox's /dev (the only mount where device nodes work), without '..', got ${JSON.stringify(r.sandboxPath ?? r.path)}: give HOST:/dev/NAME`,
+      `${option}: a device goes under the sandbox's /dev (the only mount where device nodes work), without '..', got ${JSON.stringify(asked)}: give HOST:/dev/NAME`,
     );
   }
   let st;

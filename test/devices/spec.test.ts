@@ -83,6 +83,13 @@ describe('resolveDevices', () => {
       'devices[0]',
     );
     expect(() => resolveDevices({ gpuLibraries: false }, '/', 'rootfs')).toThrow(/need gpus/);
+    expect(error([{ path: join(dir, 'zero'), sandboxPath: 7 as unknown as string }]).message).toMatch(
+      /must be a string or \{ path, sandboxPath\?, access\? \}/,
+    );
+    expect(error([42 as unknown as string]).option).toBe('devices[0]');
+    expect(() => resolveDevices({ devices: '/dev/fuse' as unknown as string[] }, '/', 'rootfs')).toThrow(
+      ConfigError,
+    );
   });
 
   it('gives the devices cgroup the defaults, pts with devPts, and each device with m added', () => {
