@@ -13,7 +13,8 @@
  *   signal                     exitsig       when a signal killed it
  *   capsule killed it          killed        1: a time, output or memory limit
  *   verdict                    status        RE (RUNTIME_ERROR), SG (SIGNALED, MEMORY_LIMIT,
- *                                            OUTPUT_LIMIT), TO (TIME_LIMIT), XX (capsule failed);
+ *                                            OUTPUT_LIMIT, SECURITY_VIOLATION), TO (TIME_LIMIT),
+ *                                            XX (capsule failed);
  *                                            absent when OK
  *   -                          message       isolate's wording
  */
@@ -34,7 +35,10 @@ export function metaFromResult(r: RunResult<string | Buffer>): string {
   if (r.exitCode !== null) lines.push(['exitcode', r.exitCode]);
   if (r.signal !== null) lines.push(['exitsig', osConstants.signals[r.signal]]);
   const killedByUs =
-    r.mechanism === 'cpu_timer' || r.mechanism === 'wall_timer' || r.mechanism === 'output_cap';
+    r.mechanism === 'cpu_timer' ||
+    r.mechanism === 'wall_timer' ||
+    r.mechanism === 'output_cap' ||
+    r.mechanism === 'seccomp';
   if (killedByUs || r.verdict === 'MEMORY_LIMIT') lines.push(['killed', 1]);
   switch (r.verdict) {
     case 'OK':
@@ -50,6 +54,10 @@ export function metaFromResult(r: RunResult<string | Buffer>): string {
       break;
     case 'OUTPUT_LIMIT':
       lines.push(['status', 'SG'], ['message', 'Output limit exceeded']);
+      break;
+    case 'SECURITY_VIOLATION':
+      /* isolate has no status of its own for it: a signal (SIGSYS), with the call named. */
+      lines.push(['status', 'SG'], ['message', `Forbidden syscall: ${r.violation?.syscall ?? 'unknown'}`]);
       break;
     default:
       lines.push(
