@@ -70,6 +70,7 @@ export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: stri
   if (o.gpus !== undefined) {
     if (o.gpus !== 'all' && !Array.isArray(o.gpus))
       throw new ConfigError(`gpus must be 'all' or an array of GPU indexes, got ${String(o.gpus)}`, 'gpus');
+    checkDiscovery(o.gpuDiscovery);
     const found = nvidiaDevices(o.gpus, o.gpuDiscovery);
     gpus = found.gpus;
     for (const req of found.devices) {
@@ -86,6 +87,24 @@ export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: stri
   }
   checkDeviceTargets(devices, 'devices');
   return { devices, gpus, binds };
+}
+
+function checkDiscovery(d: GpuDiscoveryOptions | undefined): void {
+  if (d === undefined) return;
+  const path = (v: unknown) => v === undefined || (typeof v === 'string' && v.startsWith('/'));
+  const ok =
+    typeof d === 'object' &&
+    d !== null &&
+    path(d.devRoot) &&
+    path(d.procRoot) &&
+    path(d.ldCachePath) &&
+    (d.libraryRoots === undefined || (Array.isArray(d.libraryRoots) && d.libraryRoots.every((r) => path(r))));
+  if (!ok) {
+    throw new ConfigError(
+      'gpuDiscovery must be { devRoot?, procRoot?, ldCachePath?, libraryRoots? } with absolute paths',
+      'gpuDiscovery',
+    );
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { detectCgroups } from '../../src/cgroup/detect.js';
-import { listNvidiaGpus, nvidiaDevices, nvidiaDriverFiles } from '../../src/devices/index.js';
+import { listNvidiaGpus, nvidiaDevices, nvidiaDriverFiles, resolveDevices } from '../../src/devices/index.js';
 import { ConfigError, run } from '../../src/index.js';
 import { buildRootfs } from '../../rootfs-tools/index.js';
 import { mountCount } from '../helpers/host.js';
@@ -102,6 +102,9 @@ describe('NVIDIA discovery (fake root)', () => {
     );
     expect(() => nvidiaDevices([0, 0], { devRoot, procRoot })).toThrow(/GPU 0 is asked twice/);
     expect(() => nvidiaDevices([], { devRoot, procRoot })).toThrow(/non-empty/);
+    expect(() => resolveDevices({ gpus: 'all', gpuDiscovery: { devRoot: 'dev' } }, '/', 'r')).toThrow(
+      /gpuDiscovery must be .* with absolute paths/,
+    );
   });
 
   it('on this machine (no GPU), the default roots give the same clear error', async () => {
