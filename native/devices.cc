@@ -16,7 +16,8 @@
  * inode would keep the host's mode, and a read-only mount does not stop
  * writes to a device node (the EROFS check in do_dentry_open() skips special
  * files), so a bound node's access could only be narrowed by a device cgroup.
- * The devices cgroup (v1) checks the same open(2) again: src/cgroup/v1.ts.
+ * The devices cgroup checks the same open(2) again by number: v1's devices
+ * controller (src/cgroup/v1.ts), or on v2 the BPF program below.
  *
  * Nested paths (/dev/nvidia-caps/nvidia-cap1) get their directories made in
  * the /dev tmpfs first, each once. src/devices/ checked every target: under
