@@ -213,6 +213,8 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();
   s.dev_shm = o.Get("devShm").ToBoolean();
+  s.sys = o.Get("sys").ToBoolean();
+  s.tmp_noexec = o.Get("tmpNoexec").ToBoolean();
   s.dev_shm_size_bytes = u64(o, "devShmSizeBytes");
   Napi::Array nodes = o.Get("devNodes").As<Napi::Array>();
   for (uint32_t i = 0; i < nodes.Length(); i++) {

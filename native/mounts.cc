@@ -64,6 +64,7 @@ class Planner {
     /* mount_proc: a procfs shows the PID namespace of the process that mounts it (proc(5)). */
     mount(STEP_mount_proc, "proc", at("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
     mask_proc();
+    if (opts_.sys) mount_sys();
 
     /*
      * mount_dev: a small tmpfs with only the nodes we bind into it. The host's
@@ -111,7 +112,7 @@ class Planner {
      * program from filling memory through it; its pages are charged to the
      * sandbox's memory cgroup as well (tmpfs(5)).
      */
-    mount(STEP_mount_tmp, "tmpfs", at("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV,
+    mount(STEP_mount_tmp, "tmpfs", at("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV | (opts_.tmp_noexec ? MS_NOEXEC : 0),
           plan_.keep("mode=1777,size=" + std::to_string(opts_.tmp_size_bytes)));
 
     /*
@@ -167,6 +168,24 @@ class Planner {
       mount(STEP_remount_proc_path, target, target, nullptr, MS_BIND | MS_REC, nullptr);
       setattr(STEP_remount_proc_path, target,
               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true);
+    }
+  }
+
+  /*
+   * mount_sys: sysfs only when asked, and read-only: it is the host's device
+   * tree (a new network namespace filters only /sys/class/net), and writable
+   * it would reach drivers. /sys/firmware (ACPI tables, EFI variables) and
+   * /sys/devices/virtual/powercap (RAPL energy counters, the side channel of
+   * CVE-2020-8694, "Platypus") get an empty read-only tmpfs, as runc does.
+   */
+  void mount_sys() {
+    mount(STEP_mount_sys, "sysfs", at("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    static const char *const masked[] = {"/sys/firmware", "/sys/devices/virtual/powercap"};
+    for (const char *path : masked) {
+      struct stat st;
+      if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      mount(STEP_mount_sys, "tmpfs", at(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "mode=0555,size=4096");
     }
   }
 

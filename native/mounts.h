@@ -47,6 +47,8 @@ struct SandboxOptions {
   bool writable_root = false;
   uint64_t tmp_size_bytes = 64ull << 20;
   bool dev_pts = false, dev_shm = false;
+  bool sys = false;        /* a read-only sysfs at /sys */
+  bool tmp_noexec = false; /* /tmp mounted noexec */
   uint64_t dev_shm_size_bytes = 64ull << 20;
   std::vector<DevNode> dev_nodes; /* created with mknod in the sandbox's /dev */
   std::vector<DeviceNode> devices; /* created with mknod after dev_nodes, see devices.cc */

@@ -31,6 +31,7 @@
   STEP(mount_proc, "mount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")      \
   STEP(mask_proc_path, "mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, timer_list, ...)") \
   STEP(remount_proc_path, "mount_setattr", "proc(5)", "read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger") \
+  STEP(mount_sys, "mount", "sysfs(5)", "a read-only /sys when asked, /sys/firmware and powercap masked") \
   STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
   STEP(make_device_node, "mknodat", "mknod(2)", "a host device the caller asked for (--device, --gpu), its mode the access asked") \

@@ -15,6 +15,7 @@ export const STEPS = [
   { name: 'mount_proc', syscall: 'mount', man: 'proc(5)', why: 'a /proc that shows only the sandbox\'s PID namespace' },
   { name: 'mask_proc_path', syscall: 'mount', man: 'proc(5)', why: 'hide /proc entries that leak or control the host (kcore, keys, timer_list, ...)' },
   { name: 'remount_proc_path', syscall: 'mount_setattr', man: 'proc(5)', why: 'read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger' },
+  { name: 'mount_sys', syscall: 'mount', man: 'sysfs(5)', why: 'a read-only /sys when asked, /sys/firmware and powercap masked' },
   { name: 'mount_dev', syscall: 'mount', man: 'tmpfs(5)', why: 'a /dev with only the nodes the sandbox is given' },
   { name: 'make_dev_node', syscall: 'mknodat', man: 'mknod(2)', why: 'the device nodes every sandbox gets: null, zero, full, random, urandom, tty' },
   { name: 'make_device_node', syscall: 'mknodat', man: 'mknod(2)', why: 'a host device the caller asked for (--device, --gpu), its mode the access asked' },
