@@ -23,6 +23,8 @@ export interface NativeOptions {
   tmpSizeBytes: number;
   devPts: boolean;
   devShm: boolean;
+  tmpNoexec: boolean;
+  sys: boolean;
   devShmSizeBytes: number;
   devNodes: { path: string; major: number; minor: number; mode: number }[];
   /** Host devices to mknod after devNodes (native/devices.cc); mode: permission bits. */

@@ -58,6 +58,14 @@ export interface RunOptions extends LimitOptions {
   writableRoot?: boolean;
   /** Size cap of the private /tmp tmpfs, in bytes. @default 67108864 (64 MiB) */
   tmpSizeBytes?: number;
+  /** Mount /tmp noexec: nothing written there can be run (a judge that compiles into /tmp needs it off). @default false */
+  tmpNoexec?: boolean;
+  /**
+   * Mount sysfs at /sys, read-only, with /sys/firmware and /sys/devices/virtual/powercap
+   * masked. It is the host's device tree, so it is off unless asked. The rootfs needs a
+   * /sys directory. @default false
+   */
+  sys?: boolean;
   /** Mount a private devpts at /dev/pts (for programs that open terminals). @default false */
   devPts?: boolean;
   /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL). @default false */
@@ -218,6 +226,8 @@ export interface ResolvedOptions {
   tmpSizeBytes: number;
   devPts: boolean;
   devShm: boolean;
+  tmpNoexec: boolean;
+  sys: boolean;
   devShmSizeBytes: number;
   devNodes: DevNode[];
   /** Host devices given with `devices` and `gpus`, made after devNodes. */
@@ -349,6 +359,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   checkMountPoint(rootfs, rootfsArg, '/proc', 'dir', "the sandbox's /proc is mounted there");
   checkMountPoint(rootfs, rootfsArg, '/dev', 'dir', "the sandbox's /dev is mounted there");
   checkMountPoint(rootfs, rootfsArg, '/tmp', 'dir', "the sandbox's /tmp is mounted there");
+  if (o.sys === true) checkMountPoint(rootfs, rootfsArg, '/sys', 'dir', 'sysfs is mounted there (sys: true)');
 
   const binds = (o.binds ?? []).map((b, i) => {
     const option = `binds[${i}]`;
@@ -410,6 +421,8 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     devPts: o.devPts === true,
     /* NCCL puts its buffers in /dev/shm between the processes of a multi-GPU job. */
     devShm: o.devShm === true || devices.gpus.length > 1,
+    tmpNoexec: o.tmpNoexec === true,
+    sys: o.sys === true,
     devShmSizeBytes: checkInteger(
       'devShmSizeBytes',
       o.devShmSizeBytes,

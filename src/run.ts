@@ -420,6 +420,8 @@ export function nativeOptions(
     tmpSizeBytes: o.tmpSizeBytes,
     devPts: o.devPts,
     devShm: o.devShm,
+    tmpNoexec: o.tmpNoexec,
+    sys: o.sys,
     devShmSizeBytes: o.devShmSizeBytes,
     devNodes: o.devNodes,
     devices: o.devices.map((d) => ({ ...d, mode: deviceMode(d.access) })),

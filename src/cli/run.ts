@@ -110,6 +110,8 @@ export interface RunFlags {
   tmpSize?: number;
   devPts?: boolean;
   devShm?: boolean;
+  tmpNoexec?: boolean;
+  sys?: boolean;
   seccomp?: RunOptions['seccomp'];
   seccompProfile?: string;
   device?: DeviceRequest[];
@@ -147,6 +149,8 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     tmpSizeBytes: flags.tmpSize,
     devPts: flags.devPts,
     devShm: flags.devShm,
+    tmpNoexec: flags.tmpNoexec,
+    sys: flags.sys,
     seccomp: flags.seccomp,
     seccompProfile: flags.seccompProfile,
     devices: flags.device,
@@ -201,6 +205,8 @@ function sandboxOptions(cmd: Command): Command {
     )
     .option('--dev-pts', 'mount a private /dev/pts')
     .option('--dev-shm', 'mount a private /dev/shm')
+    .option('--tmp-noexec', 'mount /tmp noexec: nothing written there can be run')
+    .option('--sys', 'mount sysfs at /sys, read-only, firmware and powercap masked (ROOTFS needs /sys)')
     .addOption(
       new Option(
         '--device <HOST[:SANDBOX][:r|w|rw]>',
