@@ -89,6 +89,7 @@ export async function makeFixture(probe: string): Promise<Fixture> {
   mkdirSync(rootfs);
   makeBusyboxRootfs(rootfs, probe);
   mkdirSync(join(rootfs, 'escape'));
+  mkdirSync(join(rootfs, 'sys')); /* a mount point for the sys option; empty unless asked */
   for (const name of readdirSync(bin)) copyFileSync(join(bin, name), join(rootfs, 'escape', name));
   for (const name of readdirSync(bin)) chmodSync(join(rootfs, 'escape', name), 0o755);
   /* A set-user-ID-root program, inside the rootfs and outside it. */
