@@ -28,7 +28,9 @@ describe('capsule gc', () => {
   });
 
   it('says so when there is nothing to remove', async () => {
-    expect(await runCli(['gc', '--cgroup-parent', `capsule-none-${process.pid}`])).toBe('nothing to remove\n');
+    expect(await runCli(['gc', '--cgroup-parent', `capsule-none-${process.pid}`])).toBe(
+      'nothing to remove\n',
+    );
   });
 
   it('formats removals, kills, failures and live cgroups', () => {
