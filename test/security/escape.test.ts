@@ -262,6 +262,61 @@ describe('every probe escapes outside the sandbox (each one can fail)', () => {
   });
 });
 
+/*
+ * Resource bombs, under the limits a judge sets (issue 2). Each bomb is
+ * bounded (200 processes, 256 MiB, 128 MiB of /tmp, 1 s of CPU) so that the
+ * outside run, which must reach its target, does the host no harm.
+ */
+const MiB = 1024 * 1024;
+const BOMBS: {
+  name: string;
+  args: (dir: string) => string[];
+  limits: Partial<RunOptions>;
+  check: (r: Awaited<ReturnType<typeof run>>) => void;
+}[] = [
+  {
+    name: 'fork_bomb',
+    args: () => ['200'],
+    limits: { pidsLimit: 32 },
+    check: (r) => expect(r.stdout).toMatch(/^CONTAINED: fork failed after \d+ processes: EAGAIN/),
+  },
+  {
+    name: 'memory_bomb',
+    args: () => ['256'],
+    limits: { memoryLimitBytes: 64 * MiB },
+    check: (r) => {
+      expect(r.verdict).toBe('MEMORY_LIMIT');
+      expect(r.stdout).toBe('');
+    },
+  },
+  {
+    name: 'disk_bomb',
+    args: (dir) => [dir, '128'],
+    limits: { tmpSizeBytes: 16 * MiB },
+    check: (r) => expect(r.stdout).toMatch(/^CONTAINED: write failed after 1[56] MiB: ENOSPC/),
+  },
+  {
+    name: 'cpu_bomb',
+    args: () => ['1000'],
+    limits: { cpuTimeLimitMs: 200 },
+    check: (r) => {
+      expect(r.verdict).toBe('TIME_LIMIT');
+      expect(r.stdout).toBe('');
+    },
+  },
+];
+
+describe('resource bombs are stopped by the limits of issue (2), and reach their target without them', () => {
+  for (const b of BOMBS) {
+    it(`${b.name}: contained under ${JSON.stringify(b.limits)}`, async () => {
+      b.check(await inside(b.name, b.args('/tmp'), b.limits));
+    });
+    it(`${b.name}: escapes outside`, async () => {
+      expect(await outside(b.name, b.args(f.dir))).toMatch(/^ESCAPED: /);
+    });
+  }
+});
+
 describe('the same probes in a uid-0 sandbox (no capabilities, but root by permission bits)', () => {
   const asRoot = PROBES.filter((p) =>
     [
