@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,seccomp  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { benchCgroups } from './cgroup.js';
 import { benchJudge } from './judge.js';
 import { benchLaunch } from './launch.js';
 import { ensurePeers, makeRootfs } from './peers.js';
+import { benchRootfs } from './rootfs.js';
 import { benchSeccomp } from './seccomp.js';
 
 const args = process.argv.slice(2);
@@ -33,6 +34,7 @@ try {
   if (want('launch')) await benchLaunch({ dir, rootfs, n: runs });
   if (want('judge')) await benchJudge({ rootfs, n: Math.min(runs, 1000) });
   if (want('cgroup')) await benchCgroups();
+  if (want('rootfs')) await benchRootfs();
   if (want('seccomp')) await benchSeccomp(rootfs, Math.min(runs, 1000));
 } finally {
   rmSync(dir, { recursive: true, force: true });
