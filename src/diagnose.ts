@@ -89,6 +89,10 @@ function hintFor(step: string, code: string): string | undefined {
     return "a device cgroup above the sandbox (a systemd unit's DevicePolicy/DeviceAllow, a container's device list) does not allow this device: allow it there, or run capsule outside that cgroup";
   if (step === 'join_cgroup')
     return 'the sandbox could not enter its cgroup: check the cgroup is writable (`capsule gc` clears leftovers)';
+  if (step === 'load_seccomp' && (code === 'EINVAL' || code === 'ENOSYS'))
+    return "the kernel refused the seccomp filter (a kernel without CONFIG_SECCOMP_FILTER?): seccomp: 'none' (--seccomp none) runs without one";
+  if (step === 'mount_sys' && code === 'EPERM')
+    return 'sysfs could not be mounted in the sandbox (a container without CAP_SYS_ADMIN over its network namespace?): leave sys off';
   if (step === 'exec' && code === 'EACCES')
     return 'it is not executable (chmod +x), or it sits on a noexec mount';
   if (step === 'exec' && code === 'ENOEXEC')
