@@ -56,7 +56,8 @@ const PROBES: Probe[] = [
   { name: 'raw_socket', tries: 'raw IP and packet sockets' },
   { name: 'netlink', tries: "the host's interfaces over rtnetlink" },
   { name: 'mount', tries: 'mount(2)' },
-  { name: 'umount', tries: 'umount2(2)', inside: () => ['/etc'] },
+  /* Outside, a directory of the fixture's own: never a host path that could be a mount point. */
+  { name: 'umount', tries: 'umount2(2)', inside: () => ['/etc'], outside: (f) => [f.dir] },
   { name: 'pivot_root', tries: 'pivot_root(2)' },
   { name: 'unshare_user', tries: 'unshare/clone(CLONE_NEWUSER) to regain capabilities' },
   { name: 'setuid_root', tries: 'setuid(0)' },
