@@ -21,14 +21,11 @@ const defaultRules = ['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9
 
 describe('--device in a sandbox', () => {
   it('gives /dev/fuse read-write and /dev/net/tun read-only, nested; nothing else appears', async () => {
-    const { seen, devicesList } = await probeDev({ rootfs, devices: ['/dev/fuse', '/dev/net/tun:r'] }, [
-      '/dev/fuse',
-      '/dev/net/tun',
-      '/dev/kvm',
-      '/dev/loop-control',
-      '/dev/mem',
-      ...DEFAULTS,
-    ]);
+    const { seen, devicesList, asRoot } = await probeDev(
+      { rootfs, devices: ['/dev/fuse', '/dev/net/tun:r'] },
+      ['/dev/fuse', '/dev/net/tun', '/dev/kvm', '/dev/loop-control', '/dev/mem', ...DEFAULTS],
+      ['/dev/net/tun', '/dev/fuse', '/dev/kvm'],
+    );
     // The host's nodes are 0600 root: the sandbox's nobody opens them through the mode asked.
     expect(seen.get('/dev/fuse')).toEqual({
       path: '/dev/fuse',
@@ -48,6 +45,12 @@ describe('--device in a sandbox', () => {
       expect(seen.get(absent)!.stat).toBe('ENOENT');
     for (const d of DEFAULTS) expect([d, seen.get(d)!.read, seen.get(d)!.write]).toEqual([d, 'ok', 'ok']);
     if (v1Devices) {
+      // As root (so not the mode) in the sandbox's own devices cgroup: the cgroup says r only.
+      expect(Object.fromEntries(asRoot)).toEqual({
+        '/dev/net/tun': { read: 'ok', write: 'EPERM' },
+        '/dev/fuse': { read: 'ok', write: 'ok' },
+        '/dev/kvm': { read: 'EPERM', write: 'EPERM' },
+      });
       expect(devicesList!.trim().split('\n').sort()).toEqual(
         [...defaultRules, 'c 10:229 rwm', 'c 10:200 rm'].sort(),
       );
