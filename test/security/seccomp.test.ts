@@ -104,13 +104,16 @@ describe('default-kill and strict: a forbidden call ends the run with SECURITY_V
     expect(['clone3', 'clone', 'socket']).toContain(s.violation?.syscall);
   });
 
-  it('int 0x80 ends the run in every profile, named in the i386 table', async () => {
-    for (const seccomp of ['default', 'strict'] as const) {
-      const r = await run({ rootfs: f.rootfs, argv: ['/escape/int80'], seccomp });
-      expect(r.verdict).toBe('SECURITY_VIOLATION');
-      expect(r.violation).toEqual({ syscall: 'unshare', number: 310, abi: 'i386' });
-    }
-  });
+  it.skipIf(process.arch !== 'x64')(
+    'int 0x80 ends the run in every profile, named in the i386 table',
+    async () => {
+      for (const seccomp of ['default', 'strict'] as const) {
+        const r = await run({ rootfs: f.rootfs, argv: ['/escape/int80'], seccomp });
+        expect(r.verdict).toBe('SECURITY_VIOLATION');
+        expect(r.violation).toEqual({ syscall: 'unshare', number: 310, abi: 'i386' });
+      }
+    },
+  );
 });
 
 describe('a violation cannot be forged, hidden or escaped', () => {
