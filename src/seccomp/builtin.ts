@@ -43,6 +43,15 @@ const CLONE_NAMESPACE_FLAGS = {
 const PERSONALITY_UNSAFE = [0x0040000, 0x0100000, 0x0200000, 0x0400000, 0x0800000, 0x8000000];
 const BIT31 = 0x80000000;
 
+/*
+ * Socket families the network namespace does not isolate, or that are kernel
+ * surface and nothing a sandboxed program needs: AF_VSOCK reaches the
+ * hypervisor and other VMs whatever the namespace (vsock(7)); AF_ALG is the
+ * kernel's crypto API (af_alg bugs: CVE-2015-8970, CVE-2017-17805).
+ */
+const AF_ALG = 38;
+const AF_VSOCK = 40;
+
 /* TIOCSTI (push a byte into a terminal's input, CVE-2017-5226 in bubblewrap) and TIOCLINUX. */
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
@@ -168,6 +177,15 @@ function ioctlRules(action: string): OciSyscallRule[] {
   }));
 }
 
+function socketRules(action: string): OciSyscallRule[] {
+  return [AF_VSOCK, AF_ALG].map((family) => ({
+    names: ['socket'],
+    action,
+    comment: family === AF_VSOCK ? 'AF_VSOCK: not network-namespaced' : 'AF_ALG: kernel crypto API',
+    args: [{ index: 0, value: family, op: 'SCMP_CMP_EQ' }],
+  }));
+}
+
 function defaultProfile(kill: boolean): OciSeccompProfile {
   const action = kill ? 'SCMP_ACT_KILL_PROCESS' : 'SCMP_ACT_ERRNO';
   const rules: OciSyscallRule[] = [];
@@ -176,7 +194,12 @@ function defaultProfile(kill: boolean): OciSeccompProfile {
     /* clone3's ENOSYS is not a denial but a redirection to clone: it stays ENOSYS. */
     rules.push(r.names[0] === 'clone3' ? r : { ...r, action });
   }
-  rules.push(...namespaceCloneRules(action), ...personalityRules(action), ...ioctlRules(action));
+  rules.push(
+    ...namespaceCloneRules(action),
+    ...personalityRules(action),
+    ...ioctlRules(action),
+    ...socketRules(action),
+  );
   return { defaultAction: 'SCMP_ACT_ALLOW', architectures: [nativeArch()], syscalls: rules };
 }
 

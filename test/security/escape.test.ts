@@ -57,6 +57,7 @@ const PROBES: Probe[] = [
   { name: 'net_connect', tries: "a TCP connection to the host's loopback", inside: (f) => [String(f.port)] },
   { name: 'raw_socket', tries: 'raw IP and packet sockets' },
   { name: 'netlink', tries: "the host's interfaces over rtnetlink" },
+  { name: 'vsock', tries: 'AF_VSOCK, which no network namespace isolates', needs: 'CONFIG_VSOCKETS' },
   { name: 'mount', tries: 'mount(2)' },
   /* Outside, a directory of the fixture's own: never a host path that could be a mount point. */
   { name: 'umount', tries: 'umount2(2)', inside: () => ['/etc'], outside: (f) => [f.dir] },
