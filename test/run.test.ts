@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, SetupError } from '../src/index.js';
-import { mountCount, openFdCount, zombieChildren } from './helpers/host.js';
+import { mountCount, openFdCount, processesWith, zombieChildren } from './helpers/host.js';
 
 const rootfs = inject('rootfs');
 
@@ -246,12 +246,14 @@ describe('PID 1 duties', () => {
     expect(JSON.parse(r.stdout)).toEqual({ zombies: 0 });
   });
 
-  it('kills what the program leaves behind when it exits', async () => {
+  it('kills what the program leaves behind when it exits: no process of it survives on the host', async () => {
+    const marker = `capsule-test-daemon-${process.pid}-${Date.now()}`;
     const start = performance.now();
-    const r = await run({ rootfs, argv: ['/probe', 'daemon', 'x'] });
+    const r = await run({ rootfs, argv: ['/probe', 'daemon', marker] });
     expect(r.exitCode).toBe(0);
     /* The daemon sleeps 60 s: the run ends only because PID 1 killed it. */
     expect(performance.now() - start).toBeLessThan(5000);
+    expect(processesWith(marker, '/probe')).toEqual([]);
   });
 });
 
