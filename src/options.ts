@@ -75,10 +75,12 @@ export interface RunOptions extends LimitOptions {
   /** Extra host paths to bind into the sandbox. */
   binds?: readonly BindMount[];
   /**
-   * The program's standard input: a string or Buffer to feed it, or a stdio choice.
+   * The program's standard input: a string or Buffer to feed it, `{ file }` to read a host
+   * file (opened by capsule, read by the program directly: nothing is copied through Node),
+   * or a stdio choice.
    * @default 'ignore' (/dev/null)
    */
-  stdin?: string | Uint8Array | StdioOption;
+  stdin?: string | Uint8Array | { file: string } | StdioOption;
   /** @default 'pipe' (captured into the result) */
   stdout?: StdioOption;
   /** @default 'pipe' (captured into the result) */
@@ -235,7 +237,7 @@ export interface ResolvedOptions {
   /** The GPUs given, in index order ([] without `gpus`). */
   gpus: NvidiaGpu[];
   binds: { source: string; target: string; readOnly: boolean }[];
-  stdin: string | Uint8Array | StdioOption;
+  stdin: string | Uint8Array | { file: string } | StdioOption;
   stdout: StdioOption;
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';

@@ -170,8 +170,17 @@ function parallelism(l: Limits): number {
  * input to feed). The words 'pipe', 'inherit' and 'ignore' are choices, not
  * input: to feed one of them literally, pass a Buffer.
  */
-function childFd(choice: string | Uint8Array | StdioOption, slot: 0 | 1 | 2, opened: number[]): number {
+function childFd(
+  choice: string | Uint8Array | { file: string } | StdioOption,
+  slot: 0 | 1 | 2,
+  opened: number[],
+): number {
   if (choice === 'inherit') return slot;
+  if (typeof choice === 'object' && !(choice instanceof Uint8Array)) {
+    const fd = openSync(choice.file, 'r');
+    opened.push(fd);
+    return fd;
+  }
   if (choice === 'ignore') {
     const fd = openSync('/dev/null', slot === 0 ? 'r' : 'w');
     opened.push(fd);

@@ -2,7 +2,9 @@
  * Limits, accounting and verdicts, with the tolerances a judge would accept
  * (issue 2). Timings are checked only as bounds the issue sets, never as speed.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run } from '../src/index.js';
@@ -117,6 +119,20 @@ describe('output', () => {
     const r = await run({ rootfs, argv: ['/probe', 'cat'], stdin: input, encoding: 'buffer' });
     expect(r.verdict).toBe('OK');
     expect(r.stdout.length).toBe(input.length);
+  });
+
+  it('reads stdin straight from a host file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-stdin-'));
+    try {
+      writeFileSync(join(dir, 'input'), 'from a file\n');
+      const r = await run({ rootfs, argv: ['/probe', 'cat'], stdin: { file: join(dir, 'input') } });
+      expect(r.stdout).toBe('from a file\n');
+      await expect(run({ rootfs, argv: ['/bin/true'], stdin: { file: join(dir, 'nope') } })).rejects.toThrow(
+        /stdin file .*nope does not exist/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ends a program writing a file past fileSizeLimitBytes as OUTPUT_LIMIT (SIGXFSZ)', async () => {
