@@ -3,14 +3,15 @@
  *
  * - compiling a profile with libseccomp, cold, against taking it from the cache
  *   (what every run after the first pays: a Map lookup);
+ * - the kernel's seccomp(2) load alone, timed in C (bench/seccomp-load.c);
  * - a whole run of a program that exits at once, with no filter, the default
  *   deny-list and the strict allow-list: the load is all that differs;
  * - a syscall-heavy program (10^6 getppid calls) filtered and not, side by
  *   side: the filter runs on every call.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import { run } from '../src/index.js';
 import { native, packageRoot } from '../src/native.js';
@@ -41,6 +42,18 @@ export async function benchSeccomp(rootfs: string, n = 1000): Promise<void> {
     compile.push({ name: `${name}: cached`, times: cached });
   }
   printTable('seccomp: compiling a profile (libseccomp) vs the per-process cache', compile);
+
+  /* The kernel's part alone: seccomp(2) loading each compiled program, timed in C. */
+  const loader = join(dirname(prog), 'seccomp-load');
+  execFileSync('cc', ['-O2', '-o', loader, join(packageRoot(), 'bench/seccomp-load.c')]);
+  for (const name of ['default', 'strict'] as const) {
+    const filter = join(dirname(prog), `${name}.bpf`);
+    writeFileSync(filter, readFileSync(`/proc/self/fd/${compileCached(builtinNormalized(name)!, name).fd}`));
+    const us = execFileSync(loader, [filter, '500'], { encoding: 'utf8' }).trim();
+    console.log(`  seccomp(2) load of ${name}, in a fresh process: ${us} us (median of 500)`);
+    rmSync(filter);
+  }
+  rmSync(loader);
 
   /*
    * A run that exits at once: the filter's load is the only difference. The

@@ -388,8 +388,20 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   const devices = resolveDevices(o, rootfs, rootfsArg);
 
   const stdin = o.stdin;
-  const resolvedStdin =
-    typeof stdin === 'string' || stdin instanceof Uint8Array ? stdin : checkStdio('stdin', stdin, 'ignore');
+  let resolvedStdin: ResolvedOptions['stdin'];
+  if (typeof stdin === 'string' || stdin instanceof Uint8Array) resolvedStdin = stdin;
+  else if (typeof stdin === 'object' && stdin !== null) {
+    const file = (stdin as { file?: unknown }).file;
+    if (typeof file !== 'string') fail('stdin', 'stdin as an object must be { file: path }');
+    let st;
+    try {
+      st = statSync(file);
+    } catch {
+      fail('stdin', `stdin file ${file} does not exist`);
+    }
+    if (st.isDirectory()) fail('stdin', `stdin file ${file} is a directory`);
+    resolvedStdin = { file };
+  } else resolvedStdin = checkStdio('stdin', stdin, 'ignore');
 
   const encoding = o.encoding ?? 'utf8';
   if (encoding !== 'utf8' && encoding !== 'buffer') fail('encoding', `encoding must be 'utf8' or 'buffer'`);
