@@ -179,7 +179,8 @@ class Planner {
    * CVE-2020-8694, "Platypus") get an empty read-only tmpfs, as runc does.
    */
   void mount_sys() {
-    mount(STEP_mount_sys, "sysfs", at("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    mount(STEP_mount_sys, "sysfs", at("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          nullptr);
     static const char *const masked[] = {"/sys/firmware", "/sys/devices/virtual/powercap"};
     for (const char *path : masked) {
       struct stat st;

@@ -115,7 +115,8 @@ bool compile(const SeccompProfile &p, SeccompCompiled &out) {
     std::vector<scmp_arg_cmp> cmps;
     for (const SeccompArg &a : rule.args) {
       scmp_compare op;
-      if (!to_op(a.op, op)) return fail(out, "rule " + std::to_string(i) + " (" + rule.syscall + "): op " + a.op, -EINVAL);
+      if (!to_op(a.op, op))
+        return fail(out, "rule " + std::to_string(i) + " (" + rule.syscall + "): op " + a.op, -EINVAL);
       cmps.push_back({a.index, op, a.value, a.value_two});
     }
     r = seccomp_rule_add_array(ctx.get(), to_libseccomp(rule.action), nr, static_cast<unsigned>(cmps.size()),
@@ -134,7 +135,8 @@ bool compile(const SeccompProfile &p, SeccompCompiled &out) {
   unsigned instructions = static_cast<unsigned>(st.st_size / 8); /* sizeof(struct sock_filter) */
   if (instructions == 0 || instructions > kMaxInstructions) {
     close(fd);
-    return fail(out, "the filter has " + std::to_string(instructions) + " instructions; the kernel takes 1 to 4096",
+    return fail(out,
+                "the filter has " + std::to_string(instructions) + " instructions; the kernel takes 1 to 4096",
                 -E2BIG);
   }
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
