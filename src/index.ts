@@ -10,3 +10,4 @@ export type { LimitOptions, Limits } from './limits.js';
 export type { Verdict, Mechanism } from './verdict.js';
 export { CapsuleError, ConfigError, SetupError } from './errors.js';
 export { STEPS, type Step } from './steps.js';
+export { BUILTIN_PROFILES, violationMessage, type Violation } from './seccomp/index.js';
