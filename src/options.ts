@@ -155,6 +155,15 @@ export interface RunOptions extends LimitOptions {
   gpuLibraries?: boolean;
   /** With gpus: where to look for the GPUs and driver files (tests use fake roots). */
   gpuDiscovery?: GpuDiscoveryOptions;
+  /**
+   * CDI devices (`'vendor.com/class=name'`), from the JSON spec files in /etc/cdi and
+   * /var/run/cdi: their deviceNodes become `devices`, their bind mounts binds (over paths
+   * that exist in the rootfs), their env variables. A spec with hooks, or other edits
+   * capsule does not apply, is refused (docs/devices.md). @default none
+   */
+  cdiDevices?: readonly string[];
+  /** Where CDI spec files are read, lowest priority first. @default ['/etc/cdi', '/var/run/cdi'] */
+  cdiSpecDirs?: readonly string[];
 }
 
 /** A running sandbox, as handed to `onSpawn`. */
@@ -386,6 +395,15 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   });
 
   const devices = resolveDevices(o, rootfs, rootfsArg);
+  /* CDI's variables join the environment; one the caller set too is an error, not a silent override. */
+  for (const e of devices.env) {
+    const key = e.slice(0, e.indexOf('='));
+    if (o.env !== undefined && key in o.env)
+      fail('cdiDevices', `env ${key} is set both by the env option and by a CDI device (${e}): drop one`);
+    const at = env.findIndex((v) => v.startsWith(`${key}=`));
+    if (at >= 0) env.splice(at, 1); /* the default PATH gives way */
+    env.push(e);
+  }
 
   const stdin = o.stdin;
   let resolvedStdin: ResolvedOptions['stdin'];

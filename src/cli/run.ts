@@ -118,6 +118,7 @@ export interface RunFlags {
   gpu?: 'all' | number[];
   /** false from --no-gpu-libs. */
   gpuLibs?: boolean;
+  cdiDevice?: string[];
 }
 
 /** The library options a `capsule run` command line stands for (stdio is the caller's). */
@@ -156,6 +157,7 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     devices: flags.device,
     gpus: flags.gpu,
     gpuLibraries: flags.gpu === undefined ? undefined : flags.gpuLibs !== false,
+    cdiDevices: flags.cdiDevice,
     explain: flags.explain === true || flags.explainJson === true,
     /*
      * A cgroup is for limits and for exact accounting. A plain `capsule run` shows neither,
@@ -220,6 +222,12 @@ function sandboxOptions(cmd: Command): Command {
       ).argParser(parseGpus),
     )
     .option('--no-gpu-libs', "with --gpu: the device nodes only, not the host driver's libraries")
+    .addOption(
+      new Option(
+        '--cdi-device <vendor.com/class=name>',
+        'a CDI device from the JSON specs in /etc/cdi and /var/run/cdi (nodes, bind mounts, env; no hooks); repeatable',
+      ).argParser((v: string, previous: string[] = []) => [...previous, v]),
+    )
     .addOption(
       new Option('--cpu-time-limit <time>', 'CPU time of the whole sandbox, e.g. 2s, 500ms').argParser(
         duration,

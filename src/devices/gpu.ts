@@ -25,6 +25,7 @@ import { join, posix } from 'node:path';
 import { isNvidiaLibraryName, NVIDIA_BINARIES } from '../../rootfs-tools/gpu.js';
 import { cacheFlagsFor, parseLdCache } from '../../rootfs-tools/ldcache.js';
 import { ConfigError } from '../errors.js';
+import { rootfsBind } from './binds.js';
 import type { DeviceRequest } from './spec.js';
 
 /** Where discovery looks; tests point these at a temp dir with nodes made by mknod. */
@@ -262,22 +263,16 @@ export function nvidiaDriverBinds(
     );
   }
   return files.map((source) => {
-    const inRoot = rootfs + source;
-    let real: string;
-    try {
-      real = realpathSync(inRoot);
-    } catch {
-      fail(
-        `--gpu: ${rootfsArg} has no ${source} for the host's NVIDIA driver to be bound over: ` +
-          'build the rootfs on this host with `capsule rootfs build --include-gpu-libs` (again after a driver update), ' +
-          'or pass --no-gpu-libs (gpuLibraries: false)',
-      );
-    }
-    if (!real.startsWith(rootfs + '/') || !statSync(real).isFile()) {
-      fail(
-        `--gpu: ${rootfsArg}${source} is not a regular file inside the rootfs; the driver's ${source} is bound there`,
-      );
-    }
-    return { source, target: real.slice(rootfs.length), readOnly: true as const };
+    const b = rootfsBind(
+      rootfs,
+      rootfsArg,
+      source,
+      source,
+      true,
+      'gpus',
+      'build the rootfs on this host with `capsule rootfs build --include-gpu-libs` (again after a driver update), ' +
+        'or pass --no-gpu-libs (gpuLibraries: false)',
+    );
+    return { ...b, readOnly: true as const };
   });
 }

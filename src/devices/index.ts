@@ -6,6 +6,8 @@
 import type { CgroupDeviceRule, CgroupLayout, DeviceProgramSetter } from '../cgroup/index.js';
 import { ConfigError } from '../errors.js';
 import { native } from '../native.js';
+import { rootfsBind } from './binds.js';
+import { cdiEdits } from './cdi.js';
 import { type GpuDiscoveryOptions, nvidiaDevices, nvidiaDriverBinds, type NvidiaGpu } from './gpu.js';
 import { checkDeviceTargets, type DeviceRequest, resolveDevice, type ResolvedDevice } from './spec.js';
 
@@ -17,6 +19,7 @@ export {
   nvidiaDriverFiles,
   type NvidiaGpu,
 } from './gpu.js';
+export { CDI_SPEC_DIRS, cdiEdits, type CdiEdits, parseCdiName } from './cdi.js';
 export {
   checkDeviceTargets,
   type DeviceAccess,
@@ -47,14 +50,18 @@ export interface DeviceOptions {
   gpus?: 'all' | readonly number[];
   gpuLibraries?: boolean;
   gpuDiscovery?: GpuDiscoveryOptions;
+  cdiDevices?: readonly string[];
+  cdiSpecDirs?: readonly string[];
 }
 
 export interface ResolvedDevices {
   devices: ResolvedDevice[];
   /** The GPUs given, in index order; [] without `gpus`. */
   gpus: NvidiaGpu[];
-  /** Read-only binds of the GPU driver's files over their rootfs copies. */
-  binds: { source: string; target: string; readOnly: true }[];
+  /** Binds the devices bring: the GPU driver's files (read-only), CDI mounts. */
+  binds: { source: string; target: string; readOnly: boolean }[];
+  /** `KEY=VALUE` from CDI specs, for the program's environment. */
+  env: string[];
 }
 
 /** @throws ConfigError naming `devices[i]` or `gpus` */
@@ -85,8 +92,47 @@ export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: stri
       o.gpuLibraries !== undefined ? 'gpuLibraries' : 'gpuDiscovery',
     );
   }
+  let env: string[] = [];
+  if (o.cdiDevices !== undefined) {
+    if (!Array.isArray(o.cdiDevices) || o.cdiDevices.some((n) => typeof n !== 'string'))
+      throw new ConfigError('cdiDevices must be an array of names like vendor.com/class=name', 'cdiDevices');
+    if (
+      o.cdiSpecDirs !== undefined &&
+      (!Array.isArray(o.cdiSpecDirs) || o.cdiSpecDirs.some((d) => typeof d !== 'string'))
+    )
+      throw new ConfigError('cdiSpecDirs must be an array of directories', 'cdiSpecDirs');
+    const edits = cdiEdits(o.cdiDevices, o.cdiSpecDirs);
+    for (const req of edits.devices) {
+      const d = resolveDevice(req, 'cdiDevices');
+      /* The same node from two devices of one vendor (a shared control node) is made once. */
+      if (
+        devices.some(
+          (e) => e.target === d.target && e.major === d.major && e.minor === d.minor && e.access === d.access,
+        )
+      )
+        continue;
+      devices.push(d);
+    }
+    for (const m of edits.mounts) {
+      if (binds.some((b) => b.target === m.containerPath)) continue;
+      binds.push(
+        rootfsBind(
+          rootfs,
+          rootfsArg,
+          m.hostPath,
+          m.containerPath,
+          m.readOnly,
+          'cdiDevices',
+          'the rootfs must have the mount point the CDI spec names',
+        ),
+      );
+    }
+    env = edits.env;
+  } else if (o.cdiSpecDirs !== undefined) {
+    throw new ConfigError('cdiSpecDirs needs cdiDevices', 'cdiSpecDirs');
+  }
   checkDeviceTargets(devices, 'devices');
-  return { devices, gpus, binds };
+  return { devices, gpus, binds, env };
 }
 
 function checkDiscovery(d: GpuDiscoveryOptions | undefined): void {

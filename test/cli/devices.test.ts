@@ -23,6 +23,7 @@ describe('--device and --gpu', () => {
     expect([o.devices, o.gpus, o.gpuLibraries]).toEqual([devices, [1], false]);
     expect(runOptionsFromFlags('/r', ['/p'], { gpu: 'all', gpuLibs: true }).gpuLibraries).toBe(true);
     expect(runOptionsFromFlags('/r', ['/p'], {}).gpuLibraries).toBeUndefined();
+    expect(runOptionsFromFlags('/r', ['/p'], { cdiDevice: ['a.com/b=c'] }).cdiDevices).toEqual(['a.com/b=c']);
   });
 
   it('run a sandbox with the device, read-only as asked', async () => {
@@ -38,6 +39,22 @@ describe('--device and --gpu', () => {
     const r = await capsule(['run', '--gpu', 'all', rootfs, '/probe', 'exit', '0']);
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toMatch(/^capsule: --gpu all: no NVIDIA GPU found \(no \/dev\/nvidiactl\): [^\n]+$/);
+  });
+
+  it('--cdi-device names a device no spec has: one line', async () => {
+    const r = await capsule([
+      'run',
+      '--cdi-device',
+      'example.com/none=x',
+      '--cdi-device',
+      'bad',
+      rootfs,
+      '/probe',
+    ]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(
+      /^capsule: CDI device example\.com\/none=x is not in any spec under \/etc\/cdi, \/var\/run\/cdi[^\n]*$/,
+    );
   });
 
   it('a bad --device is one line naming the problem', async () => {

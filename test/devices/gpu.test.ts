@@ -234,7 +234,7 @@ describe("the driver's files, bound read-only from the host", () => {
         gpuDiscovery: { devRoot, procRoot, libraryRoots: [libRoot] },
       }),
     ).rejects.toThrow(
-      /has no .*nvidia-smi for the host's NVIDIA driver to be bound over: build the rootfs on this host with `capsule rootfs build --include-gpu-libs`/,
+      /^gpus: \S+ has no \S*nvidia-smi to bind \S*nvidia-smi over: build the rootfs on this host with `capsule rootfs build --include-gpu-libs`/,
     );
   });
 
