@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, type RunOptions } from '../../src/index.js';
 import { cachedFilters } from '../../src/seccomp/index.js';
+import { mountCount, openFdCount, zombieChildren } from '../helpers/host.js';
 import { cleanup, type Fixture, makeFixture } from './fixtures.js';
 
 const probe = inject('probe');
@@ -221,6 +222,29 @@ describe('user profiles (OCI/Docker JSON)', () => {
     await expect(tool(['hello'], { seccompProfile: path })).rejects.toThrow(
       /denies execve, which capsule-init needs/,
     );
+  });
+});
+
+describe('no leaks', () => {
+  it('violations, in parallel, leave no descriptor, zombie or mount behind', async () => {
+    const batch = () =>
+      Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          tool(i % 2 ? ['socket'] : ['mount'], { seccomp: i % 2 ? 'strict' : 'default-kill' }),
+        ),
+      );
+    /* Warm at the same concurrency: the cgroup pool keeps one slot (and its fds) per run in flight. */
+    await batch();
+    const before = { fds: openFdCount(), mounts: mountCount() };
+    for (let i = 0; i < 4; i++) {
+      const runs = await batch();
+      expect(runs.map((r) => r.verdict)).toEqual(Array(8).fill('SECURITY_VIOLATION'));
+    }
+    expect(mountCount()).toBe(before.mounts);
+    expect(zombieChildren()).toEqual([]);
+    /* Sockets close on the next tick after 'close'; give them one. */
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFdCount()).toBe(before.fds);
   });
 });
 
