@@ -28,7 +28,8 @@ export const CDI_SPEC_DIRS = ['/etc/cdi', '/var/run/cdi'];
 
 /** What the named CDI devices ask of the sandbox, in capsule's terms. */
 export interface CdiEdits {
-  devices: DeviceRequest[];
+  /** With the type and numbers the spec gave, if any: the host node must have them. */
+  devices: (DeviceRequest & { expect: { type?: string; major?: number; minor?: number } })[];
   mounts: { hostPath: string; containerPath: string; readOnly: boolean }[];
   /** `KEY=VALUE`, in spec order. */
   env: string[];
@@ -131,10 +132,15 @@ function applyEdits(edits: Edits | undefined, where: string, out: CdiEdits): voi
       fail(
         `${where}: deviceNode ${n.path} has permissions ${JSON.stringify(permissions)}: read or write access is needed`,
       );
+    const expect: CdiEdits['devices'][number]['expect'] = {};
+    if (typeof n.type === 'string') expect.type = n.type;
+    if (typeof n.major === 'number') expect.major = n.major;
+    if (typeof n.minor === 'number') expect.minor = n.minor;
     out.devices.push({
       path: typeof n.hostPath === 'string' ? n.hostPath : n.path,
       sandboxPath: n.path,
       access: access as DeviceAccess,
+      expect,
     });
   }
   for (const m of (edits.mounts as Record<string, unknown>[] | undefined) ?? []) {

@@ -102,8 +102,19 @@ export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: stri
     )
       throw new ConfigError('cdiSpecDirs must be an array of directories', 'cdiSpecDirs');
     const edits = cdiEdits(o.cdiDevices, o.cdiSpecDirs);
-    for (const req of edits.devices) {
+    for (const { expect, ...req } of edits.devices) {
       const d = resolveDevice(req, 'cdiDevices');
+      /* CDI can name the numbers; capsule makes the host node's, so they must agree. */
+      if (
+        (expect.type !== undefined && expect.type !== d.type) ||
+        (expect.major !== undefined && expect.major !== d.major) ||
+        (expect.minor !== undefined && expect.minor !== d.minor)
+      ) {
+        throw new ConfigError(
+          `cdiDevices: the spec gives ${req.sandboxPath} as ${JSON.stringify(expect)}, but ${req.path} on the host is ${d.type} ${d.major}:${d.minor}`,
+          'cdiDevices',
+        );
+      }
       /* The same node from two devices of one vendor (a shared control node) is made once. */
       if (
         devices.some(

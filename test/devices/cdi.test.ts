@@ -36,7 +36,10 @@ beforeAll(() => {
       [
         {
           name: 'fuse',
-          containerEdits: { deviceNodes: [{ path: '/dev/fuse', permissions: 'rwm' }], env: ['FUSE=1'] },
+          containerEdits: {
+            deviceNodes: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, permissions: 'rwm' }],
+            env: ['FUSE=1'],
+          },
         },
         { name: 'tun', containerEdits: { deviceNodes: [{ path: '/dev/net/tun', permissions: 'rw' }] } },
       ],
@@ -69,6 +72,10 @@ beforeAll(() => {
       },
       { name: 'mknod-only', containerEdits: { deviceNodes: [{ path: '/dev/fuse', permissions: 'm' }] } },
       { name: 'env', containerEdits: { env: ['PATH=/vendor/bin'] } },
+      {
+        name: 'numbers',
+        containerEdits: { deviceNodes: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 230 }] },
+      },
     ]),
   );
   writeFileSync(join(etc, 'yaml-vendor.yaml'), 'cdiVersion: 0.6.0\nkind: yaml.com/x\n');
@@ -93,8 +100,13 @@ describe('CDI', () => {
   it("applies a device's edits and its spec's common ones once; the later directory wins", () => {
     expect(cdiEdits(['example.com/dev=fuse', 'example.com/dev=tun'], [etc, varRun])).toEqual({
       devices: [
-        { path: '/dev/fuse', sandboxPath: '/dev/fuse', access: 'rw' },
-        { path: '/dev/net/tun', sandboxPath: '/dev/net/tun', access: 'r' },
+        {
+          path: '/dev/fuse',
+          sandboxPath: '/dev/fuse',
+          access: 'rw',
+          expect: { type: 'c', major: 10, minor: 229 },
+        },
+        { path: '/dev/net/tun', sandboxPath: '/dev/net/tun', access: 'r', expect: {} },
       ],
       mounts: [{ hostPath: conf, containerPath: '/etc/vendor.conf', readOnly: true }],
       env: ['VENDOR=example', 'FUSE=1'],
@@ -140,6 +152,9 @@ describe('CDI', () => {
     );
     await expect(refused('refused.com/x=noexec')).rejects.toThrow(/options capsule does not apply: noexec/);
     await expect(refused('refused.com/x=mknod-only')).rejects.toThrow(/read or write access is needed/);
+    await expect(refused('refused.com/x=numbers')).rejects.toThrow(
+      /gives \/dev\/fuse as \{"type":"c","major":10,"minor":230\}, but \/dev\/fuse on the host is c 10:229/,
+    );
     await expect(refused('yaml.com/x=a')).rejects.toThrow(/JSON specs only, and skipped .*yaml-vendor\.yaml/);
     await expect(refused('example.com/dev=missing')).rejects.toThrow(/is not in any spec under/);
     await expect(refused('refused.com/x=env', { env: { PATH: '/bin' } })).rejects.toThrow(
