@@ -8,13 +8,14 @@
  * report ESCAPED: a probe that cannot fail proves nothing.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { run, type RunOptions } from '../../src/index.js';
+import { packageRoot } from '../../src/native.js';
 import { BUSYBOX } from '../helpers/rootfs.js';
 import { mountCount } from '../helpers/host.js';
 import { alive, cleanup, type Fixture, hostState, makeFixture, markUnread, NOBODY } from './fixtures.js';
@@ -107,6 +108,12 @@ const PROBES: Probe[] = [
     outsideAsNobody: true,
   },
   {
+    name: 'runtime_reach',
+    tries: "the host's node, capsule.node, capsule-init or capsule's JavaScript, by inode",
+    inside: () => ['/', ...runtimeFiles()],
+    outside: () => [join(packageRoot(), 'build'), ...runtimeFiles()],
+  },
+  {
     name: 'hostname',
     tries: 'sethostname',
     inside: () => ['capsule-pwned'],
@@ -121,6 +128,20 @@ beforeAll(async () => {
   f = await makeFixture(probe);
 }, 120_000);
 afterAll(() => cleanup(f));
+
+/** dev:ino of the host's runtime: what CVE-2019-5736 overwrote, if the sandbox could reach it. */
+function runtimeFiles(): string[] {
+  const root = packageRoot();
+  return [
+    process.execPath,
+    join(root, 'build/Release/capsule.node'),
+    join(root, 'build/Release/capsule-init'),
+    join(root, 'package.json'),
+  ].map((p) => {
+    const st = statSync(p);
+    return `${st.dev}:${st.ino}`;
+  });
+}
 
 function splitMarker(m: string): [string, string] {
   const half = m.lastIndexOf('-') + 1;
@@ -196,6 +217,15 @@ describe('every probe is contained under the default configuration', () => {
   it('exe_overwrite: /proc/1/exe and /proc/self/exe cannot be opened for writing (CVE-2019-5736)', async () => {
     const r = await inside('exe_overwrite', ['1', '300']);
     expect(r.stdout).toMatch(/^CONTAINED: /);
+  });
+
+  it('runtime_reach: would see capsule.node if a bind put it in reach (so the clean result means something)', async () => {
+    const r = await run({
+      rootfs: f.rootfs,
+      argv: ['/escape/runtime_reach', '/', ...runtimeFiles()],
+      binds: [{ source: join(packageRoot(), 'build'), target: '/empty' }],
+    });
+    expect(r.stdout).toMatch(/^ESCAPED: \/empty\/Release\/.* is the host's runtime file/);
   });
 
   it('tiocsti: a terminal on stdin cannot be typed into', async () => {
