@@ -51,6 +51,11 @@ describe('default: a deny-list answered with EPERM', () => {
     expect(r.stdout).toBe('socket: ok\n');
   });
 
+  it("leaves the program no listener of its own: capsule-init's is the only one", async () => {
+    expect((await tool(['own-listener'])).stdout).toBe('own listener: EBUSY\n');
+    expect((await tool(['own-listener'], { seccomp: 'none' })).stdout).toBe('own listener: ok\n');
+  });
+
   it('cannot be loosened by a filter the program adds itself', async () => {
     const r = await tool(['own-filter']);
     expect(r.stdout).toBe('unshare: EPERM\n');

@@ -8,6 +8,7 @@
  *   raise-sigsys           kill itself with SIGSYS, as a program forging a violation would
  *   fork-socket            fork; the child calls socket(2); the parent waits
  *   own-filter             install an allow-everything filter of its own, then unshare(CLONE_NEWUSER)
+ *   own-listener           install a filter of its own with a user-notification listener
  *   getppid N              N getppid(2) calls: the cheapest system call, for the filter's per-call cost
  *   threads-socket         a second thread calls socket(2) while the first sleeps
  */
@@ -64,6 +65,13 @@ int main(int argc, char **argv) {
     struct sock_fprog prog = {1, allow};
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) printf("own filter: %s\n", err());
     printf("unshare: %s\n", unshare(CLONE_NEWUSER) == 0 ? "ok" : err());
+    return 0;
+  }
+  if (!strcmp(cmd, "own-listener")) {
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    printf("own listener: %s\n", fd >= 0 ? "ok" : err());
     return 0;
   }
   if (!strcmp(cmd, "getppid")) {
