@@ -64,7 +64,7 @@ export interface ResolvedDevices {
   env: string[];
 }
 
-/** @throws ConfigError naming `devices[i]` or `gpus` */
+/** @throws ConfigError naming `devices[i]`, `gpus`, `gpuDiscovery` or `cdiDevices` */
 export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: string): ResolvedDevices {
   if (o.devices !== undefined && !Array.isArray(o.devices))
     throw new ConfigError(
@@ -125,18 +125,24 @@ export function resolveDevices(o: DeviceOptions, rootfs: string, rootfsArg: stri
       devices.push(d);
     }
     for (const m of edits.mounts) {
-      if (binds.some((b) => b.target === m.containerPath)) continue;
-      binds.push(
-        rootfsBind(
-          rootfs,
-          rootfsArg,
-          m.hostPath,
-          m.containerPath,
-          m.readOnly,
-          'cdiDevices',
-          'the rootfs must have the mount point the CDI spec names',
-        ),
+      const b = rootfsBind(
+        rootfs,
+        rootfsArg,
+        m.hostPath,
+        m.containerPath,
+        m.readOnly,
+        'cdiDevices',
+        'the rootfs must have the mount point the CDI spec names',
       );
+      const same = binds.find((e) => e.target === b.target);
+      if (same && same.source === b.source && same.readOnly === b.readOnly) continue;
+      if (same) {
+        throw new ConfigError(
+          `cdiDevices: ${b.target} is asked for twice, from ${same.source} and from ${b.source}`,
+          'cdiDevices',
+        );
+      }
+      binds.push(b);
     }
     env = edits.env;
   } else if (o.cdiSpecDirs !== undefined) {
