@@ -18,7 +18,7 @@
  *   them between loading the filter and the program's first instruction.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { arch as cpuArch, release } from 'node:os';
+import { arch as cpuArch, constants as osConstants, release } from 'node:os';
 
 import { ConfigError } from '../errors.js';
 import type { NativeSeccompAction, NativeSeccompProfile } from '../native.js';
@@ -143,6 +143,13 @@ class Reader {
     return v;
   }
 
+  /** An errno by name (`"EPERM"`), as containers/common writes `errno` and `defaultErrno`. */
+  errnoName(field: string, v: unknown): number {
+    const n = typeof v === 'string' ? (osConstants.errno as Record<string, number>)[v] : undefined;
+    if (n === undefined) this.fail(field, `must be an errno name such as "EPERM", got ${JSON.stringify(v)}`);
+    return n;
+  }
+
   u64(field: string, v: unknown): bigint {
     if (typeof v === 'bigint' && v >= 0n && v < 2n ** 64n) return v;
     if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
@@ -175,6 +182,7 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
   const known = new Set([
     'defaultAction',
     'defaultErrnoRet',
+    'defaultErrno' /* containers/common's name for it, as a string */,
     'architectures',
     'archMap',
     'syscalls',
@@ -185,7 +193,11 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
   for (const k of Object.keys(p)) if (!known.has(k)) r.fail(k, 'unknown field');
   if (p.defaultAction === undefined) r.fail('defaultAction', 'is required');
   const defaultErrno =
-    p.defaultErrnoRet === undefined ? EPERM : r.errno('defaultErrnoRet', p.defaultErrnoRet);
+    p.defaultErrnoRet !== undefined
+      ? r.errno('defaultErrnoRet', p.defaultErrnoRet)
+      : p.defaultErrno !== undefined
+        ? r.errnoName('defaultErrno', p.defaultErrno)
+        : EPERM;
   const defaultAction = r.action('defaultAction', p.defaultAction, defaultErrno);
 
   const native = NATIVE[cpuArch()];
@@ -224,7 +236,12 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
     if (names === undefined) r.fail(`${f}.names`, 'is required');
     for (const n of r.strings(`${f}.names`, names))
       if (!/^[a-z0-9_]+$/.test(n)) r.fail(`${f}.names`, `${JSON.stringify(n)} is not a system call name`);
-    const errnoRet = s.errnoRet === undefined ? EPERM : r.errno(`${f}.errnoRet`, s.errnoRet);
+    const errnoRet =
+      s.errnoRet !== undefined
+        ? r.errno(`${f}.errnoRet`, s.errnoRet)
+        : s.errno !== undefined
+          ? r.errnoName(`${f}.errno`, s.errno)
+          : EPERM;
     const action = r.action(`${f}.action`, s.action, errnoRet);
     if (!applies(r, f, s)) return;
     const args: SeccompProfile['rules'][number]['args'] = [];

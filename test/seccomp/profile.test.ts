@@ -119,6 +119,23 @@ describe('normalization, as runc reads the same profile', () => {
     expect(p.badArchAction).toEqual({ kind: 'notify', value: 0 });
   });
 
+  it("containers/common's errno names: defaultErrno and errno, when the numbers are absent", () => {
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrno: 'ENOSYS',
+        syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO', errno: 'EACCES' }],
+      },
+      'p',
+    );
+    expect(p.defaultAction).toEqual({ kind: 'errno', value: 38 });
+    expect(p.rules.find((r) => r.syscall === 'mount')?.action).toEqual({ kind: 'errno', value: 13 });
+    rejects(
+      { defaultAction: 'SCMP_ACT_ERRNO', defaultErrno: 'EWHATEVER' },
+      /defaultErrno: must be an errno name such as "EPERM", got "EWHATEVER"/,
+    );
+  });
+
   it('several comparisons on one argument become separate rules (ORed), as runc does', () => {
     const p = normalizeProfile(
       {
