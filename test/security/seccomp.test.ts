@@ -192,6 +192,27 @@ describe('user profiles (OCI/Docker JSON)', () => {
     expect(r.violation?.syscall).toBe('socket');
   });
 
+  it("podman's default profile (Docker's format) reads, compiles and runs programs", async () => {
+    const path = join(import.meta.dirname, 'profiles/podman-seccomp.json');
+    const hello = await tool(['hello'], { seccompProfile: path });
+    expect(hello.stdout).toBe('hello\n');
+    /* Its allow-list has socket; without CAP_SYS_ADMIN its caps-gated rules do not apply. */
+    expect((await tool(['socket'], { seccompProfile: path })).stdout).toBe('socket: ok\n');
+    /* bpf is allowed there only `includes: {caps: [CAP_SYS_ADMIN]}`, else EPERM (`excludes` it). */
+    const bpf = await run({ rootfs: f.rootfs, argv: ['/escape/bpf'], seccompProfile: path });
+    expect(bpf.stdout).toBe('CONTAINED: bpf: EPERM\n');
+    /* A call the profile does not name gets its defaultErrnoRet, ENOSYS. */
+    const uffd = await run({ rootfs: f.rootfs, argv: ['/escape/io_uring'], seccompProfile: path });
+    expect(uffd.stdout).toBe('CONTAINED: io_uring_setup: ENOSYS\n');
+    const sh = await run({ rootfs: f.rootfs, argv: ['/bin/sh', '-c', 'ls / | wc -l'], seccompProfile: path });
+    expect(sh.verdict).toBe('OK');
+    /* And the ABI bypass is still killed, whatever the profile's archMap allows. */
+    if (process.arch === 'x64') {
+      const int80 = await run({ rootfs: f.rootfs, argv: ['/escape/int80'], seccompProfile: path });
+      expect(int80.violation).toMatchObject({ syscall: 'unshare', abi: 'i386' });
+    }
+  });
+
   it('a bad profile is a ConfigError naming the field, and nothing runs', async () => {
     const path = profile({
       defaultAction: 'SCMP_ACT_ALLOW',
