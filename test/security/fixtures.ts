@@ -105,7 +105,8 @@ export async function makeFixture(probe: string): Promise<Fixture> {
   const secretAtimeMs = markUnread(secret);
 
   const marker = `capsule-canary-${process.pid}`;
-  const canary = spawn(BUSYBOX, ['sh', '-c', 'while :; do sleep 1; done', marker], {
+  /* It watches for its parent (this test worker) and goes with it, should the worker die. */
+  const canary = spawn(BUSYBOX, ['sh', '-c', 'while [ -d /proc/$PPID ]; do sleep 1; done', marker], {
     uid: NOBODY,
     gid: NOBODY,
     stdio: 'ignore',
