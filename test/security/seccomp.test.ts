@@ -46,6 +46,16 @@ describe('default: a deny-list answered with EPERM', () => {
     expect(r.violation).toBeNull();
   });
 
+  it('personality: the safe personas and the query pass, the hardening-off bits do not', async () => {
+    /* PER_LINUX, PER_LINUX32, UNAME26, query | ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, bit 31 + ADDR_NO_RANDOMIZE, above 32 bits */
+    const values = ['0', '8', '20000', 'ffffffff', '40000', '400000', '80040000', '100000000'];
+    const r = await tool(['personality', ...values]);
+    expect(r.stdout).toBe('ok ok ok ok EPERM EPERM EPERM EPERM\n');
+    expect((await tool(['personality', ...values], { seccomp: 'none' })).stdout).toBe(
+      'ok ok ok ok ok ok ok ok\n',
+    );
+  });
+
   it('leaves sockets alone (the network namespace isolates them)', async () => {
     const r = await tool(['socket']);
     expect(r.stdout).toBe('socket: ok\n');

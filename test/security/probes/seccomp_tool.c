@@ -9,6 +9,7 @@
  *   fork-socket            fork; the child calls socket(2); the parent waits
  *   own-filter             install an allow-everything filter of its own, then unshare(CLONE_NEWUSER)
  *   own-listener           install a filter of its own with a user-notification listener
+ *   personality HEX...     personality(2) with each value: "ok" or the errno name, in order
  *   getppid N              N getppid(2) calls: the cheapest system call, for the filter's per-call cost
  *   threads-socket         a second thread calls socket(2) while the first sleeps
  */
@@ -72,6 +73,17 @@ int main(int argc, char **argv) {
     struct sock_fprog prog = {1, allow};
     long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     printf("own listener: %s\n", fd >= 0 ? "ok" : err());
+    return 0;
+  }
+  if (!strcmp(cmd, "personality")) {
+    /* each argument a persona in hex; prints what the kernel (or the filter) said to each */
+    for (int i = 2; i < argc; i++) {
+      unsigned long v = strtoul(argv[i], NULL, 16);
+      long r = syscall(SYS_personality, v);
+      printf("%s%s", i > 2 ? " " : "", r < 0 ? err() : "ok");
+      if (r >= 0 && v != 0xffffffff) syscall(SYS_personality, 0);
+    }
+    printf("\n");
     return 0;
   }
   if (!strcmp(cmd, "getppid")) {
