@@ -282,7 +282,7 @@ async function runInCgroup(
     startedAt: start,
     wallTimeLimitMs: opts.limits.wallTimeLimitMs,
     cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
-    readCpuMs: () => cgroup?.usage().cpuTimeMs ?? null,
+    readCpuMs: () => cgroup?.cpuTimeMs() ?? null /* one counter file, not the whole usage() */,
     parallelism: parallelism(opts.limits),
     onLimit: intervene,
   });
