@@ -24,6 +24,15 @@ export function gcCommand(): Command {
     .description('remove cgroups left behind by capsule processes that are no longer running')
     .option('--json', 'print the result as one JSON object')
     .option('--cgroup-parent <path>', 'parent cgroup the sandboxes were created under', 'capsule')
+    .addHelpText(
+      'after',
+      '\nA sandbox cgroup is named after the capsule process that made it (pid and start time), so gc\n' +
+        'removes only those whose process is gone, after killing anything left inside; it never\n' +
+        'touches a cgroup capsule did not create.\n\nExamples:\n' +
+        '  capsule gc\n' +
+        '  capsule gc --json\n' +
+        '  capsule gc --cgroup-parent judge/capsule',
+    )
     .action(async (flags: { json?: boolean; cgroupParent: string }) => {
       /* Loaded when used, so that other commands start without the cgroup layer. */
       const { detectCgroups } = await import('../cgroup/detect.js');

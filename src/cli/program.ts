@@ -53,7 +53,19 @@ export function program(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: () => {} /* main() prints one line of its own */ });
+    .configureOutput({ outputError: () => {} /* main() prints one line of its own */ })
+    .addHelpText(
+      'after',
+      "\nExit status of capsule run: the program's, or 128+N when a signal N killed it; 125 when capsule\n" +
+        'itself failed, 126 when the program cannot be executed, 127 when it is not found.\n\n' +
+        'Examples:\n' +
+        '  capsule rootfs build ./box --bin /bin/sh --bin /bin/ls\n' +
+        "  capsule run ./box /bin/sh -c 'echo $$; id; ls /'\n" +
+        '  capsule run --cpu-time-limit 2s --memory-limit 256m --meta meta.txt ./box /box/solution\n' +
+        '  capsule explain ./box /bin/true\n' +
+        '  capsule help run\n\n' +
+        'How it works, step by step: docs/internals.md. Run `capsule COMMAND --help` for each command.',
+    );
 
   const add = (cmd: Command) => cli.addCommand(cmd.copyInheritedSettings(cli));
   add(

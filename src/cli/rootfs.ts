@@ -95,6 +95,14 @@ export function registerRootfsCommands(
         'program with its ELF interpreter and every library it loads, found by reading the ELF ' +
         'files the way the dynamic loader searches (DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, ' +
         'the ld.so cache, the default directories). No program is ever run to find its libraries.',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  capsule rootfs build ./box --bin /bin/sh --bin /usr/bin/python3 --include /usr/lib/python3.11\n' +
+        '  capsule rootfs build ./judge --profile c,cpp,python3\n' +
+        '  capsule rootfs check ./box\n' +
+        '  capsule run ./box /usr/bin/python3 -c "print(6*7)"',
     );
 
   rootfs
