@@ -36,6 +36,7 @@ export interface NativeOptions {
   rlimits: { resource: number; soft: number; hard: number }[];
   /** Parent fds for the child's 0, 1, 2; -1 asks the addon for a pipe. */
   stdio: [number, number, number];
+  /** Sealed memfd of the compiled seccomp filter (shared by every run with that profile), -1 for none. */
   seccompFd: number;
   /** Record each child step's time (--explain). */
   trace: boolean;

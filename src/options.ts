@@ -6,15 +6,10 @@ import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 
 import { ConfigError } from './errors.js';
+import type { NativeOptions } from './native.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 import { resolveSeccomp } from './seccomp/index.js';
-import {
-  type DeviceRequest,
-  type GpuDiscoveryOptions,
-  type NvidiaGpu,
-  type ResolvedDevice,
-  resolveDevices,
-} from './devices/index.js';
+import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices } from './devices/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
 export type StdioOption =
@@ -36,7 +31,7 @@ export interface BindMount {
   readOnly?: boolean;
 }
 
-export interface RunOptions extends LimitOptions {
+export interface RunOptions extends LimitOptions, DeviceOptions {
   /** Directory to use as the sandbox's root. Mount points /proc, /dev and /tmp must exist in it. */
   rootfs: string;
   /** The program and its arguments; `argv[0]` is an absolute path inside the rootfs (no PATH search). */
@@ -131,39 +126,6 @@ export interface RunOptions extends LimitOptions {
    * run with SECURITY_VIOLATION. Compiled once per process and cached.
    */
   seccompProfile?: string;
-  /**
-   * Host device nodes to give the sandbox, in its /dev: `'/dev/fuse'`, `'/dev/kvm:rw'`,
-   * `'/dev/sdb:/dev/disk0:r'`, or `{ path, sandboxPath?, access? }` (access `'r'`, `'w'` or
-   * `'rw'`, default `'rw'`). Each becomes a node with the host node's numbers and a mode
-   * that is the access asked (0444, 0222, 0666); on cgroup v1 the devices controller also
-   * allows exactly these plus the default nodes. docs/devices.md says what is enforced where.
-   */
-  devices?: readonly (string | DeviceRequest)[];
-  /**
-   * NVIDIA GPUs to give the sandbox: `'all'` or their indexes (PCI bus order, as nvidia-smi
-   * numbers them). Adds /dev/nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset,
-   * nvidia-caps/* where present and /dev/nvidiaN of each GPU; binds the host driver's
-   * libraries and nvidia-smi read-only (see gpuLibraries); turns devShm on for more than
-   * one GPU (NCCL). A ConfigError when the machine has no NVIDIA GPU. @default none
-   */
-  gpus?: 'all' | readonly number[];
-  /**
-   * With gpus: bind the host driver's user-space files (libcuda.so.*, libnvidia-ml.so.*,
-   * nvidia-smi, ...) read-only over their copies in the rootfs, which must have them at
-   * the same paths (`capsule rootfs build --include-gpu-libs`). @default true
-   */
-  gpuLibraries?: boolean;
-  /** With gpus: where to look for the GPUs and driver files (tests use fake roots). */
-  gpuDiscovery?: GpuDiscoveryOptions;
-  /**
-   * CDI devices (`'vendor.com/class=name'`), from the JSON spec files in /etc/cdi and
-   * /var/run/cdi: their deviceNodes become `devices`, their bind mounts binds (over paths
-   * that exist in the rootfs), their env variables. A spec with hooks, or other edits
-   * capsule does not apply, is refused (docs/devices.md). @default none
-   */
-  cdiDevices?: readonly string[];
-  /** Where CDI spec files are read, lowest priority first. @default ['/etc/cdi', '/var/run/cdi'] */
-  cdiSpecDirs?: readonly string[];
 }
 
 /** A running sandbox, as handed to `onSpawn`. */
@@ -223,36 +185,39 @@ export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 const MiB = 1024 * 1024;
 
 /** Options after validation: every default filled, every path resolved. */
-export interface ResolvedOptions {
-  rootfs: string;
+/** The fields the addon takes as they are (src/run.ts nativeOptions copies them). */
+type SandboxFields =
+  | 'rootfs'
+  | 'env'
+  | 'cwd'
+  | 'hostname'
+  | 'uid'
+  | 'gid'
+  | 'writableRoot'
+  | 'tmpSizeBytes'
+  | 'devPts'
+  | 'devShm'
+  | 'tmpNoexec'
+  | 'sys'
+  | 'devShmSizeBytes'
+  | 'devNodes'
+  | 'binds'
+  | 'seccompFd';
+
+export interface ResolvedOptions extends Pick<NativeOptions, SandboxFields> {
   /** As the caller wrote it, for messages. */
   rootfsArg: string;
+  /** The program and its arguments (the addon's argv adds capsule-init in front). */
   argv: string[];
-  env: string[];
-  cwd: string;
-  hostname: string;
-  uid: number;
-  gid: number;
-  writableRoot: boolean;
-  tmpSizeBytes: number;
-  devPts: boolean;
-  devShm: boolean;
-  tmpNoexec: boolean;
-  sys: boolean;
-  devShmSizeBytes: number;
-  devNodes: DevNode[];
   /** Host devices given with `devices` and `gpus`, made after devNodes. */
   devices: ResolvedDevice[];
   /** The GPUs given, in index order ([] without `gpus`). */
   gpus: NvidiaGpu[];
-  binds: { source: string; target: string; readOnly: boolean }[];
   stdin: string | Uint8Array | { file: string } | StdioOption;
   stdout: StdioOption;
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';
   limits: Limits;
-  /** Sealed memfd of the compiled seccomp filter (shared by every run with that profile), -1 for none. */
-  seccompFd: number;
   cgroups: boolean;
   cgroupParent: string;
   explain: boolean;

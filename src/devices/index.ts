@@ -44,13 +44,40 @@ export const setDeviceProgram: DeviceProgramSetter = (dirFd, rules) =>
     })) ?? null,
   );
 
-/** The options of run() this module reads. */
+/** run()'s device options (RunOptions extends this): the devices, GPUs and CDI devices a sandbox gets. */
 export interface DeviceOptions {
+  /**
+   * Host device nodes to give the sandbox, in its /dev: `'/dev/fuse'`, `'/dev/kvm:rw'`,
+   * `'/dev/sdb:/dev/disk0:r'`, or `{ path, sandboxPath?, access? }` (access `'r'`, `'w'` or
+   * `'rw'`, default `'rw'`). Each becomes a node with the host node's numbers and a mode
+   * that is the access asked (0444, 0222, 0666); on cgroup v1 the devices controller also
+   * allows exactly these plus the default nodes. docs/devices.md says what is enforced where.
+   */
   devices?: readonly (string | DeviceRequest)[];
+  /**
+   * NVIDIA GPUs to give the sandbox: `'all'` or their indexes (PCI bus order, as nvidia-smi
+   * numbers them). Adds /dev/nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset,
+   * nvidia-caps/* where present and /dev/nvidiaN of each GPU; binds the host driver's
+   * libraries and nvidia-smi read-only (see gpuLibraries); turns devShm on for more than
+   * one GPU (NCCL). A ConfigError when the machine has no NVIDIA GPU. @default none
+   */
   gpus?: 'all' | readonly number[];
+  /**
+   * With gpus: bind the host driver's user-space files (libcuda.so.*, libnvidia-ml.so.*,
+   * nvidia-smi, ...) read-only over their copies in the rootfs, which must have them at
+   * the same paths (`capsule rootfs build --include-gpu-libs`). @default true
+   */
   gpuLibraries?: boolean;
+  /** With gpus: where to look for the GPUs and driver files (tests use fake roots). */
   gpuDiscovery?: GpuDiscoveryOptions;
+  /**
+   * CDI devices (`'vendor.com/class=name'`), from the JSON spec files in /etc/cdi and
+   * /var/run/cdi: their deviceNodes become `devices`, their bind mounts binds (over paths
+   * that exist in the rootfs), their env variables. A spec with hooks, or other edits
+   * capsule does not apply, is refused (docs/devices.md). @default none
+   */
   cdiDevices?: readonly string[];
+  /** Where CDI spec files are read, lowest priority first. @default ['/etc/cdi', '/var/run/cdi'] */
   cdiSpecDirs?: readonly string[];
 }
 
