@@ -3,6 +3,7 @@
  * for options alone, without running anything. Step names are the ones in
  * native/steps.h everywhere.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, inject, it } from 'vitest';
@@ -42,6 +43,11 @@ describe('explain', () => {
         .steps()
         .map((s) => s.name),
     ).toEqual(order);
+  });
+
+  it('has every step explained in docs/internals.md', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../docs/internals.md'), 'utf8');
+    expect(order.filter((name) => !new RegExp(`\\b${name}\\b`).test(doc))).toEqual([]);
   });
 
   it('records every step of a run with its call and time', async () => {
