@@ -8,6 +8,7 @@
       "sources": [
         "native/addon.cc",
         "native/spawn.cc",
+        "native/netns_pool.cc",
         "native/child.cc",
         "native/signals.cc",
         "native/mounts.cc",

@@ -18,6 +18,9 @@ extern "C" int capsule_child_main(void *arg) {
   /* Survive nothing we did not ask for: die with capsule, start with clean signals. (signals.cc) */
   child_signals_and_parent(cfg);
 
+  /* A network namespace of its own, made ahead of time when one was ready. (child.cc) */
+  child_set_netns(cfg);
+
   /* Accounting first, so every byte and cycle from here on is the sandbox's. (child.cc) */
   child_join_cgroups(cfg);
 
@@ -73,6 +76,20 @@ void child_fail(const struct child_config *cfg, enum capsule_step step, long neg
   if (step > STEP_arrange_fds) fd = CAPSULE_FD_ERROR;
   SYS3(__NR_write, fd, &rec, sizeof rec);
   for (;;) SYS1(__NR_exit, 125);
+}
+
+/*
+ * set_netns: join the fresh network namespace the parent took from its pool
+ * (netns_pool.cc) instead of having clone make one: the same isolation (a
+ * namespace no other process has entered, with only a down loopback), made
+ * before the run instead of during it. setns(2) needs CAP_SYS_ADMIN, which we
+ * still hold. When no namespace was ready, clone had CLONE_NEWNET: nothing to do.
+ */
+void child_set_netns(const struct child_config *cfg) {
+  if (cfg->netns_fd < 0) return;
+  long r = SYS2(__NR_setns, cfg->netns_fd, CLONE_NEWNET);
+  if (sys_failed(r)) child_fail(cfg, STEP_set_netns, r, "network namespace");
+  child_trace(cfg, STEP_set_netns, -1);
 }
 
 /*

@@ -86,6 +86,7 @@ struct child_config {
   int last_cap; /* /proc/sys/kernel/cap_last_cap, read before clone */
 
   struct capsule_trace *trace; /* NULL unless --explain */
+  int netns_fd; /* a fresh network namespace to join (netns_pool.cc), or -1: clone made one */
 
   /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
   char *const *argv;
@@ -106,6 +107,7 @@ void child_fail(const struct child_config *cfg, enum capsule_step step, long neg
 void child_signals_and_parent(const struct child_config *cfg);
 /* parent_pidfd: where capsule's pidfd is now (its parent number, or CAPSULE_FD_PARENT after arrange_fds). */
 void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
+void child_set_netns(const struct child_config *cfg);
 void child_join_cgroups(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);

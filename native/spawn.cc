@@ -23,6 +23,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "netns_pool.h"
 #include "steps.h"
 
 extern "C" int capsule_child_main(void *arg);
@@ -158,6 +159,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.envp = plan.envp.data();
     plan.trace.count = 0;
     c.trace = opts.trace ? &plan.trace : nullptr;
+    c.netns_fd = -1; /* taken from the pool right before clone, so no error path can leak it */
   }
 
   {
@@ -176,11 +178,14 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS |
-                      CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+    /* With a pooled network namespace the child joins it (set_netns) instead of clone making one. */
+    plan.cfg.netns_fd = netns_pool_take();
+    const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
+                      CLONE_NEWUTS | (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
     out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid;
     int clone_errno = 0;
+    const int netns_fd = plan.cfg.netns_fd;
     if (opts.cgroup_dir_fd >= 0) {
       struct clone_args args;
       std::memset(&args, 0, sizeof args);
@@ -200,6 +205,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     out.clone_end_ns = opts.trace ? monotonic_ns() : 0;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     munmap(stack, kChildStack);
+    /* The child has joined it (or is gone): the sandbox holds the namespace now, not us. */
+    if (netns_fd >= 0) close(netns_fd);
     if (pid < 0) {
       fail(out, STEP_clone, clone_errno, "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
       goto cleanup;

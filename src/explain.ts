@@ -100,6 +100,8 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return (n.cgroupDirFd ?? -1) >= 0
         ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
         : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+    case 'set_netns':
+      return 'setns(a fresh network namespace made ahead of time, CLONE_NEWNET)';
     case 'set_pdeathsig':
       return 'prctl(PR_SET_PDEATHSIG, SIGKILL)';
     case 'check_parent':
@@ -155,6 +157,7 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
 
 /** The child steps that are not mount operations, in order (each traced with op -1). */
 const CHILD_STEPS_WITHOUT_OPS = new Set([
+  'set_netns',
   'set_pdeathsig',
   'check_parent',
   'reset_signals',
@@ -225,6 +228,9 @@ export function explainRun(
   const first = trace.events[0];
   const cloneStep = steps.find((s) => s.step === 'clone')!;
   cloneStep.durationMs = first ? (first.ns - t0) / 1e6 : null;
+  /* A namespace from the pool (set_netns) means clone was called without CLONE_NEWNET. */
+  if (trace.events.some((e) => e.step === 'set_netns'))
+    cloneStep.call = cloneStep.call.replace('CLONE_NEWNET|', '');
   if (exit?.report) {
     const r = exit.report;
     steps.push(

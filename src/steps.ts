@@ -8,6 +8,7 @@ export const STEPS = [
   { name: 'set_pdeathsig', syscall: 'prctl', man: 'PR_SET_PDEATHSIG(2const)', why: 'the sandbox dies if capsule dies' },
   { name: 'check_parent', syscall: 'poll', man: 'pidfd_open(2)', why: 'close the race where capsule died before pdeathsig was set' },
   { name: 'reset_signals', syscall: 'rt_sigaction', man: 'sigaction(2)', why: 'undo Node\'s handlers and SIG_IGN (SIGPIPE) so the program starts clean' },
+  { name: 'set_netns', syscall: 'setns', man: 'setns(2)', why: 'join a fresh network namespace made ahead of time (only lo, down)' },
   { name: 'join_cgroup', syscall: 'write', man: 'cgroups(7)', why: 'enter the sandbox\'s cgroups before anything untrusted runs' },
   { name: 'make_mounts_private', syscall: 'mount', man: 'mount_namespaces(7)', why: 'stop mounts propagating back to the host' },
   { name: 'bind_rootfs', syscall: 'mount', man: 'mount(2)', why: 'make the rootfs a mount point so pivot_root accepts it' },

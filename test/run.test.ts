@@ -1,7 +1,15 @@
 /**
  * The sandbox end to end, each step checked from inside by the probe.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  readlinkSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -59,6 +67,22 @@ describe('isolation, seen from inside', () => {
 
   it('has a network with only lo', () => {
     expect(info.netdevs).toEqual(['lo']);
+  });
+
+  it('gets a network namespace of its own, made ahead or by clone', async () => {
+    /*
+     * Three sandboxes alive at the same time (each sleeps after looking): namespace inode
+     * numbers are recycled once a namespace is freed, so only coexisting ones must differ.
+     */
+    const netns = async () =>
+      (await run({ rootfs, argv: ['/bin/sh', '-c', 'ls -l /proc/self/ns/net; sleep 0.3'] })).stdout
+        .replace(/.*-> /s, '')
+        .trim();
+    await netns(); /* the pool starts on first use: make sure later runs take from it */
+    const seen = await Promise.all([netns(), netns(), netns()]);
+    expect(seen.every((s) => /^net:\[\d+\]$/.test(s))).toBe(true);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).not.toContain(readlinkSync('/proc/self/ns/net'));
   });
 
   it('runs as nobody with no supplementary groups', () => {
