@@ -7,6 +7,7 @@
 #include "netns_pool.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -57,6 +58,9 @@ int netns_pool_take() {
   Pool &p = pool();
   std::lock_guard<std::mutex> lk(p.mu);
   if (!p.started) {
+    /* CAPSULE_NETNS_POOL=0 turns the pool off: every clone makes its own namespace. */
+    const char *env = getenv("CAPSULE_NETNS_POOL");
+    if (env && env[0] == '0') return -1;
     p.started = true;
     std::thread(fill).detach();
     return -1; /* the first run does not wait for the pool */

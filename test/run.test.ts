@@ -10,6 +10,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -83,6 +84,21 @@ describe('isolation, seen from inside', () => {
     expect(seen.every((s) => /^net:\[\d+\]$/.test(s))).toBe(true);
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen).not.toContain(readlinkSync('/proc/self/ns/net'));
+  });
+
+  it('makes every network namespace in clone when CAPSULE_NETNS_POOL=0', async () => {
+    const script = `import { run } from '${join(import.meta.dirname, '../dist/src/index.js')}';
+      for (let i = 0; i < 3; i++) await run({ rootfs: '${rootfs}', argv: ['/bin/true'] });
+      await new Promise((r) => setTimeout(r, 100)); /* time for the pool's thread to fill it */
+      const r = await run({ rootfs: '${rootfs}', argv: ['/bin/true'], explain: true });
+      console.log(r.explain.map((s) => s.step).join(' '));`;
+    const on = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    const off = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, CAPSULE_NETNS_POOL: '0' },
+    });
+    expect(on.split(' ')).toContain('set_netns');
+    expect(off.split(' ')).not.toContain('set_netns');
   });
 
   it('runs as nobody with no supplementary groups', () => {
