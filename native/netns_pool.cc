@@ -3,6 +3,11 @@
  * the new namespace (namespaces belong to tasks, not processes: unshare(2)),
  * so this thread can make one after another while Node's other threads stay
  * where they are; /proc/thread-self/ns/net then names the one just made.
+ *
+ * The thread itself stays in the last namespace it made until it makes the
+ * next, which it does as soon as one is taken. It opens no socket and sends
+ * nothing, and from inside a sandbox (another PID namespace) it cannot be
+ * seen; it only keeps that namespace alive a little longer.
  */
 #include "netns_pool.h"
 
