@@ -7,6 +7,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -24,6 +25,22 @@ let writeTrace: ((path: string, value: string) => void) | null = null;
  */
 export function traceCgroupWrites(fn: ((path: string, value: string) => void) | null): void {
   writeTrace = fn;
+}
+
+/**
+ * mkdir(2) a cgroup directory (the kernel fills it with the controllers' files). With
+ * `existingOk`, a directory that is already there (a parent another capsule made, perhaps
+ * at the same moment) is fine. Returns whether this call made it.
+ */
+export function makeCgroupDir(path: string, controller: string | null, existingOk: boolean): boolean {
+  if (existingOk && existsSync(path)) return false;
+  try {
+    mkdirSync(path);
+    return true;
+  } catch (cause) {
+    if (existingOk && (cause as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw cgroupFsError('mkdir', path, controller, cause, `create ${path}`);
+  }
 }
 
 /**

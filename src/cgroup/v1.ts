@@ -17,13 +17,14 @@
  *  - devices.txt: devices.deny `a` (deny all, no exceptions), then devices.allow lines, one
  *    rule per write; see prepareDevices.
  */
-import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, constants } from 'node:fs';
+import { closeSync, openSync, rmdirSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
 import { CgroupError, cgroupFsError, isCgroupError } from './errors.js';
 import {
   CgroupFileIO,
   delta,
+  makeCgroupDir,
   parseFlatKeyed,
   parsePids,
   parseSingle,
@@ -42,16 +43,7 @@ export function ensureV1Parent(hierarchy: CgroupHierarchy, parent: string): stri
   let dir = hierarchy.mountPoint;
   for (const part of parent.split('/').filter(Boolean)) {
     const next = join(dir, part);
-    if (!existsSync(next)) {
-      try {
-        mkdirSync(next);
-      } catch (cause) {
-        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw cgroupFsError('mkdir', next, hierarchy.controllers.join(','), cause, `create ${next}`);
-        }
-      }
-      if (cpuset) copyCpuset(dir, next);
-    }
+    if (makeCgroupDir(next, hierarchy.controllers.join(','), true) && cpuset) copyCpuset(dir, next);
     dir = next;
   }
   return dir;
@@ -127,11 +119,7 @@ export class V1Cgroup implements HierarchyCgroup {
   }
 
   create(): void {
-    try {
-      mkdirSync(this.path);
-    } catch (cause) {
-      throw cgroupFsError('mkdir', this.path, this.controllers.join(','), cause, `create ${this.path}`);
-    }
+    makeCgroupDir(this.path, this.controllers.join(','), false);
     this.init();
   }
 

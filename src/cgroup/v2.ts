@@ -14,22 +14,14 @@
  *  - limits (memory.max, memory.swap.max, pids.max, cpu.max, cpuset.cpus): rewritten at
  *    every prepare() unless unchanged since the last one (capsule is the only writer).
  */
-import {
-  closeSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  rmdirSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, openSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
 import { CgroupError, cgroupFsError } from './errors.js';
 import {
   CgroupFileIO,
   delta,
+  makeCgroupDir,
   parseFlatKeyed,
   parsePids,
   parseSingle,
@@ -95,15 +87,7 @@ export function ensureV2Parent(hierarchy: CgroupHierarchy, parent: string): V2Pa
     const part = levels[i];
     if (part === undefined) break;
     const next = join(dir, part);
-    if (!existsSync(next)) {
-      try {
-        mkdirSync(next);
-      } catch (cause) {
-        if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw cgroupFsError('mkdir', next, null, cause, `create ${next}`);
-        }
-      }
-    }
+    makeCgroupDir(next, null, true);
     dir = next;
   }
   return { dir, enabled: usable, failures };
@@ -159,11 +143,7 @@ export class V2Cgroup implements HierarchyCgroup {
   }
 
   create(): void {
-    try {
-      mkdirSync(this.path);
-    } catch (cause) {
-      throw cgroupFsError('mkdir', this.path, null, cause, `create ${this.path}`);
-    }
+    makeCgroupDir(this.path, null, false);
     this.init();
   }
 
