@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { CapsuleError, SetupError } from '../errors.js';
 import { type ExplainStep, formatExplain } from '../explain.js';
 import { metaFromError, metaFromResult } from '../meta.js';
+import type { Sandbox } from '../options.js';
 import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
@@ -71,24 +72,36 @@ export function program(): Command {
   add(
     runCommand(async (rootfs, argv, flags) => {
       const { run } = await import('../run.js');
+      /*
+       * The handlers go in before the sandbox starts: the program writes to the caller's stdout
+       * directly, so a caller may see its first output, and signal capsule, before run() has
+       * handed back the sandbox. A signal that comes that early waits here and is delivered as
+       * soon as there is a sandbox to deliver it to (capsule-init keeps signals blocked from the
+       * launch on, so none is lost inside either).
+       */
       const handlers = new Map<NodeJS.Signals, () => void>();
+      let sandbox: Sandbox | undefined;
+      const early: NodeJS.Signals[] = [];
+      let interrupts = 0;
+      const deliver = (to: Sandbox, sig: NodeJS.Signals) => {
+        /* The first SIGINT/SIGTERM goes to the program; a second one ends the sandbox. */
+        if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) to.kill('SIGKILL');
+        else to.kill(sig);
+      };
+      for (const sig of FORWARDED) {
+        const forward = () => (sandbox ? deliver(sandbox, sig) : early.push(sig));
+        handlers.set(sig, forward);
+        process.on(sig, forward);
+      }
       try {
         const result = await run({
           ...runOptionsFromFlags(rootfs, argv, flags),
           /* With --output-limit the program's output streams through capsule, within the cap. */
           onOutput: (stream, chunk) =>
             void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
-          onSpawn: (sandbox) => {
-            let interrupts = 0;
-            for (const sig of FORWARDED) {
-              const forward = () => {
-                /* The first SIGINT/SIGTERM goes to the program; a second one ends the sandbox. */
-                if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) sandbox.kill('SIGKILL');
-                else sandbox.kill(sig);
-              };
-              handlers.set(sig, forward);
-              process.on(sig, forward);
-            }
+          onSpawn: (spawned) => {
+            sandbox = spawned;
+            for (const sig of early.splice(0)) deliver(spawned, sig);
           },
         });
         if (result.explain) printExplain(flags, result.explain);
