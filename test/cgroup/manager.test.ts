@@ -20,7 +20,14 @@ import {
 import { CgroupError } from '../../src/cgroup/errors.js';
 import { CgroupManager } from '../../src/cgroup/manager.js';
 import { ConfigError } from '../../src/errors.js';
-import { capsuleCgroupsOnHost, removeTestParent, runInCgroup, testParent, timesTotalMs } from './helpers.js';
+import {
+  capsuleCgroupsOnHost,
+  removeTestParent,
+  burnLoop,
+  runInCgroup,
+  testParent,
+  timesTotalMs,
+} from './helpers.js';
 
 const MiB = 1024 * 1024;
 const needed = ['memory', 'cpuacct', 'pids', 'cpu'] as const;
@@ -82,23 +89,20 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
 
   const make = (poolSize = 4): CgroupManager => (manager = new CgroupManager({ layout, parent, poolSize }));
 
-  it('joins one cgroup per hierarchy through the fds and measures CPU time of a ~300 ms burner', async () => {
+  it('joins one cgroup per hierarchy through the fds and measures CPU time of a burner', async () => {
     const cg = make().acquire({})!;
     expect(cg.joinFds.length).toBe(new Set(needed.map((c) => layout.controllers[c])).size);
     const inV2 =
       layout.unified !== null && cg.paths.some((p) => p.startsWith(`${layout.unified!.mountPoint}/`));
     expect(cg.cloneInto !== null).toBe(inV2);
-    const exit = await runInCgroup(
-      cg,
-      'cat /proc/self/cgroup; timeout 0.3 sh -c "while :; do :; done"; times',
-    );
+    const exit = await runInCgroup(cg, `cat /proc/self/cgroup; ${burnLoop(150_000)}; times`);
     expect(exit.code).toBe(0);
     // Every path of the handle shows up in the child's own view of its cgroups.
     for (const p of cg.paths) expect(exit.stdout).toContain(p.slice(p.indexOf(`/${parent}/`)));
     const usage = cg.usage();
-    // ~300 ms on an idle machine, less on a busy one: compare with the processes' own rusage.
+    // About 270 ms here, less on a faster machine: compare with the processes' own rusage.
     const rusageMs = timesTotalMs(exit.stdout);
-    expect(rusageMs).toBeGreaterThan(100);
+    expect(rusageMs).toBeGreaterThan(30);
     expect(usage.cpuTimeMs).toBeGreaterThan(rusageMs * 0.8);
     expect(usage.cpuTimeMs).toBeLessThan(rusageMs * 1.2 + 10);
     // user/system are tick-sampled on v1 (4 ms ticks here): their sum is near the total, not equal.
@@ -156,13 +160,10 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
   it('reuses a pooled cgroup without leaking peak, CPU, OOM or limits into the next run', async () => {
     const m = make(1);
     const first = m.acquire({ memoryLimitBytes: 64 * MiB, pidsLimit: 8, cpus: 0.5 })!;
-    await runInCgroup(
-      first,
-      'timeout 0.2 sh -c "while :; do :; done"; head -c 200M /dev/zero | tail >/dev/null; true',
-    );
+    await runInCgroup(first, `${burnLoop(100_000)}; head -c 200M /dev/zero | tail >/dev/null; true`);
     const u1 = first.usage();
     expect(u1.oomKilled).toBe(true);
-    expect(u1.cpuTimeMs).toBeGreaterThan(50);
+    expect(u1.cpuTimeMs).toBeGreaterThan(20);
     await first.release();
 
     const second = m.acquire({})!;
