@@ -92,7 +92,7 @@ export async function benchLaunch({ dir, rootfs, n }: LaunchBenchOptions): Promi
     'fork+exec (C)',
   );
 
-  const cli = join(root, 'dist/src/cli/main.js');
+  const cli = join(root, 'dist/capsule.mjs');
   const cliSamples: Sample[] = [
     { name: 'node -e 0', times: await timeRuns(50, () => spawnWait(process.execPath, ['-e', '0']), 3) },
     {

@@ -13,7 +13,7 @@ import { native } from '../src/native.js';
 import { run, SetupError, STEPS } from '../src/index.js';
 
 const rootfs = inject('rootfs');
-const cli = join(import.meta.dirname, '../dist/src/cli/main.js');
+const cli = join(import.meta.dirname, '../dist/capsule.mjs');
 const order = STEPS.map((s) => s.name as string);
 
 /** The steps appear in the order native/steps.h lists them (each may repeat). */

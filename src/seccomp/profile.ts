@@ -2,7 +2,7 @@
  * Seccomp profiles in the OCI/Docker JSON format (the `linux.seccomp` object
  * of the OCI runtime spec, which runc, crun, podman and Docker read), and their
  * normalized form, which is what native/seccomp.cc compiles and what the
- * cache hashes. capsule's built-in profiles are written in the same format
+ * cache keys on. capsule's built-in profiles are written in the same format
  * (builtin.ts), so there is one code path.
  *
  * How capsule reads a profile, where it differs from runc:
@@ -325,7 +325,7 @@ const files = new Map<string, { stamp: string; profile: SeccompProfile }>();
 /**
  * Read and normalize a profile file. A file read before and not changed since
  * (same inode, size and mtime) is not read again: runs with the same
- * --seccomp-profile cost one stat(2), not a JSON parse and a hash.
+ * --seccomp-profile cost one stat(2), not a JSON parse and a normalization.
  */
 export function loadProfileFile(path: string): SeccompProfile {
   let stamp = '';

@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { parseDevice, parseGpus, runOptionsFromFlags } from '../../src/cli/run.js';
 
 const rootfs = inject('rootfs');
-const cli = join(import.meta.dirname, '../../dist/src/cli/main.js');
+const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
 const capsule = (args: string[]) => execa('node', [cli, ...args], { reject: false, stdin: 'ignore' });
 
 describe('--device and --gpu', () => {

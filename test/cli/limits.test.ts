@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 const rootfs = inject('rootfs');
-const cli = join(import.meta.dirname, '../../dist/src/cli/main.js');
+const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
 const capsule = (args: string[]) => execa('node', [cli, ...args], { reject: false, stdin: 'ignore' });
 
 /** isolate's meta file as an object. */

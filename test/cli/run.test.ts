@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { processesWith } from '../helpers/host.js';
 
 const rootfs = inject('rootfs');
-const cli = join(import.meta.dirname, '../../dist/src/cli/main.js');
+const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
 const capsule = (args: string[], input?: string) =>
   execa('node', [cli, ...args], { reject: false, input, stdin: input === undefined ? 'ignore' : 'pipe' });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { cleanup, type Fixture, makeFixture } from './fixtures.js';
 
-const cli = join(import.meta.dirname, '../../dist/src/cli/main.js');
+const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
 const capsule = (args: string[]) => execa('node', [cli, ...args], { reject: false, stdin: 'ignore' });
 
 let f: Fixture;
