@@ -7,8 +7,8 @@
  * same profile (names in another order, a file read twice) share one sealed
  * memfd. The key is the normalized profile's stable JSON itself, not a digest
  * of it: a Map hashes strings anyway, and leaving node:crypto out saves every
- * `capsule run` about 3 ms of start-up. The memfd is never closed: every run dup3s it into
- * the sandbox, and it costs one page of memory.
+ * `capsule run` about 3 ms of start-up. The memfd is never closed: every run
+ * dup3s it into the sandbox, and it costs one page of memory.
  */
 import { ConfigError } from '../errors.js';
 import { native } from '../native.js';
