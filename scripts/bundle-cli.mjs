@@ -6,8 +6,9 @@
  * tsc leaves it, `capsule run` resolves, reads and links 32 of its own ES modules, and
  * commander (CommonJS) through Node's CJS-from-ESM path. Measured with hyperfine on
  * the 2-core VM (150 runs each, means), `capsule run ROOTFS /bin/true` took 130.2 ms
- * unbundled and 111.6 ms bundled, against 78.9 ms for `node -e 0`. The library (`import { run } from 'capsule'`) is not
- * bundled: embedders load it once per process, and they get the tsc output, types and all.
+ * unbundled and 111.6 ms bundled, against 78.9 ms for `node -e 0`. The library
+ * (`import { run } from 'capsule'`) is not bundled: embedders load it once per
+ * process, and they get the tsc output, types and all.
  *
  * The input is tsc's output (dist/src/cli/main.js), so tsc stays the only compiler
  * of the TypeScript; esbuild only joins files. The native addon and capsule-init are
