@@ -25,8 +25,8 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   exit 1
 fi
 
-# npm ci first (exactly the lock). npm 11 leaves optional packages for other platforms that a
-# registry does not serve (rollup's, here) out of the lock it writes and then refuses that lock
-# in npm ci; npm install then installs the same versions the lock pins.
-npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
-npm run --silent build
+# Exactly the committed lock: npm ci refuses a lock that does not match package.json.
+npm ci --no-audit --no-fund --loglevel=error
+# npm ci has built the addon already (node-gyp rebuild is the install script of a package with a
+# binding.gyp); what is left is the TypeScript and the bundled CLI.
+npm run --silent build:ts
