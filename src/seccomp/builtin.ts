@@ -2,14 +2,24 @@
  * capsule's built-in profiles, written in the OCI/Docker format that
  * `--seccomp-profile` reads, so they take the same path (profile.ts).
  *
- * - `default`: a deny-list. What Docker's default profile withholds from a
- *   container without capabilities, denied with EPERM so a program sees an
- *   ordinary error. Everything else is allowed. Namespaces, capabilities and
- *   the read-only mounts already stop most of these calls; the filter takes
- *   the kernel code behind them out of reach, which is what matters for the
- *   next kernel bug (io_uring, bpf, userfaultfd and keyctl each had several).
- * - `default-kill`: the same list, but a denied call ends the run with a
- *   SECURITY_VIOLATION verdict naming it.
+ * - `default`: an allow-list, as Docker's has been since 2016. The calls
+ *   Docker's default profile allows a container without capabilities, less
+ *   the ones capsule denies on top (below); everything else, and so every
+ *   call added to the kernel after this list was written, fails with ENOSYS.
+ *   ENOSYS and not EPERM: it is what the kernel answers for a call it does
+ *   not have, so libcs and runtimes fall back to an older call (glibc from
+ *   clone3 to clone, from faccessat2 to faccessat, from statx to fstatat),
+ *   where EPERM is taken as a real error (Docker's EPERM for faccessat2 broke
+ *   glibc 2.33 images in 2021; runc has answered ENOSYS for calls newer than
+ *   the profile since 1.0, podman's profile defaults to ENOSYS). The calls
+ *   capsule denies by name get EPERM, so a program sees an ordinary error.
+ *   Namespaces, capabilities and the read-only mounts already stop most of
+ *   these calls; the filter takes the kernel code behind them out of reach,
+ *   which is what matters for the next kernel bug (io_uring, bpf, userfaultfd
+ *   and keyctl each had several).
+ * - `default-kill`: the same lists, but a call capsule denies by name ends the
+ *   run with a SECURITY_VIOLATION verdict naming it (an unknown call still
+ *   gets ENOSYS, so that libcs can fall back).
  * - `strict`: an allow-list for judge submissions in C, C++ and Python:
  *   files already open or in the rootfs, memory, time, signals to oneself.
  *   Anything else ends the run with SECURITY_VIOLATION ("forbidden syscall: socket").
@@ -55,6 +65,321 @@ const AF_VSOCK = 40;
 /* TIOCSTI (push a byte into a terminal's input, CVE-2017-5226 in bubblewrap) and TIOCLINUX. */
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
+
+/*
+ * The unconditional allow rule of Docker's default profile (moby/profiles,
+ * seccomp/default.json, 2026), less what capsule denies below and less
+ * statmount, listmount (mount-table queries: capsule's mounts are not the
+ * program's business), memfd_secret (secret memory: kernel surface no
+ * program here needs) and the names of 32-bit ABIs (chown32, mmap2,
+ * socketcall, the *_time64 calls), which capsule's filter kills anyway. ioctl, socket, personality and clone are allowed
+ * with conditions (the rules below). Names this machine's libseccomp does
+ * not know are left out of the filter, so those calls get ENOSYS too.
+ */
+const DOCKER_ALLOWED = [
+  'accept',
+  'accept4',
+  'access',
+  'alarm',
+  'bind',
+  'brk',
+  'cachestat',
+  'capget',
+  'capset',
+  'chdir',
+  'chmod',
+  'chown',
+  'clock_getres',
+  'clock_gettime',
+  'clock_nanosleep',
+  'close',
+  'close_range',
+  'connect',
+  'copy_file_range',
+  'creat',
+  'dup',
+  'dup2',
+  'dup3',
+  'epoll_create',
+  'epoll_create1',
+  'epoll_ctl',
+  'epoll_ctl_old',
+  'epoll_pwait',
+  'epoll_pwait2',
+  'epoll_wait',
+  'epoll_wait_old',
+  'eventfd',
+  'eventfd2',
+  'execve',
+  'execveat',
+  'exit',
+  'exit_group',
+  'faccessat',
+  'faccessat2',
+  'fadvise64',
+  'fallocate',
+  'fanotify_mark',
+  'fchdir',
+  'fchmod',
+  'fchmodat',
+  'fchmodat2',
+  'fchown',
+  'fchownat',
+  'fcntl',
+  'fdatasync',
+  'fgetxattr',
+  'flistxattr',
+  'flock',
+  'fork',
+  'fremovexattr',
+  'fsetxattr',
+  'fstat',
+  'fstatfs',
+  'fsync',
+  'ftruncate',
+  'futex',
+  'futex_requeue',
+  'futex_wait',
+  'futex_waitv',
+  'futex_wake',
+  'futimesat',
+  'getcpu',
+  'getcwd',
+  'getdents',
+  'getdents64',
+  'getegid',
+  'geteuid',
+  'getgid',
+  'getgroups',
+  'getitimer',
+  'getpeername',
+  'getpgid',
+  'getpgrp',
+  'getpid',
+  'getppid',
+  'getpriority',
+  'getrandom',
+  'getresgid',
+  'getresuid',
+  'getrlimit',
+  'get_robust_list',
+  'getrusage',
+  'getsid',
+  'getsockname',
+  'getsockopt',
+  'get_thread_area',
+  'gettid',
+  'gettimeofday',
+  'getuid',
+  'getxattr',
+  'getxattrat',
+  'inotify_add_watch',
+  'inotify_init',
+  'inotify_init1',
+  'inotify_rm_watch',
+  'io_cancel',
+  'io_destroy',
+  'io_getevents',
+  'io_pgetevents',
+  'ioprio_get',
+  'ioprio_set',
+  'io_setup',
+  'io_submit',
+  'kill',
+  'landlock_add_rule',
+  'landlock_create_ruleset',
+  'landlock_restrict_self',
+  'lchown',
+  'lgetxattr',
+  'link',
+  'linkat',
+  'listen',
+  'listxattr',
+  'listxattrat',
+  'llistxattr',
+  'lremovexattr',
+  'lseek',
+  'lsetxattr',
+  'lstat',
+  'madvise',
+  'map_shadow_stack',
+  'membarrier',
+  'memfd_create',
+  'mincore',
+  'mkdir',
+  'mkdirat',
+  'mknod',
+  'mknodat',
+  'mlock',
+  'mlock2',
+  'mlockall',
+  'mmap',
+  'mprotect',
+  'mq_getsetattr',
+  'mq_notify',
+  'mq_open',
+  'mq_timedreceive',
+  'mq_timedsend',
+  'mq_unlink',
+  'mremap',
+  'mseal',
+  'msgctl',
+  'msgget',
+  'msgrcv',
+  'msgsnd',
+  'msync',
+  'munlock',
+  'munlockall',
+  'munmap',
+  'nanosleep',
+  'newfstatat',
+  'open',
+  'openat',
+  'openat2',
+  'pause',
+  'pidfd_open',
+  'pidfd_send_signal',
+  'pipe',
+  'pipe2',
+  'pkey_alloc',
+  'pkey_free',
+  'pkey_mprotect',
+  'poll',
+  'ppoll',
+  'prctl',
+  'pread64',
+  'preadv',
+  'preadv2',
+  'prlimit64',
+  'process_mrelease',
+  'pselect6',
+  'pwrite64',
+  'pwritev',
+  'pwritev2',
+  'read',
+  'readahead',
+  'readlink',
+  'readlinkat',
+  'readv',
+  'recvfrom',
+  'recvmmsg',
+  'recvmsg',
+  'remap_file_pages',
+  'removexattr',
+  'removexattrat',
+  'rename',
+  'renameat',
+  'renameat2',
+  'restart_syscall',
+  'rmdir',
+  'rseq',
+  'rt_sigaction',
+  'rt_sigpending',
+  'rt_sigprocmask',
+  'rt_sigqueueinfo',
+  'rt_sigreturn',
+  'rt_sigsuspend',
+  'rt_sigtimedwait',
+  'rt_tgsigqueueinfo',
+  'sched_getaffinity',
+  'sched_getattr',
+  'sched_getparam',
+  'sched_get_priority_max',
+  'sched_get_priority_min',
+  'sched_getscheduler',
+  'sched_rr_get_interval',
+  'sched_setaffinity',
+  'sched_setattr',
+  'sched_setparam',
+  'sched_setscheduler',
+  'sched_yield',
+  'seccomp',
+  'select',
+  'semctl',
+  'semget',
+  'semop',
+  'semtimedop',
+  'sendfile',
+  'sendmmsg',
+  'sendmsg',
+  'sendto',
+  'setfsgid',
+  'setfsuid',
+  'setgid',
+  'setgroups',
+  'setitimer',
+  'setpgid',
+  'setpriority',
+  'setregid',
+  'setresgid',
+  'setresuid',
+  'setreuid',
+  'setrlimit',
+  'set_robust_list',
+  'setsid',
+  'setsockopt',
+  'set_thread_area',
+  'set_tid_address',
+  'setuid',
+  'setxattr',
+  'setxattrat',
+  'shmat',
+  'shmctl',
+  'shmdt',
+  'shmget',
+  'shutdown',
+  'sigaltstack',
+  'signalfd',
+  'signalfd4',
+  'socketpair',
+  'splice',
+  'stat',
+  'statfs',
+  'statx',
+  'symlink',
+  'symlinkat',
+  'sync',
+  'sync_file_range',
+  'syncfs',
+  'sysinfo',
+  'tee',
+  'tgkill',
+  'time',
+  'timer_create',
+  'timer_delete',
+  'timer_getoverrun',
+  'timer_gettime',
+  'timer_settime',
+  'timerfd_create',
+  'timerfd_gettime',
+  'timerfd_settime',
+  'times',
+  'tkill',
+  'truncate',
+  'umask',
+  'uname',
+  'unlink',
+  'unlinkat',
+  'uretprobe',
+  'utime',
+  'utimensat',
+  'utimes',
+  'vfork',
+  'vmsplice',
+  'wait4',
+  'waitid',
+  'write',
+  'writev',
+];
+
+/*
+ * Calls Docker gives only with a capability, or by architecture, that capsule
+ * allowed before it was an allow-list and that act on the calling process
+ * alone: arch_prctl (x86_64's TLS register; Docker: amd64 only), the NUMA
+ * memory policy calls (Docker: CAP_SYS_NICE; the JVM and node probe them; the
+ * kernel checks CAP_SYS_NICE itself for moving other processes' pages).
+ */
+const CAPSULE_ALLOWED = ['arch_prctl', 'get_mempolicy', 'set_mempolicy', 'mbind', 'set_mempolicy_home_node'];
 
 function deny(names: string[], comment: string): OciSyscallRule {
   return { names, action: 'SCMP_ACT_ERRNO', comment };
@@ -126,12 +451,6 @@ const DENIED: OciSyscallRule[] = [
   deny(['fanotify_init'], 'filesystem-wide event monitoring (CAP_SYS_ADMIN)'),
   deny(['sethostname', 'setdomainname'], 'the sandbox has its own UTS namespace, set up by capsule'),
   {
-    names: ['clone'],
-    action: 'SCMP_ACT_ERRNO',
-    comment: 'clone(2) with a namespace flag, one rule per flag (a rule ANDs its comparisons)',
-    args: [],
-  },
-  {
     names: ['clone3'],
     action: 'SCMP_ACT_ERRNO',
     errnoRet: ENOSYS,
@@ -140,67 +459,154 @@ const DENIED: OciSyscallRule[] = [
   },
 ];
 
-function namespaceCloneRules(action: string): OciSyscallRule[] {
-  return Object.entries(CLONE_NAMESPACE_FLAGS).map(([name, flag]) => ({
-    names: ['clone'],
-    action,
-    comment: `clone(2) with ${name}`,
-    args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
-  }));
+const CLONE_NAMESPACE_MASK = Object.values(CLONE_NAMESPACE_FLAGS).reduce((a, b) => a | b, 0);
+const LOW32 = 0xffffffff;
+
+/**
+ * clone(2): allowed without a namespace flag, denied with one, one rule per
+ * flag (a rule ANDs its comparisons, so "any of" takes several rules). The
+ * kernel reads the low 32 bits of the flags (kernel/fork.c), which both masks
+ * keep to.
+ */
+function cloneRules(action: string): OciSyscallRule[] {
+  return [
+    {
+      names: ['clone'],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index: 0, value: CLONE_NAMESPACE_MASK, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+    },
+    ...Object.entries(CLONE_NAMESPACE_FLAGS).map(([name, flag]) => ({
+      names: ['clone'],
+      action,
+      comment: `clone(2) with ${name}`,
+      args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
+    })),
+  ];
 }
 
 /**
  * personality(2) with an unsafe bit. One comparison per argument per rule,
  * so: each unsafe bit with bit 31 clear (which keeps the 0xffffffff query
  * out), bit 31 set without every other bit (no valid persona sets it), and
- * any value above 32 bits (the kernel truncates to unsigned int).
+ * any value above 32 bits (the kernel truncates to unsigned int). The allow
+ * rules are the exact complement: the query, and values below 2^31 without
+ * an unsafe bit. The rules for one call must not overlap: libseccomp does not
+ * order rules with different actions.
  */
 function personalityRules(action: string): OciSyscallRule[] {
-  const rule = (value: number | bigint, valueTwo: number | bigint, op = 'SCMP_CMP_MASKED_EQ') => ({
+  const rule = (
+    act: string,
+    value: number | bigint,
+    valueTwo: number | bigint,
+    op = 'SCMP_CMP_MASKED_EQ',
+  ) => ({
     names: ['personality'],
-    action,
+    action: act,
     args: [{ index: 0, value, valueTwo, op }],
   });
-  const rules: OciSyscallRule[] = PERSONALITY_UNSAFE.map((bit) => rule(bit + BIT31, bit));
-  for (let b = 0; b < 31; b++) rules.push(rule(BIT31 + 2 ** b, BIT31));
-  rules.push({ names: ['personality'], action, args: [{ index: 0, value: 0xffffffff, op: 'SCMP_CMP_GT' }] });
+  const unsafe = PERSONALITY_UNSAFE.reduce((a, b) => a | b, 0);
+  const rules: OciSyscallRule[] = [
+    rule('SCMP_ACT_ALLOW', LOW32, 0, 'SCMP_CMP_EQ'),
+    rule('SCMP_ACT_ALLOW', 0xffffffff80000000n | BigInt(unsafe), 0),
+  ];
+  rules.push(...PERSONALITY_UNSAFE.map((bit) => rule(action, bit + BIT31, bit)));
+  for (let b = 0; b < 31; b++) rules.push(rule(action, BIT31 + 2 ** b, BIT31));
+  rules.push(rule(action, LOW32, 0, 'SCMP_CMP_GT'));
   return rules;
 }
 
-/* ioctl(2) commands are 32-bit: compare only the low half, or 0x1_00005412 would pass an EQ. */
-function ioctlRules(action: string): OciSyscallRule[] {
-  return [TIOCSTI, TIOCLINUX].map((cmd) => ({
-    names: ['ioctl'],
-    action,
-    comment: 'TIOCSTI/TIOCLINUX: typing into a terminal the sandbox shares',
-    args: [{ index: 1, value: 0xffffffff, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }],
-  }));
+/**
+ * MASKED_EQ patterns on the low 32 bits that match every value but
+ * `excluded`: for each bit, the values that share the excluded ones' prefix
+ * above it and leave them there (a walk down a binary trie). The kernel reads
+ * an int or unsigned int argument's low 32 bits only, so the upper half is
+ * left out of every mask: 0x1_00005412 is TIOCSTI to the kernel.
+ */
+function allBut(excluded: number[]): { mask: number; value: number }[] {
+  const out: { mask: number; value: number }[] = [];
+  const walk = (prefix: number, bit: number, left: number[]) => {
+    const mask = bit === 31 ? 0 : (LOW32 - (2 ** (bit + 1) - 1)) >>> 0;
+    if (left.length === 0) return void out.push({ mask, value: prefix });
+    if (bit < 0) return;
+    const b = 2 ** bit;
+    walk(
+      prefix,
+      bit - 1,
+      left.filter((v) => (v & b) === 0),
+    );
+    walk(
+      (prefix + b) >>> 0,
+      bit - 1,
+      left.filter((v) => (v & b) !== 0),
+    );
+  };
+  walk(
+    0,
+    31,
+    excluded.map((v) => v >>> 0),
+  );
+  return out;
 }
 
-function socketRules(action: string): OciSyscallRule[] {
-  return [AF_VSOCK, AF_ALG].map((family) => ({
-    names: ['socket'],
-    action,
-    comment: family === AF_VSOCK ? 'AF_VSOCK: not network-namespaced' : 'AF_ALG: kernel crypto API',
-    args: [{ index: 0, value: family, op: 'SCMP_CMP_EQ' }],
-  }));
+/** A call allowed except for some values of one argument, which `action` denies. */
+function allowAllBut(
+  name: string,
+  index: number,
+  denied: { value: number; comment: string }[],
+  action: string,
+): OciSyscallRule[] {
+  return [
+    ...allBut(denied.map((d) => d.value)).map(({ mask, value }) => ({
+      names: [name],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index, value: mask, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }],
+    })),
+    ...denied.map((d) => ({
+      names: [name],
+      action,
+      comment: d.comment,
+      args: [{ index, value: LOW32, valueTwo: d.value, op: 'SCMP_CMP_MASKED_EQ' }],
+    })),
+  ];
 }
 
 function defaultProfile(kill: boolean): OciSeccompProfile {
   const action = kill ? 'SCMP_ACT_KILL_PROCESS' : 'SCMP_ACT_ERRNO';
-  const rules: OciSyscallRule[] = [];
+  const rules: OciSyscallRule[] = [
+    { names: [...DOCKER_ALLOWED, ...CAPSULE_ALLOWED], action: 'SCMP_ACT_ALLOW' },
+  ];
   for (const r of DENIED) {
-    if (r.names[0] === 'clone') continue;
     /* clone3's ENOSYS is not a denial but a redirection to clone: it stays ENOSYS. */
     rules.push(r.names[0] === 'clone3' ? r : { ...r, action });
   }
   rules.push(
-    ...namespaceCloneRules(action),
+    ...cloneRules(action),
     ...personalityRules(action),
-    ...ioctlRules(action),
-    ...socketRules(action),
+    ...allowAllBut(
+      'ioctl',
+      1,
+      [
+        { value: TIOCSTI, comment: 'TIOCSTI: typing into a terminal the sandbox shares (CVE-2017-5226)' },
+        { value: TIOCLINUX, comment: 'TIOCLINUX: the same through the Linux console' },
+      ],
+      action,
+    ),
+    ...allowAllBut(
+      'socket',
+      0,
+      [
+        { value: AF_VSOCK, comment: 'AF_VSOCK: not network-namespaced' },
+        { value: AF_ALG, comment: 'AF_ALG: the kernel crypto API' },
+      ],
+      action,
+    ),
   );
-  return { defaultAction: 'SCMP_ACT_ALLOW', architectures: [nativeArch()], syscalls: rules };
+  return {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: ENOSYS,
+    architectures: [nativeArch()],
+    syscalls: rules,
+  };
 }
 
 /**

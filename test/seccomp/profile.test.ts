@@ -223,8 +223,13 @@ describe('the built-in profiles', () => {
       const c = compileCached(builtinNormalized(n)!, n);
       expect(c.instructions).toBeGreaterThan(20);
       expect(c.instructions).toBeLessThan(4096);
-      if (process.arch === 'x64')
-        expect(c.ignored.sort()).toEqual(n === 'strict' ? [] : ['stime', 'umount', 'vm86', 'vm86old']);
+      /* i386's names capsule denies, and calls newer than libseccomp 2.5.4 (allowed once it knows them) */
+      const absent = ['stime', 'umount', 'vm86', 'vm86old'];
+      const newer = ['getxattrat', 'listxattrat', 'mseal', 'removexattrat', 'setxattrat', 'uretprobe'];
+      if (process.arch === 'x64') {
+        if (n === 'strict') expect(c.ignored).toEqual([]);
+        else for (const name of c.ignored) expect([...absent, ...newer]).toContain(name);
+      }
     }
   });
 

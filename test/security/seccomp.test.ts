@@ -3,7 +3,7 @@
  * violation is reported, and that the report cannot be forged or undone by
  * the program.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -32,7 +32,7 @@ function status(args: string[], extra: Partial<RunOptions> = {}) {
   });
 }
 
-describe('default: a deny-list answered with EPERM', () => {
+describe('default: an allow-list; what capsule denies by name is EPERM, any other call ENOSYS', () => {
   it('is on without being asked for, with one filter', async () => {
     const r = await status([]);
     expect(r.stdout).toContain('Seccomp:\t2');
@@ -56,6 +56,12 @@ describe('default: a deny-list answered with EPERM', () => {
     );
   });
 
+  it('AF_VSOCK is denied however the family is spelled: the kernel reads an int, the filter the low 32 bits', async () => {
+    /* AF_VSOCK (0x28), AF_VSOCK with bit 32 set, AF_UNIX */
+    const r = await tool(['socket-family', '28', '100000028', '1']);
+    expect(r.stdout).toBe('EPERM EPERM ok\n');
+  });
+
   it('leaves sockets alone (the network namespace isolates them)', async () => {
     const r = await tool(['socket']);
     expect(r.stdout).toBe('socket: ok\n');
@@ -70,6 +76,168 @@ describe('default: a deny-list answered with EPERM', () => {
     const r = await tool(['own-filter']);
     expect(r.stdout).toBe('unshare: EPERM\n');
   });
+});
+
+/** `syscall_scan` output as a map: number -> EPERM or ENOSYS, for the calls refused. */
+async function scan(ranges: string[], extra: Partial<RunOptions> = {}): Promise<Map<number, string>> {
+  const r = await run({ rootfs: f.rootfs, argv: ['/escape/syscall_scan', ...ranges], ...extra });
+  expect(r.verdict, r.stderr).toBe('OK');
+  return new Map(
+    r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [nr, name] = line.split(' ');
+        return [Number(nr), name!] as const;
+      }),
+  );
+}
+
+describe('default: a call the allow-list does not name never reaches the kernel', () => {
+  /* x86_64 numbers; on aarch64 the generic table numbers these the same from 424 on. */
+  const NEWER = {
+    memfd_secret: 447,
+    statmount: 457,
+    listmount: 458,
+    lsm_get_self_attr: 459,
+    mseal: 462,
+    open_tree_attr: 467,
+    file_setattr: 469,
+  };
+
+  it('memfd_secret, statmount, listmount, open_tree_attr, file_setattr and later numbers get ENOSYS', async () => {
+    const numbers = [...Object.values(NEWER), 470, 480, 500, 1000].map(String);
+    const none = await scan(numbers, { seccomp: 'none' });
+    for (const seccomp of ['default', 'default-kill'] as const) {
+      const refused = await scan(numbers, { seccomp });
+      for (const n of numbers.map(Number)) expect([n, refused.get(n)]).toEqual([n, 'ENOSYS']);
+    }
+    /* The kernel has (most of) them: without a filter they answer something else. */
+    const reached = Object.entries(NEWER).filter(([, n]) => !none.has(n));
+    expect(reached.length, 'this kernel has none of the newer calls: the test shows nothing').toBeGreaterThan(
+      0,
+    );
+  });
+
+  it('every number 0..470 either reaches the kernel or is refused, and the refusals are the expected ones', async () => {
+    const none = await scan(['0-470'], { seccomp: 'none' });
+    const dflt = await scan(['0-470']);
+    /* Named denials answer EPERM (mount 165, ptrace 101, bpf 321, unshare 272, io_uring_setup 425). */
+    if (process.arch === 'x64')
+      for (const n of [101, 165, 272, 321, 425]) expect([n, dflt.get(n)]).toEqual([n, 'EPERM']);
+    /* Calls every program makes still reach the kernel (read 0, write 1, openat 257, futex 202). */
+    if (process.arch === 'x64')
+      for (const n of [0, 1, 202, 257]) expect([n, dflt.get(n)]).toEqual([n, none.get(n)]);
+    /* Whatever the kernel refuses by itself stays refused (EPERM where capsule denies it by name: uselib, _sysctl). */
+    for (const [n, e] of none) if (e === 'ENOSYS') expect([n, dflt.has(n)]).toEqual([n, true]);
+  });
+});
+
+/*
+ * The languages a judge offers, compiled and run under `default` with the
+ * host's /usr and /etc bound read-only (Debian's merged /usr: /bin, /lib and
+ * /lib64 are links into it). CI installs what these need (scripts/setup.sh);
+ * a language whose toolchain is not on this machine is skipped by name.
+ */
+describe('default runs the languages a judge compiles and runs', () => {
+  let hostRoot: string;
+  beforeAll(() => {
+    hostRoot = join(f.dir, 'host-usr-root');
+    for (const d of ['proc', 'dev', 'tmp', 'usr', 'etc']) mkdirSync(join(hostRoot, d), { recursive: true });
+    for (const d of ['bin', 'lib', 'lib64', 'sbin']) symlinkSync(`usr/${d}`, join(hostRoot, d));
+  });
+
+  async function inHost(script: string, files: Record<string, string> = {}) {
+    const writes = Object.entries(files)
+      .map(([name, text]) => `printf '%s' '${text.replace(/'/g, `'\\''`)}' > /tmp/${name}`)
+      .join(' && ');
+    const r = await run({
+      rootfs: hostRoot,
+      argv: ['/bin/sh', '-c', writes ? `${writes} && ${script}` : script],
+      binds: [
+        { source: '/usr', target: '/usr' },
+        { source: '/etc', target: '/etc' },
+      ],
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' },
+      tmpSizeBytes: 512 * 1024 * 1024,
+      seccomp: 'default',
+    });
+    return r;
+  }
+  const has = (path: string) => existsSync(path);
+
+  it.skipIf(!has('/usr/bin/gcc'))(
+    'C: gcc compiles, the program runs (needs gcc)',
+    async () => {
+      const r = await inHost('gcc -O2 -o /tmp/a /tmp/a.c && /tmp/a', {
+        'a.c': '#include <stdio.h>\nint main(void) { puts("c ok"); return 0; }\n',
+      });
+      expect([r.verdict, r.stdout, r.stderr]).toEqual(['OK', 'c ok\n', '']);
+    },
+    60_000,
+  );
+
+  it.skipIf(!has('/usr/bin/g++'))(
+    'C++: g++ compiles a program with threads, it runs (needs g++)',
+    async () => {
+      const r = await inHost('g++ -O2 -pthread -o /tmp/a /tmp/a.cc && /tmp/a', {
+        'a.cc':
+          '#include <iostream>\n#include <thread>\nint main() { std::thread t([] { std::cout << "cpp ok" << std::endl; }); t.join(); }\n',
+      });
+      expect([r.verdict, r.stdout, r.stderr]).toEqual(['OK', 'cpp ok\n', '']);
+    },
+    60_000,
+  );
+
+  it.skipIf(!has('/usr/bin/python3'))(
+    'Python 3 with threads and subprocesses (needs python3)',
+    async () => {
+      const r = await inHost(
+        `python3 -c 'import threading, subprocess, json; t = threading.Thread(target=print, args=("python ok",)); t.start(); t.join(); subprocess.run(["true"], check=True)'`,
+      );
+      expect([r.verdict, r.stdout, r.stderr]).toEqual(['OK', 'python ok\n', '']);
+    },
+    60_000,
+  );
+
+  it.skipIf(!has('/usr/bin/go'))(
+    'Go: go build, and the static binary runs its goroutines (needs golang-go)',
+    async () => {
+      const r = await inHost(
+        'cd /tmp && CGO_ENABLED=0 GOCACHE=/tmp/gocache go build -o /tmp/h /tmp/h.go && /tmp/h',
+        {
+          'h.go':
+            'package main\nimport "fmt"\nfunc main() { c := make(chan string); go func() { c <- "go ok" }(); fmt.Println(<-c) }\n',
+        },
+      );
+      expect([r.verdict, r.stdout, r.stderr]).toEqual(['OK', 'go ok\n', '']);
+    },
+    300_000,
+  );
+
+  it.skipIf(!has('/usr/bin/javac'))(
+    'Java: javac compiles, the JVM runs it (needs default-jdk-headless)',
+    async () => {
+      const r = await inHost('cd /tmp && javac Main.java && java -cp /tmp Main', {
+        'Main.java':
+          'public class Main { public static void main(String[] a) { System.out.println("java ok"); } }\n',
+      });
+      expect([r.verdict, r.stdout]).toEqual(['OK', 'java ok\n']);
+    },
+    120_000,
+  );
+
+  it.skipIf(!has('/usr/bin/node'))(
+    'JavaScript: node with a worker thread (needs nodejs)',
+    async () => {
+      const r = await inHost(
+        `node -e 'const { Worker } = require("node:worker_threads"); new Worker("console.log(\\"node ok\\")", { eval: true })'`,
+      );
+      expect([r.verdict, r.stdout, r.stderr]).toEqual(['OK', 'node ok\n', '']);
+    },
+    60_000,
+  );
 });
 
 describe('default-kill and strict: a forbidden call ends the run with SECURITY_VIOLATION', () => {

@@ -10,6 +10,7 @@
  *   own-filter             install an allow-everything filter of its own, then unshare(CLONE_NEWUSER)
  *   own-listener           install a filter of its own with a user-notification listener
  *   personality HEX...     personality(2) with each value: "ok" or the errno name, in order
+ *   socket-family HEX...   socket(2) with each 64-bit value as the family (SOCK_SEQPACKET): "ok" or the errno name
  *   getppid N              N getppid(2) calls: the cheapest system call, for the filter's per-call cost
  *   threads-socket         a second thread calls socket(2) while the first sleeps
  */
@@ -82,6 +83,17 @@ int main(int argc, char **argv) {
       long r = syscall(SYS_personality, v);
       printf("%s%s", i > 2 ? " " : "", r < 0 ? err() : "ok");
       if (r >= 0 && v != 0xffffffff) syscall(SYS_personality, 0);
+    }
+    printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "socket-family")) {
+    /* the kernel reads the family as an int: the upper 32 bits are dropped after the filter has looked */
+    for (int i = 2; i < argc; i++) {
+      unsigned long v = strtoul(argv[i], NULL, 16);
+      long r = syscall(SYS_socket, v, SOCK_SEQPACKET, 0L);
+      printf("%s%s", i > 2 ? " " : "", r < 0 ? err() : "ok");
+      if (r >= 0) close((int)r);
     }
     printf("\n");
     return 0;
