@@ -11,7 +11,7 @@
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
  *   strerror(errno) -> string
- *   compileSeccomp(profile) -> { fd, instructions, ignored, pfc }   (seccomp.cc)
+ *   compileSeccomp(profile) -> { fd, instructions, ignored, unknown, pfc }   (seccomp.cc)
  *   syscallName(nr, auditArch) -> string
  *   setDeviceProgram(cgroupDirFd, rules | null)   cgroup v2 device gating (devices.cc)
  */
@@ -440,6 +440,9 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
   Napi::Array ignored = Napi::Array::New(env, out.ignored.size());
   for (uint32_t i = 0; i < out.ignored.size(); i++) ignored.Set(i, out.ignored[i]);
   res.Set("ignored", ignored);
+  Napi::Array unknown = Napi::Array::New(env, out.unknown.size());
+  for (uint32_t i = 0; i < out.unknown.size(); i++) unknown.Set(i, out.unknown[i]);
+  res.Set("unknown", unknown);
   res.Set("pfc", out.pfc);
   return res;
 }

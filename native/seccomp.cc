@@ -107,8 +107,27 @@ bool compile(const SeccompProfile &p, SeccompCompiled &out) {
   for (size_t i = 0; i < p.rules.size(); i++) {
     const SeccompRule &rule = p.rules[i];
     int nr = seccomp_syscall_resolve_name(rule.syscall.c_str());
-    /* Unknown to this libseccomp, or a pseudo-number (negative): no such call on this architecture. */
-    if (nr == __NR_SCMP_ERROR || nr < 0) {
+    /*
+     * A name this libseccomp does not know (a call newer than its tables, or
+     * a typo) has no number to filter on. Left out of a rule that allows, it
+     * is refused by the default action: safe, and what Docker and runc do.
+     * Left out of a rule that denies, the call would be allowed while the
+     * profile says it is denied: refused here, before anything runs.
+     */
+    if (nr == __NR_SCMP_ERROR) {
+      if (rule.action.kind != SeccompActionKind::Allow) {
+        out.ok = false;
+        out.error = "\"" + rule.syscall +
+                    "\" is a system call name this libseccomp does not know, in a rule that denies it: the rule "
+                    "would deny nothing. Remove the name from the profile, or build capsule against a newer "
+                    "libseccomp";
+        return false;
+      }
+      out.unknown.push_back(rule.syscall);
+      continue;
+    }
+    /* A pseudo-number (negative): a call of another architecture, which this one does not have. */
+    if (nr < 0) {
       out.ignored.push_back(rule.syscall);
       continue;
     }

@@ -44,7 +44,8 @@ struct SeccompCompiled {
   std::string error;                /* when !ok: which rule, and libseccomp's errno text */
   int fd = -1;                      /* sealed memfd: struct sock_filter[instructions] */
   unsigned instructions = 0;
-  std::vector<std::string> ignored; /* names libseccomp does not know on this architecture */
+  std::vector<std::string> ignored; /* names of calls this architecture does not have (i386's stime on x86_64) */
+  std::vector<std::string> unknown; /* names this libseccomp does not know at all, in rules that allow them */
   std::string pfc;
 };
 

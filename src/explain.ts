@@ -10,6 +10,7 @@
  */
 import type { NativeExit, NativeOp, NativeOptions, NativeTrace } from './native.js';
 import type { ResolvedOptions } from './options.js';
+import { filterNote } from './seccomp/cache.js';
 import { type Step, STEPS } from './steps.js';
 
 export interface ExplainStep {
@@ -147,7 +148,8 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
     case 'fork_program':
       return 'clone(SIGCHLD)';
     case 'load_seccomp':
-      return n.seccompFd >= 0 ? 'seccomp(SECCOMP_SET_MODE_FILTER)' : '(no filter)';
+      if (n.seccompFd < 0) return '(no filter)';
+      return `seccomp(SECCOMP_SET_MODE_FILTER)${filterNote(n.seccompFd) ? `; the profile ${filterNote(n.seccompFd)}` : ''}`;
     case 'exec':
       return `execve(${o.argv.map((a) => JSON.stringify(a)).join(', ')})`;
     default:

@@ -136,7 +136,10 @@ export interface Addon {
   compileSeccomp(p: NativeSeccompProfile): {
     fd: number;
     instructions: number;
+    /** Calls of another architecture, not filtered: this one does not have them. */
     ignored: string[];
+    /** Names libseccomp does not know, in rules that allow: left out (the default action applies). */
+    unknown: string[];
     pfc: string;
   };
   syscallName(nr: number, auditArch: number): string;

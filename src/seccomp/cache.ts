@@ -18,8 +18,14 @@ export interface CompiledFilter {
   /** Sealed memfd holding the BPF program (struct sock_filter[]). */
   fd: number;
   instructions: number;
-  /** System call names this libseccomp does not know on this architecture: left out. */
+  /** Calls of another architecture (i386's stime on x86_64): left out, this one does not have them. */
   ignored: string[];
+  /**
+   * Names this libseccomp does not know, in rules that allow them: left out,
+   * so the default action applies to them (Docker and runc do the same). A
+   * rule that denies an unknown name is refused instead (a ConfigError).
+   */
+  unknown: string[];
 }
 
 const cache = new Map<string, CompiledFilter>();
@@ -38,8 +44,17 @@ export function profileKey(p: SeccompProfile): string {
   return JSON.stringify([p.defaultAction, p.badArchAction, rules]);
 }
 
-/** The compiled filter for `p`, compiled on first use. `source` names the profile in errors. */
-export function compileCached(p: SeccompProfile, source: string): CompiledFilter {
+/* The compiled filters by fd, for --explain. */
+const byFd = new Map<number, CompiledFilter>();
+
+/**
+ * The compiled filter for `p`, compiled on first use. `source` names the
+ * profile in errors and in the one warning (a CapsuleWarning) about names
+ * libseccomp does not know, emitted when the profile is first compiled
+ * (not for capsule's built-in profiles: `warn` false). Their allow-lists name
+ * calls newer than some libseccomp releases on purpose.
+ */
+export function compileCached(p: SeccompProfile, source: string, warn = true): CompiledFilter {
   const known = byObject.get(p);
   if (known) return known;
   const key = profileKey(p);
@@ -57,10 +72,27 @@ export function compileCached(p: SeccompProfile, source: string): CompiledFilter
       'seccompProfile',
     );
   }
-  const compiled = { fd: out.fd, instructions: out.instructions, ignored: out.ignored };
+  const compiled = { fd: out.fd, instructions: out.instructions, ignored: out.ignored, unknown: out.unknown };
   cache.set(key, compiled);
   byObject.set(p, compiled);
+  byFd.set(compiled.fd, compiled);
+  if (warn && compiled.unknown.length > 0) {
+    process.emitWarning(`seccomp profile ${source}: ${unknownNote(compiled)}`, {
+      type: 'CapsuleWarning',
+      code: 'CAPSULE_SECCOMP_UNKNOWN_SYSCALL',
+    });
+  }
   return compiled;
+}
+
+function unknownNote(c: CompiledFilter): string {
+  return `allows ${c.unknown.join(', ')}, which this libseccomp does not know: left out, so the default action answers them (as Docker and runc do)`;
+}
+
+/** What --explain says about the filter in `fd` beyond loading it: the names it left out. */
+export function filterNote(fd: number): string | null {
+  const c = byFd.get(fd);
+  return c && c.unknown.length > 0 ? unknownNote(c) : null;
 }
 
 /** libseccomp's pseudo-code for a profile, for `docs/security.md` and for reading a filter by eye. */

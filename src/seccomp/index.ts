@@ -8,7 +8,14 @@ import { compileCached, type CompiledFilter } from './cache.js';
 import { loadProfileFile, normalizeProfile, type SeccompProfile } from './profile.js';
 
 export { BUILTIN_PROFILES, builtinProfile, type BuiltinProfileName } from './builtin.js';
-export { cachedFilters, compileCached, filterText, profileKey, type CompiledFilter } from './cache.js';
+export {
+  cachedFilters,
+  compileCached,
+  filterNote,
+  filterText,
+  profileKey,
+  type CompiledFilter,
+} from './cache.js';
 export {
   loadProfileFile,
   normalizeProfile,
@@ -53,5 +60,5 @@ export function resolveSeccomp(name: unknown, profilePath: unknown): CompiledFil
     );
   }
   const p = builtinNormalized(chosen as BuiltinProfileName);
-  return p ? compileCached(p, `the built-in ${chosen} profile`) : null;
+  return p ? compileCached(p, `the built-in ${chosen} profile`, false) : null;
 }

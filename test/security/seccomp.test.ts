@@ -391,6 +391,54 @@ describe('user profiles (OCI/Docker JSON)', () => {
     }
   });
 
+  it('a name libseccomp does not know: dropped with a warning where allowed, refused where denied', async () => {
+    /* An allow-list (a rule that allows what the default allows is dropped before it is compiled). */
+    const allowed = profile({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [
+        {
+          names: [
+            'capsule_future_call',
+            ...'read write exit_group execve brk arch_prctl set_tid_address'.split(' '),
+          ],
+          action: 'SCMP_ACT_ALLOW',
+        },
+        {
+          names:
+            'set_robust_list rseq prlimit64 readlink uname mprotect newfstatat fstat getrandom mmap munmap ioctl'.split(
+              ' ',
+            ),
+          action: 'SCMP_ACT_ALLOW',
+        },
+      ],
+    });
+    const warned: string[] = [];
+    const listen = (w: Error) => warned.push(w.name + ': ' + w.message);
+    process.on('warning', listen);
+    try {
+      const r = await tool(['hello'], { seccompProfile: allowed, explain: true });
+      expect(r.stdout).toBe('hello\n');
+      const load = r.explain?.find((s) => s.step === 'load_seccomp');
+      expect(load?.call).toContain('capsule_future_call, which this libseccomp does not know');
+      await tool(['hello'], { seccompProfile: allowed });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warned.filter((w) => w.includes('capsule_future_call'))).toEqual([
+        `CapsuleWarning: seccomp profile ${allowed}: allows capsule_future_call, which this libseccomp does not know: left out, so the default action answers them (as Docker and runc do)`,
+      ]);
+    } finally {
+      process.off('warning', listen);
+    }
+    const denied = profile({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mount', 'capsule_future_call'], action: 'SCMP_ACT_ERRNO' }],
+    });
+    const err = await tool(['hello'], { seccompProfile: denied }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      /"capsule_future_call" is a system call name this libseccomp does not know, in a rule that denies it/,
+    );
+  });
+
   it('a bad profile is a ConfigError naming the field, and nothing runs', async () => {
     const path = profile({
       defaultAction: 'SCMP_ACT_ALLOW',
