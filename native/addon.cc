@@ -415,6 +415,7 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
   p.default_action = seccomp_action(o.Get("defaultAction").As<Napi::Object>());
   p.bad_arch_action = seccomp_action(o.Get("badArchAction").As<Napi::Object>());
   p.want_pfc = o.Get("pfc").ToBoolean();
+  p.enosys_after = strings(o, "enosysAfter");
   Napi::Array rules = o.Get("rules").As<Napi::Array>();
   for (uint32_t i = 0; i < rules.Length(); i++) {
     Napi::Object r = rules.Get(i).As<Napi::Object>();

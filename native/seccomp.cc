@@ -21,6 +21,8 @@
 #include "seccomp.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -90,6 +92,26 @@ bool fail(SeccompCompiled &out, const std::string &what, int neg_errno) {
   return false;
 }
 
+/*
+ * runc's ENOSYS stub, prepended to libseccomp's program: on the native ABI, a
+ * call numbered above `last` returns ENOSYS, as the kernel does for a call it
+ * does not have; anything else (another ABI, x32's numbers from
+ * __X32_SYSCALL_BIT up) falls through to the filter proper, which starts
+ * over with its own architecture check. runc prepends the same (patchbpf,
+ * generateEnosysStub) whenever the default action is not allow, log or trace.
+ */
+bool write_enosys_stub(int fd, uint32_t native_arch, uint32_t last) {
+  const struct sock_filter stub[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4 /* offsetof(struct seccomp_data, arch) */),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, native_arch, 0, 4),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0 /* offsetof(struct seccomp_data, nr) */),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000 /* __X32_SYSCALL_BIT */, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, last, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+  };
+  return write(fd, stub, sizeof stub) == static_cast<ssize_t>(sizeof stub);
+}
+
 bool compile(const SeccompProfile &p, SeccompCompiled &out) {
   std::unique_ptr<void, CtxDeleter> ctx(seccomp_init(to_libseccomp(p.default_action)));
   if (!ctx) return fail(out, "seccomp_init", -EINVAL);
@@ -143,8 +165,20 @@ bool compile(const SeccompProfile &p, SeccompCompiled &out) {
     if (r < 0) return fail(out, "rule " + std::to_string(i) + " (" + rule.syscall + ")", r);
   }
 
+  int last = -1;
+  for (const std::string &name : p.enosys_after) {
+    int nr = seccomp_syscall_resolve_name(name.c_str());
+    if (nr > last) last = nr;
+  }
+
   int fd = export_memfd("capsule-seccomp");
   if (fd < 0) return fail(out, "memfd_create", -errno);
+  /* The stub goes first; seccomp_export_bpf(3) write(2)s the filter after it. */
+  if (last >= 0 && !write_enosys_stub(fd, seccomp_arch_native(), static_cast<uint32_t>(last))) {
+    int e = errno;
+    close(fd);
+    return fail(out, "writing the ENOSYS stub", -e);
+  }
   r = seccomp_export_bpf(ctx.get(), fd);
   struct stat st;
   if (r < 0 || fstat(fd, &st) < 0) {

@@ -36,6 +36,12 @@ struct SeccompProfile {
   SeccompAction default_action;
   SeccompAction bad_arch_action; /* for x32, int 0x80 and any other ABI than the native one */
   std::vector<SeccompRule> rules;
+  /*
+   * runc's ENOSYS stub (libcontainer/seccomp/patchbpf): a native call numbered
+   * above every call these names resolve to gets ENOSYS, not the default
+   * action, so libcs fall back from calls newer than the profile. Empty: none.
+   */
+  std::vector<std::string> enosys_after;
   bool want_pfc = false; /* also return libseccomp's pseudo-code, for docs and tests */
 };
 

@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # build-essential and python3: node-gyp; busybox-static: the demo's and the tests' rootfs;
-# libseccomp-dev: the seccomp filter compiler; bubblewrap, runc: peers for `npm run bench`
-# (installed by the bench itself when missing, not here).
-packages=(build-essential python3 busybox-static libseccomp-dev)
+# libseccomp-dev: the seccomp filter compiler; runc: test/security/seccomp.test.ts compares
+# capsule's reading of Docker's seccomp profile with runc's (also a peer for `npm run bench`);
+# golang-go: the same test runs `go build` and a Go binary under the default profile.
+# bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
+packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -110,6 +110,11 @@ export interface NativeSeccompProfile {
     action: NativeSeccompAction;
     args: { index: number; op: string; value: bigint; valueTwo: bigint }[];
   }[];
+  /**
+   * The names the profile's rules call, for runc's ENOSYS stub: a call whose
+   * number is above every one of them on this ABI gets ENOSYS. Empty: no stub.
+   */
+  enosysAfter: string[];
   /** Also return libseccomp's pseudo-filter-code text. */
   pfc: boolean;
 }

@@ -41,7 +41,7 @@ export function profileKey(p: SeccompProfile): string {
       ),
     )
     .sort();
-  return JSON.stringify([p.defaultAction, p.badArchAction, rules]);
+  return JSON.stringify([p.defaultAction, p.badArchAction, rules, p.enosysAfter]);
 }
 
 /* The compiled filters by fd, for --explain. */

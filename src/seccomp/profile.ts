@@ -12,8 +12,22 @@
  * - Every kill action (SCMP_ACT_KILL, _KILL_PROCESS, _KILL_THREAD) and
  *   SCMP_ACT_NOTIFY end the whole sandbox with a SECURITY_VIOLATION verdict
  *   naming the call (see verdict.ts for how that cannot be forged).
- * - The sandbox holds no capability, so a rule that `includes` capabilities
- *   never applies and one that `excludes` them always does (Docker's format).
+ * - Docker's own format (moby/profiles seccomp/default.json) is read as
+ *   Docker reads it before handing runc the OCI form: `archMap` gives this
+ *   machine's architecture and its sub-architectures (the other entries are
+ *   not looked at), `includes`/`excludes` by architecture (Go's names,
+ *   amd64 and arm64), capability and minimum kernel select rules, `null`
+ *   stands for an empty list. The sandbox holds no capability, so a rule
+ *   that `includes` capabilities never applies and one that `excludes` them
+ *   always does: moby's evaluation with an empty capability set.
+ * - Architectures the OCI runtime spec names but this machine is not
+ *   (SCMP_ARCH_LOONGARCH64, which libseccomp 2.5.4 does not know) are
+ *   accepted and ignored; a name the spec does not have is an error.
+ * - As runc does, a call numbered above every call the profile names gets
+ *   ENOSYS rather than a default action that refuses (the ENOSYS stub), so
+ *   that a libc falls back from a call newer than the profile. Not for
+ *   capsule's built-in profiles: `default` answers ENOSYS anyway, `strict`
+ *   reports every call it does not name.
  * - execve, write, exit and exit_group must stay allowed: capsule-init needs
  *   them between loading the filter and the program's first instruction.
  */
@@ -47,6 +61,7 @@ export interface OciSyscallRule {
 export type SeccompProfile = Omit<NativeSeccompProfile, 'pfc'>;
 
 const EPERM = 1;
+const ENOSYS = 38;
 
 const ACTIONS: Record<string, NativeSeccompAction['kind']> = {
   SCMP_ACT_ALLOW: 'allow',
@@ -71,12 +86,16 @@ const OPS: Record<string, string> = {
   SCMP_CMP_MASKED_EQ: 'masked_eq',
 };
 
-/** libseccomp's names, and the names Docker's `includes.arches` uses (Go's GOARCH), per Node arch. */
-const NATIVE: Record<string, { scmp: string; docker: string[] }> = {
-  x64: { scmp: 'SCMP_ARCH_X86_64', docker: ['amd64', 'x86_64'] },
-  arm64: { scmp: 'SCMP_ARCH_AARCH64', docker: ['arm64', 'aarch64'] },
+/**
+ * libseccomp's names, and the name Docker's `includes.arches` uses for this
+ * machine (moby's goToNative of GOARCH: amd64, arm64), per Node arch.
+ */
+const NATIVE: Record<string, { scmp: string; docker: string }> = {
+  x64: { scmp: 'SCMP_ARCH_X86_64', docker: 'amd64' },
+  arm64: { scmp: 'SCMP_ARCH_AARCH64', docker: 'arm64' },
 };
 
+/* The architectures of the OCI runtime spec (config-linux.md, seccomp). */
 const KNOWN_ARCHES = new Set([
   'SCMP_ARCH_X86',
   'SCMP_ARCH_X86_64',
@@ -97,6 +116,10 @@ const KNOWN_ARCHES = new Set([
   'SCMP_ARCH_PARISC',
   'SCMP_ARCH_PARISC64',
   'SCMP_ARCH_RISCV64',
+  'SCMP_ARCH_LOONGARCH64',
+  'SCMP_ARCH_M68K',
+  'SCMP_ARCH_SH',
+  'SCMP_ARCH_SHEB',
 ]);
 
 /** The calls capsule-init makes after loading the filter: execve, and on failure write and exit. */
@@ -135,6 +158,17 @@ class Reader {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string'))
       this.fail(field, 'must be an array of strings');
     return v as string[];
+  }
+
+  /** A list that may be absent or `null` (Go writes a nil slice as null): empty then. */
+  optionalStrings(field: string, v: unknown): string[] {
+    return v === undefined || v === null ? [] : this.strings(field, v);
+  }
+
+  optionalArray(field: string, v: unknown): unknown[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) this.fail(field, 'must be an array');
+    return v;
   }
 
   errno(field: string, v: unknown): number {
@@ -176,7 +210,11 @@ function sameAction(a: NativeSeccompAction, b: NativeSeccompAction) {
  * Validate an OCI/Docker profile and normalize it. `source` names it in
  * errors (a file path, or `the built-in default profile`). Throws ConfigError.
  */
-export function normalizeProfile(json: unknown, source: string): SeccompProfile {
+export function normalizeProfile(
+  json: unknown,
+  source: string,
+  { enosysStub = true }: { enosysStub?: boolean } = {},
+): SeccompProfile {
   const r: Reader = new Reader(source);
   const p = r.object('the profile', json);
   const known = new Set([
@@ -193,7 +231,7 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
   for (const k of Object.keys(p)) if (!known.has(k)) r.fail(k, 'unknown field');
   if (p.defaultAction === undefined) r.fail('defaultAction', 'is required');
   const defaultErrno =
-    p.defaultErrnoRet !== undefined
+    p.defaultErrnoRet !== undefined && p.defaultErrnoRet !== null
       ? r.errno('defaultErrnoRet', p.defaultErrnoRet)
       : p.defaultErrno !== undefined
         ? r.errnoName('defaultErrno', p.defaultErrno)
@@ -202,51 +240,59 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
 
   const native = NATIVE[cpuArch()];
   if (!native) r.fail('architectures', `capsule filters x86_64 and aarch64 only, not ${cpuArch()}`);
-  const arches = new Set<string>();
-  if (p.architectures !== undefined) {
-    for (const a of r.strings('architectures', p.architectures)) arches.add(a);
-  }
-  if (p.archMap !== undefined) {
-    if (!Array.isArray(p.archMap)) r.fail('archMap', 'must be an array');
-    p.archMap.forEach((m: unknown, i: number) => {
-      const o = r.object(`archMap[${i}]`, m);
-      if (typeof o.architecture !== 'string') r.fail(`archMap[${i}].architecture`, 'must be a string');
-      arches.add(o.architecture);
-      if (o.subArchitectures !== undefined)
-        for (const s of r.strings(`archMap[${i}].subArchitectures`, o.subArchitectures)) arches.add(s);
-    });
-  }
+  /*
+   * `architectures` (the OCI form) or `archMap` (Docker's), not both, as moby
+   * refuses. From an archMap only this machine's entry counts, as moby's
+   * setupSeccomp picks it; capsule filters the native ABI only anyway.
+   */
+  const listed = r.optionalStrings('architectures', p.architectures);
+  const archMap = r.optionalArray('archMap', p.archMap);
+  if (listed.length > 0 && archMap.length > 0)
+    r.fail('archMap', "give either 'architectures' or 'archMap', not both (Docker refuses both too)");
+  const arches = new Set<string>(listed);
+  archMap.forEach((m: unknown, i: number) => {
+    const o = r.object(`archMap[${i}]`, m);
+    if (typeof o.architecture !== 'string') r.fail(`archMap[${i}].architecture`, 'must be a string');
+    const subs = r.optionalStrings(`archMap[${i}].subArchitectures`, o.subArchitectures);
+    for (const a of [o.architecture, ...subs])
+      if (!KNOWN_ARCHES.has(a)) r.fail(`archMap[${i}]`, `unknown architecture ${JSON.stringify(a)}`);
+    if (o.architecture === native.scmp) for (const a of [o.architecture, ...subs]) arches.add(a);
+  });
   for (const a of arches)
     if (!KNOWN_ARCHES.has(a)) r.fail('architectures', `unknown architecture ${JSON.stringify(a)}`);
-  if (arches.size > 0 && !arches.has(native.scmp)) {
+  if (listed.length > 0 && !arches.has(native.scmp)) {
     r.fail(
       'architectures',
       `does not list this machine's ${native.scmp}: the profile was written for another`,
     );
   }
-  if (p.flags !== undefined) r.strings('flags', p.flags);
+  r.optionalStrings('flags', p.flags);
 
   const rules: SeccompProfile['rules'] = [];
-  const syscalls = p.syscalls ?? [];
-  if (!Array.isArray(syscalls)) r.fail('syscalls', 'must be an array');
+  /* Every name of every rule that applies, even one dropped below: what runc's stub counts. */
+  const named = new Set<string>();
+  const syscalls = r.optionalArray('syscalls', p.syscalls);
   syscalls.forEach((raw: unknown, i: number) => {
     const f = `syscalls[${i}]`;
     const s = r.object(f, raw);
-    const names = s.names ?? (s.name === undefined ? undefined : [s.name]);
-    if (names === undefined) r.fail(`${f}.names`, 'is required');
+    const hasNames = s.names !== undefined && s.names !== null;
+    const hasName = s.name !== undefined && s.name !== null && s.name !== '';
+    if (hasNames && hasName) r.fail(f, "give either 'name' or 'names', not both (Docker refuses both too)");
+    if (!hasNames && !hasName) r.fail(`${f}.names`, 'is required');
+    const names = hasNames ? s.names : [s.name];
     for (const n of r.strings(`${f}.names`, names))
       if (!/^[a-z0-9_]+$/.test(n)) r.fail(`${f}.names`, `${JSON.stringify(n)} is not a system call name`);
     const errnoRet =
-      s.errnoRet !== undefined
+      s.errnoRet !== undefined && s.errnoRet !== null
         ? r.errno(`${f}.errnoRet`, s.errnoRet)
         : s.errno !== undefined
           ? r.errnoName(`${f}.errno`, s.errno)
           : EPERM;
     const action = r.action(`${f}.action`, s.action, errnoRet);
     if (!applies(r, f, s)) return;
+    for (const name of names as string[]) named.add(name);
     const args: SeccompProfile['rules'][number]['args'] = [];
-    const argList = s.args ?? [];
-    if (!Array.isArray(argList)) r.fail(`${f}.args`, 'must be an array');
+    const argList = r.optionalArray(`${f}.args`, s.args);
     argList.forEach((rawArg: unknown, j: number) => {
       const af = `${f}.args[${j}]`;
       const a = r.object(af, rawArg);
@@ -293,23 +339,46 @@ export function normalizeProfile(json: unknown, source: string): SeccompProfile 
       rules.push({ syscall: name, action: { kind: 'allow', value: 0 }, args: [] });
   }
 
-  return { defaultAction, badArchAction: { kind: 'notify', value: 0 }, rules };
+  /*
+   * runc's ENOSYS stub (see native/seccomp.cc): calls newer than every call
+   * the profile names get ENOSYS instead of a default that refuses, so libcs
+   * fall back. runc adds it unless the default allows (allow, log, trace);
+   * with an ENOSYS default it changes nothing. Docker's profile relies on it:
+   * its default is EPERM.
+   */
+  const stub =
+    enosysStub &&
+    !['allow', 'log', 'trace'].includes(defaultAction.kind) &&
+    !(defaultAction.kind === 'errno' && defaultAction.value === ENOSYS);
+  return {
+    defaultAction,
+    badArchAction: { kind: 'notify', value: 0 },
+    rules,
+    enosysAfter: stub ? [...named].sort() : [],
+  };
 }
 
-/** Docker's `includes`/`excludes`: by architecture, capability (capsule has none) and kernel version. */
+/**
+ * Docker's `includes`/`excludes`, as moby's setupSeccomp evaluates them: a
+ * rule is left out when `excludes` names this architecture, a capability
+ * the program holds (none) or a kernel at most this one, or when `includes`
+ * names architectures without this one, any capability, or a newer kernel.
+ * An empty or null list does not restrict.
+ */
 function applies(r: Reader, f: string, s: Record<string, unknown>): boolean {
   const native = NATIVE[cpuArch()]!;
   const check = (key: 'includes' | 'excludes') => {
-    if (s[key] === undefined) return null;
+    if (s[key] === undefined || s[key] === null) return null;
     const o = r.object(`${f}.${key}`, s[key]);
-    const arches = o.arches === undefined ? null : r.strings(`${f}.${key}.arches`, o.arches);
-    const caps = o.caps === undefined ? null : r.strings(`${f}.${key}.caps`, o.caps);
-    if (o.minKernel !== undefined && (typeof o.minKernel !== 'string' || !/^\d+\.\d+/.test(o.minKernel)))
-      r.fail(`${f}.${key}.minKernel`, `must be a version like "4.8", got ${JSON.stringify(o.minKernel)}`);
+    const arches = r.optionalStrings(`${f}.${key}.arches`, o.arches);
+    const caps = r.optionalStrings(`${f}.${key}.caps`, o.caps);
+    const minKernel = o.minKernel ?? undefined;
+    if (minKernel !== undefined && (typeof minKernel !== 'string' || !/^\d+\.\d+/.test(minKernel)))
+      r.fail(`${f}.${key}.minKernel`, `must be a version like "4.8", got ${JSON.stringify(minKernel)}`);
     return {
-      arch: arches === null ? null : arches.some((a) => native.docker.includes(a)),
-      caps: caps === null || caps.length === 0 ? null : false /* the sandbox holds none */,
-      kernel: o.minKernel === undefined ? null : kernelAtLeast(o.minKernel as string),
+      arch: arches.length === 0 ? null : arches.includes(native.docker),
+      caps: caps.length === 0 ? null : false /* the sandbox holds none */,
+      kernel: minKernel === undefined ? null : kernelAtLeast(minKernel),
     };
   };
   const inc = check('includes');

@@ -4,6 +4,7 @@
  * into filters that check the architecture and the x32 bit.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 
 import { ConfigError } from '../../src/errors.js';
@@ -336,5 +337,126 @@ describe('names libseccomp does not know', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe("Docker's and the OCI runtime spec's formats, read as Docker and runc read them", () => {
+  const docker = JSON.parse(
+    readFileSync(join(import.meta.dirname, '../security/profiles/docker-default.json'), 'utf8'),
+  ) as { archMap: { architecture: string; subArchitectures: string[] | null }[] };
+
+  it("Docker's default.json: null subArchitectures and SCMP_ARCH_LOONGARCH64 in its archMap", () => {
+    expect(
+      docker.archMap.find((a) => a.architecture === 'SCMP_ARCH_LOONGARCH64')?.subArchitectures,
+    ).toBeNull();
+    const p = normalizeProfile(docker, 'default.json');
+    expect(p.defaultAction).toEqual({ kind: 'errno', value: 1 });
+    /* caps-gated rules do not apply (no capabilities): bpf and mount are left to the default */
+    expect(p.rules.some((r) => r.syscall === 'bpf' || r.syscall === 'mount')).toBe(false);
+    /* clone3 is ENOSYS without CAP_SYS_ADMIN (an `excludes: caps` rule) */
+    expect(p.rules.find((r) => r.syscall === 'clone3')?.action).toEqual({ kind: 'errno', value: 38 });
+    /* ptrace is allowed from kernel 4.8 (`includes: minKernel`) */
+    expect(p.rules.some((r) => r.syscall === 'ptrace' && r.action.kind === 'allow')).toBe(true);
+    /* arch_prctl: `includes: arches: [amd64, x32]` */
+    expect(p.rules.some((r) => r.syscall === 'arch_prctl')).toBe(process.arch === 'x64');
+    /* Its default is EPERM: runc's ENOSYS stub applies */
+    expect(p.enosysAfter.length).toBeGreaterThan(300);
+  });
+
+  it('null stands for an empty list wherever Go writes a nil slice', () => {
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        defaultErrnoRet: null,
+        architectures: null,
+        archMap: null,
+        flags: null,
+        syscalls: [
+          {
+            names: ['mount'],
+            action: 'SCMP_ACT_ERRNO',
+            errnoRet: null,
+            args: null,
+            includes: { arches: null, caps: null },
+            excludes: null,
+          },
+        ],
+      },
+      'p',
+    );
+    expect(p.rules).toEqual([{ syscall: 'mount', action: { kind: 'errno', value: 1 }, args: [] }]);
+    expect(normalizeProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: null }, 'p').rules).toEqual([]);
+  });
+
+  it("archMap: only this machine's entry counts; unknown to libseccomp is fine, unknown to the spec is not", () => {
+    const archMap = [
+      { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86'] },
+      { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
+      { architecture: 'SCMP_ARCH_LOONGARCH64', subArchitectures: null },
+    ];
+    expect(() => normalizeProfile({ defaultAction: 'SCMP_ACT_ALLOW', archMap }, 'p')).not.toThrow();
+    rejects(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        archMap: [{ architecture: 'SCMP_ARCH_Z80', subArchitectures: null }],
+      },
+      /archMap\[0\]: unknown architecture "SCMP_ARCH_Z80"/,
+    );
+    rejects(
+      { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], archMap },
+      /archMap: give either 'architectures' or 'archMap', not both/,
+    );
+    const native = process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_X86_64';
+    expect(() =>
+      normalizeProfile(
+        { defaultAction: 'SCMP_ACT_ALLOW', architectures: [native, 'SCMP_ARCH_LOONGARCH64'] },
+        'p',
+      ),
+    ).not.toThrow();
+  });
+
+  it('name or names, not both; includes.arches in Go names (amd64, arm64), empty lists do not restrict', () => {
+    rejects(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ name: 'mount', names: ['mount'], action: 'SCMP_ACT_ERRNO' }],
+      },
+      /syscalls\[0\]: give either 'name' or 'names', not both/,
+    );
+    const goArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+    const p = normalizeProfile(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['mount'], action: 'SCMP_ACT_ERRNO', includes: { arches: [goArch] } },
+          { names: ['umount2'], action: 'SCMP_ACT_ERRNO', includes: { arches: ['x86_64', 'aarch64'] } },
+          { names: ['bpf'], action: 'SCMP_ACT_ERRNO', includes: { arches: [], caps: [] } },
+          { names: ['ptrace'], action: 'SCMP_ACT_ERRNO', excludes: { caps: ['CAP_SYS_PTRACE'] } },
+        ],
+      },
+      'p',
+    );
+    expect(p.rules.map((r) => r.syscall)).toEqual(['mount', 'bpf', 'ptrace']);
+  });
+
+  it("runc's ENOSYS stub: after the highest call named, unless the default allows or is ENOSYS", () => {
+    const rules = [{ names: ['read', 'write', 'exit_group', 'execve'], action: 'SCMP_ACT_ALLOW' }];
+    expect(normalizeProfile({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: rules }, 'p').enosysAfter).toEqual([
+      'execve',
+      'exit_group',
+      'read',
+      'write',
+    ]);
+    expect(
+      normalizeProfile({ defaultAction: 'SCMP_ACT_KILL', syscalls: rules }, 'p').enosysAfter,
+    ).toHaveLength(4);
+    const none = [
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO' }] },
+      { defaultAction: 'SCMP_ACT_LOG', syscalls: rules },
+      { defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 38, syscalls: rules },
+    ];
+    for (const json of none) expect(normalizeProfile(json, 'p').enosysAfter).toEqual([]);
+    expect(builtinNormalized('strict')!.enosysAfter).toEqual([]);
+    expect(builtinNormalized('default')!.enosysAfter).toEqual([]);
   });
 });

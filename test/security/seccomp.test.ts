@@ -3,8 +3,21 @@
  * violation is reported, and that the report cannot be forged or undone by
  * the program.
  */
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, type RunOptions } from '../../src/index.js';
@@ -475,6 +488,167 @@ describe('user profiles (OCI/Docker JSON)', () => {
       /denies execve, which capsule-init needs/,
     );
   });
+});
+
+/*
+ * Docker's own default.json (test/security/profiles/README.md). Docker turns
+ * it into the OCI form for a container's capabilities before runc sees it;
+ * `mobyToOci` is that step (moby/profiles seccomp/seccomp_linux.go,
+ * setupSeccomp) with the empty capability set a capsule program has, written
+ * here apart from capsule's reader so that the two can disagree.
+ */
+const DOCKER_DEFAULT = join(import.meta.dirname, 'profiles/docker-default.json');
+
+interface DockerRule {
+  names?: string[] | null;
+  name?: string;
+  action: string;
+  errnoRet?: number;
+  args?: unknown[] | null;
+  includes?: { arches?: string[] | null; caps?: string[] | null; minKernel?: string } | null;
+  excludes?: { arches?: string[] | null; caps?: string[] | null; minKernel?: string } | null;
+}
+
+function mobyToOci(d: {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  archMap?: { architecture: string; subArchitectures: string[] | null }[];
+  syscalls: DockerRule[];
+}) {
+  const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+  const scmp = process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_X86_64';
+  const entry = (d.archMap ?? []).find((a) => a.architecture === scmp);
+  const [major, minor] = release().split('.').map(Number) as [number, number];
+  const kernelAtLeast = (v: string) => {
+    const [a, b] = v.split('.').map(Number) as [number, number];
+    return major > a || (major === a && minor >= b);
+  };
+  const caps: string[] = [];
+  const keep = (c: DockerRule) => {
+    const ex = c.excludes;
+    if (ex?.arches?.includes(arch)) return false;
+    if (ex?.caps?.some((cap) => caps.includes(cap))) return false;
+    if (ex?.minKernel && kernelAtLeast(ex.minKernel)) return false;
+    const inc = c.includes;
+    if (inc?.arches?.length && !inc.arches.includes(arch)) return false;
+    if (inc?.caps?.some((cap) => !caps.includes(cap))) return false;
+    if (inc?.minKernel && !kernelAtLeast(inc.minKernel)) return false;
+    return true;
+  };
+  return {
+    defaultAction: d.defaultAction,
+    defaultErrnoRet: d.defaultErrnoRet,
+    architectures: entry ? [entry.architecture, ...(entry.subArchitectures ?? [])] : [],
+    syscalls: d.syscalls.filter(keep).map((c) => ({
+      names: c.names ?? [c.name],
+      action: c.action,
+      ...(c.errnoRet === undefined ? {} : { errnoRet: c.errnoRet }),
+      ...(c.args ? { args: c.args } : {}),
+    })),
+  };
+}
+
+const RUNC = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc'].find((p) => existsSync(p));
+
+describe("Docker's default.json", () => {
+  it('is read as Docker reads it (null lists, LOONGARCH64, caps, minKernel) and runs programs', async () => {
+    const r = await tool(['hello'], { seccompProfile: DOCKER_DEFAULT });
+    expect([r.verdict, r.stdout]).toEqual(['OK', 'hello\n']);
+    const sh = await run({
+      rootfs: f.rootfs,
+      argv: ['/bin/sh', '-c', 'ls / | wc -l'],
+      seccompProfile: DOCKER_DEFAULT,
+    });
+    expect(sh.verdict).toBe('OK');
+    /* mount is allowed only with CAP_SYS_ADMIN: EPERM, the default errno */
+    expect((await tool(['mount'], { seccompProfile: DOCKER_DEFAULT })).stdout).toBe('mount: EPERM\n');
+    /*
+     * Unnamed below the profile's highest call (400: a hole in x86_64's table): EPERM, its default.
+     * Above it (statmount 457, 470): ENOSYS, runc's stub.
+     */
+    if (process.arch === 'x64') {
+      const refused = await scan(['400', '457', '470'], { seccompProfile: DOCKER_DEFAULT });
+      expect([...refused]).toEqual([
+        [400, 'EPERM'],
+        [457, 'ENOSYS'],
+        [470, 'ENOSYS'],
+      ]);
+    }
+  });
+
+  /*
+   * The same profile under runc (config.json's linux.seccomp, as Docker
+   * passes it) and under capsule: every number 0..470 with the arguments -1,
+   * in a child each (probes/syscall_scan.c). The answers must be the same,
+   * errno for errno, for every number.
+   */
+  it.skipIf(!RUNC)(
+    'refuses the same calls, with the same errno, as runc with the same profile (needs runc)',
+    async () => {
+      const oci = mobyToOci(JSON.parse(readFileSync(DOCKER_DEFAULT, 'utf8')));
+      const bundle = mkdtempSync(join(f.dir, 'runc-'));
+      const id = `capsule-test-runc-${process.pid}`;
+      const cgroupsPath = `/${id}`;
+      const state = join(bundle, 'state');
+      writeFileSync(
+        join(bundle, 'config.json'),
+        JSON.stringify({
+          ociVersion: '1.0.2',
+          process: {
+            terminal: false,
+            user: { uid: 65534, gid: 65534 },
+            args: ['/escape/syscall_scan', '0-470'],
+            env: ['PATH=/bin'],
+            cwd: '/',
+            capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
+            noNewPrivileges: true,
+          },
+          root: { path: f.rootfs, readonly: true },
+          hostname: 'runc',
+          mounts: [
+            { destination: '/proc', type: 'proc', source: 'proc' },
+            { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
+            { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] },
+          ],
+          linux: {
+            namespaces: ['pid', 'network', 'ipc', 'uts', 'mount'].map((type) => ({ type })),
+            cgroupsPath,
+            seccomp: oci,
+          },
+        }),
+      );
+      let runcOut: string;
+      try {
+        runcOut = (await promisify(execFile)(RUNC!, ['--root', state, 'run', '--bundle', bundle, id])).stdout;
+      } finally {
+        await promisify(execFile)(RUNC!, ['--root', state, 'delete', '--force', id]).catch(() => {});
+        /* runc removes its cgroups on delete; a leftover one would be this test's, so it goes. */
+        for (const ctrl of readdirSync('/sys/fs/cgroup')) {
+          const dir = join('/sys/fs/cgroup', ctrl, id);
+          if (existsSync(dir)) rmdirSync(dir);
+        }
+        rmSync(bundle, { recursive: true, force: true });
+      }
+      const parse = (out: string) =>
+        Object.fromEntries(
+          out
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => l.split(' ')),
+        ) as Record<string, string>;
+      const runcRefused = parse(runcOut);
+      const capsuleRefused = Object.fromEntries(await scan(['0-470'], { seccompProfile: DOCKER_DEFAULT }));
+      const none = Object.fromEntries(await scan(['0-470'], { seccomp: 'none' }));
+      /* The profile refuses much more than the kernel does by itself: the comparison has something to compare. */
+      expect(Object.keys(runcRefused).length).toBeGreaterThan(Object.keys(none).length + 20);
+      const diff = Array.from({ length: 471 }, (_, n) => n)
+        .filter((n) => runcRefused[n] !== capsuleRefused[n])
+        .map((n) => `${n}: runc ${runcRefused[n] ?? 'kernel'}, capsule ${capsuleRefused[n] ?? 'kernel'}`);
+      expect(diff).toEqual([]);
+    },
+    120_000,
+  );
 });
 
 describe('no leaks', () => {
