@@ -44,6 +44,19 @@ export function profileKey(p: SeccompProfile): string {
   return JSON.stringify([p.defaultAction, p.badArchAction, rules, p.enosysAfter]);
 }
 
+/* Profiles compiled without the unknown-name warning. */
+const quiet = new WeakSet<SeccompProfile>();
+
+/**
+ * Compile `p` without the warning about names libseccomp does not know: for
+ * capsule's built-in profiles, whose allow-list names calls newer than some
+ * libseccomp releases on purpose. Returns `p`.
+ */
+export function quietly(p: SeccompProfile): SeccompProfile {
+  quiet.add(p);
+  return p;
+}
+
 /* The compiled filters by fd, for --explain. */
 const byFd = new Map<number, CompiledFilter>();
 
@@ -51,10 +64,9 @@ const byFd = new Map<number, CompiledFilter>();
  * The compiled filter for `p`, compiled on first use. `source` names the
  * profile in errors and in the one warning (a CapsuleWarning) about names
  * libseccomp does not know, emitted when the profile is first compiled
- * (not for capsule's built-in profiles: `warn` false). Their allow-lists name
- * calls newer than some libseccomp releases on purpose.
+ * (not for capsule's built-in profiles, see `quietly`).
  */
-export function compileCached(p: SeccompProfile, source: string, warn = true): CompiledFilter {
+export function compileCached(p: SeccompProfile, source: string): CompiledFilter {
   const known = byObject.get(p);
   if (known) return known;
   const key = profileKey(p);
@@ -76,7 +88,7 @@ export function compileCached(p: SeccompProfile, source: string, warn = true): C
   cache.set(key, compiled);
   byObject.set(p, compiled);
   byFd.set(compiled.fd, compiled);
-  if (warn && compiled.unknown.length > 0) {
+  if (!quiet.has(p) && compiled.unknown.length > 0) {
     process.emitWarning(`seccomp profile ${source}: ${unknownNote(compiled)}`, {
       type: 'CapsuleWarning',
       code: 'CAPSULE_SECCOMP_UNKNOWN_SYSCALL',

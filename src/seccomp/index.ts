@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { BUILTIN_PROFILES, builtinProfile, type BuiltinProfileName } from './builtin.js';
-import { compileCached, type CompiledFilter } from './cache.js';
+import { compileCached, type CompiledFilter, quietly } from './cache.js';
 import { loadProfileFile, normalizeProfile, type SeccompProfile } from './profile.js';
 
 export { BUILTIN_PROFILES, builtinProfile, type BuiltinProfileName } from './builtin.js';
@@ -34,7 +34,7 @@ export function builtinNormalized(name: BuiltinProfileName): SeccompProfile | nu
   if (cached) return cached;
   const oci = builtinProfile(name);
   if (!oci) return null;
-  const p = normalizeProfile(oci, `the built-in ${name} profile`, { enosysStub: false });
+  const p = quietly(normalizeProfile(oci, `the built-in ${name} profile`, { enosysStub: false }));
   builtins.set(name, p);
   return p;
 }
@@ -60,5 +60,5 @@ export function resolveSeccomp(name: unknown, profilePath: unknown): CompiledFil
     );
   }
   const p = builtinNormalized(chosen as BuiltinProfileName);
-  return p ? compileCached(p, `the built-in ${chosen} profile`, false) : null;
+  return p ? compileCached(p, `the built-in ${chosen} profile`) : null;
 }

@@ -224,7 +224,7 @@ describe('the built-in profiles', () => {
     const spy = vi.spyOn(process, 'emitWarning');
     try {
       for (const n of names) {
-        const c = compileCached(builtinNormalized(n)!, n, false);
+        const c = compileCached(builtinNormalized(n)!, n);
         expect(c.instructions).toBeGreaterThan(20);
         expect(c.instructions).toBeLessThan(4096);
         /* i386's names capsule denies; calls newer than libseccomp 2.5.4 (allowed once it knows them) */
