@@ -32,6 +32,7 @@
 #include <map>
 #include <string>
 
+#include "netns_pool.h"
 #include "seccomp.h"
 #include "spawn.h"
 
@@ -113,6 +114,7 @@ Napi::Value Configure(const Napi::CallbackInfo &info) {
     if (fscanf(f, "%d", &last_cap) != 1) last_cap = 40;
     fclose(f);
   }
+  netns_pool_configure(); /* on the main thread: nothing else reads the environment later */
   g_runtime.init_fd = mfd;
   g_runtime.self_pidfd = self;
   g_runtime.last_cap = last_cap;
