@@ -42,7 +42,11 @@ export interface LimitOptions {
   cpusetCpus?: string;
   /** Largest file the program may write, in bytes (RLIMIT_FSIZE; SIGXFSZ past it). @default the current limit */
   fileSizeLimitBytes?: number;
-  /** Open file descriptors per process (RLIMIT_NOFILE). @default the current limit */
+  /**
+   * Open file descriptors per process (RLIMIT_NOFILE, soft and hard). @default 1024, as
+   * runc's default spec (or capsule's own hard limit, if that is lower): the sandbox does
+   * not inherit the host's often much larger limit
+   */
   openFilesLimit?: number;
   /** Stack size per process, in bytes (RLIMIT_STACK). @default the current limit */
   stackLimitBytes?: number;
@@ -66,6 +70,9 @@ export interface RlimitOp {
   soft: number;
   hard: number;
 }
+
+/** RLIMIT_NOFILE when openFilesLimit is not given: runc's default spec has 1024. */
+export const DEFAULT_OPEN_FILES = 1024;
 
 /** RLIM_INFINITY as the addon's doubles carry it (2^64 - 1 rounds to 2^64, which the kernel reads as all ones). */
 const INFINITY = 2 ** 64;
@@ -158,7 +165,11 @@ export function rlimitPlan(l: Limits): RlimitOp[] {
     ops.push({ resource, soft: value, hard: value });
   };
   exact(RLIMIT.FSIZE, l.fileSizeLimitBytes, 'fileSizeLimitBytes');
-  exact(RLIMIT.NOFILE, l.openFilesLimit, 'openFilesLimit');
+  if (l.openFilesLimit !== null) exact(RLIMIT.NOFILE, l.openFilesLimit, 'openFilesLimit');
+  else {
+    const value = Math.min(DEFAULT_OPEN_FILES, hardLimit(RLIMIT.NOFILE));
+    ops.push({ resource: RLIMIT.NOFILE, soft: value, hard: value });
+  }
   exact(RLIMIT.STACK, l.stackLimitBytes, 'stackLimitBytes');
   if (l.cpuTimeLimitMs !== null) {
     /*
