@@ -390,9 +390,6 @@ static int main_init(int argc, char **argv, char **envp) {
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;
 
-  /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
-  SYS1(__NR_close, CAPSULE_FD_ERROR);
-
   int watcher_ends = 0;
   long watched = -1;
   if (listener >= 0) {
@@ -404,6 +401,9 @@ static int main_init(int argc, char **argv, char **envp) {
       return 125;
     }
   }
+
+  /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
+  SYS1(__NR_close, CAPSULE_FD_ERROR);
 
   int status = 0, done = 0;
   struct violation violation = {0, 0};
