@@ -300,7 +300,8 @@ long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void 
 static long start_watcher(int listener, int *waits_out) {
   *waits_out = 0;
   listener_fd = listener;
-  if (sys_failed(SYS2(__NR_pipe2, watch_pipe, O_CLOEXEC))) return -1;
+  long r = SYS2(__NR_pipe2, watch_pipe, O_CLOEXEC);
+  if (sys_failed(r)) return r;
   /* Only the main thread's end is non-blocking: a full pipe makes the watcher wait, never drop a record. */
   SYS3(__NR_fcntl, watch_pipe[0], F_SETFL, O_NONBLOCK);
   /*
@@ -312,8 +313,33 @@ static long start_watcher(int listener, int *waits_out) {
   *waits_out = !sys_failed(SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, sync));
   long t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
                         watcher_stack + sizeof watcher_stack, watch_listener, 0);
-  if (sys_failed(t)) return t;
+  if (sys_failed(t)) {
+    SYS1(__NR_close, watch_pipe[0]);
+    SYS1(__NR_close, watch_pipe[1]);
+    return t;
+  }
   return watch_pipe[0];
+}
+
+/*
+ * Without a watcher (no thread could start: a pidsLimit that leaves room for
+ * capsule-init and the program only), the main thread receives from the
+ * listener itself when it polls readable. A notification was queued then, so
+ * ENOENT still means it was withdrawn; one withdrawn before the poll is missed.
+ */
+static int receive_directly(int listener, struct violation *out) {
+  struct seccomp_notif n;
+  memset(&n, 0, sizeof n);
+  long r = SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
+  if (r == 0) {
+    out->arch = n.data.arch;
+    out->nr = n.data.nr;
+    return 1;
+  }
+  if (r != -ENOENT) return 0;
+  out->arch = NATIVE_AUDIT_ARCH;
+  out->nr = WITHDRAWN;
+  return 1;
 }
 
 /* Read what the watcher sent; the first named call wins over a withdrawn one. Returns 1 if any. */
@@ -390,15 +416,14 @@ static int main_init(int argc, char **argv, char **envp) {
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;
 
-  int watcher_ends = 0;
+  /* The watcher, or (no thread could start, e.g. EAGAIN at the pids limit) the listener itself. */
+  int watcher_ends = 0, direct = 0;
   long watched = -1;
   if (listener >= 0) {
     watched = start_watcher((int)listener, &watcher_ends);
     if (sys_failed(watched)) {
-      /* Without a watcher a forbidden call would wait forever unseen: end the run instead. */
-      report_error(STEP_load_seccomp, watched, "starting the seccomp listener's watcher thread");
-      SYS2(__NR_kill, -1, SIGKILL);
-      return 125;
+      watched = listener;
+      direct = 1;
     }
   }
 
@@ -414,7 +439,7 @@ static int main_init(int argc, char **argv, char **envp) {
     long n = SYS5(__NR_ppoll, fds, 2, 0, 0, 0);
     if (n < 0) continue; /* EINTR */
     if (fds[1].revents & POLLIN) {
-      if (read_violations(fds[1].fd, &violation)) {
+      if (direct ? receive_directly(fds[1].fd, &violation) : read_violations(fds[1].fd, &violation)) {
         /* As SECCOMP_RET_KILL_PROCESS would have it, but known and reported. */
         status = SIGSYS;
         break;
@@ -461,7 +486,7 @@ static int main_init(int argc, char **argv, char **envp) {
    * withdrawn just before the end is still counted. Before 6.6 its RECV may
    * never return: take only what it has sent.
    */
-  if (watched >= 0) {
+  if (watched >= 0 && !direct) {
     for (;;) {
       read_violations(watched, &violation);
       if (!watcher_ends) break;

@@ -28,7 +28,12 @@ export interface LimitOptions {
    * included; swap capped too where the kernel accounts it). @default no limit
    */
   memoryLimitBytes?: number;
-  /** Processes and threads alive at once in the sandbox (cgroup pids limit). @default no limit */
+  /**
+   * Processes and threads alive at once in the sandbox (cgroup pids limit). capsule-init
+   * counts as one, and its seccomp watcher thread as another when a filter is loaded
+   * (without room for it, capsule-init watches the filter itself, and a forbidden call a
+   * signal withdraws at once can then go unreported). @default no limit
+   */
   pidsLimit?: number;
   /**
    * Bytes of stdout and of stderr each that capsule keeps; past it the sandbox is killed,

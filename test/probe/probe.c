@@ -258,7 +258,7 @@ static void *burn_thread(void *arg) {
 
 /* withdraw: the victim thread makes one forbidden call while the others signal it without pause. */
 static volatile pid_t victim_tid;
-static volatile int signallers_ready, call_done;
+static volatile int signallers_ready, signallers_wanted, call_done;
 static void on_signal(int sig) { (void)sig; }
 static void *victim(void *out) {
   struct sigaction sa;
@@ -266,7 +266,7 @@ static void *victim(void *out) {
   sa.sa_handler = on_signal; /* no SA_RESTART: an interrupted call returns EINTR */
   sigaction(SIGUSR1, &sa, NULL);
   victim_tid = (pid_t)syscall(SYS_gettid);
-  while (!signallers_ready) {
+  while (signallers_ready < signallers_wanted) {
   }
   long r = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL);
   *(int *)out = r < 0 ? errno : 0;
@@ -433,6 +433,7 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "withdraw")) {
     pthread_t v, t[64];
     int err = -1;
+    signallers_wanted = (int)(n < 64 ? n : 64);
     pthread_create(&v, NULL, victim, &err);
     for (long i = 0; i < n && i < 64; i++) pthread_create(&t[i], NULL, signaller, NULL);
     for (long i = 0; i < n && i < 64; i++) pthread_join(t[i], NULL);

@@ -66,3 +66,17 @@ describe('a forbidden call withdrawn by a signal is still a violation', () => {
     expect(verdicts.filter((v) => !v.startsWith('SECURITY_VIOLATION'))).toEqual([]);
   }, 60_000);
 });
+
+describe('the watcher thread is not required', () => {
+  it('pidsLimit 2 (capsule-init and the program, no room for a thread) still runs, and still reports violations', async () => {
+    const ok = await run({ rootfs, argv: ['/probe', 'exit', '0'], pidsLimit: 2 });
+    expect(ok).toMatchObject({ verdict: 'OK', exitCode: 0 });
+    const bad = await run({
+      rootfs,
+      argv: ['/probe', 'withdraw', '0'],
+      pidsLimit: 3,
+      seccomp: 'default-kill',
+    });
+    expect(bad.verdict).toBe('SECURITY_VIOLATION');
+  });
+});
