@@ -24,6 +24,7 @@
  *   probe forge SIG            send SIG to PID 1 by kill, tgkill and rt_sigqueueinfo (si_pid 0), exit 0
  *   probe hide MIB MS          SIGCHLD ignored: a child allocates MIB MiB and burns MS ms, reaped by the kernel
  *   probe withdraw N           N threads signal a thread that calls mount(2); print what the call returned
+ *   probe forbidden            call mount(2) once from the only thread; print what it returned
  *   probe loopback             TCP server and client on 127.0.0.1; then connect to 10.0.0.1: errno names
  */
 #define _GNU_SOURCE
@@ -439,6 +440,9 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n && i < 64; i++) pthread_join(t[i], NULL);
     pthread_join(v, NULL);
     printf("mount: %s\n", errname(err));
+  } else if (!strcmp(cmd, "forbidden")) {
+    long r = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL);
+    printf("mount: %s\n", errname(r < 0 ? errno : 0));
   } else if (!strcmp(cmd, "loopback")) {
     printf("loopback: %s\n", loopback());
     struct sockaddr_in out = {.sin_family = AF_INET, .sin_port = htons(80)};
