@@ -28,10 +28,12 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
 
+#include "netns_pool.h"
 #include "seccomp.h"
 #include "spawn.h"
 
@@ -113,6 +115,7 @@ Napi::Value Configure(const Napi::CallbackInfo &info) {
     if (fscanf(f, "%d", &last_cap) != 1) last_cap = 40;
     fclose(f);
   }
+  netns_pool_configure(); /* on the main thread: nothing else reads the environment later */
   g_runtime.init_fd = mfd;
   g_runtime.self_pidfd = self;
   g_runtime.last_cap = last_cap;
@@ -140,19 +143,36 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
   struct rusage ru;
   std::memset(&ru, 0, sizeof ru);
   /* The raw waitid takes a rusage, which glibc's wrapper hides: capsule-init's own, plus everything it reaped. */
-  long r = syscall(SYS_waitid, P_PIDFD, w->pidfd, &si, WEXITED | WNOHANG, &ru);
-  if (r < 0 || si.si_pid == 0) return; /* not exited yet */
+  long r;
+  do r = syscall(SYS_waitid, P_PIDFD, w->pidfd, &si, WEXITED | WNOHANG, &ru);
+  while (r < 0 && errno == EINTR);
+  if (r == 0 && si.si_pid == 0) return; /* readable, yet not exited: wait for the next event */
+  if (r < 0) {
+    /*
+     * The pidfd polls readable once the process has exited, and stays so: a
+     * waitid that keeps failing (ECHILD: something else reaped it) would call
+     * us again and again. Its status is lost; end the watch as if it had been
+     * killed, with whatever report capsule-init wrote before it exited.
+     */
+    si.si_code = CLD_KILLED;
+    si.si_status = SIGKILL;
+  }
 
   capsule_init_report report{};
   bool have_report = read_record(w->status_fd, &report, sizeof report) && report.magic == CAPSULE_REPORT_MAGIC;
   capsule_error_record rec{};
   bool have_error = read_record(w->error_fd, &rec, sizeof rec) && rec.magic == CAPSULE_ERROR_MAGIC;
+  /*
+   * Stop polling and close the handle before the descriptor: libuv must not
+   * watch (or epoll_ctl DEL) a number another thread may already have reused.
+   * The Watcher itself is freed in on_poll_closed, on a later loop turn.
+   */
+  uv_poll_stop(handle);
+  uv_close(reinterpret_cast<uv_handle_t *>(handle), on_poll_closed);
   close(w->pidfd);
   close(w->status_fd);
   close(w->error_fd);
   g_watchers.erase(w->pid);
-  uv_poll_stop(handle);
-  uv_close(reinterpret_cast<uv_handle_t *>(handle), on_poll_closed);
 
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
@@ -189,14 +209,75 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
 
 /* --------------------------------- spawn --------------------------------- */
 
-std::string str(const Napi::Object &o, const char *key) { return o.Get(key).As<Napi::String>(); }
-uint64_t u64(const Napi::Object &o, const char *key) {
-  return static_cast<uint64_t>(o.Get(key).As<Napi::Number>().DoubleValue());
+/*
+ * Reading the options object. src/ has validated everything, but the addon
+ * does not trust that: a value the kernel would read differently from what
+ * was meant is refused here, whatever the caller checked. A double cast to an
+ * integer out of its range is undefined behaviour in C++ (2^64 became 0, -1
+ * became UINT64_MAX), and for a uid -1 means "leave it unchanged" to
+ * setresuid(2). A string with a NUL byte would be cut short there (a cwd of
+ * "/tmp\0x" would become "/tmp"). The first problem is kept and thrown once the
+ * whole object is read (no C++ exceptions: -fno-exceptions).
+ */
+std::string g_bad_option;
+
+void bad(const char *key, const std::string &why) {
+  if (g_bad_option.empty()) g_bad_option = std::string("capsule addon: option ") + key + " " + why;
 }
+
+std::string str(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) {
+    bad(key, "must be a string");
+    return "";
+  }
+  std::string s = v.As<Napi::String>();
+  if (s.find('\0') != std::string::npos) bad(key, "must not contain a NUL byte");
+  return s;
+}
+
+/* An integer in [0, max] (max below 2^64); 2^64 itself only where allow_infinity makes it RLIM_INFINITY. */
+uint64_t integer(const Napi::Object &o, const char *key, double max, bool allow_infinity = false) {
+  constexpr double kTwo64 = 18446744073709551616.0;
+  Napi::Value v = o.Get(key);
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
+  if (allow_infinity && d == kTwo64) return UINT64_MAX;
+  /* In range and whole (NaN fails both): only then is the conversion defined. */
+  if (!(d >= 0 && d <= max && std::trunc(d) == d)) {
+    std::string got = v.IsNumber() ? Napi::Value(v.ToString()).As<Napi::String>().Utf8Value() : "a non-number";
+    bad(key, "must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)) + ", got " + got);
+    return 0;
+  }
+  return static_cast<uint64_t>(d);
+}
+uint64_t u64(const Napi::Object &o, const char *key) { return integer(o, key, 18446744073709549568.0); }
+uint32_t u32(const Napi::Object &o, const char *key, uint32_t max = UINT32_MAX) {
+  return static_cast<uint32_t>(integer(o, key, max));
+}
+/* A descriptor number, or -1 for none. */
+int fd_number(const Napi::Value &v, const char *key) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(d >= -1 && d <= INT32_MAX && std::trunc(d) == d)) {
+    bad(key, "must be a descriptor number or -1");
+    return -1;
+  }
+  return static_cast<int>(d);
+}
+
 std::vector<std::string> strings(const Napi::Object &o, const char *key) {
-  Napi::Array a = o.Get(key).As<Napi::Array>();
   std::vector<std::string> v;
-  for (uint32_t i = 0; i < a.Length(); i++) v.push_back(a.Get(i).As<Napi::String>());
+  Napi::Value a = o.Get(key);
+  if (!a.IsArray()) {
+    bad(key, "must be an array of strings");
+    return v;
+  }
+  Napi::Array arr = a.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e = arr.Get(i);
+    std::string s = e.IsString() ? e.As<Napi::String>().Utf8Value() : std::string();
+    if (!e.IsString() || s.find('\0') != std::string::npos) bad(key, "must be strings without NUL bytes");
+    v.push_back(std::move(s));
+  }
   return v;
 }
 
@@ -207,8 +288,9 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.env = strings(o, "env");
   s.cwd = str(o, "cwd");
   s.hostname = str(o, "hostname");
-  s.uid = static_cast<uint32_t>(u64(o, "uid"));
-  s.gid = static_cast<uint32_t>(u64(o, "gid"));
+  /* Not (uid_t)-1: to setresuid(2) and setresgid(2) that means "leave it unchanged". */
+  s.uid = u32(o, "uid", UINT32_MAX - 1);
+  s.gid = u32(o, "gid", UINT32_MAX - 1);
   s.writable_root = o.Get("writableRoot").ToBoolean();
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();
@@ -219,15 +301,14 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Array nodes = o.Get("devNodes").As<Napi::Array>();
   for (uint32_t i = 0; i < nodes.Length(); i++) {
     Napi::Object n = nodes.Get(i).As<Napi::Object>();
-    s.dev_nodes.push_back({str(n, "path"), static_cast<uint32_t>(u64(n, "major")),
-                           static_cast<uint32_t>(u64(n, "minor")), static_cast<uint32_t>(u64(n, "mode"))});
+    s.dev_nodes.push_back({str(n, "path"), u32(n, "major"), u32(n, "minor"), u32(n, "mode", 07777)});
   }
   Napi::Value devices_value = o.Get("devices"); /* optional: src/devices/ */
   Napi::Array devices = devices_value.IsArray() ? devices_value.As<Napi::Array>() : Napi::Array::New(o.Env());
   for (uint32_t i = 0; i < devices.Length(); i++) {
     Napi::Object d = devices.Get(i).As<Napi::Object>();
-    s.devices.push_back({str(d, "target"), str(d, "type") == "b", static_cast<uint32_t>(u64(d, "major")),
-                         static_cast<uint32_t>(u64(d, "minor")), static_cast<uint32_t>(u64(d, "mode"))});
+    s.devices.push_back({str(d, "target"), str(d, "type") == "b", u32(d, "major"), u32(d, "minor"),
+                         u32(d, "mode", 07777)});
   }
   Napi::Array binds = o.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {
@@ -235,19 +316,35 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.binds.push_back({str(b, "source"), str(b, "target"), b.Get("readOnly").ToBoolean()});
   }
   Napi::Array cg = o.Get("cgroupFds").As<Napi::Array>();
-  for (uint32_t i = 0; i < cg.Length(); i++) s.cgroup_fds.push_back(cg.Get(i).As<Napi::Number>().Int32Value());
+  for (uint32_t i = 0; i < cg.Length(); i++) s.cgroup_fds.push_back(fd_number(cg.Get(i), "cgroupFds"));
   Napi::Array rl = o.Get("rlimits").As<Napi::Array>();
   for (uint32_t i = 0; i < rl.Length(); i++) {
     Napi::Object r = rl.Get(i).As<Napi::Object>();
-    s.rlimits.push_back({r.Get("resource").As<Napi::Number>().Int32Value(), u64(r, "soft"), u64(r, "hard")});
+    /* 2^64, the double nearest RLIM_INFINITY, means RLIM_INFINITY (src/limits.ts). */
+    constexpr double kMax = 18446744073709549568.0;
+    s.rlimits.push_back({static_cast<int>(u32(r, "resource", 63)), integer(r, "soft", kMax, true),
+                         integer(r, "hard", kMax, true)});
   }
   Napi::Array stdio = o.Get("stdio").As<Napi::Array>();
-  for (uint32_t i = 0; i < 3; i++) s.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
-  s.seccomp_fd = o.Get("seccompFd").As<Napi::Number>().Int32Value();
+  for (uint32_t i = 0; i < 3; i++) s.stdio[i] = fd_number(stdio.Get(i), "stdio");
+  s.seccomp_fd = fd_number(o.Get("seccompFd"), "seccompFd");
   s.trace = o.Get("trace").ToBoolean();
   Napi::Value dir = o.Get("cgroupDirFd");
-  s.cgroup_dir_fd = dir.IsNumber() ? dir.As<Napi::Number>().Int32Value() : -1;
+  s.cgroup_dir_fd = dir.IsUndefined() ? -1 : fd_number(dir, "cgroupDirFd");
   return s;
+}
+
+/* parse_options, or false with a TypeError thrown for the first bad value. */
+bool parse_checked(Napi::Env env, const Napi::Value &v, SandboxOptions &out) {
+  g_bad_option.clear();
+  if (!v.IsObject()) {
+    Napi::TypeError::New(env, "capsule addon: options must be an object").ThrowAsJavaScriptException();
+    return false;
+  }
+  out = parse_options(v.As<Napi::Object>());
+  if (g_bad_option.empty() && !env.IsExceptionPending()) return true;
+  if (!env.IsExceptionPending()) Napi::TypeError::New(env, g_bad_option).ThrowAsJavaScriptException();
+  return false;
 }
 
 /* The child's step times (and, for a failed run, as far as it got), for --explain. */
@@ -344,7 +441,9 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
     Napi::Error::New(env, "capsule addon: configure() was not called").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  SpawnWorker *worker = new SpawnWorker(env, parse_options(info[0].As<Napi::Object>()), info[1].As<Napi::Function>());
+  SandboxOptions opts;
+  if (!parse_checked(env, info[0], opts)) return env.Undefined();
+  SpawnWorker *worker = new SpawnWorker(env, std::move(opts), info[1].As<Napi::Function>());
   Napi::Promise p = worker->Promise();
   worker->Queue();
   return p;
@@ -364,7 +463,8 @@ Napi::Value Kill(const Napi::CallbackInfo &info) {
 /* plan(options): the mount phase's operations for these options, without running anything. */
 Napi::Value PlanOps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  SandboxOptions opts = parse_options(info[0].As<Napi::Object>());
+  SandboxOptions opts;
+  if (!parse_checked(env, info[0], opts)) return env.Undefined();
   Plan plan;
   plan_mounts(opts, plan);
   Napi::Array ops = Napi::Array::New(env, plan.mount_ops.size());
@@ -395,7 +495,7 @@ SeccompAction seccomp_action(const Napi::Object &o) {
   SeccompAction a;
   for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
     if (kind == kinds[i]) a.kind = static_cast<SeccompActionKind>(i);
-  a.value = static_cast<uint32_t>(u64(o, "value"));
+  a.value = u32(o, "value");
   return a;
 }
 
@@ -411,6 +511,7 @@ uint64_t big(const Napi::Object &o, const char *key) {
 Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
+  g_bad_option.clear();
   SeccompProfile p;
   p.default_action = seccomp_action(o.Get("defaultAction").As<Napi::Object>());
   p.bad_arch_action = seccomp_action(o.Get("badArchAction").As<Napi::Object>());
@@ -425,9 +526,13 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
     Napi::Array args = r.Get("args").As<Napi::Array>();
     for (uint32_t j = 0; j < args.Length(); j++) {
       Napi::Object a = args.Get(j).As<Napi::Object>();
-      rule.args.push_back({static_cast<unsigned>(u64(a, "index")), str(a, "op"), big(a, "value"), big(a, "valueTwo")});
+      rule.args.push_back({u32(a, "index", 5), str(a, "op"), big(a, "value"), big(a, "valueTwo")});
     }
     p.rules.push_back(std::move(rule));
+  }
+  if (!g_bad_option.empty() || env.IsExceptionPending()) {
+    if (!env.IsExceptionPending()) Napi::TypeError::New(env, g_bad_option).ThrowAsJavaScriptException();
+    return env.Undefined();
   }
   SeccompCompiled out;
   seccomp_compile(p, out);

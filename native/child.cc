@@ -8,6 +8,9 @@
  * lesson. It makes only raw system calls (sys.h) on data in `cfg`.
  */
 #include <linux/sched.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "sys.h"
@@ -81,15 +84,40 @@ void child_fail(const struct child_config *cfg, enum capsule_step step, long neg
 /*
  * set_netns: join the fresh network namespace the parent took from its pool
  * (netns_pool.cc) instead of having clone make one: the same isolation (a
- * namespace no other process has entered, with only a down loopback), made
- * before the run instead of during it. setns(2) needs CAP_SYS_ADMIN, which we
- * still hold. When no namespace was ready, clone had CLONE_NEWNET: nothing to do.
+ * namespace no other process has entered, with only a loopback, already up),
+ * made before the run instead of during it. setns(2) needs CAP_SYS_ADMIN,
+ * which we still hold.
+ *
+ * set_loopback_up: when clone made the namespace (none was ready), its lo is
+ * down, as every new network namespace's is (network_namespaces(7)), so a
+ * program could not talk to itself over 127.0.0.1. Raise it as runc, bwrap
+ * and nsjail do: SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP on any AF_INET
+ * socket of this namespace (netdevice(7)); CAP_NET_ADMIN over the namespace
+ * we own. lo is its only device, so nothing routes out: connecting anywhere
+ * else fails with ENETUNREACH.
  */
 void child_set_netns(const struct child_config *cfg) {
-  if (cfg->netns_fd < 0) return;
-  long r = SYS2(__NR_setns, cfg->netns_fd, CLONE_NEWNET);
-  if (sys_failed(r)) child_fail(cfg, STEP_set_netns, r, "network namespace");
-  child_trace(cfg, STEP_set_netns, -1);
+  if (cfg->netns_fd >= 0) {
+    long r = SYS2(__NR_setns, cfg->netns_fd, CLONE_NEWNET);
+    if (sys_failed(r)) child_fail(cfg, STEP_set_netns, r, "network namespace");
+    child_trace(cfg, STEP_set_netns, -1);
+    return; /* the pool raised its lo (netns_pool.cc) */
+  }
+  long fd = SYS3(__NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sys_failed(fd)) child_fail(cfg, STEP_set_loopback_up, fd, "socket(AF_INET, SOCK_DGRAM)");
+  struct ifreq ifr;
+  char *p = reinterpret_cast<char *>(&ifr);
+  for (unsigned long i = 0; i < sizeof ifr; i++) p[i] = 0; /* no memset: see sys.h */
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  long r = SYS3(__NR_ioctl, fd, SIOCGIFFLAGS, &ifr);
+  if (!sys_failed(r)) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    r = SYS3(__NR_ioctl, fd, SIOCSIFFLAGS, &ifr);
+  }
+  SYS1(__NR_close, fd);
+  if (sys_failed(r)) child_fail(cfg, STEP_set_loopback_up, r, "lo");
+  child_trace(cfg, STEP_set_loopback_up, -1);
 }
 
 /*

@@ -11,13 +11,21 @@
  *   1. fork the program (fork_program); the child loads the seccomp filter
  *      (load_seccomp) and execs it (exec);
  *   2. wait with every signal blocked, reading them from a signalfd(2), and
- *      on the filter's notification descriptor: SIGCHLD means reap,
- *      SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH are forwarded
- *      to the program, a notification is a forbidden system call;
+ *      on a pipe from its watcher thread (watch_listener), which waits on the
+ *      filter's notification descriptor: SIGCHLD means reap; SIGTERM/SIGINT/
+ *      SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH are forwarded to the program
+ *      when they come from outside the sandbox; a record from the watcher is
+ *      a forbidden system call;
  *   3. when the program ends, or calls a forbidden system call, or capsule
- *      sends CAPSULE_SIG_TERMINATE, kill whatever is left, reap it all, and
- *      write the program's wait status, its rusage and the forbidden call to
- *      capsule on the status pipe.
+ *      sends CAPSULE_SIG_TERMINATE from outside the sandbox, kill whatever is
+ *      left, reap it all, and write the program's wait status, its rusage and
+ *      the forbidden call to capsule on the status pipe.
+ *
+ * What it reports rests only on what the kernel says: wait statuses, seccomp
+ * notifications, and signals whose siginfo shows they came from outside the
+ * PID namespace (from_outside). The program runs as the same uid and can
+ * signal PID 1 (kill, tgkill, rt_sigqueueinfo), but it cannot make a signal
+ * look as if it came from capsule.
  *
  * It is built without libc (-nostdlib, raw system calls from sys.h): exec of
  * a static glibc binary cost 0.43 ms here against 0.12 ms for one without,
@@ -28,6 +36,9 @@
  * fds: 0-2 stdio, 3 error pipe, 4 status pipe, 5 seccomp program (optional).
  */
 #include <asm/poll.h>
+#include <asm/siginfo.h>
+#include <linux/audit.h>
+#include <linux/errno.h>
 #include <asm/signal.h>
 #include <linux/fcntl.h>
 #include <linux/filter.h>
@@ -76,6 +87,20 @@ static int forwarded(int sig) {
 }
 
 /*
+ * Did this signal come from outside the sandbox? kill(2) and
+ * pidfd_send_signal(2) fill si_code SI_USER and si_pid, the sender's pid as
+ * the receiver's PID namespace sees it, and 0 when the sender is not in that
+ * namespace (kernel/signal.c, send_signal_locked: "From an ancestor pid
+ * namespace?"). capsule is outside; every process of the sandbox is inside,
+ * so a kill() from the program arrives with its own pid, a tgkill(2) with
+ * SI_TKILL, and rt_sigqueueinfo(2) cannot send SI_USER to another process
+ * (it refuses si_code >= 0: EPERM), whatever si_pid it claims.
+ */
+static int from_outside(const struct signalfd_siginfo *si) {
+  return si->ssi_code == SI_USER && si->ssi_pid == 0;
+}
+
+/*
  * The seccomp program capsule compiled (native/seccomp.cc), read from
  * CAPSULE_FD_SECCOMP: raw struct sock_filter[], at most BPF_MAXINSNS of them.
  * Static, since there is no allocator; 32 KiB of .bss costs nothing until touched.
@@ -118,13 +143,22 @@ static long read_filter(void) {
  * table at the lowest free number, which capsule-init worked out before
  * forking; execve then unshares the table and closes the listener in the
  * program's copy (it is close-on-exec), so the program never holds it.
+ *
+ * SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): once capsule-init has
+ * received a notification, the caller waits killably, so a signal can no
+ * longer interrupt the call and let the program go on (seccomp(2)). Older
+ * kernels refuse the flag with EINVAL: load without it. Before it is
+ * received, a signal still withdraws a notification; watch_listener counts
+ * those.
  */
 static void run_program(char **argv, char **envp, long instructions) {
   ksigset none = 0;
   SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, SIGSETSIZE);
   if (instructions > 0) {
     struct sock_fprog prog = {(unsigned short)instructions, filter};
-    long r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    long r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+                  SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+    if (r == -EINVAL) r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (sys_failed(r)) {
       report_error(STEP_load_seccomp, r, "seccomp(SECCOMP_SET_MODE_FILTER)");
       for (;;) SYS1(__NR_exit_group, 125);
@@ -135,20 +169,188 @@ static void run_program(char **argv, char **envp, long instructions) {
   for (;;) SYS1(__NR_exit_group, r == -2 /* ENOENT */ ? 127 : 126);
 }
 
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1UL
+#endif
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* One forbidden call, from the watcher to the main thread; nr -1: withdrawn before it could be read. */
+struct violation {
+  unsigned arch;
+  int nr;
+};
+#define WITHDRAWN (-1)
+
+/* Set before the watcher starts and only read after. */
+static int listener_fd = -1, watch_pipe[2] = {-1, -1};
+static char watcher_stack[16384] __attribute__((aligned(16)));
+
 /*
- * A notification from the filter: a process of the sandbox called something
- * the profile kills for. The kernel wrote the record, so the program cannot
- * forge it; the caller is blocked in the call, which never runs. The record
- * is zeroed first, as SECCOMP_IOCTL_NOTIF_RECV requires.
+ * watch_listener: a thread of capsule-init that always waits in
+ * SECCOMP_IOCTL_NOTIF_RECV, and writes each forbidden call to watch_pipe.
+ *
+ * Why a thread and not poll(2) on the listener: a signal to the calling
+ * thread before the notification is received withdraws it; the call returns
+ * EINTR and the program goes on (seccomp_unotify(2), NOTES). poll(2) only
+ * sees notifications still queued, so a withdrawn one left no trace. The
+ * kernel counts every notification it queues, withdrawn or not
+ * (notif->requests, kernel/seccomp.c), and each RECV takes one: a RECV
+ * that finds its notification gone fails with ENOENT. A waiter that never
+ * stops receiving so sees every forbidden call, even one withdrawn before it
+ * ran. ENOENT also means "no process uses the filter any more" (the listener
+ * then polls POLLHUP): that ends the watch.
+ *
+ * A thread of PID 1, not a process: the program runs as the same uid and
+ * could kill a process, but signals from inside the namespace do not reach
+ * its init's threads unless handled (pid_namespaces(7)), and ours are all
+ * blocked.
  */
-static int receive_violation(int listener, unsigned *arch, int *nr) {
+static int watch_listener(void *unused) {
+  (void)unused;
+  for (;;) {
+    struct seccomp_notif n;
+    memset(&n, 0, sizeof n); /* SECCOMP_IOCTL_NOTIF_RECV requires a zeroed record */
+    struct violation v = {0, 0};
+    long r = SYS3(__NR_ioctl, listener_fd, SECCOMP_IOCTL_NOTIF_RECV, &n);
+    if (r == 0) {
+      /* The kernel wrote it, so the program cannot forge it; the caller waits, the call never runs. */
+      v.arch = n.data.arch;
+      v.nr = n.data.nr;
+    } else if (r == -ENOENT) {
+      struct pollfd p = {listener_fd, POLLIN, 0};
+      struct {
+        long sec, nsec;
+      } zero = {0, 0};
+      SYS5(__NR_ppoll, &p, 1, &zero, 0, 0);
+      if (p.revents & POLLHUP) break;
+      v.arch = NATIVE_AUDIT_ARCH;
+      v.nr = WITHDRAWN;
+    } else if (r == -EINTR) {
+      continue;
+    } else {
+      break;
+    }
+    SYS3(__NR_write, watch_pipe[1], &v, sizeof v);
+  }
+  SYS1(__NR_close, watch_pipe[1]); /* EOF for the main thread: nothing more will come */
+  return 0;
+}
+
+/*
+ * clone(2) a thread on watcher_stack running fn(arg). The new thread starts
+ * on its own stack at the instruction after the system call, so it cannot
+ * return into C: these few instructions call fn there and exit the thread.
+ *   long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg)
+ */
+#if defined(__x86_64__)
+__asm__(
+    ".text\n.type start_thread,@function\nstart_thread:\n"
+    "  mov %rdx, %r8\n" /* fn: r8 is clone's tls, unused without CLONE_SETTLS */
+    "  mov %rcx, %r9\n" /* arg */
+    "  xor %edx, %edx\n" /* parent_tid */
+    "  xor %r10d, %r10d\n" /* child_tid */
+    "  mov $56, %eax\n"   /* __NR_clone */
+    "  syscall\n"
+    "  test %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xor %ebp, %ebp\n"
+    "  mov %r9, %rdi\n"
+    "  call *%r8\n"
+    "  mov %rax, %rdi\n"
+    "  mov $60, %eax\n" /* __NR_exit: this thread only */
+    "  syscall\n"
+    "  hlt\n"
+    "1: ret\n");
+#elif defined(__aarch64__)
+__asm__(
+    ".text\n.type start_thread,%function\nstart_thread:\n"
+    "  mov x10, x2\n"
+    "  mov x11, x3\n"
+    "  mov x2, #0\n" /* parent_tid */
+    "  mov x3, #0\n" /* tls */
+    "  mov x4, #0\n" /* child_tid */
+    "  mov x8, #220\n" /* __NR_clone */
+    "  svc #0\n"
+    "  cbnz x0, 1f\n"
+    "  mov x29, #0\n"
+    "  mov x0, x11\n"
+    "  blr x10\n"
+    "  mov x8, #93\n" /* __NR_exit */
+    "  svc #0\n"
+    "1: ret\n");
+#endif
+long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg);
+
+/*
+ * Start the watcher on the listener the program's filter made. Returns the
+ * read end of its pipe, or -1 when there is no listener or no watcher could
+ * start (then no kill action can be enforced: the caller fails the run).
+ * *waits_out: the kernel ends a RECV once no process uses the filter
+ * (Linux 6.6, the same release as SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP), so at
+ * the end the watcher's EOF can be waited for; before 6.6 it cannot.
+ */
+static long start_watcher(int listener, int *waits_out) {
+  *waits_out = 0;
+  listener_fd = listener;
+  long r = SYS2(__NR_pipe2, watch_pipe, O_CLOEXEC);
+  if (sys_failed(r)) return r;
+  /* Only the main thread's end is non-blocking: a full pipe makes the watcher wait, never drop a record. */
+  SYS3(__NR_fcntl, watch_pipe[0], F_SETFL, O_NONBLOCK);
+  /*
+   * SYNC_WAKE_UP: the watcher is woken on the calling thread's CPU and runs
+   * as it blocks (seccomp_unotify(2)), so a notification is received before
+   * the program's other threads get a chance to signal the caller.
+   */
+  unsigned long long sync = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+  *waits_out = !sys_failed(SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, sync));
+  long t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                        watcher_stack + sizeof watcher_stack, watch_listener, 0);
+  if (sys_failed(t)) {
+    SYS1(__NR_close, watch_pipe[0]);
+    SYS1(__NR_close, watch_pipe[1]);
+    return t;
+  }
+  return watch_pipe[0];
+}
+
+/*
+ * Without a watcher (no thread could start: a pidsLimit that leaves room for
+ * capsule-init and the program only), the main thread receives from the
+ * listener itself when it polls readable. A notification was queued then, so
+ * ENOENT still means it was withdrawn; one withdrawn before the poll is missed.
+ */
+static int receive_directly(int listener, struct violation *out) {
   struct seccomp_notif n;
   memset(&n, 0, sizeof n);
   long r = SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
-  if (sys_failed(r)) return 0; /* ENOENT: the caller died first */
-  *arch = n.data.arch;
-  *nr = n.data.nr;
+  if (r == 0) {
+    out->arch = n.data.arch;
+    out->nr = n.data.nr;
+    return 1;
+  }
+  if (r != -ENOENT) return 0;
+  out->arch = NATIVE_AUDIT_ARCH;
+  out->nr = WITHDRAWN;
   return 1;
+}
+
+/* Read what the watcher sent; the first named call wins over a withdrawn one. Returns 1 if any. */
+static int read_violations(long fd, struct violation *out) {
+  struct violation v;
+  int any = 0;
+  while (SYS3(__NR_read, fd, &v, sizeof v) == (long)sizeof v) {
+    if (out->arch == 0 || (out->nr == WITHDRAWN && v.nr != WITHDRAWN)) *out = v;
+    any = 1;
+  }
+  return any;
 }
 
 /* CLOCK_MONOTONIC in ns, for --explain's timings (the clock Node's hrtime reads). */
@@ -214,31 +416,41 @@ static int main_init(int argc, char **argv, char **envp) {
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;
 
+  /* The watcher, or (no thread could start, e.g. EAGAIN at the pids limit) the listener itself. */
+  int watcher_ends = 0, direct = 0;
+  long watched = -1;
+  if (listener >= 0) {
+    watched = start_watcher((int)listener, &watcher_ends);
+    if (sys_failed(watched)) {
+      watched = listener;
+      direct = 1;
+    }
+  }
+
   /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
   SYS1(__NR_close, CAPSULE_FD_ERROR);
 
   int status = 0, done = 0;
-  unsigned violation_arch = 0;
-  int violation_nr = 0;
-  struct pollfd fds[2] = {{(int)sfd, POLLIN, 0}, {(int)listener, POLLIN, 0}};
+  struct violation violation = {0, 0};
+  struct pollfd fds[2] = {{(int)sfd, POLLIN, 0}, {(int)watched, POLLIN, 0}};
   while (!done) {
     fds[0].revents = fds[1].revents = 0;
-    /* A negative fd is skipped by poll(2): once the listener hangs up, it is not watched. */
+    /* A negative fd is skipped by poll(2): once the watcher is done, it is not watched. */
     long n = SYS5(__NR_ppoll, fds, 2, 0, 0, 0);
     if (n < 0) continue; /* EINTR */
     if (fds[1].revents & POLLIN) {
-      if (receive_violation(fds[1].fd, &violation_arch, &violation_nr)) {
+      if (direct ? receive_directly(fds[1].fd, &violation) : read_violations(fds[1].fd, &violation)) {
         /* As SECCOMP_RET_KILL_PROCESS would have it, but known and reported. */
         status = SIGSYS;
         break;
       }
-    } else if (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-      fds[1].fd = -1; /* no process uses the filter any more */
     }
+    if (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) fds[1].fd = -1;
     struct signalfd_siginfo si;
     while (!done && SYS3(__NR_read, sfd, &si, sizeof si) == (long)sizeof si) {
       int sig = (int)si.ssi_signo;
       if (sig == SIGCHLD) {
+        /* Whoever sent it, reaping with WNOHANG only finds what has really ended. */
         int st;
         long p;
         while ((p = SYS4(__NR_wait4, -1, &st, WNOHANG, 0)) > 0) {
@@ -247,6 +459,8 @@ static int main_init(int argc, char **argv, char **envp) {
             done = 1;
           }
         }
+      } else if (!from_outside(&si)) {
+        /* From inside the sandbox: a control signal capsule did not send. Dropped. */
       } else if (sig == CAPSULE_SIG_TERMINATE) {
         status = SIGKILL; /* as if killed: the caller knows why, it sent this */
         done = 1;
@@ -258,12 +472,30 @@ static int main_init(int argc, char **argv, char **envp) {
 
   /*
    * The program is gone: end everything it left behind (kill(2) with -1 from
-   * PID 1 reaches every other process of the namespace) and reap it all, so
-   * their CPU time is counted in the rusage below.
+   * PID 1 reaches every other process of the namespace, not our own threads)
+   * and reap it all, so their CPU time is counted in the rusage below.
    */
   SYS2(__NR_kill, -1, SIGKILL);
   long p;
   while ((p = SYS4(__NR_wait4, -1, 0, 0, 0)) > 0 || p == -4 /* EINTR */) {
+  }
+
+  /*
+   * Nothing uses the filter now, so the watcher's last RECV returns and it
+   * closes its pipe (Linux 6.6 and later): wait for that EOF, so that a call
+   * withdrawn just before the end is still counted. Before 6.6 its RECV may
+   * never return: take only what it has sent.
+   */
+  if (watched >= 0 && !direct) {
+    for (;;) {
+      read_violations(watched, &violation);
+      if (!watcher_ends) break;
+      struct pollfd w = {(int)watched, POLLIN, 0};
+      long n = SYS5(__NR_ppoll, &w, 1, 0, 0, 0);
+      if (n < 0) continue;
+      if ((w.revents & POLLIN) == 0) break; /* POLLHUP alone: EOF */
+    }
+    if (violation.arch != 0) status = SIGSYS;
   }
 
   /*
@@ -280,8 +512,8 @@ static int main_init(int argc, char **argv, char **envp) {
       (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
       (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec,
       ru.ru_maxrss,
-      violation_arch,
-      violation_nr,
+      violation.arch,
+      violation.nr,
       started_ns,
       forked_ns,
   };

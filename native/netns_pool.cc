@@ -5,21 +5,27 @@
  * where they are; /proc/thread-self/ns/net then names the one just made.
  *
  * The thread itself stays in the last namespace it made until it makes the
- * next, which it does as soon as one is taken. It opens no socket and sends
- * nothing, and from inside a sandbox (another PID namespace) it cannot be
- * seen; it only keeps that namespace alive a little longer.
+ * next, which it does as soon as one is taken. It opens no socket but the one
+ * that raises lo, sends nothing, and from inside a sandbox (another PID
+ * namespace) it cannot be seen; it only keeps that namespace alive a little
+ * longer.
  */
 #include "netns_pool.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
+#include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <thread>
 
 namespace {
 
@@ -34,6 +40,7 @@ struct Pool {
   std::mutex mu;
   std::condition_variable wanted;
   std::deque<int> ready;
+  bool enabled = true; /* CAPSULE_NETNS_POOL, read once by netns_pool_configure */
   bool started = false;
 };
 Pool &pool() {
@@ -41,17 +48,42 @@ Pool &pool() {
   return *p;
 }
 
-void fill() {
+/*
+ * lo up in the namespace this thread is in now: a new network namespace has
+ * only a loopback device, and it is down (network_namespaces(7)); raising it
+ * lets a program reach itself on 127.0.0.1 and routes nothing out
+ * (netdevice(7): SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP). The socket
+ * belongs to the namespace of the thread that creates it.
+ */
+bool loopback_up() {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  bool ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    ok = ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+void *fill(void *) {
   Pool &p = pool();
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(p.mu);
       p.wanted.wait(lk, [&] { return p.ready.size() < kReady; });
     }
-    /* Any failure (no CAP_SYS_ADMIN, a namespace limit) ends the pool: clone makes its own. */
-    if (unshare(CLONE_NEWNET) != 0) return;
+    /*
+     * Any failure (no CAP_SYS_ADMIN, a namespace limit, lo refusing to come
+     * up) ends the pool: clone makes its own namespace and the child raises lo.
+     */
+    if (unshare(CLONE_NEWNET) != 0 || !loopback_up()) return nullptr;
     int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return nullptr;
     std::lock_guard<std::mutex> lk(p.mu);
     p.ready.push_back(fd);
   }
@@ -59,15 +91,40 @@ void fill() {
 
 }  // namespace
 
+void netns_pool_configure() {
+  /* CAPSULE_NETNS_POOL=0 turns the pool off: every clone makes its own namespace. */
+  const char *env = getenv("CAPSULE_NETNS_POOL");
+  Pool &p = pool();
+  std::lock_guard<std::mutex> lk(p.mu);
+  p.enabled = !(env && env[0] == '0');
+}
+
 int netns_pool_take() {
   Pool &p = pool();
   std::lock_guard<std::mutex> lk(p.mu);
+  if (!p.enabled) return -1;
   if (!p.started) {
-    /* CAPSULE_NETNS_POOL=0 turns the pool off: every clone makes its own namespace. */
-    const char *env = getenv("CAPSULE_NETNS_POOL");
-    if (env && env[0] == '0') return -1;
     p.started = true;
-    std::thread(fill).detach();
+    /*
+     * pthread_create, not std::thread: the addon is built with -fno-exceptions,
+     * so std::thread's failure (EAGAIN at a thread limit) would abort Node.
+     * A thread that cannot start just leaves the pool empty: clone makes
+     * each namespace as it would without one.
+     */
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) == 0) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      /* A new thread inherits its creator's signal mask (pthread_create(3)): block all for it. */
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      if (pthread_create(&t, &attr, fill, nullptr) != 0) p.enabled = false;
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      pthread_attr_destroy(&attr);
+    } else {
+      p.enabled = false;
+    }
     return -1; /* the first run does not wait for the pool */
   }
   if (p.ready.empty()) return -1;

@@ -8,11 +8,19 @@
  * only by a file descriptor; a sandbox's child joins one with setns(2) and
  * the parent closes its descriptor, so each is used exactly once and dies
  * with its sandbox. When none is ready, clone makes one as before.
+ * Each comes with its loopback up, as the child would leave it.
  */
 #ifndef CAPSULE_NETNS_POOL_H
 #define CAPSULE_NETNS_POOL_H
 
-/* A descriptor of a fresh network namespace (O_CLOEXEC), or -1: then use CLONE_NEWNET. */
+/* Read CAPSULE_NETNS_POOL (0: no pool). On the main thread, once: getenv races setenv elsewhere. */
+void netns_pool_configure();
+
+/*
+ * A descriptor of a fresh network namespace (O_CLOEXEC) with lo up, or -1:
+ * then use CLONE_NEWNET (and the child raises lo). Starts the pool's thread
+ * on first use.
+ */
 int netns_pool_take();
 
 #endif

@@ -24,7 +24,8 @@
   STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
   STEP(check_parent, "poll", "pidfd_open(2)", "close the race where capsule died before pdeathsig was set") \
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
-  STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo, down)") \
+  STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
+  STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \
   STEP(join_cgroup, "write", "cgroups(7)", "enter the sandbox's cgroups before anything untrusted runs") \
   STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \
   STEP(bind_rootfs, "mount", "mount(2)", "make the rootfs a mount point so pivot_root accepts it")  \

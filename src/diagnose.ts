@@ -89,6 +89,8 @@ function hintFor(step: string, code: string): string | undefined {
     return "a device cgroup above the sandbox (a systemd unit's DevicePolicy/DeviceAllow, a container's device list) does not allow this device: allow it there, or run capsule outside that cgroup";
   if (step === 'join_cgroup')
     return 'the sandbox could not enter its cgroup: check the cgroup is writable (`capsule gc` clears leftovers)';
+  if (step === 'load_seccomp' && code === 'EBUSY')
+    return "a seccomp filter with a notification listener is already installed above capsule (a supervisor's seccomp agent, or capsule run inside another sandbox), and the kernel allows one listener per process tree (seccomp(2), SECCOMP_FILTER_FLAG_NEW_LISTENER): run capsule outside it, or use seccomp: 'none' (--seccomp none)";
   if (step === 'load_seccomp' && (code === 'EINVAL' || code === 'ENOSYS'))
     return "the kernel refused the seccomp filter (a kernel without CONFIG_SECCOMP_FILTER?): seccomp: 'none' (--seccomp none) runs without one";
   if (step === 'mount_sys' && code === 'EPERM')

@@ -103,6 +103,8 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
         : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
     case 'set_netns':
       return 'setns(a fresh network namespace made ahead of time, CLONE_NEWNET)';
+    case 'set_loopback_up':
+      return 'ioctl(socket(AF_INET, SOCK_DGRAM), SIOCSIFFLAGS, "lo" IFF_UP)';
     case 'set_pdeathsig':
       return 'prctl(PR_SET_PDEATHSIG, SIGKILL)';
     case 'check_parent':
@@ -160,6 +162,7 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
 /** The child steps that are not mount operations, in order (each traced with op -1). */
 const CHILD_STEPS_WITHOUT_OPS = new Set([
   'set_netns',
+  'set_loopback_up',
   'set_pdeathsig',
   'check_parent',
   'reset_signals',

@@ -28,7 +28,12 @@ export interface LimitOptions {
    * included; swap capped too where the kernel accounts it). @default no limit
    */
   memoryLimitBytes?: number;
-  /** Processes and threads alive at once in the sandbox (cgroup pids limit). @default no limit */
+  /**
+   * Processes and threads alive at once in the sandbox (cgroup pids limit). capsule-init
+   * counts as one, and its seccomp watcher thread as another when a filter is loaded
+   * (without room for it, capsule-init watches the filter itself, and a forbidden call a
+   * signal withdraws at once can then go unreported). @default no limit
+   */
   pidsLimit?: number;
   /**
    * Bytes of stdout and of stderr each that capsule keeps; past it the sandbox is killed,
@@ -42,7 +47,11 @@ export interface LimitOptions {
   cpusetCpus?: string;
   /** Largest file the program may write, in bytes (RLIMIT_FSIZE; SIGXFSZ past it). @default the current limit */
   fileSizeLimitBytes?: number;
-  /** Open file descriptors per process (RLIMIT_NOFILE). @default the current limit */
+  /**
+   * Open file descriptors per process (RLIMIT_NOFILE, soft and hard). @default 1024, as
+   * runc's default spec (or capsule's own hard limit, if that is lower): the sandbox does
+   * not inherit the host's often much larger limit
+   */
   openFilesLimit?: number;
   /** Stack size per process, in bytes (RLIMIT_STACK). @default the current limit */
   stackLimitBytes?: number;
@@ -66,6 +75,9 @@ export interface RlimitOp {
   soft: number;
   hard: number;
 }
+
+/** RLIMIT_NOFILE when openFilesLimit is not given: runc's default spec has 1024. */
+export const DEFAULT_OPEN_FILES = 1024;
 
 /** RLIM_INFINITY as the addon's doubles carry it (2^64 - 1 rounds to 2^64, which the kernel reads as all ones). */
 const INFINITY = 2 ** 64;
@@ -158,7 +170,11 @@ export function rlimitPlan(l: Limits): RlimitOp[] {
     ops.push({ resource, soft: value, hard: value });
   };
   exact(RLIMIT.FSIZE, l.fileSizeLimitBytes, 'fileSizeLimitBytes');
-  exact(RLIMIT.NOFILE, l.openFilesLimit, 'openFilesLimit');
+  if (l.openFilesLimit !== null) exact(RLIMIT.NOFILE, l.openFilesLimit, 'openFilesLimit');
+  else {
+    const value = Math.min(DEFAULT_OPEN_FILES, hardLimit(RLIMIT.NOFILE));
+    ops.push({ resource: RLIMIT.NOFILE, soft: value, hard: value });
+  }
   exact(RLIMIT.STACK, l.stackLimitBytes, 'stackLimitBytes');
   if (l.cpuTimeLimitMs !== null) {
     /*

@@ -251,6 +251,9 @@ function sandboxPath(option: string, value: string): string {
     fail(option, `${option} must be an absolute path inside the sandbox, got ${JSON.stringify(value)}`);
   }
   if (value.split('/').includes('..')) fail(option, `${option} must not contain '..': ${value}`);
+  /* The kernel reads C strings: "/tmp\0x" would silently become "/tmp". */
+  if (value.includes('\0'))
+    fail(option, `${option} must not contain a NUL byte, got ${JSON.stringify(value)}`);
   const clean = normalize(value);
   return clean.length > 1 ? clean.replace(/\/$/, '') : clean;
 }

@@ -52,7 +52,8 @@ export interface RunResult<Output extends string | Buffer = string> {
   wallTimeMs: number;
   /**
    * User + system CPU time of every process of the sandbox, in ms: from the cgroup's
-   * CPU accounting when the sandbox had a cgroup, else from capsule-init's rusage.
+   * CPU accounting when the sandbox had a cgroup, else from capsule-init's rusage, a
+   * lower bound (see {@link RunResult.accounting}).
    */
   cpuTimeMs: number;
   userCpuTimeMs: number;
@@ -65,8 +66,18 @@ export interface RunResult<Output extends string | Buffer = string> {
   /**
    * Peak resident set size of the largest single process of the sandbox, in bytes
    * (getrusage(2) ru_maxrss); null when capsule-init was killed before it could report it.
+   * Always a lower bound, never used for a verdict: a process reaped by the kernel itself
+   * (its parent ignores SIGCHLD) is not counted. {@link RunResult.peakMemoryBytes} is the figure.
    */
   maxRssBytes: number | null;
+  /**
+   * Where cpuTimeMs, userCpuTimeMs and systemCpuTimeMs come from. `'cgroup'`: the
+   * sandbox's cgroup counted every process it ever had. `'rusage-lower-bound'`: there was
+   * no cgroup CPU accounting (`cgroups: false` and no limit that needs one), so they come
+   * from getrusage(2), which misses processes the kernel reaped itself (SIGCHLD ignored or
+   * SA_NOCLDWAIT): a program can hide CPU time there. Verdicts never rest on rusage.
+   */
+  accounting: 'cgroup' | 'rusage-lower-bound';
   /** The cgroup's OOM killer killed a process of the sandbox. */
   oomKilled: boolean;
   /** A fork or clone failed at pidsLimit. */
@@ -398,6 +409,7 @@ function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
       userCpuTimeMs: usage.userCpuMs ?? userUs / 1000,
       systemCpuTimeMs: usage.systemCpuMs ?? systemUs / 1000,
       maxRssBytes,
+      accounting: 'cgroup' as const,
     };
   }
   return {
@@ -407,6 +419,7 @@ function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
     userCpuTimeMs: userUs / 1000,
     systemCpuTimeMs: systemUs / 1000,
     maxRssBytes,
+    accounting: 'rusage-lower-bound' as const,
   };
 }
 

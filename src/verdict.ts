@@ -56,8 +56,12 @@ export interface VerdictInput {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   intervention: Intervention;
-  cpuTimeMs: number;
   wallTimeMs: number;
+  /**
+   * The cgroup's figures: the only CPU time and memory a verdict rests on. getrusage(2)
+   * is never used here: children the kernel reaps itself (SIGCHLD ignored, SA_NOCLDWAIT)
+   * never reach RUSAGE_CHILDREN, so a program could hide CPU time and memory from it.
+   */
   usage: CgroupUsage | null;
   limits: Limits;
   /** The forbidden system call capsule-init reported, if any: see securityViolation(). */
@@ -73,6 +77,12 @@ export interface VerdictResult {
 
 export function decideVerdict(v: VerdictInput): VerdictResult {
   const { limits } = v;
+  /* null: no cgroup counted it, and then no CPU verdict is drawn from elsewhere. */
+  const cpuTimeMs = v.usage?.cpuTimeMs ?? null;
+  const cpuPast = (strictly: boolean) =>
+    limits.cpuTimeLimitMs !== null &&
+    cpuTimeMs !== null &&
+    (strictly ? cpuTimeMs > limits.cpuTimeLimitMs : cpuTimeMs >= limits.cpuTimeLimitMs);
   const result = (verdict: Verdict, mechanism: Mechanism, timeLimit: 'cpu' | 'wall' | null = null) => ({
     verdict,
     mechanism,
@@ -87,17 +97,13 @@ export function decideVerdict(v: VerdictInput): VerdictResult {
   if (v.intervention === 'aborted') return result('SIGNALED', 'aborted');
   /* What the kernel did. */
   if (v.usage?.oomKilled) return result('MEMORY_LIMIT', 'cgroup_oom');
-  if (
-    v.signal === 'SIGXCPU' ||
-    (v.signal === 'SIGKILL' && limits.cpuTimeLimitMs !== null && v.cpuTimeMs >= limits.cpuTimeLimitMs)
-  ) {
+  if (v.signal === 'SIGXCPU' || (v.signal === 'SIGKILL' && cpuPast(false))) {
     return result('TIME_LIMIT', 'rlimit_cpu', 'cpu');
   }
   if (v.signal === 'SIGXFSZ' && limits.fileSizeLimitBytes !== null)
     return result('OUTPUT_LIMIT', 'rlimit_fsize');
   /* A limit passed between two checks, in a program that then finished: still over (isolate does the same). */
-  if (limits.cpuTimeLimitMs !== null && v.cpuTimeMs > limits.cpuTimeLimitMs)
-    return result('TIME_LIMIT', 'exit', 'cpu');
+  if (cpuPast(true)) return result('TIME_LIMIT', 'exit', 'cpu');
   if (limits.wallTimeLimitMs !== null && v.wallTimeMs > limits.wallTimeLimitMs)
     return result('TIME_LIMIT', 'exit', 'wall');
   /* How the program ended. */

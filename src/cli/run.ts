@@ -254,7 +254,9 @@ function sandboxOptions(cmd: Command): Command {
       ),
     )
     .addOption(
-      new Option('--open-files-limit <n>', 'open files per process (RLIMIT_NOFILE)').argParser(count),
+      new Option('--open-files-limit <n>', 'open files per process (RLIMIT_NOFILE; default 1024)').argParser(
+        count,
+      ),
     )
     .addOption(new Option('--stack-limit <size>', 'stack per process (RLIMIT_STACK)').argParser(bytes))
     .addOption(

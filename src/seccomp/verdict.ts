@@ -18,13 +18,20 @@
  * siginfo is delivered to the program, which can catch it.
  */
 export interface Violation {
-  /** The call's name in its ABI (`socket`), from libseccomp's tables; `syscall_N` when unknown. */
+  /**
+   * The call's name in its ABI (`socket`), from libseccomp's tables; `syscall_N` when
+   * unknown; `unknown` when a signal withdrew the call before capsule-init could read it
+   * (the kernel then no longer says which call it was, only that there was one).
+   */
   syscall: string;
-  /** Its number in that ABI. */
+  /** Its number in that ABI; -1 for a withdrawn call. */
   number: number;
   /** The ABI: `x86_64`, `i386` (int 0x80), `x32`, `aarch64`, or the AUDIT_ARCH value in hex. */
   abi: string;
 }
+
+/** capsule-init's number for a call withdrawn by a signal before it was read (native/init.c). */
+const WITHDRAWN = -1;
 
 const AUDIT_ARCH: Record<number, string> = {
   0xc000003e: 'x86_64',
@@ -45,6 +52,7 @@ export function securityViolation(exit: ExitWithViolation): Violation | null {
   if (!v) return null;
   const x32 = v.arch === 0xc000003e && (v.number & 0x40000000) !== 0;
   const abi = x32 ? 'x32' : (AUDIT_ARCH[v.arch] ?? `0x${v.arch.toString(16)}`);
+  if (v.number === WITHDRAWN) return { syscall: 'unknown', number: WITHDRAWN, abi };
   return { syscall: v.syscall || `syscall_${v.number}`, number: v.number, abi };
 }
 

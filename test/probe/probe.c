@@ -21,9 +21,18 @@
  *   probe fsize BYTES          write BYTES to /tmp/f
  *   probe dev PATH...          JSON per path: stat (type, major, minor, mode) and open for read, for write
  *   probe mknod PATH MAJ MIN   try to make a character device; print errno name or "ok"
+ *   probe forge SIG            send SIG to PID 1 by kill, tgkill and rt_sigqueueinfo (si_pid 0), exit 0
+ *   probe hide MIB MS          SIGCHLD ignored: a child allocates MIB MiB and burns MS ms, reaped by the kernel
+ *   probe withdraw N           N threads signal a thread that calls mount(2); print what the call returned
+ *   probe forbidden            call mount(2) once from the only thread; print what it returned
+ *   probe loopback             TCP server and client on 127.0.0.1; then connect to 10.0.0.1: errno names
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <errno.h>
@@ -80,6 +89,10 @@ static const char *errname(int e) {
     case ENXIO: return "ENXIO";
     case ENOSPC: return "ENOSPC";
     case EFBIG: return "EFBIG";
+    case EINTR: return "EINTR";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ECONNREFUSED: return "ECONNREFUSED";
     default: return strerror(e);
   }
 }
@@ -244,6 +257,49 @@ static void *burn_thread(void *arg) {
   return NULL;
 }
 
+/* withdraw: the victim thread makes one forbidden call while the others signal it without pause. */
+static volatile pid_t victim_tid;
+static volatile int signallers_ready, signallers_wanted, call_done;
+static void on_signal(int sig) { (void)sig; }
+static void *victim(void *out) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal; /* no SA_RESTART: an interrupted call returns EINTR */
+  sigaction(SIGUSR1, &sa, NULL);
+  victim_tid = (pid_t)syscall(SYS_gettid);
+  while (signallers_ready < signallers_wanted) {
+  }
+  long r = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL);
+  *(int *)out = r < 0 ? errno : 0;
+  call_done = 1;
+  return NULL;
+}
+static void *signaller(void *arg) {
+  (void)arg;
+  while (!victim_tid) {
+  }
+  __sync_fetch_and_add(&signallers_ready, 1);
+  while (!call_done) syscall(SYS_tgkill, getpid(), victim_tid, SIGUSR1);
+  return NULL;
+}
+
+/* loopback: a listener and a client on 127.0.0.1 in one process; prints "loopback: ok" or an errno name. */
+static const char *loopback(void) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  int s = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || c < 0) return errname(errno);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 1) < 0 ||
+      getsockname(s, (struct sockaddr *)&a, &len) < 0)
+    return errname(errno);
+  if (connect(c, (struct sockaddr *)&a, sizeof a) < 0) return errname(errno);
+  int conn = accept(s, NULL, NULL);
+  if (conn < 0) return errname(errno);
+  char buf[5] = {0};
+  if (write(c, "ping", 4) != 4 || read(conn, buf, 4) != 4) return errname(errno);
+  return strcmp(buf, "ping") ? "garbled" : "ok";
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *cmd = argv[1];
@@ -347,6 +403,52 @@ int main(int argc, char **argv) {
       if (w < 0) return 3;
       left -= w;
     }
+  } else if (!strcmp(cmd, "forge")) {
+    /* Each way a process can address PID 1; rt_sigqueueinfo also claims si_pid 0, as if from outside. */
+    int sig = (int)n;
+    printf("kill: %s\n", errname(kill(1, sig) ? errno : 0));
+    printf("tgkill: %s\n", errname(syscall(SYS_tgkill, 1, 1, sig) ? errno : 0));
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = 0;
+    si.si_uid = 0;
+    printf("sigqueue: %s\n", errname(syscall(SYS_rt_sigqueueinfo, 1, sig, &si) ? errno : 0));
+    fflush(stdout);
+    sleep_ms(200); /* time for capsule-init to act on them, were it to */
+  } else if (!strcmp(cmd, "hide")) {
+    /* SIGCHLD ignored: the kernel reaps the child itself, so it never reaches RUSAGE_CHILDREN (wait(2)). */
+    signal(SIGCHLD, SIG_IGN);
+    pid_t child = fork();
+    if (child == 0) {
+      size_t size = (size_t)n << 20;
+      char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) _exit(3);
+      for (size_t i = 0; i < size; i += 4096) p[i] = 1;
+      burn(atol(argv[3]));
+      _exit(0);
+    }
+    while (wait(NULL) > 0 || errno == EINTR) {
+    }
+  } else if (!strcmp(cmd, "withdraw")) {
+    pthread_t v, t[64];
+    int err = -1;
+    signallers_wanted = (int)(n < 64 ? n : 64);
+    pthread_create(&v, NULL, victim, &err);
+    for (long i = 0; i < n && i < 64; i++) pthread_create(&t[i], NULL, signaller, NULL);
+    for (long i = 0; i < n && i < 64; i++) pthread_join(t[i], NULL);
+    pthread_join(v, NULL);
+    printf("mount: %s\n", errname(err));
+  } else if (!strcmp(cmd, "forbidden")) {
+    long r = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0L, NULL);
+    printf("mount: %s\n", errname(r < 0 ? errno : 0));
+  } else if (!strcmp(cmd, "loopback")) {
+    printf("loopback: %s\n", loopback());
+    struct sockaddr_in out = {.sin_family = AF_INET, .sin_port = htons(80)};
+    inet_pton(AF_INET, "10.0.0.1", &out.sin_addr);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    printf("outside: %s\n", errname(connect(c, (struct sockaddr *)&out, sizeof out) ? errno : 0));
   } else {
     fprintf(stderr, "probe: unknown command %s\n", cmd);
     return 2;
