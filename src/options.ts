@@ -257,8 +257,12 @@ function sandboxPath(option: string, value: string): string {
 
 /**
  * A mount point inside the rootfs must be there already (the root is
- * read-only) and must not be a symlink: mount(2) follows symlinks in its
- * target, and a link could point it anywhere.
+ * read-only) and no component of its path may be a symlink: a link could
+ * point the mount anywhere, and the addon refuses one on the way anyway
+ * (openat2 with RESOLVE_NO_SYMLINKS, native/mounts.cc), so it is refused here
+ * first, with the option's name. This check is for the message only: the
+ * addon looks the path up again, once, by descriptor, and that lookup is the
+ * one that counts (a name swapped after this check fails the run there).
  */
 function checkMountPoint(
   rootfs: string,
@@ -266,27 +270,30 @@ function checkMountPoint(
   inside: string,
   kind: 'dir' | 'file',
   why: string,
+  option = 'rootfs',
 ) {
-  const host = rootfs + inside;
+  const parts = inside.split('/').filter(Boolean);
   let st;
-  try {
-    st = lstatSync(host);
-  } catch {
-    const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
-    fail(
-      'rootfs',
-      `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
-    );
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = '/' + parts.slice(0, i).join('/');
+    try {
+      st = lstatSync(rootfs + prefix);
+    } catch {
+      const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
+      fail(
+        option,
+        `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
+      );
+    }
+    if (st.isSymbolicLink())
+      fail(
+        option,
+        `${rootfsArg}${prefix} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'} at ${inside}, with no symlink on the way`,
+      );
   }
-  if (st.isSymbolicLink())
-    fail(
-      'rootfs',
-      `${rootfsArg}${inside} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'}`,
-    );
-  if (kind === 'dir' && !st.isDirectory())
-    fail('rootfs', `${rootfsArg}${inside} is not a directory (${why})`);
-  if (kind === 'file' && st.isDirectory())
-    fail('rootfs', `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
+  if (kind === 'dir' && !st?.isDirectory()) fail(option, `${rootfsArg}${inside} is not a directory (${why})`);
+  if (kind === 'file' && st?.isDirectory())
+    fail(option, `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
 }
 
 export function resolveOptions(o: RunOptions): ResolvedOptions {
@@ -355,8 +362,9 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
       target,
       statSync(source).isDirectory() ? 'dir' : 'file',
       `bind mount of ${b.source}`,
+      `${option}.target`,
     );
-    return { source, target, readOnly: b.readOnly ?? true };
+    return { source, target, readOnly: b.readOnly ?? true, option };
   });
 
   const devices = resolveDevices(o, rootfs, rootfsArg);
