@@ -149,6 +149,7 @@ void child_signals_and_parent(const struct child_config *cfg);
 void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
 void child_set_netns(const struct child_config *cfg);
 void child_join_cgroups(const struct child_config *cfg);
+void child_unshare_cgroupns(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);
 void child_hostname(const struct child_config *cfg);

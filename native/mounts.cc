@@ -91,7 +91,8 @@ class Planner {
     o.fstype = fstype;
     o.attr_set = attrs;
     o.save = save;
-    std::vector<const char *> list;
+    /* "source": what mountinfo shows in the source column ("none" otherwise). */
+    std::vector<const char *> list = {"source", fstype};
     std::string data;
     for (const auto &kv : config) {
       list.push_back(plan_.keep(kv.first));

@@ -26,6 +26,7 @@
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo, down)") \
   STEP(join_cgroup, "write", "cgroups(7)", "enter the sandbox's cgroups before anything untrusted runs") \
+  STEP(unshare_cgroupns, "unshare", "cgroup_namespaces(7)", "a cgroup namespace rooted at the sandbox's cgroup: /proc/self/cgroup shows /, not the host's paths") \
   STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \
   STEP(open_mount_target, "openat2", "openat2(2)", "resolve a mount point inside the rootfs once, by descriptor, refusing any symlink on the way") \
   STEP(bind_rootfs, "move_mount", "open_tree(2)", "make the rootfs a mount point so pivot_root accepts it") \

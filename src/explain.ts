@@ -119,6 +119,8 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return 'rt_sigaction(1..64, SIG_DFL)';
     case 'join_cgroup':
       return n.cgroupFds.length > 0 ? 'write(cgroup.procs, "0") in each hierarchy' : '(no cgroup)';
+    case 'unshare_cgroupns':
+      return 'unshare(CLONE_NEWCGROUP)';
     case 'pivot_root':
       return `fchdir(${q(o.rootfs)}); pivot_root(".", ".")`;
     case 'detach_old_root':
@@ -171,6 +173,7 @@ const CHILD_STEPS_WITHOUT_OPS = new Set([
   'check_parent',
   'reset_signals',
   'join_cgroup',
+  'unshare_cgroupns',
   'pivot_root',
   'detach_old_root',
   'change_dir',

@@ -10,6 +10,7 @@ export const STEPS = [
   { name: 'reset_signals', syscall: 'rt_sigaction', man: 'sigaction(2)', why: 'undo Node\'s handlers and SIG_IGN (SIGPIPE) so the program starts clean' },
   { name: 'set_netns', syscall: 'setns', man: 'setns(2)', why: 'join a fresh network namespace made ahead of time (only lo, down)' },
   { name: 'join_cgroup', syscall: 'write', man: 'cgroups(7)', why: 'enter the sandbox\'s cgroups before anything untrusted runs' },
+  { name: 'unshare_cgroupns', syscall: 'unshare', man: 'cgroup_namespaces(7)', why: 'a cgroup namespace rooted at the sandbox\'s cgroup: /proc/self/cgroup shows /, not the host\'s paths' },
   { name: 'make_mounts_private', syscall: 'mount', man: 'mount_namespaces(7)', why: 'stop mounts propagating back to the host' },
   { name: 'open_mount_target', syscall: 'openat2', man: 'openat2(2)', why: 'resolve a mount point inside the rootfs once, by descriptor, refusing any symlink on the way' },
   { name: 'bind_rootfs', syscall: 'move_mount', man: 'open_tree(2)', why: 'make the rootfs a mount point so pivot_root accepts it' },
