@@ -258,7 +258,8 @@ class Planner {
    * check: the state of every physical page (kpageflags, kpagecount,
    * kpagecgroup: the side channel Rowhammer attacks use to find their
    * targets), the kernel's slab and vmalloc layout with addresses
-   * (slabinfo, vmallocinfo) and its free-page fragmentation (pagetypeinfo).
+   * (slabinfo, vmallocinfo), its free-page fragmentation (pagetypeinfo) and
+   * its log (kmsg, which also wants CAP_SYSLOG: masked all the same).
    * runc's maskedPaths and readonlyPaths, which this follows: files get
    * /dev/null bound over them, directories an empty read-only tmpfs; the
    * knobs a read-only bind of themselves. Entries this kernel lacks are
@@ -271,7 +272,7 @@ class Planner {
         "/proc/acpi",        "/proc/asound",      "/proc/interrupts", "/proc/kcore",         "/proc/keys",
         "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
         "/proc/kpageflags",  "/proc/kpagecount",  "/proc/kpagecgroup", "/proc/slabinfo",     "/proc/vmallocinfo",
-        "/proc/pagetypeinfo"};
+        "/proc/pagetypeinfo", "/proc/kmsg"};
     static const char *const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                             "/proc/sysrq-trigger"};
     for (const char *path : masked) {

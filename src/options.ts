@@ -51,7 +51,10 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   gid?: number;
   /** Leave the rootfs writable (it is the host directory itself: writes persist). @default false */
   writableRoot?: boolean;
-  /** Size cap of the private /tmp tmpfs, in bytes. @default 67108864 (64 MiB) */
+  /**
+   * Size cap of the private /tmp tmpfs, in bytes. Its inode cap follows from it: one inode
+   * per 4 KiB, at least 1024 (docs/security.md). @default 67108864 (64 MiB)
+   */
   tmpSizeBytes?: number;
   /** Mount /tmp noexec: nothing written there can be run (a judge that compiles into /tmp needs it off). @default false */
   tmpNoexec?: boolean;
@@ -63,9 +66,9 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   sys?: boolean;
   /** Mount a private devpts at /dev/pts (for programs that open terminals). @default false */
   devPts?: boolean;
-  /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL). @default false */
+  /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL), noexec as Docker's. @default false */
   devShm?: boolean;
-  /** Size cap of /dev/shm, in bytes. @default 67108864 (64 MiB) */
+  /** Size cap of /dev/shm, in bytes; inodes capped as /tmp's. @default 67108864 (64 MiB) */
   devShmSizeBytes?: number;
   /** Extra host paths to bind into the sandbox. */
   binds?: readonly BindMount[];
