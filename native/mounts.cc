@@ -239,7 +239,7 @@ class Planner {
       m.flags = BIND_FROM_PARENT;
       m.recursive = 1;
       m.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.read_only ? MOUNT_ATTR_RDONLY : 0);
-      m.detail = plan_.keep(b.target + " (" + (b.option.empty() ? "a bind" : b.option) + ".target)");
+      m.detail = plan_.keep(b.target + (b.option.empty() ? " (a device's bind)" : " (" + b.option + ".target)"));
       add(m);
     }
   }
