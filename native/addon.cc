@@ -313,7 +313,8 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Array binds = o.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {
     Napi::Object b = binds.Get(i).As<Napi::Object>();
-    s.binds.push_back({str(b, "source"), str(b, "target"), b.Get("readOnly").ToBoolean()});
+    s.binds.push_back({str(b, "source"), str(b, "target"), b.Get("readOnly").ToBoolean(),
+                       b.Has("option") ? str(b, "option") : std::string()});
   }
   Napi::Array cg = o.Get("cgroupFds").As<Napi::Array>();
   for (uint32_t i = 0; i < cg.Length(); i++) s.cgroup_fds.push_back(fd_number(cg.Get(i), "cgroupFds"));
@@ -368,7 +369,8 @@ Napi::Value trace_object(Napi::Env env, const Plan &plan, const SpawnResult &r) 
 
 /* One mount-phase operation, as data: for `capsule explain` and --explain's arguments. */
 Napi::Object op_object(Napi::Env env, const mount_op &op) {
-  static const char *const kinds[] = {"mount", "mkfile", "mkdir", "symlink", "setattr", "mknod", "umask"};
+  static const char *const kinds[] = {"mount", "mkfile", "mkdir",  "symlink", "setattr",
+                                      "mknod", "umask",  "bind", "fsmount"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("step", kSteps[op.step].name);
   o.Set("kind", kinds[op.kind]);

@@ -26,6 +26,8 @@ extern "C" int capsule_child_main(void *arg) {
 
   /* Accounting first, so every byte and cycle from here on is the sandbox's. (child.cc) */
   child_join_cgroups(cfg);
+  /* Then a cgroup namespace rooted where we now are: after join_cgroup, never before. (child.cc) */
+  child_unshare_cgroupns(cfg);
 
   /* The filesystem: private mounts, rootfs, /proc, /dev, /tmp, binds. (mounts.cc) */
   child_mounts(cfg);
@@ -132,6 +134,24 @@ void child_join_cgroups(const struct child_config *cfg) {
     if (sys_failed(r)) child_fail(cfg, STEP_join_cgroup, r, "cgroup.procs");
   }
   child_trace(cfg, STEP_join_cgroup, -1);
+}
+
+/*
+ * unshare_cgroupns: a cgroup namespace whose root is the cgroup the child is
+ * in at this moment (cgroup_namespaces(7)). /proc/self/cgroup then shows "/"
+ * instead of the host's paths (which name capsule's cgroup layout, and the
+ * caller's own cgroup when no limit is asked), and a cgroupfs mounted later
+ * would show only the sandbox's subtree. Order matters: on cgroup v1 the
+ * child enters its cgroups by writing to cgroup.procs (join_cgroup), so the
+ * namespace comes after that, or its root would be capsule's cgroup and the
+ * paths would read "/../capsule/...". On v2, clone3 put the child in its
+ * cgroup already (CLONE_INTO_CGROUP, spawn.cc). Membership does not change:
+ * the namespace only changes what the sandbox sees; its limits are untouched.
+ */
+void child_unshare_cgroupns(const struct child_config *cfg) {
+  long r = SYS1(__NR_unshare, CLONE_NEWCGROUP);
+  if (sys_failed(r)) child_fail(cfg, STEP_unshare_cgroupns, r, "CLONE_NEWCGROUP");
+  child_trace(cfg, STEP_unshare_cgroupns, -1);
 }
 
 /*

@@ -13,27 +13,64 @@
 
 #include "steps.h"
 
-/* One filesystem operation of the mount phase, executed in order. */
+/*
+ * One filesystem operation of the mount phase, executed in order.
+ *
+ * Every mount point is reached by descriptor: the child resolves `at` once
+ * with openat2(2) from the descriptor in slot `base` (the rootfs, the new
+ * /proc, /dev or /sys), with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, and
+ * mounts on what it got with move_mount(2). A name inside the rootfs that is
+ * swapped for a symlink or another directory between two lookups (the
+ * CVE-2021-30465 class) cannot redirect a mount: there is only one lookup.
+ */
 enum mount_op_kind {
-  OP_MOUNT,   /* mount(source, target, fstype, flags, data) */
+  OP_MOUNT,   /* mount(source, target, fstype, flags, data) by path: only make_mounts_private ("/") */
   OP_MKFILE,  /* create an empty file to bind a file onto */
-  OP_MKDIR,   /* create a directory (inside a tmpfs we just made) */
-  OP_SYMLINK, /* symlink(source, target) */
-  OP_SETATTR, /* mount_setattr(target, recursive?, attr_set) */
-  OP_MKNOD,   /* mknodat(target, flags as the mode, attr_set as the kernel's dev_t) */
+  OP_MKDIR,   /* mkdirat(fds[base], at) (inside a tmpfs we just made) */
+  OP_SYMLINK, /* symlinkat(source, fds[base], at) */
+  OP_SETATTR, /* mount_setattr on the mount at (base, at), recursive?, attr_set */
+  OP_MKNOD,   /* mknodat(fds[base], at, flags as the mode, attr_set as the kernel's dev_t) */
   OP_UMASK,   /* umask(flags) */
+  OP_BIND,    /* a detached copy of a tree (open_tree(2)), its flags set, moved onto (base, at) */
+  OP_FSMOUNT, /* a new filesystem: fsopen(fstype), fsconfig(config), fsmount(attr_set), moved onto (base, at) */
 };
+
+/* The descriptor slots mount operations resolve in (child_config.mount_fds). */
+enum mount_fd_slot {
+  MOUNT_FD_HOST = -1, /* `at` is an absolute host path (the rootfs itself) */
+  MOUNT_FD_ROOT = 0,  /* the rootfs, once bind_rootfs has made it a mount */
+  MOUNT_FD_PROC,
+  MOUNT_FD_DEV,
+  MOUNT_FD_SYS,
+  MOUNT_FD_COUNT
+};
+
+/* OP_BIND's flags. */
+#define BIND_FROM_PARENT 1u /* source_fd: a tree the parent cloned before clone (open_mount_sources) */
+#define BIND_CHECK_ROOTFS 2u /* the target must be the inode the parent saw as the rootfs */
+#define BIND_SOURCE_DIR 4u  /* the source is a directory (the target must be one too) */
 
 struct mount_op {
   enum mount_op_kind kind;
   enum capsule_step step;
+  /*
+   * OP_BIND: a host path to clone (from the parent, or "/dev/null" in the
+   * child), NULL to clone the target itself. OP_SYMLINK: the link's text.
+   * OP_MOUNT: mount's source.
+   */
   const char *source;
-  const char *target; /* a host path under the rootfs: all mounts happen before pivot_root */
-  const char *fstype;
-  const char *data;
-  unsigned long flags;   /* MS_* for OP_MOUNT */
-  uint64_t attr_set;     /* MOUNT_ATTR_* for OP_SETATTR */
-  int recursive;         /* AT_RECURSIVE for OP_SETATTR */
+  const char *target;  /* the path inside the sandbox (for the rootfs, its host path): errors, --explain */
+  const char *fstype;  /* OP_FSMOUNT, OP_MOUNT */
+  const char *data;    /* OP_FSMOUNT: the options as one string, for --explain */
+  unsigned long flags; /* MS_* for OP_MOUNT; the mode for OP_MKNOD; BIND_* for OP_BIND */
+  uint64_t attr_set;   /* MOUNT_ATTR_* for OP_SETATTR, OP_BIND, OP_FSMOUNT; dev_t for OP_MKNOD */
+  int recursive;       /* AT_RECURSIVE for OP_SETATTR, OP_BIND */
+  int base;            /* enum mount_fd_slot: where `at` is resolved */
+  const char *at;      /* relative to the slot's descriptor; "" is the slot itself */
+  int save;            /* a slot to keep the new mount's descriptor in, or -1 */
+  int source_fd;       /* OP_BIND with BIND_FROM_PARENT: the detached tree, -1 until prepared */
+  const char *const *config; /* OP_FSMOUNT: key, value pairs for fsconfig(2), NULL-terminated; value NULL: a flag */
+  const char *detail;  /* what an error names: the target and the option it came from */
 };
 
 /*
@@ -65,6 +102,9 @@ struct child_config {
   const char *rootfs; /* absolute, resolved */
   const struct mount_op *mount_ops;
   unsigned n_mount_ops;
+  int *mount_fds; /* MOUNT_FD_COUNT slots, in the parent's memory: the child's descriptors of the mount phase */
+  uint64_t rootfs_ino; /* the rootfs as the parent saw it (statx(2)), checked at bind_rootfs */
+  uint32_t rootfs_dev_major, rootfs_dev_minor;
   const char *hostname;
   const char *cwd;
 
@@ -109,6 +149,7 @@ void child_signals_and_parent(const struct child_config *cfg);
 void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
 void child_set_netns(const struct child_config *cfg);
 void child_join_cgroups(const struct child_config *cfg);
+void child_unshare_cgroupns(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);
 void child_hostname(const struct child_config *cfg);

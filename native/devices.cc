@@ -38,20 +38,32 @@
 
 void plan_devices(const SandboxOptions &opts, Plan &plan) {
   std::set<std::string> made_dirs;
+  /* In the sandbox's fresh /dev tmpfs, by its descriptor (mounts.cc): `at` is relative to /dev. */
+  auto in_dev = [&](mount_op_kind kind, const std::string &inside) {
+    mount_op o{};
+    o.kind = kind;
+    o.step = STEP_make_device_node;
+    o.base = MOUNT_FD_DEV;
+    o.save = -1;
+    o.source_fd = -1;
+    o.target = o.detail = plan.keep(inside);
+    o.at = plan.keep(inside.substr(5));
+    return o;
+  };
   for (const DeviceNode &d : opts.devices) {
     /* Parent directories below /dev, outermost first: /dev/a, then /dev/a/b. */
     for (size_t slash = d.target.find('/', 5); slash != std::string::npos;
          slash = d.target.find('/', slash + 1)) {
       std::string dir = d.target.substr(0, slash);
       if (!made_dirs.insert(dir).second) continue;
-      plan.mount_ops.push_back({OP_MKDIR, STEP_make_device_node, nullptr, plan.keep(opts.rootfs + dir), nullptr,
-                                nullptr, 0, 0, 0});
+      plan.mount_ops.push_back(in_dev(OP_MKDIR, dir));
     }
     /* The kernel's dev_t encoding (new_encode_dev in include/linux/kdev_t.h), as make_dev_node. */
     uint64_t dev = (d.minor & 0xff) | (d.major << 8) | (static_cast<uint64_t>(d.minor & ~0xffu) << 12);
-    unsigned long mode = (d.block ? S_IFBLK : S_IFCHR) | (d.mode & 0777);
-    plan.mount_ops.push_back({OP_MKNOD, STEP_make_device_node, nullptr, plan.keep(opts.rootfs + d.target),
-                              nullptr, nullptr, mode, dev, 0});
+    mount_op node = in_dev(OP_MKNOD, d.target);
+    node.flags = (d.block ? S_IFBLK : S_IFCHR) | (d.mode & 0777);
+    node.attr_set = dev;
+    plan.mount_ops.push_back(node);
   }
 }
 

@@ -1,55 +1,135 @@
 /*
  * The sandbox's filesystem: parent half (plan_mounts, which turns options into
- * an ordered list of operations with every path joined) and child half
- * (child_mounts and child_pivot_root, which carry them out).
+ * an ordered list of operations; open_mount_sources, which opens each bind's
+ * source once before clone) and child half (child_mounts and
+ * child_pivot_root, which carry them out).
  *
- * All mounts are made before pivot_root, at host paths under the rootfs, in
- * the child's private mount namespace. The parent checked in TypeScript that
- * each mount point exists in the rootfs and is not a symlink, since mount(2)
- * follows symlinks in its target.
+ * All mounts are made before pivot_root, in the child's private mount
+ * namespace, and all of them by descriptor, as crun does (libcrun/linux.c):
+ * a mount point is looked up once, inside the rootfs, with openat2(2) and
+ * RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, and the new mount is attached to
+ * that descriptor with move_mount(2). A filesystem is made with fsopen(2) and
+ * fsmount(2), a bind is a detached copy from open_tree(2) whose flags are set
+ * with mount_setattr(2) before it is attached anywhere. Looking a path up
+ * twice (the TypeScript check, mount(2), then mount_setattr(2)) let a
+ * renameat2(RENAME_EXCHANGE) loop inside the rootfs put the bind in one place
+ * and its read-only flag in another (CVE-2021-30465, runc's version of this
+ * race); a symlink anywhere on the way, not only at the end, is refused.
  */
 #include "mounts.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
+
+#include <cerrno>
 
 #include "sys.h"
+
+#ifndef MS_PRIVATE
+#define MS_PRIVATE (1 << 18) /* <sys/mount.h> clashes with <linux/mount.h> on glibc 2.36 */
+#endif
 
 /* ------------------------------ parent half ------------------------------ */
 
 namespace {
 
+/*
+ * The inode cap of a tmpfs: one inode per 4 KiB page of its size cap, at
+ * least 1024. A file with any content takes at least one page of the size
+ * cap, so this takes nothing from a program that writes files; it stops one
+ * that makes empty files (or directories, or short symlinks), which cost the
+ * size cap nothing and cost the host about 1 KiB of unaccounted kernel memory
+ * each (an inode and a dentry: 400,000 of them were 398 MiB). Bounded so, a
+ * tmpfs's inodes cost at most about a quarter of its size cap (tmpfs(5),
+ * nr_inodes).
+ */
+uint64_t tmpfs_inodes(uint64_t size_bytes) {
+  uint64_t n = size_bytes / 4096;
+  return n < 1024 ? 1024 : n;
+}
+
 class Planner {
  public:
   Planner(const SandboxOptions &o, Plan &p) : opts_(o), plan_(p) {}
 
-  const char *at(const std::string &inside) { return plan_.keep(opts_.rootfs + inside); }
+  /* An operation on the path `inside` the sandbox, resolved from `base`, which is mounted at `base_path`. */
+  mount_op op(mount_op_kind kind, capsule_step step, int base, const char *base_path, const std::string &inside) {
+    mount_op o{};
+    o.kind = kind;
+    o.step = step;
+    o.base = base;
+    o.save = -1;
+    o.source_fd = -1;
+    o.target = plan_.keep(inside);
+    std::string rel = inside.substr(std::string(base_path).size());
+    if (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    o.at = plan_.keep(rel);
+    o.detail = o.target;
+    return o;
+  }
+  mount_op in_root(mount_op_kind kind, capsule_step step, const std::string &inside) {
+    return op(kind, step, MOUNT_FD_ROOT, "", inside);
+  }
+  mount_op in_proc(mount_op_kind kind, capsule_step step, const std::string &inside) {
+    return op(kind, step, MOUNT_FD_PROC, "/proc", inside);
+  }
+  mount_op in_dev(mount_op_kind kind, capsule_step step, const std::string &inside) {
+    return op(kind, step, MOUNT_FD_DEV, "/dev", inside);
+  }
+  mount_op in_sys(mount_op_kind kind, capsule_step step, const std::string &inside) {
+    return op(kind, step, MOUNT_FD_SYS, "/sys", inside);
+  }
+  void add(const mount_op &o) { plan_.mount_ops.push_back(o); }
 
-  void mount(capsule_step step, const char *source, const char *target, const char *fstype,
-             unsigned long flags, const char *data) {
-    plan_.mount_ops.push_back({OP_MOUNT, step, source, target, fstype, data, flags, 0, 0});
-  }
-  void setattr(capsule_step step, const char *target, uint64_t attrs, bool recursive) {
-    plan_.mount_ops.push_back(
-        {OP_SETATTR, step, nullptr, target, nullptr, nullptr, 0, attrs, recursive ? 1 : 0});
-  }
-  void make(mount_op_kind kind, capsule_step step, const char *source, const char *target) {
-    plan_.mount_ops.push_back({kind, step, source, target, nullptr, nullptr, 0, 0, 0});
+  /* A new filesystem of `fstype` on `o`: options as fsconfig(2) pairs ({key, value} or {flag, NULL}). */
+  void fsmount(mount_op o, const char *fstype, std::initializer_list<std::pair<std::string, std::string>> config,
+               uint64_t attrs, int save = -1) {
+    o.kind = OP_FSMOUNT;
+    o.fstype = fstype;
+    o.attr_set = attrs;
+    o.save = save;
+    /* "source": what mountinfo shows in the source column ("none" otherwise). */
+    std::vector<const char *> list = {"source", fstype};
+    std::string data;
+    for (const auto &kv : config) {
+      list.push_back(plan_.keep(kv.first));
+      list.push_back(kv.second.empty() ? nullptr : plan_.keep(kv.second));
+      data += (data.empty() ? "" : ",") + kv.first + (kv.second.empty() ? "" : "=" + kv.second);
+    }
+    list.push_back(nullptr);
+    list.push_back(nullptr);
+    plan_.lists.push_back(std::move(list));
+    o.config = plan_.lists.back().data();
+    o.data = plan_.keep(data);
+    add(o);
   }
 
   void run() {
-    const char *root = plan_.keep(opts_.rootfs);
-
     /*
      * make_mounts_private: a new mount namespace starts as a copy that still
      * shares propagation with the host; without this, the mounts below would
      * appear on the host (mount_namespaces(7), "shared subtrees").
      */
-    mount(STEP_make_mounts_private, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+    mount_op priv = op(OP_MOUNT, STEP_make_mounts_private, MOUNT_FD_HOST, "", "/");
+    priv.flags = MS_REC | MS_PRIVATE;
+    add(priv);
 
-    /* bind_rootfs: pivot_root(2) needs the new root to be a mount point. */
-    mount(STEP_bind_rootfs, root, root, nullptr, MS_BIND | MS_REC, nullptr);
+    /*
+     * bind_rootfs: pivot_root(2) needs the new root to be a mount point. The
+     * rootfs (the caller's path, symlinks resolved in TypeScript) is looked
+     * up once with no symlink allowed, must be the inode the parent saw
+     * before clone, and a recursive copy of it is attached on itself. Its
+     * descriptor is the root every later mount point is resolved in.
+     */
+    mount_op root = op(OP_BIND, STEP_bind_rootfs, MOUNT_FD_HOST, "", opts_.rootfs);
+    root.at = root.target;
+    root.flags = BIND_CHECK_ROOTFS | BIND_SOURCE_DIR;
+    root.recursive = 1;
+    root.save = MOUNT_FD_ROOT;
+    add(root);
 
     /*
      * remount_root: read-only (unless asked), nosuid, nodev, for the rootfs
@@ -57,76 +137,110 @@ class Planner {
      * below: those are separate mounts with their own flags, and a read-only
      * directory can still be mounted over.
      */
-    uint64_t root_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    if (!opts_.writable_root) root_attrs |= MOUNT_ATTR_RDONLY;
-    setattr(STEP_remount_root, root, root_attrs, true);
+    mount_op ro = in_root(OP_SETATTR, STEP_remount_root, "");
+    ro.target = root.target;
+    ro.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (opts_.writable_root ? 0 : MOUNT_ATTR_RDONLY);
+    ro.recursive = 1;
+    add(ro);
 
-    /* mount_proc: a procfs shows the PID namespace of the process that mounts it (proc(5)). */
-    mount(STEP_mount_proc, "proc", at("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+    /*
+     * mount_proc: a procfs shows the PID namespace of the process that
+     * creates it (proc(5)): fsopen(2) in the child, already in its own.
+     */
+    fsmount(in_root(OP_FSMOUNT, STEP_mount_proc, "/proc"), "proc", {},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, MOUNT_FD_PROC);
     mask_proc();
     if (opts_.sys) mount_sys();
 
     /*
-     * mount_dev: a small tmpfs with only the nodes we bind into it. The host's
+     * mount_dev: a small tmpfs with only the nodes we make in it. The host's
      * /dev would hand the sandbox every disk and console. Not nodev: the
-     * bound nodes must work. Not writable after setup (remount_dev).
+     * nodes must work. Not writable after setup (remount_dev).
      */
-    const char *dev = at("/dev");
-    mount(STEP_mount_dev, "tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536");
+    fsmount(in_root(OP_FSMOUNT, STEP_mount_dev, "/dev"), "tmpfs", {{"mode", "0755"}, {"size", "65536"}},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MOUNT_FD_DEV);
     /*
      * make_dev_node: mknod(2), not a bind mount of the host's node. We are
      * root in the initial user namespace (CAP_MKNOD), and a node costs a
      * fraction of a mount to make and nothing to tear down (crun does the
      * same outside a user namespace). umask 0 so the modes are the host's.
      */
-    plan_.mount_ops.push_back({OP_UMASK, STEP_make_dev_node, nullptr, nullptr, nullptr, nullptr, 0, 0, 0});
+    mount_op umask0 = in_dev(OP_UMASK, STEP_make_dev_node, "/dev");
+    umask0.flags = 0;
+    add(umask0);
     for (const DevNode &node : opts_.dev_nodes) {
       /* The kernel's dev_t encoding (new_encode_dev in include/linux/kdev_t.h). */
       uint64_t dev = (node.minor & 0xff) | (node.major << 8) | (static_cast<uint64_t>(node.minor & ~0xffu) << 12);
-      plan_.mount_ops.push_back(
-          {OP_MKNOD, STEP_make_dev_node, nullptr, at(node.path), nullptr, nullptr, S_IFCHR | node.mode, dev, 0});
+      mount_op n = in_dev(OP_MKNOD, STEP_make_dev_node, node.path);
+      n.flags = S_IFCHR | node.mode;
+      n.attr_set = dev;
+      add(n);
     }
     plan_devices(opts_, plan_); /* make_device_node: --device and --gpu (devices.cc) */
-    plan_.mount_ops.push_back({OP_UMASK, STEP_make_dev_node, nullptr, nullptr, nullptr, nullptr, 022, 0, 0});
+    mount_op umask22 = umask0;
+    umask22.flags = 022;
+    add(umask22);
     static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"},
                                            {"/proc/self/fd/0", "/dev/stdin"},
                                            {"/proc/self/fd/1", "/dev/stdout"},
                                            {"/proc/self/fd/2", "/dev/stderr"}};
-    for (const auto &link : links) make(OP_SYMLINK, STEP_link_dev, link[0], at(link[1]));
+    for (const auto &link : links) {
+      mount_op l = in_dev(OP_SYMLINK, STEP_link_dev, link[1]);
+      l.source = link[0];
+      add(l);
+    }
     if (opts_.dev_pts) {
       /* newinstance: a devpts of our own, so the host's terminals stay out of reach (pts(4)). */
-      make(OP_MKDIR, STEP_mount_dev_pts, nullptr, at("/dev/pts"));
-      mount(STEP_mount_dev_pts, "devpts", at("/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC,
-            "newinstance,ptmxmode=0666,mode=0620");
-      make(OP_SYMLINK, STEP_mount_dev_pts, "pts/ptmx", at("/dev/ptmx"));
+      add(in_dev(OP_MKDIR, STEP_mount_dev_pts, "/dev/pts"));
+      fsmount(in_dev(OP_FSMOUNT, STEP_mount_dev_pts, "/dev/pts"), "devpts",
+              {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+      mount_op l = in_dev(OP_SYMLINK, STEP_mount_dev_pts, "/dev/ptmx");
+      l.source = "pts/ptmx";
+      add(l);
     }
     if (opts_.dev_shm) {
-      make(OP_MKDIR, STEP_mount_dev_shm, nullptr, at("/dev/shm"));
-      mount(STEP_mount_dev_shm, "tmpfs", at("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV,
-            plan_.keep("mode=1777,size=" + std::to_string(opts_.dev_shm_size_bytes)));
+      /*
+       * mount_dev_shm: noexec as Docker mounts it: shared memory is for data,
+       * and a writable place to run files from is what an exploit wants.
+       * Size- and inode-capped as /tmp is.
+       */
+      add(in_dev(OP_MKDIR, STEP_mount_dev_shm, "/dev/shm"));
+      fsmount(in_dev(OP_FSMOUNT, STEP_mount_dev_shm, "/dev/shm"), "tmpfs",
+              {{"mode", "1777"},
+               {"size", std::to_string(opts_.dev_shm_size_bytes)},
+               {"nr_inodes", std::to_string(tmpfs_inodes(opts_.dev_shm_size_bytes))}},
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
     }
-    setattr(STEP_remount_dev, dev, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
+    mount_op dev_ro = in_dev(OP_SETATTR, STEP_remount_dev, "/dev");
+    dev_ro.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+    add(dev_ro);
 
     /*
      * mount_tmp: the only writable place by default. The size cap keeps a
      * program from filling memory through it; its pages are charged to the
-     * sandbox's memory cgroup as well (tmpfs(5)).
+     * sandbox's memory cgroup as well (tmpfs(5)); the inode cap bounds what
+     * the size cap does not see (tmpfs_inodes above).
      */
-    mount(STEP_mount_tmp, "tmpfs", at("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV | (opts_.tmp_noexec ? MS_NOEXEC : 0),
-          plan_.keep("mode=1777,size=" + std::to_string(opts_.tmp_size_bytes)));
+    fsmount(in_root(OP_FSMOUNT, STEP_mount_tmp, "/tmp"), "tmpfs",
+            {{"mode", "1777"},
+             {"size", std::to_string(opts_.tmp_size_bytes)},
+             {"nr_inodes", std::to_string(tmpfs_inodes(opts_.tmp_size_bytes))}},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (opts_.tmp_noexec ? MOUNT_ATTR_NOEXEC : 0));
 
     /*
-     * bind_mount + remount_bind: a bind mount starts with the flags of the
-     * mount it came from; only a second step changes them. mount_setattr(2)
-     * with AT_RECURSIVE covers mounts nested inside the bound path too,
-     * which a plain MS_REMOUNT would miss.
+     * bind_mount: the parent opened the source once and cloned it into a
+     * detached tree with its flags already set (remount_bind, in
+     * open_mount_sources): read-only, nosuid, nodev and private before it is
+     * ever visible. The child only resolves the target and attaches it.
      */
     for (const BindSpec &b : opts_.binds) {
-      const char *target = at(b.target);
-      mount(STEP_bind_mount, plan_.keep(b.source), target, nullptr, MS_BIND | MS_REC, nullptr);
-      uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-      if (b.read_only) attrs |= MOUNT_ATTR_RDONLY;
-      setattr(STEP_remount_bind, target, attrs, true);
+      mount_op m = in_root(OP_BIND, STEP_bind_mount, b.target);
+      m.source = plan_.keep(b.source);
+      m.flags = BIND_FROM_PARENT;
+      m.recursive = 1;
+      m.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.read_only ? MOUNT_ATTR_RDONLY : 0);
+      m.detail = plan_.keep(b.target + (b.option.empty() ? " (a device's bind)" : " (" + b.option + ".target)"));
+      add(m);
     }
   }
 
@@ -139,35 +253,48 @@ class Planner {
    * time other tenants (interrupts), and knobs that act on the host: a uid-0
    * sandbox holds no capability, yet owns /proc/sys/kernel/core_pattern
    * (which runs a program as host root on the next crash) and
-   * /proc/sysrq-trigger by plain permission bits. runc's maskedPaths and
-   * readonlyPaths, which this follows: files get /dev/null bound over them,
-   * directories an empty read-only tmpfs; the knobs a read-only bind of
-   * themselves. Entries this kernel lacks are skipped (checked in the host's
-   * /proc once: the same kernel builds the sandbox's). Not /proc/driver: CUDA
-   * (libcuda, NVML) reads /proc/driver/nvidia under --gpu (docs/devices.md).
+   * /proc/sysrq-trigger by plain permission bits. The root-only files guarded
+   * by their mode alone are masked too, since a uid-0 sandbox passes that
+   * check: the state of every physical page (kpageflags, kpagecount,
+   * kpagecgroup: the side channel Rowhammer attacks use to find their
+   * targets), the kernel's slab and vmalloc layout with addresses
+   * (slabinfo, vmallocinfo), its free-page fragmentation (pagetypeinfo) and
+   * its log (kmsg, which also wants CAP_SYSLOG: masked all the same).
+   * runc's maskedPaths and readonlyPaths, which this follows: files get
+   * /dev/null bound over them, directories an empty read-only tmpfs; the
+   * knobs a read-only bind of themselves. Entries this kernel lacks are
+   * skipped (checked in the host's /proc once: the same kernel builds the
+   * sandbox's). Not /proc/driver: CUDA (libcuda, NVML) reads
+   * /proc/driver/nvidia under --gpu (docs/devices.md).
    */
   void mask_proc() {
-    static const char *const masked[] = {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
-                                         "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                                         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi"};
+    static const char *const masked[] = {
+        "/proc/acpi",        "/proc/asound",      "/proc/interrupts", "/proc/kcore",         "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+        "/proc/kpageflags",  "/proc/kpagecount",  "/proc/kpagecgroup", "/proc/slabinfo",     "/proc/vmallocinfo",
+        "/proc/pagetypeinfo", "/proc/kmsg"};
     static const char *const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                             "/proc/sysrq-trigger"};
     for (const char *path : masked) {
       struct stat st;
       if (stat(path, &st) != 0) continue;
-      if (S_ISDIR(st.st_mode))
-        mount(STEP_mask_proc_path, "tmpfs", at(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=0555,size=4096");
-      else
-        mount(STEP_mask_proc_path, "/dev/null", at(path), nullptr, MS_BIND, nullptr);
+      if (S_ISDIR(st.st_mode)) {
+        fsmount(in_proc(OP_FSMOUNT, STEP_mask_proc_path, path), "tmpfs", {{"mode", "0555"}, {"size", "4096"}},
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+      } else {
+        /* The host's /dev/null, by path in the child before pivot_root: outside the rootfs's reach. */
+        mount_op m = in_proc(OP_BIND, STEP_mask_proc_path, path);
+        m.source = "/dev/null";
+        add(m);
+      }
     }
     for (const char *path : read_only) {
       struct stat st;
       if (stat(path, &st) != 0) continue;
-      const char *target = at(path);
-      mount(STEP_remount_proc_path, target, target, nullptr, MS_BIND | MS_REC, nullptr);
-      setattr(STEP_remount_proc_path, target,
-              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true);
+      mount_op m = in_proc(OP_BIND, STEP_remount_proc_path, path);
+      m.recursive = 1;
+      m.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+      add(m);
     }
   }
 
@@ -179,14 +306,13 @@ class Planner {
    * CVE-2020-8694, "Platypus") get an empty read-only tmpfs, as runc does.
    */
   void mount_sys() {
-    mount(STEP_mount_sys, "sysfs", at("/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-          nullptr);
+    const uint64_t ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    fsmount(in_root(OP_FSMOUNT, STEP_mount_sys, "/sys"), "sysfs", {}, ro, MOUNT_FD_SYS);
     static const char *const masked[] = {"/sys/firmware", "/sys/devices/virtual/powercap"};
     for (const char *path : masked) {
       struct stat st;
       if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-      mount(STEP_mount_sys, "tmpfs", at(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            "mode=0555,size=4096");
+      fsmount(in_sys(OP_FSMOUNT, STEP_mount_sys, path), "tmpfs", {{"mode", "0555"}, {"size", "4096"}}, ro);
     }
   }
 
@@ -198,41 +324,215 @@ class Planner {
 
 void plan_mounts(const SandboxOptions &opts, Plan &plan) { Planner(opts, plan).run(); }
 
+void Plan::close_sources() {
+  for (int fd : source_fds) close(fd);
+  source_fds.clear();
+}
+
+/*
+ * The bind sources, opened once in the parent, before clone: openat2(2) with
+ * no symlink anywhere on the path (TypeScript resolved them, so a link found
+ * now was put there since), then open_tree(2) with OPEN_TREE_CLONE: a
+ * detached recursive copy of the mount tree at the source, which belongs to
+ * no namespace until the child attaches it (move_mount(2) accepts a detached
+ * tree from another namespace). remount_bind sets its flags while it is
+ * detached: nothing can see it writable, even for an instant. MS_PRIVATE: a
+ * clone of a shared mount joins its peer group, and mounts made under the
+ * bind would then propagate to the host's source (mount_namespaces(7)).
+ */
+bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &step, int &err,
+                        std::string &detail) {
+  auto failed = [&](capsule_step s, const std::string &d) {
+    step = s;
+    err = errno;
+    detail = d;
+    return false;
+  };
+  struct statx stx;
+  if (statx(AT_FDCWD, opts.rootfs.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &stx) != 0)
+    return failed(STEP_bind_rootfs, opts.rootfs);
+  plan.rootfs_ino = stx.stx_ino;
+  plan.rootfs_dev_major = stx.stx_dev_major;
+  plan.rootfs_dev_minor = stx.stx_dev_minor;
+  for (mount_op &op : plan.mount_ops) {
+    if (op.kind != OP_BIND || !(op.flags & BIND_FROM_PARENT)) continue;
+    struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, op.source, &how, sizeof how));
+    if (src < 0) return failed(STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
+    int tree = static_cast<int>(syscall(SYS_open_tree, src, "",
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
+    int saved = errno;
+    close(src);
+    errno = saved;
+    if (tree < 0) return failed(STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
+    plan.source_fds.push_back(tree);
+    op.source_fd = tree;
+    if (statx(tree, "", AT_EMPTY_PATH, STATX_TYPE, &stx) != 0) return failed(STEP_bind_mount, op.source);
+    if (S_ISDIR(stx.stx_mode)) op.flags |= BIND_SOURCE_DIR;
+    struct mount_attr attr = {op.attr_set, 0, MS_PRIVATE, 0};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+      return failed(STEP_remount_bind, op.detail);
+  }
+  return true;
+}
+
 /* ------------------------------ child half ------------------------------- */
 
+namespace {
+
+/*
+ * open_mount_target: the one lookup of a mount point. From the slot's
+ * descriptor, RESOLVE_IN_ROOT keeps ".." and absolute symlinks inside it and
+ * RESOLVE_NO_SYMLINKS refuses a symlink in any component, the last included,
+ * with ELOOP (openat2(2)): a name swapped for a link after the TypeScript
+ * check fails the run instead of redirecting the mount. The descriptor is
+ * O_PATH: nothing is opened for reading, so even a FIFO cannot block us.
+ * Sets *fd (which the caller closes when *owned).
+ */
+void open_target(const struct child_config *cfg, const struct mount_op *op, int *fd, int *owned) {
+  *owned = 0;
+  if (op->base != MOUNT_FD_HOST && op->at[0] == '\0') {
+    *fd = cfg->mount_fds[op->base];
+    return;
+  }
+  struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  int dir = AT_FDCWD;
+  if (op->base != MOUNT_FD_HOST) {
+    how.resolve |= RESOLVE_IN_ROOT;
+    dir = cfg->mount_fds[op->base];
+  }
+  long r = SYS4(__NR_openat2, dir, op->at, &how, sizeof how);
+  if (sys_failed(r)) child_fail(cfg, STEP_open_mount_target, r, op->detail);
+  *fd = static_cast<int>(r);
+  *owned = 1;
+}
+
+/* statx(2) of a descriptor: the struct is the same on every architecture, unlike struct stat. */
+long fd_statx(int fd, struct statx *stx) {
+  return SYS5(__NR_statx, fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO, stx);
+}
+
+/* Attach the mount `mnt` onto `target`, both descriptors (move_mount(2)). */
+long attach(int mnt, int target) {
+  return SYS5(__NR_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/*
+ * OP_BIND: the tree to attach is the parent's detached clone, or a clone made
+ * here of a host path ("/dev/null", looked up in the child's copy of the
+ * host's mounts, which the rootfs cannot reach) or of the target itself (the
+ * read-only /proc/sys). A clone made here gets its flags while detached.
+ */
+long do_bind(const struct child_config *cfg, const struct mount_op *op, int target, int *tree) {
+  long r;
+  unsigned clone = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op->recursive ? AT_RECURSIVE : 0);
+  if (op->flags & BIND_FROM_PARENT) {
+    *tree = op->source_fd;
+  } else {
+    if (op->source)
+      r = SYS3(__NR_open_tree, AT_FDCWD, op->source, clone);
+    else
+      r = SYS3(__NR_open_tree, target, "", clone | AT_EMPTY_PATH);
+    if (sys_failed(r)) return r;
+    *tree = static_cast<int>(r);
+    if (op->attr_set) {
+      struct mount_attr attr = {op->attr_set, 0, 0, 0};
+      r = SYS5(__NR_mount_setattr, *tree, "", AT_EMPTY_PATH | (op->recursive ? AT_RECURSIVE : 0), &attr,
+               sizeof attr);
+      if (sys_failed(r)) return r;
+    }
+  }
+  /*
+   * Check what is mounted on: the rootfs must be the inode the parent saw
+   * before clone; a bind's target must be of the source's kind (the kernel
+   * refuses a directory over a file, but with a less helpful EINVAL).
+   */
+  struct statx st;
+  r = fd_statx(target, &st);
+  if (sys_failed(r)) return r;
+  if ((op->flags & BIND_CHECK_ROOTFS) &&
+      (st.stx_ino != cfg->rootfs_ino || st.stx_dev_major != cfg->rootfs_dev_major ||
+       st.stx_dev_minor != cfg->rootfs_dev_minor))
+    return -EXDEV;
+  if ((op->flags & (BIND_FROM_PARENT | BIND_CHECK_ROOTFS)) && S_ISDIR(st.stx_mode) != !!(op->flags & BIND_SOURCE_DIR))
+    return S_ISDIR(st.stx_mode) ? -EISDIR : -ENOTDIR;
+  return attach(*tree, target);
+}
+
+/*
+ * OP_FSMOUNT: fsopen(2), one fsconfig(2) per option, FSCONFIG_CMD_CREATE,
+ * then fsmount(2) with the mount's flags: the filesystem is never visible
+ * without them. The strings were prepared before clone.
+ */
+long do_fsmount(const struct mount_op *op, int target, int *mnt) {
+  long fs = SYS2(__NR_fsopen, op->fstype, FSOPEN_CLOEXEC);
+  if (sys_failed(fs)) return fs;
+  long r = 0;
+  for (const char *const *kv = op->config; kv[0]; kv += 2) {
+    r = SYS5(__NR_fsconfig, fs, kv[1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, kv[0], kv[1], 0);
+    if (sys_failed(r)) break;
+  }
+  if (!sys_failed(r)) r = SYS5(__NR_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  if (!sys_failed(r)) r = SYS3(__NR_fsmount, fs, FSMOUNT_CLOEXEC, op->attr_set);
+  SYS1(__NR_close, fs);
+  if (sys_failed(r)) return r;
+  *mnt = static_cast<int>(r);
+  return attach(*mnt, target);
+}
+
+}  // namespace
+
 void child_mounts(const struct child_config *cfg) {
+  for (int i = 0; i < MOUNT_FD_COUNT; i++) cfg->mount_fds[i] = -1;
   for (unsigned i = 0; i < cfg->n_mount_ops; i++) {
     const struct mount_op *op = &cfg->mount_ops[i];
+    int dir = op->base == MOUNT_FD_HOST ? AT_FDCWD : cfg->mount_fds[op->base];
+    int target = -1, owned = 0, made = -1;
     long r = 0;
     switch (op->kind) {
       case OP_MOUNT:
         r = SYS5(__NR_mount, op->source, op->target, op->fstype, op->flags, op->data);
         break;
       case OP_MKFILE:
-        r = SYS4(__NR_openat, AT_FDCWD, op->target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        r = SYS4(__NR_openat, dir, op->at, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (!sys_failed(r)) r = SYS1(__NR_close, r);
         break;
       case OP_MKDIR:
-        r = SYS3(__NR_mkdirat, AT_FDCWD, op->target, 0755);
+        r = SYS3(__NR_mkdirat, dir, op->at, 0755);
         break;
       case OP_SYMLINK:
-        r = SYS3(__NR_symlinkat, op->source, AT_FDCWD, op->target);
+        r = SYS3(__NR_symlinkat, op->source, dir, op->at);
         break;
       case OP_MKNOD:
-        r = SYS4(__NR_mknodat, AT_FDCWD, op->target, op->flags, op->attr_set);
+        r = SYS4(__NR_mknodat, dir, op->at, op->flags, op->attr_set);
         break;
       case OP_UMASK:
         r = SYS1(__NR_umask, op->flags);
         if (r >= 0) r = 0; /* umask returns the old mask */
         break;
       case OP_SETATTR: {
+        open_target(cfg, op, &target, &owned);
         struct mount_attr attr = {op->attr_set, 0, 0, 0};
-        r = SYS5(__NR_mount_setattr, AT_FDCWD, op->target, op->recursive ? AT_RECURSIVE : 0, &attr,
+        r = SYS5(__NR_mount_setattr, target, "", AT_EMPTY_PATH | (op->recursive ? AT_RECURSIVE : 0), &attr,
                  sizeof attr);
         break;
       }
+      case OP_BIND:
+        open_target(cfg, op, &target, &owned);
+        r = do_bind(cfg, op, target, &made);
+        break;
+      case OP_FSMOUNT:
+        open_target(cfg, op, &target, &owned);
+        r = do_fsmount(op, target, &made);
+        break;
     }
-    if (sys_failed(r)) child_fail(cfg, op->step, r, op->target);
+    if (owned) SYS1(__NR_close, target);
+    if (sys_failed(r)) child_fail(cfg, op->step, r, op->detail);
+    /* Keep the new mount's descriptor when later steps resolve in it; the parent's trees are the parent's. */
+    if (op->save >= 0)
+      cfg->mount_fds[op->save] = made;
+    else if (made >= 0 && !(op->flags & BIND_FROM_PARENT && op->kind == OP_BIND))
+      SYS1(__NR_close, made);
     child_trace(cfg, op->step, static_cast<int>(i));
   }
 }
@@ -246,10 +546,11 @@ void child_mounts(const struct child_config *cfg) {
  * moves the root mount itself; after the old root is detached, no path leads
  * back to the host. The pivot_root(".", ".") form, from the man page's NOTES,
  * stacks the old root on the new one so it can be unmounted without a
- * put_old directory in the rootfs.
+ * put_old directory in the rootfs. The working directory is the rootfs's
+ * descriptor from bind_rootfs (fchdir(2)), not its path looked up again.
  */
 void child_pivot_root(const struct child_config *cfg) {
-  long r = SYS1(__NR_chdir, cfg->rootfs);
+  long r = SYS1(__NR_fchdir, cfg->mount_fds[MOUNT_FD_ROOT]);
   if (sys_failed(r)) child_fail(cfg, STEP_pivot_root, r, cfg->rootfs);
   r = SYS2(__NR_pivot_root, ".", ".");
   if (sys_failed(r)) child_fail(cfg, STEP_pivot_root, r, cfg->rootfs);
@@ -258,6 +559,9 @@ void child_pivot_root(const struct child_config *cfg) {
   r = SYS2(__NR_umount2, ".", MNT_DETACH);
   if (sys_failed(r)) child_fail(cfg, STEP_detach_old_root, r, "/");
   child_trace(cfg, STEP_detach_old_root, -1);
+  /* The mount phase's descriptors are done with; closed before arrange_fds reuses low numbers. */
+  for (int i = 0; i < MOUNT_FD_COUNT; i++)
+    if (cfg->mount_fds[i] >= 0) SYS1(__NR_close, cfg->mount_fds[i]);
   /* change_dir: the program's working directory, now resolved inside the sandbox. */
   r = SYS1(__NR_chdir, cfg->cwd);
   if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);

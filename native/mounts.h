@@ -31,9 +31,10 @@ struct DeviceNode {
 };
 
 struct BindSpec {
-  std::string source; /* host path */
+  std::string source; /* host path, symlinks resolved */
   std::string target; /* absolute path inside the sandbox */
   bool read_only;
+  std::string option; /* the option it came from, for errors ("binds[0]"); may be empty */
 };
 
 /* Validated and filled with defaults by src/options.ts; the addon only copies it. */
@@ -64,18 +65,37 @@ struct SandboxOptions {
 /* Owns the child's data until the child has exec'd. */
 struct Plan {
   std::deque<std::string> strings; /* deque: growth never moves the strings we point into */
+  std::deque<std::vector<const char *>> lists; /* fsconfig key/value lists, same reason */
   std::vector<mount_op> mount_ops;
   std::vector<char *> argv, envp;
   struct child_config cfg;
   struct capsule_trace trace; /* written by the child when opts.trace */
+  int mount_fds[MOUNT_FD_COUNT]; /* written by the child (CLONE_VM): its own descriptors, not ours */
+  std::vector<int> source_fds;   /* detached trees from open_mount_sources: ours, closed after clone */
+  uint64_t rootfs_ino = 0;       /* the rootfs as open_mount_sources saw it (statx(2)) */
+  uint32_t rootfs_dev_major = 0, rootfs_dev_minor = 0;
+
+  Plan() = default;
+  Plan(const Plan &) = delete;
+  Plan &operator=(const Plan &) = delete;
+  ~Plan() { close_sources(); }
 
   const char *keep(std::string s) {
     strings.push_back(std::move(s));
     return strings.back().c_str();
   }
+  void close_sources();
 };
 
+/* The mount phase as operations, from the options alone: no system call is made (capsule explain uses it). */
 void plan_mounts(const SandboxOptions &opts, Plan &plan);
+/*
+ * Before clone: open each bind's source once and clone it into a detached
+ * tree with its flags set (open_tree(2), mount_setattr(2)), and note the
+ * rootfs's identity. Returns false with step, errno and detail set.
+ */
+bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &step, int &err,
+                        std::string &detail);
 void plan_devices(const SandboxOptions &opts, Plan &plan); /* devices.cc */
 
 /* One rule of a cgroup v2 device program (devices.cc): major or minor -1 for any. */

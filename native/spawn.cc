@@ -129,6 +129,16 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   if (!make_pipe(err_pipe, out, "error pipe") || !make_pipe(status_pipe, out, "status pipe")) goto cleanup;
 
   plan_mounts(opts, plan);
+  {
+    /* The bind sources, each opened once and cloned detached, before clone (mounts.cc). */
+    capsule_step step;
+    int err;
+    std::string detail;
+    if (!open_mount_sources(opts, plan, step, err, detail)) {
+      fail(out, step, err, detail.c_str());
+      goto cleanup;
+    }
+  }
   for (const std::string &a : opts.argv) plan.argv.push_back(const_cast<char *>(a.c_str()));
   plan.argv.push_back(nullptr);
   for (const std::string &e : opts.env) plan.envp.push_back(const_cast<char *>(e.c_str()));
@@ -139,6 +149,10 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.rootfs = opts.rootfs.c_str();
     c.mount_ops = plan.mount_ops.data();
     c.n_mount_ops = static_cast<unsigned>(plan.mount_ops.size());
+    c.mount_fds = plan.mount_fds;
+    c.rootfs_ino = plan.rootfs_ino;
+    c.rootfs_dev_major = plan.rootfs_dev_major;
+    c.rootfs_dev_minor = plan.rootfs_dev_minor;
     c.hostname = opts.hostname.c_str();
     c.cwd = opts.cwd.c_str();
     c.cgroup_fds = opts.cgroup_fds.data();
@@ -221,6 +235,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     out.clone_end_ns = opts.trace ? monotonic_ns() : 0;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     munmap(region, mapped);
+    /* The trees the child attached live on in its namespace; the rest go with our descriptors. */
+    plan.close_sources();
     /* The child has joined it (or is gone): the sandbox holds the namespace now, not us. */
     if (netns_fd >= 0) close(netns_fd);
     if (pid < 0) {
@@ -257,6 +273,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   return;
 
 cleanup:
+  plan.close_sources();
   close_fd(err_pipe[0]);
   close_fd(err_pipe[1]);
   close_fd(status_pipe[0]);

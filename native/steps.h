@@ -27,23 +27,25 @@
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
   STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \
   STEP(join_cgroup, "write", "cgroups(7)", "enter the sandbox's cgroups before anything untrusted runs") \
+  STEP(unshare_cgroupns, "unshare", "cgroup_namespaces(7)", "a cgroup namespace rooted at the sandbox's cgroup: /proc/self/cgroup shows /, not the host's paths") \
   STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \
-  STEP(bind_rootfs, "mount", "mount(2)", "make the rootfs a mount point so pivot_root accepts it")  \
+  STEP(open_mount_target, "openat2", "openat2(2)", "resolve a mount point inside the rootfs once, by descriptor, refusing any symlink on the way") \
+  STEP(bind_rootfs, "move_mount", "open_tree(2)", "make the rootfs a mount point so pivot_root accepts it") \
   STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
-  STEP(mount_proc, "mount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")      \
-  STEP(mask_proc_path, "mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, timer_list, ...)") \
+  STEP(mount_proc, "fsmount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")    \
+  STEP(mask_proc_path, "move_mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, kpageflags, slabinfo, ...)") \
   STEP(remount_proc_path, "mount_setattr", "proc(5)", "read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger") \
-  STEP(mount_sys, "mount", "sysfs(5)", "a read-only /sys when asked, /sys/firmware and powercap masked") \
-  STEP(mount_dev, "mount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")          \
+  STEP(mount_sys, "fsmount", "sysfs(5)", "a read-only /sys when asked, /sys/firmware and powercap masked") \
+  STEP(mount_dev, "fsmount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")        \
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
   STEP(make_device_node, "mknodat", "mknod(2)", "a host device the caller asked for (--device, --gpu), its mode the access asked") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
-  STEP(mount_dev_pts, "mount", "pts(4)", "a private devpts instance, when asked")                  \
-  STEP(mount_dev_shm, "mount", "shm_overview(7)", "a private /dev/shm, when asked")                \
+  STEP(mount_dev_pts, "fsmount", "pts(4)", "a private devpts instance, when asked")                \
+  STEP(mount_dev_shm, "fsmount", "shm_overview(7)", "a private, size- and inode-capped, noexec /dev/shm, when asked") \
   STEP(remount_dev, "mount_setattr", "mount_setattr(2)", "freeze /dev once its nodes are in place") \
-  STEP(mount_tmp, "mount", "tmpfs(5)", "a private, size-capped, writable /tmp")                    \
-  STEP(bind_mount, "mount", "mount(2)", "a host path the caller asked for")                        \
-  STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev")  \
+  STEP(mount_tmp, "fsmount", "tmpfs(5)", "a private, size- and inode-capped, writable /tmp")     \
+  STEP(bind_mount, "move_mount", "move_mount(2)", "a host path the caller asked for, opened once before clone") \
+  STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev, private before it is attached") \
   STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
   STEP(detach_old_root, "umount2", "umount(2)", "drop every path back to the host's filesystem")   \
   STEP(change_dir, "chdir", "chdir(2)", "the program's working directory inside the sandbox")      \

@@ -80,7 +80,13 @@ function hintFor(step: string, code: string): string | undefined {
     return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces';
   if (step === 'clone' && code === 'EINVAL')
     return 'this kernel lacks one of the namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)';
+  if (step === 'open_mount_target' && code === 'ELOOP')
+    return 'a component of this mount point is a symlink, perhaps swapped in after capsule checked it: mount points must be real directories and files inside the rootfs, reached with no symlink on the way';
+  if (step === 'open_mount_target' && code === 'ENOENT')
+    return 'this mount point is not in the rootfs (or lies under /proc, /dev or /tmp, which capsule mounts over)';
   if (code === 'ENOSYS' && step.startsWith('remount_')) return 'mount_setattr(2) needs Linux 5.12 or later';
+  if (code === 'ENOSYS' && (step === 'open_mount_target' || step === 'bind_rootfs'))
+    return 'openat2(2), open_tree(2) and move_mount(2) need Linux 5.6 or later';
   if (code === 'ENOSYS' && step === 'close_fds') return 'close_range(2) needs Linux 5.9 or later';
   if (step === 'pivot_root' && code === 'EINVAL') {
     return 'pivot_root refuses a rootfs on the initial ramfs; put the rootfs on a real filesystem or tmpfs';

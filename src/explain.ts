@@ -90,6 +90,15 @@ export function renderOp(op: NativeOp): string {
       return `symlinkat(${q(op.source)}, ${q(op.target)})`;
     case 'umask':
       return `umask(0${op.flags.toString(8)})`;
+    case 'bind': {
+      /* flags: BIND_FROM_PARENT (1), the parent cloned the source before clone (native/config.h). */
+      const from = op.source === null ? op.target : op.source;
+      const clone = `open_tree(${q(from)}, OPEN_TREE_CLONE${op.recursive ? '|AT_RECURSIVE' : ''})`;
+      const attrs = op.attrSet ? `; mount_setattr(tree, ${flagNames(op.attrSet, ATTR_FLAGS)})` : '';
+      return `${(op.flags & 1) !== 0 ? `before clone: ${clone}${attrs}, MS_PRIVATE; then ` : `${clone}${attrs}; `}move_mount(tree, ${q(op.target)})`;
+    }
+    case 'fsmount':
+      return `fsopen(${q(op.fstype)})${op.data ? `; fsconfig(${q(op.data)})` : ''}; fsmount(${flagNames(op.attrSet, ATTR_FLAGS)}); move_mount(mnt, ${q(op.target)})`;
   }
 }
 
@@ -113,8 +122,10 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return 'rt_sigaction(1..64, SIG_DFL)';
     case 'join_cgroup':
       return n.cgroupFds.length > 0 ? 'write(cgroup.procs, "0") in each hierarchy' : '(no cgroup)';
+    case 'unshare_cgroupns':
+      return 'unshare(CLONE_NEWCGROUP)';
     case 'pivot_root':
-      return `chdir(${q(o.rootfs)}); pivot_root(".", ".")`;
+      return `fchdir(${q(o.rootfs)}); pivot_root(".", ".")`;
     case 'detach_old_root':
       return 'umount2(".", MNT_DETACH)';
     case 'change_dir':
@@ -167,6 +178,7 @@ const CHILD_STEPS_WITHOUT_OPS = new Set([
   'check_parent',
   'reset_signals',
   'join_cgroup',
+  'unshare_cgroupns',
   'pivot_root',
   'detach_old_root',
   'change_dir',

@@ -29,7 +29,8 @@ export interface NativeOptions {
   devNodes: { path: string; major: number; minor: number; mode: number }[];
   /** Host devices to mknod after devNodes (native/devices.cc); mode: permission bits. */
   devices: { target: string; type: 'c' | 'b'; major: number; minor: number; mode: number }[];
-  binds: { source: string; target: string; readOnly: boolean }[];
+  /** option: where the bind came from (`binds[0]`), for errors. */
+  binds: { source: string; target: string; readOnly: boolean; option?: string }[];
   cgroupFds: number[];
   /** A cgroup v2 directory to be born in (clone3 CLONE_INTO_CGROUP); -1 or absent: none. */
   cgroupDirFd?: number;
@@ -45,7 +46,7 @@ export interface NativeOptions {
 /** One operation of the mount phase, as native/mounts.cc planned it. */
 export interface NativeOp {
   step: string;
-  kind: 'mount' | 'mkfile' | 'mkdir' | 'symlink' | 'setattr' | 'mknod' | 'umask';
+  kind: 'mount' | 'mkfile' | 'mkdir' | 'symlink' | 'setattr' | 'mknod' | 'umask' | 'bind' | 'fsmount';
   source: string | null;
   target: string | null;
   fstype: string | null;

@@ -51,7 +51,10 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   gid?: number;
   /** Leave the rootfs writable (it is the host directory itself: writes persist). @default false */
   writableRoot?: boolean;
-  /** Size cap of the private /tmp tmpfs, in bytes. @default 67108864 (64 MiB) */
+  /**
+   * Size cap of the private /tmp tmpfs, in bytes. Its inode cap follows from it: one inode
+   * per 4 KiB, at least 1024 (docs/security.md). @default 67108864 (64 MiB)
+   */
   tmpSizeBytes?: number;
   /** Mount /tmp noexec: nothing written there can be run (a judge that compiles into /tmp needs it off). @default false */
   tmpNoexec?: boolean;
@@ -63,9 +66,9 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   sys?: boolean;
   /** Mount a private devpts at /dev/pts (for programs that open terminals). @default false */
   devPts?: boolean;
-  /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL). @default false */
+  /** Mount a private tmpfs at /dev/shm (POSIX shared memory, NCCL), noexec as Docker's. @default false */
   devShm?: boolean;
-  /** Size cap of /dev/shm, in bytes. @default 67108864 (64 MiB) */
+  /** Size cap of /dev/shm, in bytes; inodes capped as /tmp's. @default 67108864 (64 MiB) */
   devShmSizeBytes?: number;
   /** Extra host paths to bind into the sandbox. */
   binds?: readonly BindMount[];
@@ -260,8 +263,12 @@ function sandboxPath(option: string, value: string): string {
 
 /**
  * A mount point inside the rootfs must be there already (the root is
- * read-only) and must not be a symlink: mount(2) follows symlinks in its
- * target, and a link could point it anywhere.
+ * read-only) and no component of its path may be a symlink: a link could
+ * point the mount anywhere, and the addon refuses one on the way anyway
+ * (openat2 with RESOLVE_NO_SYMLINKS, native/mounts.cc), so it is refused here
+ * first, with the option's name. This check is for the message only: the
+ * addon looks the path up again, once, by descriptor, and that lookup is the
+ * one that counts (a name swapped after this check fails the run there).
  */
 function checkMountPoint(
   rootfs: string,
@@ -269,27 +276,30 @@ function checkMountPoint(
   inside: string,
   kind: 'dir' | 'file',
   why: string,
+  option = 'rootfs',
 ) {
-  const host = rootfs + inside;
+  const parts = inside.split('/').filter(Boolean);
   let st;
-  try {
-    st = lstatSync(host);
-  } catch {
-    const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
-    fail(
-      'rootfs',
-      `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
-    );
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = '/' + parts.slice(0, i).join('/');
+    try {
+      st = lstatSync(rootfs + prefix);
+    } catch {
+      const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
+      fail(
+        option,
+        `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
+      );
+    }
+    if (st.isSymbolicLink())
+      fail(
+        option,
+        `${rootfsArg}${prefix} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'} at ${inside}, with no symlink on the way`,
+      );
   }
-  if (st.isSymbolicLink())
-    fail(
-      'rootfs',
-      `${rootfsArg}${inside} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'}`,
-    );
-  if (kind === 'dir' && !st.isDirectory())
-    fail('rootfs', `${rootfsArg}${inside} is not a directory (${why})`);
-  if (kind === 'file' && st.isDirectory())
-    fail('rootfs', `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
+  if (kind === 'dir' && !st?.isDirectory()) fail(option, `${rootfsArg}${inside} is not a directory (${why})`);
+  if (kind === 'file' && st?.isDirectory())
+    fail(option, `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
 }
 
 export function resolveOptions(o: RunOptions): ResolvedOptions {
@@ -358,8 +368,9 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
       target,
       statSync(source).isDirectory() ? 'dir' : 'file',
       `bind mount of ${b.source}`,
+      `${option}.target`,
     );
-    return { source, target, readOnly: b.readOnly ?? true };
+    return { source, target, readOnly: b.readOnly ?? true, option };
   });
 
   const devices = resolveDevices(o, rootfs, rootfsArg);

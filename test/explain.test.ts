@@ -55,9 +55,9 @@ describe('explain', () => {
     const steps = r.explain!;
     expectInStepOrder(steps.map((s) => s.step));
     const by = (name: string) => steps.filter((s) => s.step === name);
-    expect(by('pivot_root')[0]!.call).toMatch(/^chdir\(".+"\); pivot_root\("\.", "\."\)$/);
+    expect(by('pivot_root')[0]!.call).toMatch(/^fchdir\(".+"\); pivot_root\("\.", "\."\)$/);
     expect(by('mount_proc')[0]!.call).toMatch(
-      /^mount\("proc", ".*\/proc", "proc", MS_NOSUID\|MS_NODEV\|MS_NOEXEC\)$/,
+      /^fsopen\("proc"\); fsmount\(MOUNT_ATTR_NOSUID\|MOUNT_ATTR_NODEV\|MOUNT_ATTR_NOEXEC\); move_mount\(mnt, "\/proc"\)$/,
     );
     expect(by('set_uid')[0]!.call).toBe('setresuid(65534, 65534, 65534)');
     expect(by('exec')[0]!.call).toBe('execve("/bin/true")');
@@ -99,7 +99,9 @@ describe('capsule explain and --explain', () => {
     const r = await execa('node', [cli, 'explain', rootfs, '/bin/true'], { reject: false });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/^capsule: the steps of this sandbox/);
-    expect(r.stdout).toMatch(/child +pivot_root +chdir\(.*\); pivot_root\("\.", "\."\) +\[pivot_root\(2\)\]/);
+    expect(r.stdout).toMatch(
+      /child +pivot_root +fchdir\(.*\); pivot_root\("\.", "\."\) +\[pivot_root\(2\)\]/,
+    );
   });
 
   it("prints a run's steps to stderr, the program's output staying on stdout", async () => {

@@ -43,17 +43,25 @@ describe.skipIf(mount === null)('clone3 into a cgroup v2 directory (skipped: no 
     const dirFd = openSync(cgroup, constants.O_RDONLY | constants.O_DIRECTORY);
     const out = openSync(join(dir, 'out'), 'w');
     try {
-      const opts = resolveOptions({ rootfs, argv: ['/bin/cat', '/proc/self/cgroup'] });
+      /* Read from the host: inside, the sandbox's cgroup namespace shows its cgroup as "/". */
+      const opts = resolveOptions({
+        rootfs,
+        argv: ['/bin/sh', '-c', 'cat /proc/self/cgroup; read x || true'],
+      });
       const n = nativeOptions(opts, [-1, out, out], [], rlimitPlan(opts.limits));
       n.cgroupDirFd = dirFd;
+      let seen = '';
       const exit = await new Promise<NativeExit>((resolve, reject) => {
         native()
           .spawn(n, resolve)
-          .then(({ stdio }) => stdio[0] >= 0 && closeSync(stdio[0]), reject);
+          .then(({ pid, stdio }) => {
+            seen = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+            if (stdio[0] >= 0) closeSync(stdio[0]);
+          }, reject);
       });
       expect(exit.report?.waitStatus).toBe(0);
-      const seen = readFileSync(join(dir, 'out'), 'utf8');
       expect(seen).toContain(`0::/capsule-test-clone3-${process.pid}\n`);
+      expect(readFileSync(join(dir, 'out'), 'utf8')).toContain('0::/\n');
     } finally {
       closeSync(out);
       closeSync(dirFd);
