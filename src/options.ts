@@ -376,13 +376,11 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   else if (typeof stdin === 'object' && stdin !== null) {
     const file = (stdin as { file?: unknown }).file;
     if (typeof file !== 'string') fail('stdin', 'stdin as an object must be { file: path }');
-    let st;
-    try {
-      st = statSync(file);
-    } catch {
-      fail('stdin', `stdin file ${file} does not exist`);
-    }
-    if (st.isDirectory()) fail('stdin', `stdin file ${file} is a directory`);
+    /*
+     * Only the name's shape here: the file is checked on the descriptor run() opens (src/stdio.ts),
+     * since a name checked now and opened later can be swapped in between.
+     */
+    if (file === '' || file.includes('\0')) fail('stdin', 'stdin file must be a path without NUL bytes');
     resolvedStdin = { file };
   } else resolvedStdin = checkStdio('stdin', stdin, 'ignore');
 
