@@ -15,11 +15,15 @@ import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices
 export type StdioOption =
   /** Captured (stdout, stderr) or fed from `stdin`'s string/Buffer. */
   | 'pipe'
-  /** The caller's own descriptor (what the CLI uses). */
+  /**
+   * The caller's own descriptor (what the CLI uses). A pipe, FIFO or terminal is reopened
+   * for the program, so it is blocking whatever Node did with the caller's; a socket is
+   * passed as it is (src/stdio.ts). Never a directory or an O_PATH descriptor.
+   */
   | 'inherit'
   /** /dev/null. */
   | 'ignore'
-  /** A descriptor the caller opened; capsule does not close it. */
+  /** A descriptor the caller opened, checked and reopened as 'inherit' is; capsule does not close it. */
   | number;
 
 export interface BindMount {

@@ -1,0 +1,59 @@
+/**
+ * `capsule run`'s stdio as a shell user meets it: a slow reader gets every byte (the
+ * program's stdout is blocking whatever Node did with the descriptor), a reader that exits
+ * early ends the program as a shell pipeline would, a directory as stdin is refused.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+const rootfs = inject('rootfs');
+const root = join(import.meta.dirname, '../..');
+const cli = join(root, 'dist/capsule.mjs');
+/** A shell pipeline, as the issue ran it: stdout of capsule is a real pipe (execa would give a socket). */
+const pipeline = (script: string) => execa('sh', ['-c', script], { reject: false, stdin: 'ignore' });
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'capsule-cli-stdio-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** 50,000,000 bytes as fast as the program can write them. */
+const FIFTY_MB = `/bin/busybox yes | /bin/busybox head -c 50000000`;
+
+describe('a slow reader', () => {
+  it('gets all 50,000,000 bytes from capsule run (the program sees a blocking stdout)', async () => {
+    const r = await pipeline(
+      `node ${q(cli)} run ${q(rootfs)} /bin/sh -c ${q(FIFTY_MB + '; echo "status $?" >&2')} | (sleep 1; wc -c)`,
+    );
+    expect(r.stderr).toBe('status 0');
+    expect(r.stdout.trim()).toBe('50000000');
+  }, 60_000);
+
+  it("gets all of it from the library's stdout: 'inherit' in a Node process that made its stdout non-blocking", async () => {
+    const script = `
+      import { run } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+      process.stdout.write(''); /* Node wraps fd 1 now: libuv sets O_NONBLOCK on the pipe */
+      const r = await run({ rootfs: ${JSON.stringify(rootfs)}, argv: ['/bin/sh', '-c', ${JSON.stringify(FIFTY_MB)}],
+        stdout: 'inherit', stderr: 'pipe' });
+      process.stderr.write(r.verdict + ' ' + r.exitCode + ' ' + r.stderr);`;
+    const r = await pipeline(`node --input-type=module -e ${q(script)} | (sleep 1; wc -c)`);
+    expect(r.stderr).toBe('OK 0 ');
+    expect(r.stdout.trim()).toBe('50000000');
+  }, 60_000);
+});
+
+describe('stdin', () => {
+  it('refuses a directory as stdin (`< /`): exit 125, one line naming stdin, nothing runs', async () => {
+    const r = await pipeline(`node ${q(cli)} run ${q(rootfs)} /bin/sh -c 'echo ran' < /`);
+    expect(r.exitCode).toBe(125);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^capsule: --stdin|^capsule: stdin/);
+    expect(r.stderr).toMatch(/is a directory/);
+    expect(r.stderr.split('\n')).toHaveLength(1);
+  });
+});
