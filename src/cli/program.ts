@@ -3,7 +3,6 @@
  * statuses; everything else is the library's.
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,6 +16,7 @@ import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
+import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
 import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 
@@ -88,6 +88,8 @@ export function program(): Command {
         if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) to.kill('SIGKILL');
         else to.kill(sig);
       };
+      /* Before anything runs: a path that cannot be written is exit 125, not a lost exit status. */
+      const files = openReportFiles(flags);
       for (const sig of FORWARDED) {
         const forward = () => (sandbox ? deliver(sandbox, sig) : early.push(sig));
         handlers.set(sig, forward);
@@ -105,8 +107,9 @@ export function program(): Command {
           },
         });
         if (result.explain) printExplain(flags, result.explain);
-        await writeReports(
+        writeReports(
           flags,
+          files,
           { ...result, stdout: undefined, stderr: undefined },
           metaFromResult(result),
         );
@@ -115,10 +118,12 @@ export function program(): Command {
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
       } catch (e) {
         if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
-        if (CapsuleError.is(e) && flags.meta) await writeFile(flags.meta, metaFromError(e.message));
+        const meta = files.find((f) => f.flag === '--meta');
+        if (CapsuleError.is(e) && meta) writeReportFile(meta, metaFromError(e.message));
         throw e;
       } finally {
         for (const [sig, h] of handlers) process.off(sig, h);
+        closeReportFiles(files);
       }
     }),
   );
@@ -160,12 +165,11 @@ function printExplain(flags: RunFlags, steps: ExplainStep[]): void {
   process.stderr.write(flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
 }
 
-/** --report FILE, --json (to stderr) and --meta FILE, after the run. */
-async function writeReports(flags: RunFlags, report: object, meta: string): Promise<void> {
+/** --report FILE, --json (to stderr) and --meta FILE, after the run; a failed write is a warning. */
+function writeReports(flags: RunFlags, files: ReportFile[], report: object, meta: string): void {
   const json = JSON.stringify(report, null, 2) + '\n';
-  if (flags.report) await writeFile(flags.report, json);
+  for (const f of files) writeReportFile(f, f.flag === '--report' ? json : meta);
   if (flags.json) process.stderr.write(json);
-  if (flags.meta) await writeFile(flags.meta, meta);
 }
 
 /** Run the CLI; never throws, sets process.exitCode. */
