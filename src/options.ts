@@ -96,9 +96,13 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   onSpawn?: (sandbox: Sandbox) => void;
   /**
    * Called with each chunk of captured output as it arrives (within outputLimitBytes),
-   * for streaming it somewhere while it is also kept for the result.
+   * for streaming it somewhere while it is also kept for the result. Returning `false`
+   * says the destination is gone (its reader exited): that stream's pipe is closed, so the
+   * program's next write to it fails with EPIPE (SIGPIPE), as in a shell pipeline.
+   * Returning a promise pauses reading that stream until it settles (backpressure: the
+   * program blocks on its full pipe), and stops it if it resolves to `false`.
    */
-  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => boolean | void | Promise<boolean | void>;
   /**
    * Put the sandbox in a cgroup of its own even when no cgroup limit is asked, for exact
    * CPU time and peak memory of the whole sandbox. Skipped quietly where cgroups are not

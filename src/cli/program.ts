@@ -18,6 +18,7 @@ import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
 import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
+import { forward, stderr, stdout, write } from './streams.js';
 import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 
 /** docker/podman's convention for a runtime's own failures. */
@@ -54,7 +55,11 @@ export function program(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: () => {} /* main() prints one line of its own */ })
+    .configureOutput({
+      outputError: () => {} /* main() prints one line of its own */,
+      writeOut: (text) => void write(stdout(), text),
+      writeErr: (text) => void write(stderr(), text),
+    })
     .addHelpText(
       'after',
       "\nExit status of capsule run: the program's, or 128+N when a signal N killed it; 125 when capsule\n" +
@@ -99,8 +104,12 @@ export function program(): Command {
         const result = await run({
           ...runOptionsFromFlags(rootfs, argv, flags),
           /* With --output-limit the program's output streams through capsule, within the cap. */
-          onOutput: (stream, chunk) =>
-            void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+          /*
+           * A slow reader of ours slows the program down (it blocks on its full pipe), and one
+           * that has gone (`| head`) closes the program's pipe: its next write fails with
+           * EPIPE/SIGPIPE, as in a shell pipeline, and the run ends as usual.
+           */
+          onOutput: (stream, chunk) => forward(stream === 'stdout' ? stdout() : stderr(), chunk),
           onSpawn: (spawned) => {
             sandbox = spawned;
             for (const sig of early.splice(0)) deliver(spawned, sig);
@@ -114,7 +123,7 @@ export function program(): Command {
           metaFromResult(result),
         );
         const note = limitNote(result);
-        if (note) process.stderr.write(`capsule: ${note}\n`);
+        if (note) write(stderr(), `capsule: ${note}\n`);
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
       } catch (e) {
         if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
@@ -131,7 +140,7 @@ export function program(): Command {
     explainCommand(async (rootfs, argv, flags) => {
       const { explainOptions } = await import('../run.js');
       const steps = explainOptions(runOptionsFromFlags(rootfs, argv, { ...flags, explain: false }));
-      process.stdout.write(flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
+      write(stdout(), flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
     }),
   );
   registerRootfsCommands(cli);
@@ -162,25 +171,18 @@ export function limitNote(r: RunResult<string | Buffer>): string | null {
 
 /** --explain: the steps of the run, to stderr, as text or JSON. */
 function printExplain(flags: RunFlags, steps: ExplainStep[]): void {
-  process.stderr.write(flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
+  write(stderr(), flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
 }
 
 /** --report FILE, --json (to stderr) and --meta FILE, after the run; a failed write is a warning. */
 function writeReports(flags: RunFlags, files: ReportFile[], report: object, meta: string): void {
   const json = JSON.stringify(report, null, 2) + '\n';
   for (const f of files) writeReportFile(f, f.flag === '--report' ? json : meta);
-  if (flags.json) process.stderr.write(json);
+  if (flags.json) write(stderr(), json);
 }
 
 /** Run the CLI; never throws, sets process.exitCode. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  /* `capsule --help | head`: a reader that goes away is not an error worth a stack trace. */
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw e;
-    });
-  }
   try {
     /*
      * `--explain=json`: commander would take a value for `--explain [format]` from the next
@@ -200,19 +202,19 @@ export async function main(argv: string[] = process.argv): Promise<void> {
         process.exitCode = 0;
         return;
       }
-      process.stderr.write(`capsule: ${e.message.replace(/^error: /, '')}\n`);
+      write(stderr(), `capsule: ${e.message.replace(/^error: /, '')}\n`);
       process.exitCode = EXIT_CAPSULE_FAILED;
       return;
     }
     if (CapsuleError.is(e)) {
-      process.stderr.write(`capsule: ${e.message}\n`);
+      write(stderr(), `capsule: ${e.message}\n`);
       process.exitCode = exitStatusFor(e);
       return;
     }
     /* Not ours: still one line, with the stack only when asked for. */
     const err = e as Error;
-    process.stderr.write(`capsule: internal error: ${err?.message ?? String(e)}\n`);
-    if (process.env.CAPSULE_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    write(stderr(), `capsule: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.CAPSULE_DEBUG) write(stderr(), `${err?.stack}\n`);
     process.exitCode = EXIT_CAPSULE_FAILED;
   }
 }

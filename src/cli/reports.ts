@@ -8,6 +8,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, unlinkSync, w
 import { dirname } from 'node:path';
 
 import { ConfigError } from '../errors.js';
+import { stderr, write } from './streams.js';
 
 export interface ReportFile {
   /** The flag that named it, for messages. */
@@ -85,7 +86,7 @@ export function writeReportFile(file: ReportFile, text: string): void {
     for (let at = 0; at < data.length;) at += writeSync(file.fd, data, at, data.length - at);
     file.written = true;
   } catch (e) {
-    process.stderr.write(`capsule: warning: ${file.flag} ${file.path} was not written: ${errnoText(e)}\n`);
+    write(stderr(), `capsule: warning: ${file.flag} ${file.path} was not written: ${errnoText(e)}\n`);
   }
 }
 

@@ -3,7 +3,7 @@
  * program's stdout is blocking whatever Node did with the descriptor), a reader that exits
  * early ends the program as a shell pipeline would, a directory as stdin is refused.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -34,6 +34,14 @@ describe('a slow reader', () => {
     expect(r.stdout.trim()).toBe('50000000');
   }, 60_000);
 
+  it('gets all of it streamed through capsule (--output-limit): the program waits for the reader', async () => {
+    const r = await pipeline(
+      `node ${q(cli)} run --output-limit 100m ${q(rootfs)} /bin/sh -c ${q(FIFTY_MB + '; echo "status $?" >&2')} | (sleep 1; wc -c)`,
+    );
+    expect(r.stderr).toBe('status 0');
+    expect(r.stdout.trim()).toBe('50000000');
+  }, 60_000);
+
   it("gets all of it from the library's stdout: 'inherit' in a Node process that made its stdout non-blocking", async () => {
     const script = `
       import { run } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
@@ -56,4 +64,45 @@ describe('stdin', () => {
     expect(r.stderr).toMatch(/is a directory/);
     expect(r.stderr.split('\n')).toHaveLength(1);
   });
+});
+
+describe('a reader that exits early', () => {
+  /* One line every 10 ms, forever: only SIGPIPE (or EPIPE) ends it, never the output limit. */
+  const LINES = 'i=0; while echo line $i; do i=$((i+1)); sleep 0.01; done; echo "echo failed" >&2; exit 3';
+
+  it.each([
+    ['streamed through capsule (--output-limit)', ['--output-limit', '1m']],
+    ['inherited', []],
+  ])(
+    'ends the program with SIGPIPE as a shell would; report, meta and status 141 (128+13): %s',
+    async (_how, flags) => {
+      const [meta, report, status] = ['meta', 'report', 'status'].map((n) =>
+        join(dir, `early-${_how.length}.${n}`),
+      );
+      const r = await pipeline(
+        `{ node ${q(cli)} run ${flags.join(' ')} --meta ${q(meta!)} --report ${q(report!)} ${q(rootfs)} /bin/sh -c ${q(LINES)}; echo $? > ${q(status!)}; } | head -c 10`,
+      );
+      expect(r.stdout).toBe('line 0\nlin');
+      expect(r.stderr).toBe('');
+      expect(readFileSync(status!, 'utf8').trim()).toBe('141');
+      /* The same program under a plain shell pipeline, for comparison. */
+      const plain = await pipeline(`{ /bin/busybox sh -c ${q(LINES)}; echo $? >&2; } | head -c 10`);
+      expect(plain.stderr).toBe('141');
+      expect(readFileSync(meta!, 'utf8')).toMatch(/^exitsig:13$/m);
+      expect(JSON.parse(readFileSync(report!, 'utf8'))).toMatchObject({ signal: 'SIGPIPE', exitCode: null });
+    },
+    30_000,
+  );
+
+  it('ends `yes` with SIGPIPE under --output-limit 1m, never the output limit (capsule reads only as fast as it can pass on)', async () => {
+    for (let i = 0; i < 5; i++) {
+      const status = join(dir, `yes-${i}.status`);
+      const r = await pipeline(
+        `{ node ${q(cli)} run --output-limit 1m ${q(rootfs)} /bin/busybox yes; echo $? > ${q(status)}; } | head -c 10`,
+      );
+      expect(r.stdout).toBe('y\ny\ny\ny\ny'); /* execa drops the last newline */
+      expect(r.stderr).toBe('');
+      expect(readFileSync(status, 'utf8').trim()).toBe('141');
+    }
+  }, 60_000);
 });
