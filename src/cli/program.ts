@@ -16,6 +16,7 @@ import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
+import { cliMessage, type MessageContext } from './messages.js';
 import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
 import { forward, stderr, stdout, write } from './streams.js';
@@ -36,6 +37,9 @@ const FORWARDED: NodeJS.Signals[] = [
   'SIGUSR2',
   'SIGWINCH',
 ];
+
+/** What the errors' hints need to know of the command line (set by the command that runs). */
+const context: MessageContext = {};
 
 /** The exit status for an error capsule raised: one line goes to stderr. */
 export function exitStatusFor(error: unknown): number {
@@ -76,6 +80,7 @@ export function program(): Command {
   const add = (cmd: Command) => cli.addCommand(cmd.copyInheritedSettings(cli));
   add(
     runCommand(async (rootfs, argv, flags) => {
+      context.rootfs = rootfs;
       const { run } = await import('../run.js');
       /*
        * The handlers go in before the sandbox starts: the program writes to the caller's stdout
@@ -128,7 +133,7 @@ export function program(): Command {
       } catch (e) {
         if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
         const meta = files.find((f) => f.flag === '--meta');
-        if (CapsuleError.is(e) && meta) writeReportFile(meta, metaFromError(e.message));
+        if (CapsuleError.is(e) && meta) writeReportFile(meta, metaFromError(cliMessage(e, context)));
         throw e;
       } finally {
         for (const [sig, h] of handlers) process.off(sig, h);
@@ -138,6 +143,7 @@ export function program(): Command {
   );
   add(
     explainCommand(async (rootfs, argv, flags) => {
+      context.rootfs = rootfs;
       const { explainOptions } = await import('../run.js');
       const steps = explainOptions(runOptionsFromFlags(rootfs, argv, { ...flags, explain: false }));
       write(stdout(), flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
@@ -207,7 +213,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       return;
     }
     if (CapsuleError.is(e)) {
-      write(stderr(), `capsule: ${e.message}\n`);
+      write(stderr(), `capsule: ${cliMessage(e, context)}\n`);
       process.exitCode = exitStatusFor(e);
       return;
     }
