@@ -55,6 +55,29 @@ describe('a slow reader', () => {
   }, 60_000);
 });
 
+describe('a terminal', () => {
+  it("gives the program a blocking tty even after Node made its own fd 0 non-blocking (stdin: 'inherit')", async () => {
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { run } from ${JSON.stringify(join(root, 'dist/src/index.js'))};
+      process.stdin.pause(); /* libuv reopens the tty for Node's stdin and makes that copy non-blocking */
+      const flags = () => /flags:\\s+(\\d+)/.exec(readFileSync('/proc/self/fdinfo/0', 'utf8'))[1];
+      process.stdout.write('parent ' + flags() + '\\n');
+      await run({ rootfs: ${JSON.stringify(rootfs)}, stdin: 'inherit', stdout: 'inherit',
+        argv: ['/bin/sh', '-c', 'echo "child $(/bin/busybox grep flags: /proc/self/fdinfo/0)"'] });
+      process.exit(0);`;
+    /* script(1) gives the command a pseudo-terminal as stdin, stdout and stderr. */
+    const r = await pipeline(`script -qec ${q(`node --input-type=module -e ${q(script)}`)} /dev/null`);
+    const parent = /parent (\d+)/.exec(r.stdout)?.[1];
+    const child = /child flags:\s+(\d+)/.exec(r.stdout)?.[1];
+    expect(parent, r.stdout + r.stderr).toBeDefined();
+    expect(child, r.stdout + r.stderr).toBeDefined();
+    const O_NONBLOCK = 0o4000;
+    expect(parseInt(parent!, 8) & O_NONBLOCK).toBe(O_NONBLOCK); /* else this test proves nothing */
+    expect(parseInt(child!, 8) & O_NONBLOCK).toBe(0);
+  }, 30_000);
+});
+
 describe('stdin', () => {
   it('refuses a directory as stdin (`< /`): exit 125, one line naming stdin, nothing runs', async () => {
     const r = await pipeline(`node ${q(cli)} run ${q(rootfs)} /bin/sh -c 'echo ran' < /`);
