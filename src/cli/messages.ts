@@ -21,6 +21,11 @@ interface Flag {
   unit?: 'bytes' | 'ms';
   /** Leave the library's word in messages (it reads the same at the command line). */
   keepWord?: boolean;
+  /**
+   * Also an ordinary word ("the CDI devices"): renamed only where it is the option, at the
+   * start of the message or with an index (`devices[0]`).
+   */
+  plainWord?: boolean;
 }
 
 /** Library option → CLI flag: every option `capsule run` sets (test/cli/messages.test.ts checks). */
@@ -29,20 +34,20 @@ export const OPTION_FLAGS: Readonly<Record<string, Flag>> = {
   argv: { flag: 'PROG', keepWord: true },
   env: { flag: '--env', keepWord: true },
   cwd: { flag: '--cwd' },
-  hostname: { flag: '--hostname' },
-  uid: { flag: '--uid' },
-  gid: { flag: '--gid' },
+  hostname: { flag: '--hostname', plainWord: true },
+  uid: { flag: '--uid', plainWord: true },
+  gid: { flag: '--gid', plainWord: true },
   writableRoot: { flag: '--writable-root' },
   tmpSizeBytes: { flag: '--tmp-size', unit: 'bytes' },
   devPts: { flag: '--dev-pts' },
   devShm: { flag: '--dev-shm' },
   tmpNoexec: { flag: '--tmp-noexec' },
   sys: { flag: '--sys', keepWord: true },
-  binds: { flag: '--bind' },
+  binds: { flag: '--bind', plainWord: true },
   seccomp: { flag: '--seccomp', keepWord: true } /* also the word: "seccomp profile" */,
   seccompProfile: { flag: '--seccomp-profile' },
-  devices: { flag: '--device' },
-  gpus: { flag: '--gpu' },
+  devices: { flag: '--device', plainWord: true },
+  gpus: { flag: '--gpu', plainWord: true },
   gpuLibraries: { flag: '--no-gpu-libs' },
   cdiDevices: { flag: '--cdi-device' },
   cpuTimeLimitMs: { flag: '--cpu-time-limit', unit: 'ms' },
@@ -50,7 +55,7 @@ export const OPTION_FLAGS: Readonly<Record<string, Flag>> = {
   memoryLimitBytes: { flag: '--memory-limit', unit: 'bytes' },
   pidsLimit: { flag: '--pids-limit' },
   outputLimitBytes: { flag: '--output-limit', unit: 'bytes' },
-  cpus: { flag: '--cpus' },
+  cpus: { flag: '--cpus', plainWord: true },
   cpusetCpus: { flag: '--cpuset' },
   fileSizeLimitBytes: { flag: '--file-size-limit', unit: 'bytes' },
   openFilesLimit: { flag: '--open-files-limit' },
@@ -98,12 +103,16 @@ function renameOptions(text: string): string {
     .filter((k) => !OPTION_FLAGS[k]!.keepWord)
     .sort((a, b) => b.length - a.length);
   const re = new RegExp(`(?<![-\\w./])(${names.join('|')})(?:\\[(\\d+)\\])?(?:\\.(\\w+))?(?!\\w)`, 'g');
-  return text.replace(re, (_m, name: string, index?: string, field?: string) => {
-    let s = OPTION_FLAGS[name]!.flag;
-    if (index !== undefined) s += ` #${Number(index) + 1}`;
-    if (field !== undefined) s += ` ${field}`;
-    return s;
-  });
+  return text.replace(
+    re,
+    (m: string, name: string, index: string | undefined, field: string | undefined, at: number) => {
+      if (OPTION_FLAGS[name]!.plainWord && at !== 0 && index === undefined) return m;
+      let s = OPTION_FLAGS[name]!.flag;
+      if (index !== undefined) s += ` #${Number(index) + 1}`;
+      if (field !== undefined) s += ` ${field}`;
+      return s;
+    },
+  );
 }
 
 /** The library's range messages (limits.ts, options.ts), said as the CLI says them. */

@@ -85,5 +85,12 @@ describe('the option-to-flag table', () => {
     expect(cliMessage(new ConfigError('binds[1].target must be absolute', 'binds[1].target'))).toMatch(
       /^--bind #2/,
     );
+    /* An option that is also an ordinary word is renamed only where it is the option. */
+    expect(
+      cliMessage(new ConfigError('cdi: env A is set to two values by the CDI devices (x, y)', 'cdiDevices')),
+    ).toBe('cdi: env A is set to two values by the CDI devices (x, y)');
+    expect(cliMessage(new ConfigError('devices[0]: cannot stat /dev/x', 'devices[0]'))).toBe(
+      '--device #1: cannot stat /dev/x',
+    );
   });
 });
