@@ -3,7 +3,7 @@
  * O_PATH descriptor, whatever a racer does to the names in between; and blocking,
  * whatever Node did to the caller's own descriptors (issue 10).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +103,18 @@ describe('stdin: { file }', () => {
     await expect(attempt(dir)).rejects.toThrow(/stdin file .* is a directory/);
     await expect(attempt('/dev/zero')).rejects.toThrow(/stdin file \/dev\/zero is a device/);
     await expect(attempt(join(dir, 'real'))).resolves.toMatchObject({ stdout: 'FILE\n' });
+  });
+});
+
+describe('stdin: { file } that is a FIFO', () => {
+  it('is accepted, and the program reads what the writer wrote', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    /* The writer opens the FIFO once capsule has opened it for reading, writes, and exits. */
+    const writer = spawn('sh', ['-c', `echo FROM-FIFO > ${fifo}`], { stdio: 'ignore' });
+    const r = await run({ rootfs, argv: SEE_FD0, stdin: { file: fifo } });
+    expect(r.stdout).toBe('FROM-FIFO\n');
+    await new Promise((resolve) => (writer.exitCode === null ? writer.once('exit', resolve) : resolve(null)));
   });
 });
 
