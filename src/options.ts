@@ -15,11 +15,15 @@ import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices
 export type StdioOption =
   /** Captured (stdout, stderr) or fed from `stdin`'s string/Buffer. */
   | 'pipe'
-  /** The caller's own descriptor (what the CLI uses). */
+  /**
+   * The caller's own descriptor (what the CLI uses). A pipe, FIFO or terminal is reopened
+   * for the program, so it is blocking whatever Node did with the caller's; a socket is
+   * passed as it is (src/stdio.ts). Never a directory or an O_PATH descriptor.
+   */
   | 'inherit'
   /** /dev/null. */
   | 'ignore'
-  /** A descriptor the caller opened; capsule does not close it. */
+  /** A descriptor the caller opened, checked and reopened as 'inherit' is; capsule does not close it. */
   | number;
 
 export interface BindMount {
@@ -95,9 +99,13 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   onSpawn?: (sandbox: Sandbox) => void;
   /**
    * Called with each chunk of captured output as it arrives (within outputLimitBytes),
-   * for streaming it somewhere while it is also kept for the result.
+   * for streaming it somewhere while it is also kept for the result. Returning `false`
+   * says the destination is gone (its reader exited): that stream's pipe is closed, so the
+   * program's next write to it fails with EPIPE (SIGPIPE), as in a shell pipeline.
+   * Returning a promise pauses reading that stream until it settles (backpressure: the
+   * program blocks on its full pipe), and stops it if it resolves to `false`.
    */
-  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => boolean | void | Promise<boolean | void>;
   /**
    * Put the sandbox in a cgroup of its own even when no cgroup limit is asked, for exact
    * CPU time and peak memory of the whole sandbox. Skipped quietly where cgroups are not
@@ -390,13 +398,11 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   else if (typeof stdin === 'object' && stdin !== null) {
     const file = (stdin as { file?: unknown }).file;
     if (typeof file !== 'string') fail('stdin', 'stdin as an object must be { file: path }');
-    let st;
-    try {
-      st = statSync(file);
-    } catch {
-      fail('stdin', `stdin file ${file} does not exist`);
-    }
-    if (st.isDirectory()) fail('stdin', `stdin file ${file} is a directory`);
+    /*
+     * Only the name's shape here: the file is checked on the descriptor run() opens (src/stdio.ts),
+     * since a name checked now and opened later can be swapped in between.
+     */
+    if (file === '' || file.includes('\0')) fail('stdin', 'stdin file must be a path without NUL bytes');
     resolvedStdin = { file };
   } else resolvedStdin = checkStdio('stdin', stdin, 'ignore');
 

@@ -3,6 +3,12 @@
  * Past the cap nothing more is stored (the Node process's memory stays bounded
  * whatever the program writes), the rest is read and dropped until the sandbox
  * is gone, and `onCap` is called once so the caller can end the run.
+ *
+ * `onChunk` returning false means the chunk's destination is gone (a reader that exited):
+ * the pipe is closed at once, so the program's next write fails with EPIPE and SIGPIPE,
+ * as a writer in a shell pipeline does when its reader exits (pipe(7)). Returning a promise
+ * is backpressure: reading pauses until it settles (the program blocks on a full pipe, as
+ * it would writing to a slow reader directly), then goes on, or stops if it gave false.
  */
 import { Socket } from 'node:net';
 
@@ -12,11 +18,14 @@ export interface Captured {
   truncated: boolean;
 }
 
+/** What an `onChunk` callback returns: see {@link capture}. */
+export type OnChunkResult = boolean | void | Promise<boolean | void>;
+
 export function capture(
   fd: number,
   capBytes: number | null,
   onCap: () => void,
-  onChunk?: (chunk: Buffer) => void,
+  onChunk?: (chunk: Buffer) => OnChunkResult,
 ): Promise<Captured> {
   if (fd < 0) return Promise.resolve({ data: Buffer.alloc(0), truncated: false });
   return new Promise((resolve) => {
@@ -33,7 +42,18 @@ export function capture(
       if (chunk.length > 0) {
         chunks.push(chunk);
         kept += chunk.length;
-        onChunk?.(chunk);
+        const more = onChunk?.(chunk);
+        if (more === false) {
+          socket.destroy(); /* 'close' follows and resolves with what was kept */
+          return;
+        }
+        if (more instanceof Promise) {
+          socket.pause();
+          more.then(
+            (v) => (v === false ? socket.destroy() : socket.resume()),
+            () => socket.resume(),
+          );
+        }
       }
       if (truncated) onCap();
     });

@@ -9,8 +9,7 @@
  *   wait               the sandbox's pidfd on the event loop, stdout/stderr to EOF
  *   result             verdict, exit code or signal, times, memory, output; cgroup released
  */
-import { closeSync, openSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { closeSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
 import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
@@ -19,9 +18,10 @@ import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
-import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
+import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { capture } from './output.js';
 import { securityViolation, type Violation } from './seccomp/verdict.js';
+import { childFds, feed } from './stdio.js';
 import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -176,38 +176,6 @@ function parallelism(l: Limits): number {
   return Math.max(1, n);
 }
 
-/**
- * Descriptor for the child's slot: -1 asks the addon for a pipe ('pipe', or
- * input to feed). The words 'pipe', 'inherit' and 'ignore' are choices, not
- * input: to feed one of them literally, pass a Buffer.
- */
-function childFd(
-  choice: string | Uint8Array | { file: string } | StdioOption,
-  slot: 0 | 1 | 2,
-  opened: number[],
-): number {
-  if (choice === 'inherit') return slot;
-  if (typeof choice === 'object' && !(choice instanceof Uint8Array)) {
-    const fd = openSync(choice.file, 'r');
-    opened.push(fd);
-    return fd;
-  }
-  if (choice === 'ignore') {
-    const fd = openSync('/dev/null', slot === 0 ? 'r' : 'w');
-    opened.push(fd);
-    return fd;
-  }
-  if (typeof choice === 'number') return choice;
-  return -1;
-}
-
-function feed(fd: number, input: string | Uint8Array): void {
-  const socket = new Socket({ fd, readable: false, writable: true });
-  /* A program that exits without reading its input closes the pipe: EPIPE is not our failure. */
-  socket.on('error', () => socket.destroy());
-  socket.end(input);
-}
-
 export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
@@ -245,11 +213,7 @@ async function runInCgroup(
   let spawned;
   let nOpts;
   try {
-    const stdio: [number, number, number] = [
-      childFd(opts.stdin, 0, opened),
-      childFd(opts.stdout, 1, opened),
-      childFd(opts.stderr, 2, opened),
-    ];
+    const stdio = childFds(opts, opened);
     /* On cgroup v2 the child is born in its cgroup; only v1 hierarchies (hybrid) are joined by writing "0". */
     const into = cgroup?.cloneInto ?? null;
     nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);

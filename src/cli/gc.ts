@@ -6,6 +6,7 @@
  */
 import { Command } from 'commander';
 import type { GcResult } from '../cgroup/gc.js';
+import { stdout, write } from './streams.js';
 
 /** Human-readable report: what was removed and killed, what was kept and why. */
 export function formatGcResult(result: GcResult): string {
@@ -38,7 +39,7 @@ export function gcCommand(): Command {
       const { detectCgroups } = await import('../cgroup/detect.js');
       const { gcCgroups } = await import('../cgroup/gc.js');
       const result = gcCgroups(detectCgroups(), { parent: flags.cgroupParent });
-      process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatGcResult(result));
+      write(stdout(), flags.json ? `${JSON.stringify(result)}\n` : formatGcResult(result));
       if (result.failed.length > 0) process.exitCode = 1;
     });
 }

@@ -3,7 +3,6 @@
  * statuses; everything else is the library's.
  */
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,7 +16,10 @@ import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
 import { registerGcCommand } from './gc.js';
+import { cliMessage, type MessageContext } from './messages.js';
+import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
+import { forward, stderr, stdout, write } from './streams.js';
 import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 
 /** docker/podman's convention for a runtime's own failures. */
@@ -35,6 +37,9 @@ const FORWARDED: NodeJS.Signals[] = [
   'SIGUSR2',
   'SIGWINCH',
 ];
+
+/** What the errors' hints need to know of the command line (set by the command that runs). */
+const context: MessageContext = {};
 
 /** The exit status for an error capsule raised: one line goes to stderr. */
 export function exitStatusFor(error: unknown): number {
@@ -54,7 +59,11 @@ export function program(): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: () => {} /* main() prints one line of its own */ })
+    .configureOutput({
+      outputError: () => {} /* main() prints one line of its own */,
+      writeOut: (text) => void write(stdout(), text),
+      writeErr: (text) => void write(stderr(), text),
+    })
     .addHelpText(
       'after',
       "\nExit status of capsule run: the program's, or 128+N when a signal N killed it; 125 when capsule\n" +
@@ -71,6 +80,7 @@ export function program(): Command {
   const add = (cmd: Command) => cli.addCommand(cmd.copyInheritedSettings(cli));
   add(
     runCommand(async (rootfs, argv, flags) => {
+      context.rootfs = rootfs;
       const { run } = await import('../run.js');
       /*
        * The handlers go in before the sandbox starts: the program writes to the caller's stdout
@@ -88,6 +98,8 @@ export function program(): Command {
         if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) to.kill('SIGKILL');
         else to.kill(sig);
       };
+      /* Before anything runs: a path that cannot be written is exit 125, not a lost exit status. */
+      const files = openReportFiles(flags);
       for (const sig of FORWARDED) {
         const forward = () => (sandbox ? deliver(sandbox, sig) : early.push(sig));
         handlers.set(sig, forward);
@@ -97,36 +109,44 @@ export function program(): Command {
         const result = await run({
           ...runOptionsFromFlags(rootfs, argv, flags),
           /* With --output-limit the program's output streams through capsule, within the cap. */
-          onOutput: (stream, chunk) =>
-            void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+          /*
+           * A slow reader of ours slows the program down (it blocks on its full pipe), and one
+           * that has gone (`| head`) closes the program's pipe: its next write fails with
+           * EPIPE/SIGPIPE, as in a shell pipeline, and the run ends as usual.
+           */
+          onOutput: (stream, chunk) => forward(stream === 'stdout' ? stdout() : stderr(), chunk),
           onSpawn: (spawned) => {
             sandbox = spawned;
             for (const sig of early.splice(0)) deliver(spawned, sig);
           },
         });
         if (result.explain) printExplain(flags, result.explain);
-        await writeReports(
+        writeReports(
           flags,
+          files,
           { ...result, stdout: undefined, stderr: undefined },
           metaFromResult(result),
         );
         const note = limitNote(result);
-        if (note) process.stderr.write(`capsule: ${note}\n`);
+        if (note) write(stderr(), `capsule: ${note}\n`);
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
       } catch (e) {
         if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
-        if (CapsuleError.is(e) && flags.meta) await writeFile(flags.meta, metaFromError(e.message));
+        const meta = files.find((f) => f.flag === '--meta');
+        if (CapsuleError.is(e) && meta) writeReportFile(meta, metaFromError(cliMessage(e, context)));
         throw e;
       } finally {
         for (const [sig, h] of handlers) process.off(sig, h);
+        closeReportFiles(files);
       }
     }),
   );
   add(
     explainCommand(async (rootfs, argv, flags) => {
+      context.rootfs = rootfs;
       const { explainOptions } = await import('../run.js');
       const steps = explainOptions(runOptionsFromFlags(rootfs, argv, { ...flags, explain: false }));
-      process.stdout.write(flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
+      write(stdout(), flags.json ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
     }),
   );
   registerRootfsCommands(cli);
@@ -157,26 +177,18 @@ export function limitNote(r: RunResult<string | Buffer>): string | null {
 
 /** --explain: the steps of the run, to stderr, as text or JSON. */
 function printExplain(flags: RunFlags, steps: ExplainStep[]): void {
-  process.stderr.write(flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
+  write(stderr(), flags.explainJson ? JSON.stringify(steps, null, 2) + '\n' : formatExplain(steps));
 }
 
-/** --report FILE, --json (to stderr) and --meta FILE, after the run. */
-async function writeReports(flags: RunFlags, report: object, meta: string): Promise<void> {
+/** --report FILE, --json (to stderr) and --meta FILE, after the run; a failed write is a warning. */
+function writeReports(flags: RunFlags, files: ReportFile[], report: object, meta: string): void {
   const json = JSON.stringify(report, null, 2) + '\n';
-  if (flags.report) await writeFile(flags.report, json);
-  if (flags.json) process.stderr.write(json);
-  if (flags.meta) await writeFile(flags.meta, meta);
+  for (const f of files) writeReportFile(f, f.flag === '--report' ? json : meta);
+  if (flags.json) write(stderr(), json);
 }
 
 /** Run the CLI; never throws, sets process.exitCode. */
 export async function main(argv: string[] = process.argv): Promise<void> {
-  /* `capsule --help | head`: a reader that goes away is not an error worth a stack trace. */
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw e;
-    });
-  }
   try {
     /*
      * `--explain=json`: commander would take a value for `--explain [format]` from the next
@@ -196,19 +208,19 @@ export async function main(argv: string[] = process.argv): Promise<void> {
         process.exitCode = 0;
         return;
       }
-      process.stderr.write(`capsule: ${e.message.replace(/^error: /, '')}\n`);
+      write(stderr(), `capsule: ${e.message.replace(/^error: /, '')}\n`);
       process.exitCode = EXIT_CAPSULE_FAILED;
       return;
     }
     if (CapsuleError.is(e)) {
-      process.stderr.write(`capsule: ${e.message}\n`);
+      write(stderr(), `capsule: ${cliMessage(e, context)}\n`);
       process.exitCode = exitStatusFor(e);
       return;
     }
     /* Not ours: still one line, with the stack only when asked for. */
     const err = e as Error;
-    process.stderr.write(`capsule: internal error: ${err?.message ?? String(e)}\n`);
-    if (process.env.CAPSULE_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    write(stderr(), `capsule: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.CAPSULE_DEBUG) write(stderr(), `${err?.stack}\n`);
     process.exitCode = EXIT_CAPSULE_FAILED;
   }
 }

@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BuildResult } from '../../rootfs-tools/build.js';
 import { PROFILE_NAMES, PROFILES } from '../../rootfs-tools/profiles.js';
 import { formatSize } from '../../rootfs-tools/progress.js';
+import { stderr, stdout } from './streams.js';
 
 export { RootfsError } from '../../rootfs-tools/errors.js';
 
@@ -85,7 +86,15 @@ export function formatBuildSummary(r: BuildResult): string[] {
 /** Adds `rootfs build` and `rootfs check` to the capsule command. */
 export function registerRootfsCommands(
   program: Command,
-  io: RootfsIo = { stdout: process.stdout, stderr: process.stderr },
+  /* Getters: the streams are wrapped only when a rootfs command writes (src/cli/streams.ts). */
+  io: RootfsIo = {
+    get stdout() {
+      return stdout();
+    },
+    get stderr() {
+      return stderr();
+    },
+  },
 ): void {
   const rootfs = program
     .command('rootfs')

@@ -229,11 +229,16 @@ function sandboxOptions(cmd: Command): Command {
       ).argParser((v: string, previous: string[] = []) => [...previous, v]),
     )
     .addOption(
-      new Option('--cpu-time-limit <time>', 'CPU time of the whole sandbox, e.g. 2s, 500ms').argParser(
+      new Option(
+        '--cpu-time-limit <time>',
+        'CPU time of the whole sandbox, e.g. 2s, 500ms (a bare number is seconds)',
+      ).argParser(duration),
+    )
+    .addOption(
+      new Option('--wall-time-limit <time>', 'wall-clock time, e.g. 5s (a bare number is seconds)').argParser(
         duration,
       ),
     )
-    .addOption(new Option('--wall-time-limit <time>', 'wall-clock time, e.g. 5s').argParser(duration))
     .addOption(
       new Option('--memory-limit <size>', 'memory of the whole sandbox, swap included, e.g. 256m').argParser(
         bytes,

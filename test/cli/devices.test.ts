@@ -61,7 +61,7 @@ describe('--device and --gpu', () => {
     const r = await capsule(['run', '--device', '/dev/nothing-here', rootfs, '/probe', 'exit', '0']);
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toMatch(
-      /^capsule: devices\[0\]: cannot stat \/dev\/nothing-here on the host \(ENOENT\)[^\n]*$/,
+      /^capsule: --device #1: cannot stat \/dev\/nothing-here on the host \(ENOENT\)[^\n]*$/,
     );
   });
 });

@@ -129,7 +129,7 @@ describe('capsule run with limits', () => {
     [['--cpu-time-limit', 'soon'], /soon/],
     [['--cpus', '-1'], /expected a number of CPUs/],
     [['--pids-limit', 'many'], /many/],
-    [['--open-files-limit', '99999999'], /openFilesLimit 99999999 is above the hard limit/],
+    [['--open-files-limit', '99999999'], /--open-files-limit 99999999 is above the hard limit/],
   ])('rejects %j in one line with exit 125', async (flags, message) => {
     const r = await capsule(['run', ...flags, rootfs, '/bin/true']);
     expect(r.exitCode).toBe(125);
