@@ -175,9 +175,8 @@ function reopen(fd: number, accmode: number, fifo: boolean, opened: number[]): n
  * link could still point capsule, which runs as root, at a file the caller never meant to
  * feed, such as a link a previous program left in its output directory.
  * O_NONBLOCK: the first open neither waits for a FIFO's writer nor has the side effects of
- * opening a device before we know what it is; the program then gets a blocking
- * description of the same inode, reopened through /proc/self/fd (a FIFO's writer is then
- * awaited, as a shell's `< fifo` does).
+ * opening a device before we know what it is; a FIFO is then reopened blocking for the
+ * program (see below).
  */
 function openStdinFile(file: string, opened: number[]): number {
   let fd: number;
@@ -201,11 +200,15 @@ function openStdinFile(file: string, opened: number[]): number {
     const kind = st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'a device';
     refuse(0, `stdin file ${file} is ${kind}: stdin: { file } takes a regular file or a FIFO`);
   }
-  try {
-    return keep(openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY | constants.O_NOCTTY), opened);
-  } catch {
-    return fd; /* no /proc: the checked descriptor itself, non-blocking (no effect on a regular file) */
-  }
+  if (st.isFile()) return fd; /* O_NONBLOCK means nothing to a regular file (open(2)) */
+  /*
+   * A FIFO: reopened blocking with reopen()'s read-write hold, so the open itself never
+   * waits. A plain blocking open here would wait on Node's main thread for a writer, and
+   * forever when the writer has already written and gone. The program then reads what is
+   * in the pipe, and end of file once no writer holds it open: start the writer before
+   * run() (a shell's `< fifo` would wait for one instead).
+   */
+  return reopen(fd, constants.O_RDONLY, true, opened) ?? fd;
 }
 
 /** Write `input` to the program's stdin pipe and close it. */

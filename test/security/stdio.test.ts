@@ -4,7 +4,16 @@
  * whatever Node did to the caller's own descriptors (issue 10).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -110,11 +119,46 @@ describe('stdin: { file } that is a FIFO', () => {
   it('is accepted, and the program reads what the writer wrote', async () => {
     const fifo = join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    /* The writer opens the FIFO once capsule has opened it for reading, writes, and exits. */
-    const writer = spawn('sh', ['-c', `echo FROM-FIFO > ${fifo}`], { stdio: 'ignore' });
-    const r = await run({ rootfs, argv: SEE_FD0, stdin: { file: fifo } });
-    expect(r.stdout).toBe('FROM-FIFO\n');
-    await new Promise((resolve) => (writer.exitCode === null ? writer.once('exit', resolve) : resolve(null)));
+    /* A reader of ours lets the writer open at once; the writer holds its end open past the run's start. */
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = spawn('sh', ['-c', `exec 3>${fifo}; echo FROM-FIFO >&3; sleep 0.3`], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const r = await run({ rootfs, argv: SEE_FD0, stdin: { file: fifo } });
+      expect(r.stdout).toBe('FROM-FIFO\n');
+    } finally {
+      closeSync(reader);
+      await new Promise((resolve) =>
+        writer.exitCode === null ? writer.once('exit', resolve) : resolve(null),
+      );
+    }
+  });
+
+  it('never blocks the event loop on a FIFO whose writer has come and gone', () => {
+    /*
+     * The writer wrote and exited before run(): the data waits in the pipe (a reader of ours
+     * keeps it), and a blocking open for reading would wait for a writer that never comes,
+     * on Node's main thread. Run in a child process, so a hang fails the test instead of
+     * stalling the test worker.
+     */
+    const fifo = join(dir, 'fifo-gone');
+    execFileSync('mkfifo', [fifo]);
+    const index = join(import.meta.dirname, '../../dist/src/index.js');
+    const script = `
+      import { constants, openSync } from 'node:fs';
+      import { execFileSync } from 'node:child_process';
+      import { run } from ${JSON.stringify(index)};
+      const [rootfs, fifo, argv] = [process.argv[1], process.argv[2], JSON.parse(process.argv[3])];
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      execFileSync('sh', ['-c', 'echo FROM-FIFO > "$0"', fifo]);
+      const r = await run({ rootfs, argv, stdin: { file: fifo } });
+      process.stdout.write(r.stdout);`;
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', script, rootfs, fifo, JSON.stringify(SEE_FD0)],
+      { timeout: 20_000, encoding: 'utf8', killSignal: 'SIGKILL' },
+    );
+    expect(out).toBe('FROM-FIFO\n');
   });
 });
 
