@@ -4,7 +4,7 @@
  *   import { run } from 'capsule';
  *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
  */
-export { run, terminate, type RunResult } from './run.js';
+export { run, type RunResult } from './run.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
 export type { LimitOptions, Limits } from './limits.js';
 export type { Verdict, Mechanism } from './verdict.js';

@@ -82,12 +82,22 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   stderr?: StdioOption;
   /** `'buffer'` returns stdout/stderr as Buffers instead of UTF-8 strings. @default 'utf8' */
   encoding?: 'utf8' | 'buffer';
-  /** Aborting ends the sandbox; run() then resolves with `aborted: true`. */
+  /**
+   * Aborting ends the run at any moment. Before the sandbox is cloned (an abort right
+   * after the call, or a signal already aborted), run() rejects with the signal's reason
+   * (an `AbortError` by default) and nothing is started. Once the clone is under way, the
+   * sandbox is killed and run() resolves with `aborted: true` (verdict SIGNALED,
+   * mechanism `aborted`) after it was reaped.
+   */
   signal?: AbortSignal;
   /**
    * Called once the sandbox is running, with a handle to signal it: `kill('SIGTERM')`
    * reaches the program through capsule-init (which forwards SIGTERM, SIGINT, SIGHUP,
-   * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once.
+   * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once. The
+   * handle reaches this run's sandbox only (through its pidfd): once the run has ended,
+   * `kill` does nothing and returns false, even if the PID now belongs to another process.
+   * If the callback throws, the sandbox is killed and run() rejects with that error once
+   * the sandbox is gone (the same for `onOutput`).
    */
   onSpawn?: (sandbox: Sandbox) => void;
   /**
@@ -132,7 +142,7 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
 export interface Sandbox {
   /** Host PID of the sandbox's PID 1 (capsule-init). */
   readonly pid: number;
-  /** Send a signal through the sandbox's pidfd; false once it has exited. */
+  /** Send a signal through this run's pidfd; false once the run's sandbox was reaped. */
   kill(signal: NodeJS.Signals): boolean;
 }
 

@@ -20,7 +20,7 @@ import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './e
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions, type StdioOption } from './options.js';
-import { capture } from './output.js';
+import { type Captured, capture } from './output.js';
 import { securityViolation, type Violation } from './seccomp/verdict.js';
 import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
@@ -202,11 +202,7 @@ export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
   const opts = resolveOptions(options);
   const rlimits = rlimitPlan(opts.limits);
-  if (options.signal?.aborted) {
-    throw options.signal.reason instanceof Error
-      ? options.signal.reason
-      : new Error('run() aborted before start');
-  }
+  throwIfAborted(options.signal);
   native(); /* fail on a missing addon before taking a cgroup */
   const cgroupWrites: CgroupWrite[] = [];
   const cgroup = await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
@@ -226,9 +222,27 @@ async function runInCgroup(
   cgroupWrites: CgroupWrite[],
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
+  const signal = options.signal;
   const opened: number[] = [];
+  let sandbox: LiveSandbox | undefined;
   let exited!: (e: NativeExit) => void;
   const exit = new Promise<NativeExit>((resolve) => (exited = resolve));
+  const onExit = (e: NativeExit) => {
+    /* In the callback that reaped it: from here on no handle or timer of this run can signal anything. */
+    sandbox?.reaped();
+    exited(e);
+  };
+
+  /*
+   * The abort listener goes in before the clone, so no abort is lost: one before this line
+   * rejects (nothing was started), one while the clone is in flight on the pool thread
+   * kills the sandbox as soon as there is one.
+   */
+  throwIfAborted(signal);
+  let abortRequested = false;
+  let onAbort: () => void = () => void (abortRequested = true);
+  const abortListener = () => onAbort();
+  signal?.addEventListener('abort', abortListener, { once: true });
 
   const start = performance.now();
   let spawned;
@@ -243,8 +257,9 @@ async function runInCgroup(
     const into = cgroup?.cloneInto ?? null;
     nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);
     if (into) nOpts.cgroupDirFd = into.dirFd;
-    spawned = await addon.spawn(nOpts, exited);
+    spawned = await addon.spawn(nOpts, onExit);
   } catch (e) {
+    signal?.removeEventListener('abort', abortListener);
     if (isStepError(e)) {
       const err = await setupError(e, errorContext(opts));
       if (e.trace && nOpts)
@@ -255,6 +270,7 @@ async function runInCgroup(
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+  const live = (sandbox = new LiveSandbox(spawned.pid, spawned.id));
   const pid = spawned.pid;
 
   /* capsule's interventions: the first one decides the verdict; each ends the sandbox. */
@@ -262,40 +278,67 @@ async function runInCgroup(
   const intervene = (why: Exclude<Intervention, null>) => {
     if (intervention !== null) return;
     intervention = why;
-    terminate(pid);
+    live.terminate();
+  };
+  /*
+   * Whatever throws once the sandbox runs (onSpawn, onOutput, a stream) ends it at once,
+   * and run() rejects only after it was reaped: it never settles while the sandbox lives.
+   */
+  let failure: { error: unknown } | null = null;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    live.kill(osConstants.signals.SIGKILL);
   };
 
   const [stdinFd, stdoutFd, stderrFd] = spawned.stdio;
-  if (stdinFd >= 0) {
-    if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
-    else closeSync(stdinFd);
-  }
-  const cap = opts.limits.outputLimitBytes;
-  const onCap = () => intervene('output_cap');
-  const onOutput = options.onOutput;
-  const outputs = Promise.all([
-    capture(stdoutFd, cap, onCap, onOutput && ((c) => onOutput('stdout', c))),
-    capture(stderrFd, cap, onCap, onOutput && ((c) => onOutput('stderr', c))),
-  ]);
+  let outputs: Promise<[Captured, Captured]> | undefined;
+  let stopWatchdog = () => {};
+  try {
+    if (stdinFd >= 0) {
+      if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
+      else closeSync(stdinFd);
+    }
+    const cap = opts.limits.outputLimitBytes;
+    const onCap = () => intervene('output_cap');
+    const onOutput = options.onOutput;
+    const forward = (stream: 'stdout' | 'stderr') =>
+      onOutput &&
+      ((c: Buffer) => {
+        try {
+          onOutput(stream, c);
+        } catch (e) {
+          fail(e);
+        }
+      });
+    outputs = Promise.all([
+      capture(stdoutFd, cap, onCap, forward('stdout')),
+      capture(stderrFd, cap, onCap, forward('stderr')),
+    ]);
 
-  const stopWatchdog = startWatchdog({
-    startedAt: start,
-    wallTimeLimitMs: opts.limits.wallTimeLimitMs,
-    cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
-    readCpuMs: () => cgroup?.cpuTimeMs() ?? null /* one counter file, not the whole usage() */,
-    parallelism: parallelism(opts.limits),
-    onLimit: intervene,
-  });
-  const onAbort = () => intervene('aborted');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  options.onSpawn?.({ pid, kill: (signal) => addon.kill(pid, osConstants.signals[signal]) });
+    stopWatchdog = startWatchdog({
+      startedAt: start,
+      wallTimeLimitMs: opts.limits.wallTimeLimitMs,
+      cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
+      readCpuMs: () => cgroup?.cpuTimeMs() ?? null /* one counter file, not the whole usage() */,
+      parallelism: parallelism(opts.limits),
+      onLimit: intervene,
+    });
+    onAbort = () => intervene('aborted');
+    if (abortRequested || signal?.aborted) onAbort();
+    options.onSpawn?.({ pid, kill: (name) => live.kill(osConstants.signals[name]) });
+  } catch (e) {
+    fail(e);
+  }
 
   const result = await exit;
   const wallTimeMs = performance.now() - start;
   stopWatchdog();
-  options.signal?.removeEventListener('abort', onAbort);
+  signal?.removeEventListener('abort', abortListener);
   const usage = cgroup?.usage() ?? null;
-  const [out, err] = await outputs;
+  const empty = { data: Buffer.alloc(0), truncated: false };
+  if (!outputs) for (const fd of [stdoutFd, stderrFd]) if (fd >= 0) closeSync(fd);
+  const [out, err] = outputs ? await outputs : [empty, empty];
+  if (failure !== null) throw (failure as { error: unknown }).error;
   const explain =
     spawned.trace && explainRun(opts, nOpts, addon.plan(nOpts), cgroupWrites, spawned.trace, result);
   if (result.error) {
@@ -359,14 +402,45 @@ export function explainOptions(options: RunOptions): ExplainStep[] {
 }
 
 /**
- * End a sandbox: ask capsule-init to kill everything and report (so CPU time
- * and peak memory of a killed run are still known), then SIGKILL it if it has
- * not exited after a grace period. Both go through the pidfd.
+ * One spawned sandbox, as run() holds it: signalled only through its own pidfd (the
+ * addon's watcher for this spawn, never a PID lookup), with every timer it armed
+ * cancelled once it is reaped. After that, kill() is a no-op that returns false.
  */
-export function terminate(pid: number): void {
-  const addon = native();
-  if (!addon.kill(pid, addon.terminateSignal)) return;
-  setTimeout(() => addon.kill(pid, osConstants.signals.SIGKILL), TERMINATE_GRACE_MS).unref();
+class LiveSandbox {
+  private graceTimer: NodeJS.Timeout | undefined;
+  private gone = false;
+
+  constructor(
+    readonly pid: number,
+    private readonly id: number,
+  ) {}
+
+  kill(signal: number | undefined): boolean {
+    if (this.gone || signal === undefined) return false;
+    return native().kill(this.pid, this.id, signal);
+  }
+
+  /**
+   * End the sandbox: ask capsule-init to kill everything and report (so CPU time and
+   * peak memory of a killed run are still known), then SIGKILL it if it has not exited
+   * after a grace period.
+   */
+  terminate(): void {
+    if (!this.kill(native().terminateSignal) || this.graceTimer) return;
+    this.graceTimer = setTimeout(() => this.kill(osConstants.signals.SIGKILL), TERMINATE_GRACE_MS);
+    this.graceTimer.unref();
+  }
+
+  /** Called where the addon reaped it: nothing of this run reaches anything from here on. */
+  reaped(): void {
+    this.gone = true;
+    clearTimeout(this.graceTimer);
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw signal.reason instanceof Error ? signal.reason : new Error('run() aborted before start');
 }
 
 function decodeExit(e: NativeExit, usage: CgroupUsage | null) {
