@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 
-import { run, type Sandbox } from '../src/index.js';
+import { run, type RunResult, type Sandbox } from '../src/index.js';
 
 const rootfs = inject('rootfs');
 
@@ -116,7 +116,7 @@ async function abortedRun(abort: (ac: AbortController) => void) {
   let pid = 0;
   const p = run({ rootfs, argv: ['/bin/sleep', '5'], signal: ac.signal, onSpawn: (s) => (pid = s.pid) });
   abort(ac);
-  const r = await p.catch((e: unknown) => e);
+  const r: RunResult | Error = await p.catch((e: Error) => e);
   if (r instanceof Error) {
     expect(r.name).toBe('AbortError');
     expect(pid).toBe(0);
