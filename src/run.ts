@@ -101,13 +101,18 @@ async function setupError(rec: NativeStepError, ctx: ReturnType<typeof errorCont
   return (await import('./diagnose.js')).setupError(rec, ctx);
 }
 
-/** One CgroupManager (and its pool) per cgroup parent, for the life of the process. */
-const managers = new Map<string, CgroupManager>();
-async function cgroupManager(parent: string): Promise<CgroupManager> {
+/**
+ * One CgroupManager (and its pool) per cgroup parent, for the life of the process. The
+ * map holds the promise, stored before the first await: concurrent first runs all wait
+ * for the same manager instead of each making one (and orphaning its pooled cgroups).
+ */
+const managers = new Map<string, Promise<CgroupManager>>();
+function cgroupManager(parent: string): Promise<CgroupManager> {
   let m = managers.get(parent);
   if (!m) {
-    const { CgroupManager } = await loadCgroupLayer();
-    m = new CgroupManager({ parent, setDeviceProgram });
+    m = loadCgroupLayer().then(({ CgroupManager }) => new CgroupManager({ parent, setDeviceProgram }));
+    /* A failure (the module did not load) is not kept: the next run tries again. */
+    m.catch(() => managers.delete(parent));
     managers.set(parent, m);
   }
   return m;

@@ -1,0 +1,62 @@
+/**
+ * run() under concurrency and descriptor pressure, each in a fresh Node process running
+ * the built library (dist/), so that no cgroup manager or pool exists yet.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+
+const rootfs = inject('rootfs');
+const root = join(import.meta.dirname, '..');
+
+/** Runs `body` (an async function's body, with `run` and `rootfs` in scope) in a fresh node; its JSON result. */
+function fresh(body: string, shell = ''): unknown {
+  const script = `
+    import { readdirSync, existsSync } from 'node:fs';
+    const { run } = await import(${JSON.stringify(join(root, 'dist/src/index.js'))});
+    const rootfs = process.env.ROOTFS;
+    const fds = () => readdirSync('/proc/self/fd').length;
+    /* This process's pooled cgroup directories, in the hierarchy that has most of them. */
+    const cgroupDirs = () => {
+      let most = 0;
+      for (const h of ['', ...readdirSync('/sys/fs/cgroup')]) {
+        const dir = '/sys/fs/cgroup/' + h + '/capsule';
+        if (!existsSync(dir)) continue;
+        const n = readdirSync(dir).filter((d) => d.startsWith(process.pid + '-')).length;
+        most = Math.max(most, n);
+      }
+      return most;
+    };
+    const out = await (async () => { ${body} })();
+    process.stdout.write(JSON.stringify(out));
+  `;
+  const r = spawnSync('bash', ['-c', `${shell} exec node --input-type=module -e "$SCRIPT"`], {
+    env: { ...process.env, ROOTFS: rootfs, SCRIPT: script },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`the node subprocess failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+describe('concurrent first runs', () => {
+  it('make one cgroup manager, not one per run', () => {
+    const one = fresh(`
+      const before = fds();
+      await run({ rootfs, argv: ['/bin/true'] });
+      return { held: fds() - before, dirs: cgroupDirs() };
+    `) as { held: number; dirs: number };
+    const many = fresh(`
+      const before = fds();
+      await Promise.all(Array.from({ length: 32 }, () => run({ rootfs, argv: ['/bin/true'] })));
+      return { held: fds() - before, dirs: cgroupDirs() };
+    `) as { held: number; dirs: number };
+    console.log(`fds held after 1 first run: ${one.held}; after 32 concurrent first runs: ${many.held}`);
+    const poolSize = 2 * availableParallelism();
+    expect(one.dirs).toBe(1);
+    /* One manager keeps at most poolSize cgroups; 32 managers kept one each. */
+    expect(many.dirs).toBeLessThanOrEqual(poolSize);
+    expect(many.held).toBeLessThanOrEqual(one.held * poolSize);
+  });
+});
