@@ -81,8 +81,16 @@ export interface RunResult<Output extends string | Buffer = string> {
   explain?: ExplainStep[];
 }
 
+/**
+ * Each signal number by the name `kill -l` gives it. os.constants.signals also lists
+ * aliases (SIGIOT for 6, SIGPOLL for 29; SIGCLD, SIGUNUSED elsewhere), and a map built
+ * from it would keep whichever came last: the aliases never name a number.
+ */
+const SIGNAL_ALIASES = new Set(['SIGIOT', 'SIGPOLL', 'SIGCLD', 'SIGUNUSED', 'SIGINFO', 'SIGLOST']);
 const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+  Object.entries(osConstants.signals)
+    .filter(([name]) => !SIGNAL_ALIASES.has(name))
+    .map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
 /** How long capsule-init gets to kill, reap and report after CAPSULE_SIG_TERMINATE before SIGKILL. */
