@@ -9,13 +9,14 @@
  *   wait               the sandbox's pidfd on the event loop, stdout/stderr to EOF
  *   result             verdict, exit code or signal, times, memory, output; cgroup released
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
-import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
+import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
 import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } from './devices/index.js';
-import { ConfigError } from './errors.js';
+import { setupError } from './diagnose.js';
+import { ConfigError, SetupError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
@@ -97,30 +98,22 @@ const signalNames = new Map<number, NodeJS.Signals>(
 const TERMINATE_GRACE_MS = 1000;
 
 /*
- * The cgroup layer and the exec diagnosis are loaded when first needed: a run that takes
- * no cgroup (a plain `capsule run`) and does not fail should not pay for their modules,
- * and module loading is most of a Node process's start-up.
+ * The cgroup layer and the exec diagnosis are imported up front, not when first needed:
+ * Node keeps a module that failed to load (EMFILE while reading it, under descriptor
+ * pressure) failed for the life of the process, so a lazy import could break every later
+ * run. The bundled CLI has them in its one file either way.
  */
-let cgroupLayer: typeof import('./cgroup/index.js') | undefined;
-async function loadCgroupLayer() {
-  return (cgroupLayer ??= await import('./cgroup/index.js'));
-}
-async function setupError(rec: NativeStepError, ctx: ReturnType<typeof errorContext>) {
-  return (await import('./diagnose.js')).setupError(rec, ctx);
-}
 
 /**
- * One CgroupManager (and its pool) per cgroup parent, for the life of the process. The
- * map holds the promise, stored before the first await: concurrent first runs all wait
- * for the same manager instead of each making one (and orphaning its pooled cgroups).
+ * One CgroupManager (and its pool) per cgroup parent, for the life of the process. Looked
+ * up and stored with no await in between, so concurrent first runs share one manager
+ * instead of each making one (and orphaning its pooled cgroups).
  */
-const managers = new Map<string, Promise<CgroupManager>>();
-function cgroupManager(parent: string): Promise<CgroupManager> {
+const managers = new Map<string, CgroupManager>();
+function cgroupManager(parent: string): CgroupManager {
   let m = managers.get(parent);
   if (!m) {
-    m = loadCgroupLayer().then(({ CgroupManager }) => new CgroupManager({ parent, setDeviceProgram }));
-    /* A failure (the module did not load) is not kept: the next run tries again. */
-    m.catch(() => managers.delete(parent));
+    m = new CgroupManager({ parent, setDeviceProgram });
     managers.set(parent, m);
   }
   return m;
@@ -140,11 +133,10 @@ async function acquireCgroup(
   ) {
     return null;
   }
-  const manager = await cgroupManager(o.cgroupParent);
+  const manager = cgroupManager(o.cgroupParent);
   const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
-  const { traceCgroupWrites } = await loadCgroupLayer();
   if (writes)
     traceCgroupWrites((path, value) => writes.push({ path, value, ns: Number(process.hrtime.bigint()) }));
   let cg;
@@ -213,6 +205,14 @@ function feed(fd: number, input: string | Uint8Array): void {
 export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
+  try {
+    return await runChecked(options);
+  } catch (e) {
+    throw outOfDescriptors(e) ?? e;
+  }
+}
+
+async function runChecked(options: RunOptions): Promise<RunResult<string | Buffer>> {
   const opts = resolveOptions(options);
   const rlimits = rlimitPlan(opts.limits);
   throwIfAborted(options.signal);
@@ -449,6 +449,64 @@ class LiveSandbox {
     this.gone = true;
     clearTimeout(this.graceTimer);
   }
+}
+
+/**
+ * Running out of file descriptors (EMFILE at RLIMIT_NOFILE, ENFILE at the system's
+ * fs.file-max) can hit any step of a run: compiling the seccomp filter into a memfd,
+ * opening a cgroup file, the pipes. Whichever it was, the caller gets one SetupError that
+ * names the limit and what to do, not a message that blames the step (or the seccomp
+ * profile). Nothing is kept broken: the next run works as soon as descriptors are free.
+ */
+function outOfDescriptors(e: unknown): SetupError | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const err = e as {
+    code?: unknown;
+    message?: unknown;
+    syscall?: unknown;
+    path?: unknown;
+    explain?: unknown;
+  };
+  const text = typeof err.message === 'string' ? err.message : '';
+  let code: 'EMFILE' | 'ENFILE' | null = null;
+  if (err.code === 'ENFILE' || /\bENFILE\b|Too many open files in system/.test(text)) code = 'ENFILE';
+  else if (err.code === 'EMFILE' || /\bEMFILE\b|Too many open files/.test(text)) code = 'EMFILE';
+  if (code === null) return null;
+  let what: string;
+  let hint: string;
+  if (code === 'ENFILE') {
+    what = 'the system ran out of file descriptors (fs.file-max)';
+    hint = 'close some, or raise fs.file-max (see /proc/sys/fs/file-nr)';
+  } else {
+    /* Both reads need a descriptor of their own: say what can be said. */
+    let soft = '';
+    let open = '';
+    try {
+      soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '';
+      open = String(readdirSync('/proc/self/fd').length - 1);
+    } catch {
+      /* still none free */
+    }
+    const now = soft ? ` (${open ? `${open} open, ` : ''}soft limit ${soft})` : '';
+    what = `this process ran out of file descriptors at its RLIMIT_NOFILE${now}`;
+    hint =
+      'raise the limit (`ulimit -n`, LimitNOFILE= in a systemd unit) or close descriptors: a run needs about ' +
+      "a dozen of its own, and capsule's cgroup pool keeps a few per pooled cgroup; the next run works once " +
+      'descriptors are free';
+  }
+  const syscall =
+    typeof err.syscall === 'string' ? err.syscall : e instanceof SetupError ? e.syscall : 'open';
+  const wrapped = new SetupError(`capsule could not set up the sandbox: ${what}: ${hint} (${text})`, {
+    step: e instanceof SetupError ? e.step : 'prepare',
+    syscall,
+    errno: code === 'EMFILE' ? osConstants.errno.EMFILE : osConstants.errno.ENFILE,
+    code,
+    path: typeof err.path === 'string' ? err.path : '',
+    hint,
+  });
+  if (e instanceof SetupError) wrapped.explain = e.explain;
+  wrapped.cause = e;
+  return wrapped;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

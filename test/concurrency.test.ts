@@ -3,6 +3,7 @@
  * the built library (dist/), so that no cgroup manager or pool exists yet.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -59,4 +60,64 @@ describe('concurrent first runs', () => {
     expect(many.dirs).toBeLessThanOrEqual(poolSize);
     expect(many.held).toBeLessThanOrEqual(one.held * poolSize);
   });
+});
+
+/** This process's cgroups still on the host (by the `<pid>-` prefix of their names). */
+function cgroupsOf(pid: number): string[] {
+  const left: string[] = [];
+  for (const h of ['', ...readdirSync('/sys/fs/cgroup')]) {
+    const dir = `/sys/fs/cgroup/${h}/capsule`;
+    if (existsSync(dir)) left.push(...readdirSync(dir).filter((d) => d.startsWith(`${pid}-`)));
+  }
+  return left;
+}
+
+/*
+ * Under \`ulimit -n 64\` the subprocess takes every free descriptor but `free` (as an
+ * embedder's own files would), runs twice, gives them back and runs twice more; with
+ * `hold`, it takes them all again before it exits, so the exit cleanup has none.
+ */
+const pressure = (warm: boolean, free: number, hold: boolean) => `
+  const { openSync, closeSync } = await import('node:fs');
+  const results = [];
+  const attempt = async () => {
+    try {
+      const r = await run({ rootfs, argv: ['/bin/true'] });
+      results.push('exit ' + r.exitCode);
+    } catch (e) {
+      results.push(e.name + ': ' + e.message);
+    }
+  };
+  const take = () => { const b = []; for (;;) { try { b.push(openSync('/dev/null', 'r')); } catch { return b; } } };
+  if (${warm}) await attempt();
+  const ballast = take();
+  for (let i = 0; i < ${free}; i++) closeSync(ballast.pop());
+  await attempt();
+  await attempt();
+  for (const fd of ballast) closeSync(fd);
+  await attempt();
+  await attempt();
+  if (${hold}) take();
+  return { results, pid: process.pid };
+`;
+
+describe('descriptor pressure', () => {
+  const cases: [boolean, number, boolean][] = [];
+  for (const warm of [false, true]) for (const free of [0, 2, 6, 10]) cases.push([warm, free, warm]);
+  it.each(cases)(
+    'warm %s, %i fds free: a clear error naming the limit, recovery, no cgroup left (held at exit: %s)',
+    (warm, free, hold) => {
+      const r = fresh(pressure(warm, free, hold), 'ulimit -n 64;') as { results: string[]; pid: number };
+      const results = r.results.slice(warm ? 1 : 0);
+      if (warm) expect(r.results[0]).toBe('exit 0');
+      for (const failed of results.slice(0, 2)) {
+        if (failed === 'exit 0') continue;
+        expect(failed).toMatch(
+          /^SetupError: capsule could not set up the sandbox: .*RLIMIT_NOFILE.*ulimit -n/,
+        );
+      }
+      expect(results.slice(2)).toEqual(['exit 0', 'exit 0']);
+      expect(cgroupsOf(r.pid)).toEqual([]);
+    },
+  );
 });

@@ -377,6 +377,12 @@ export class CgroupManager {
     for (const handle of this.inUse.values()) handle.markReleased();
     this.inUse.clear();
     this.free.clear();
+    /*
+     * Every descriptor the slots hold goes first: killing and removing need a few of their
+     * own (cgroup.procs is read afresh), and a process at its RLIMIT_NOFILE has none else,
+     * so an exit under descriptor pressure left every pooled cgroup behind.
+     */
+    for (const slot of slots) for (const dir of slot.dirs) dir.closeFds();
     const failed: { path: string; error: string }[] = [];
     for (const slot of slots) {
       try {
