@@ -3,6 +3,7 @@
  * before clone, so bad input is one clear ConfigError and nothing starts.
  */
 import { fstatSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { isAbsolute, normalize } from 'node:path';
 
 import { ConfigError } from './errors.js';
@@ -193,6 +194,13 @@ function defaultDevNodes(): DevNode[] {
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 const MiB = 1024 * 1024;
+
+/**
+ * Bytes of stdout and of stderr each that run() keeps when outputLimitBytes is not given
+ * (execa's maxBuffer is 100 MB): past it the run ends OUTPUT_LIMIT, so a program that
+ * writes without end cannot grow Node's memory without end.
+ */
+export const DEFAULT_OUTPUT_LIMIT_BYTES = 100 * MiB;
 
 /** Options after validation: every default filled, every path resolved. */
 /** The fields the addon takes as they are (src/run.ts nativeOptions copies them). */
@@ -585,6 +593,20 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
 
   const limits = resolveLimits(o);
   checkLimitsFit(limits);
+  limits.outputLimitBytes ??= DEFAULT_OUTPUT_LIMIT_BYTES;
+  /*
+   * What is kept must become a string (UTF-8 decodes to at most one UTF-16 unit per byte)
+   * or a Buffer: past V8's longest string or Node's largest Buffer that would throw after
+   * the program ran.
+   */
+  const longest = encoding === 'utf8' ? bufferConstants.MAX_STRING_LENGTH : bufferConstants.MAX_LENGTH;
+  if (limits.outputLimitBytes > longest) {
+    fail(
+      'outputLimitBytes',
+      `outputLimitBytes must be at most ${longest} with encoding '${encoding}' (the longest ` +
+        `${encoding === 'utf8' ? "string V8 makes: use encoding 'buffer' for more" : 'Buffer Node makes'}), got ${limits.outputLimitBytes}`,
+    );
+  }
 
   return {
     rootfs,
