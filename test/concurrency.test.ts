@@ -55,10 +55,13 @@ describe('concurrent first runs', () => {
     `) as { held: number; dirs: number };
     console.log(`fds held after 1 first run: ${one.held}; after 32 concurrent first runs: ${many.held}`);
     const poolSize = 2 * availableParallelism();
-    expect(one.dirs).toBe(1);
-    /* One manager keeps at most poolSize cgroups; 32 managers kept one each. */
+    /*
+     * One manager keeps at most poolSize cgroups (none where it cannot reuse them: v2 before
+     * Linux 6.12 cannot reset memory.peak); 32 managers kept one each, and their fds.
+     */
+    expect(one.dirs).toBeLessThanOrEqual(1);
     expect(many.dirs).toBeLessThanOrEqual(poolSize);
-    expect(many.held).toBeLessThanOrEqual(one.held * poolSize);
+    expect(many.held).toBeLessThanOrEqual(Math.max(one.held, 1) * poolSize);
   });
 });
 
