@@ -5,8 +5,8 @@
  * the sandbox's pidfd on the event loop, and hands back one plain object.
  *
  *   configure({ initPath })           once: seal capsule-init into a memfd
- *   spawn(options, onExit) -> Promise<{ pid, stdio: [fd|-1 x3] }>
- *   kill(pid, signal) -> boolean      through the pidfd, never a reused PID
+ *   spawn(options, onExit) -> Promise<{ pid, id, stdio: [fd|-1 x3] }>
+ *   kill(pid, id, signal) -> boolean  through that run's pidfd; false once it is reaped
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
@@ -131,8 +131,11 @@ struct Watcher {
   napi_env env;
   Napi::FunctionReference on_exit;
   int pid, pidfd, error_fd, status_fd;
+  /* This spawn's number, never reused in the process: what kill() is addressed by (see Kill). */
+  double id;
 };
 std::map<int, Watcher *> g_watchers;
+double g_next_id = 1;
 
 void on_poll_closed(uv_handle_t *h) { delete static_cast<Watcher *>(h->data); }
 
@@ -413,6 +416,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     w->pidfd = result_.pidfd;
     w->error_fd = result_.error_fd;
     w->status_fd = result_.status_fd;
+    w->id = g_next_id++;
     uv_loop_t *loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     uv_poll_init(loop, &w->poll, w->pidfd);
@@ -422,6 +426,7 @@ class SpawnWorker : public Napi::AsyncWorker {
 
     Napi::Object res = Napi::Object::New(env);
     res.Set("pid", result_.pid);
+    res.Set("id", w->id);
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
     res.Set("stdio", stdio);
@@ -451,13 +456,21 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   return p;
 }
 
-/* kill: pidfd_send_signal(2) reaches this sandbox's PID 1 and no recycled PID. */
+/*
+ * kill(pid, id, signal): pidfd_send_signal(2) on the pidfd of the run spawn() numbered
+ * `id`. A PID alone is not enough: once run A is reaped its PID can go to a later
+ * sandbox B, whose watcher then sits under the same PID; A's handle (and any timer A
+ * armed) must not reach B, so the id must match too. The watcher is removed in the same
+ * callback that reaps the sandbox, so a handle whose run was reaped finds nothing and
+ * returns false.
+ */
 Napi::Value Kill(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int pid = info[0].As<Napi::Number>().Int32Value();
-  int sig = info[1].As<Napi::Number>().Int32Value();
+  double id = info[1].As<Napi::Number>().DoubleValue();
+  int sig = info[2].As<Napi::Number>().Int32Value();
   auto it = g_watchers.find(pid);
-  if (it == g_watchers.end()) return Napi::Boolean::New(env, false);
+  if (it == g_watchers.end() || it->second->id != id) return Napi::Boolean::New(env, false);
   long r = syscall(SYS_pidfd_send_signal, it->second->pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(env, r == 0);
 }

@@ -4,6 +4,8 @@
  *
  * - {@link ConfigError}: the options were wrong; nothing was started.
  * - {@link SetupError}: a setup step failed in the kernel; nothing untrusted ran.
+ * - CgroupError (src/cgroup/errors.ts, exported by the package): the sandbox's cgroup could
+ *   not be made, written or removed.
  *
  * Each message says what failed, at which step, the errno's text, and what to do.
  */

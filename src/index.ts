@@ -4,10 +4,11 @@
  *   import { run } from 'capsule';
  *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
  */
-export { run, terminate, type RunResult } from './run.js';
+export { run, type RunResult } from './run.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
 export type { LimitOptions, Limits } from './limits.js';
 export type { Verdict, Mechanism } from './verdict.js';
 export { CapsuleError, ConfigError, SetupError } from './errors.js';
+export { CgroupError, type CgroupStep } from './cgroup/errors.js';
 export { STEPS, type Step } from './steps.js';
 export { BUILTIN_PROFILES, violationMessage, type Violation } from './seccomp/index.js';

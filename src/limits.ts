@@ -38,7 +38,8 @@ export interface LimitOptions {
   /**
    * Bytes of stdout and of stderr each that capsule keeps; past it the sandbox is killed,
    * the verdict is OUTPUT_LIMIT, and what was read up to the cap is kept. Applies to
-   * captured ('pipe') streams. @default no limit
+   * captured ('pipe') streams. At most V8's longest string (about 512 MiB) with encoding
+   * 'utf8'. @default 104857600 (100 MiB, DEFAULT_OUTPUT_LIMIT_BYTES in src/options.ts)
    */
   outputLimitBytes?: number;
   /** CPU bandwidth in CPUs (cgroup CPU quota), e.g. 1 or 0.5. @default no quota */

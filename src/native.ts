@@ -131,10 +131,14 @@ export interface Addon {
   spawn(
     o: NativeOptions,
     onExit: (e: NativeExit) => void,
-  ): Promise<{ pid: number; stdio: [number, number, number]; trace?: NativeTrace }>;
+  ): Promise<{ pid: number; id: number; stdio: [number, number, number]; trace?: NativeTrace }>;
   /** The mount phase's operations for these options, without running anything. */
   plan(o: NativeOptions): NativeOp[];
-  kill(pid: number, signal: number): boolean;
+  /**
+   * Signal the run spawn() numbered `id` (its PID 1 is `pid`) through its own pidfd; false
+   * once that run was reaped, even when its PID now belongs to another sandbox.
+   */
+  kill(pid: number, id: number, signal: number): boolean;
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;

@@ -2,7 +2,8 @@
  * run()'s options: their types, defaults and validation. Everything here runs
  * before clone, so bad input is one clear ConfigError and nothing starts.
  */
-import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { fstatSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { isAbsolute, normalize } from 'node:path';
 
 import { ConfigError } from './errors.js';
@@ -89,12 +90,22 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   stderr?: StdioOption;
   /** `'buffer'` returns stdout/stderr as Buffers instead of UTF-8 strings. @default 'utf8' */
   encoding?: 'utf8' | 'buffer';
-  /** Aborting ends the sandbox; run() then resolves with `aborted: true`. */
+  /**
+   * Aborting ends the run at any moment. Before the sandbox is cloned (an abort right
+   * after the call, or a signal already aborted), run() rejects with the signal's reason
+   * (an `AbortError` by default) and nothing is started. Once the clone is under way, the
+   * sandbox is killed and run() resolves with `aborted: true` (verdict SIGNALED,
+   * mechanism `aborted`) after it was reaped.
+   */
   signal?: AbortSignal;
   /**
    * Called once the sandbox is running, with a handle to signal it: `kill('SIGTERM')`
    * reaches the program through capsule-init (which forwards SIGTERM, SIGINT, SIGHUP,
-   * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once.
+   * SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH); SIGKILL ends the whole sandbox at once. The
+   * handle reaches this run's sandbox only (through its pidfd): once the run has ended,
+   * `kill` does nothing and returns false, even if the PID now belongs to another process.
+   * If the callback throws, the sandbox is killed and run() rejects with that error once
+   * the sandbox is gone (the same for `onOutput`).
    */
   onSpawn?: (sandbox: Sandbox) => void;
   /**
@@ -143,7 +154,7 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
 export interface Sandbox {
   /** Host PID of the sandbox's PID 1 (capsule-init). */
   readonly pid: number;
-  /** Send a signal through the sandbox's pidfd; false once it has exited. */
+  /** Send a signal through this run's pidfd; false once the run's sandbox was reaped. */
   kill(signal: NodeJS.Signals): boolean;
 }
 
@@ -194,6 +205,13 @@ function defaultDevNodes(): DevNode[] {
 
 export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 const MiB = 1024 * 1024;
+
+/**
+ * Bytes of stdout and of stderr each that run() keeps when outputLimitBytes is not given
+ * (execa's maxBuffer is 100 MB): past it the run ends OUTPUT_LIMIT, so a program that
+ * writes without end cannot grow Node's memory without end.
+ */
+export const DEFAULT_OUTPUT_LIMIT_BYTES = 100 * MiB;
 
 /** Options after validation: every default filled, every path resolved. */
 /** The fields the addon takes as they are (src/run.ts nativeOptions copies them). */
@@ -249,7 +267,14 @@ function checkInteger(option: string, value: number | undefined, fallback: numbe
 function checkStdio(option: string, value: unknown, fallback: StdioOption): StdioOption {
   if (value === undefined) return fallback;
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) {
+    try {
+      fstatSync(value);
+    } catch {
+      fail(option, `${option} ${value} is not an open file descriptor of this process`);
+    }
+    return value;
+  }
   return fail(
     option,
     `${option} must be 'pipe', 'inherit', 'ignore' or a file descriptor, got ${String(value)}`,
@@ -310,8 +335,163 @@ function checkMountPoint(
     fail(option, `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
 }
 
+/**
+ * Every option run() takes. Checked by the compiler against RunOptions both ways, so an
+ * option added there must be added here; a key not in it is a ConfigError, not ignored
+ * (`cpuTimeLimit: 100` without its unit would otherwise run with no limit at all).
+ */
+const KNOWN_OPTIONS = {
+  rootfs: true,
+  argv: true,
+  env: true,
+  cwd: true,
+  hostname: true,
+  uid: true,
+  gid: true,
+  writableRoot: true,
+  tmpSizeBytes: true,
+  tmpNoexec: true,
+  sys: true,
+  devPts: true,
+  devShm: true,
+  devShmSizeBytes: true,
+  binds: true,
+  stdin: true,
+  stdout: true,
+  stderr: true,
+  encoding: true,
+  signal: true,
+  onSpawn: true,
+  onOutput: true,
+  cgroups: true,
+  cgroupParent: true,
+  explain: true,
+  seccomp: true,
+  seccompProfile: true,
+  cpuTimeLimitMs: true,
+  wallTimeLimitMs: true,
+  memoryLimitBytes: true,
+  pidsLimit: true,
+  outputLimitBytes: true,
+  cpus: true,
+  cpusetCpus: true,
+  fileSizeLimitBytes: true,
+  openFilesLimit: true,
+  stackLimitBytes: true,
+  devices: true,
+  gpus: true,
+  gpuLibraries: true,
+  gpuDiscovery: true,
+  cdiDevices: true,
+  cdiSpecDirs: true,
+} as const satisfies Record<keyof RunOptions, true>;
+
+/** Levenshtein distance, case-insensitive: how far a misspelt option is from a known one. */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+function checkKnownKeys(o: object): void {
+  for (const key of Object.keys(o)) {
+    if (Object.hasOwn(KNOWN_OPTIONS, key)) continue;
+    let best = '';
+    let bestDistance = Infinity;
+    for (const known of Object.keys(KNOWN_OPTIONS)) {
+      const d = known.toLowerCase().startsWith(key.toLowerCase()) ? 1 : distance(key, known);
+      if (d < bestDistance) [best, bestDistance] = [known, d];
+    }
+    /* A suggestion only when it is close: a third of the name at most. */
+    const hint = bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? `: did you mean ${best}?` : '';
+    fail(key, `unknown option ${key}${hint} (every option is listed in RunOptions, src/options.ts)`);
+  }
+}
+
+/**
+ * MAX_ARG_STRLEN (include/uapi/linux/binfmts.h): execve(2) refuses, with E2BIG, any single
+ * argument or environment string longer than 32 pages, its NUL included.
+ */
+const MAX_ARG_STRLEN = 32 * 4096;
+
+function checkExecString(option: string, what: string, value: string): void {
+  const bytes = Buffer.byteLength(value) + 1;
+  if (bytes > MAX_ARG_STRLEN) {
+    fail(
+      option,
+      `${what} is ${bytes - 1} bytes; execve(2) takes at most ${MAX_ARG_STRLEN - 1} bytes per argument or ` +
+        `environment string (MAX_ARG_STRLEN, 128 KiB with its NUL): pass large data through stdin or a bind-mounted file`,
+    );
+  }
+}
+
+/**
+ * The kernel's PID_MAX_LIMIT on 64-bit (include/linux/threads.h): pids.max refuses more with
+ * EINVAL. At least 2: capsule-init is PID 1 of the sandbox and the program is a second process.
+ */
+const PIDS_MAX = 4 * 1024 * 1024;
+
+/** The CPUs the kernel has online, from /sys/devices/system/cpu/online ("0-1,4"); null if unreadable. */
+function onlineCpus(): { list: string; ids: Set<number> } | null {
+  let list: string;
+  try {
+    list = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+  } catch {
+    return null;
+  }
+  const ids = new Set<number>();
+  for (const part of list.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    for (let i = a!; i <= (b ?? a!); i++) ids.add(i);
+  }
+  return { list, ids };
+}
+
+/** Limits that are well-formed but that this kernel or machine cannot honour. */
+function checkLimitsFit(l: Limits): void {
+  if (l.pidsLimit !== null && (l.pidsLimit < 2 || l.pidsLimit > PIDS_MAX)) {
+    fail(
+      'pidsLimit',
+      `pidsLimit must be an integer from 2 to ${PIDS_MAX} (the kernel's PID_MAX_LIMIT), got ${l.pidsLimit}: ` +
+        'capsule-init and the program are two processes of the sandbox already',
+    );
+  }
+  if (l.cpus === null && l.cpusetCpus === null) return;
+  const online = onlineCpus();
+  if (online === null) return;
+  if (l.cpus !== null && l.cpus > online.ids.size) {
+    fail(
+      'cpus',
+      `cpus must be from 0.01 to ${online.ids.size} (the CPUs this machine has online: ${online.list}), got ${l.cpus}`,
+    );
+  }
+  if (l.cpusetCpus !== null) {
+    for (const part of l.cpusetCpus.split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      if (b !== undefined && b < a!)
+        fail('cpusetCpus', `cpusetCpus range ${part} runs backwards: write it low-high`);
+      for (let i = a!; i <= (b ?? a!); i++) {
+        if (!online.ids.has(i)) {
+          fail(
+            'cpusetCpus',
+            `cpusetCpus names CPU ${i}, which this machine does not have online: choose from ${online.list}`,
+          );
+        }
+      }
+    }
+  }
+}
+
 export function resolveOptions(o: RunOptions): ResolvedOptions {
   if (typeof o !== 'object' || o === null) fail('options', 'run() takes an options object');
+  checkKnownKeys(o);
   if (typeof o.rootfs !== 'string' || o.rootfs === '')
     fail('rootfs', 'rootfs is required: the directory to run in');
   let rootfs: string;
@@ -325,8 +505,14 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     fail('rootfs', "rootfs cannot be / itself: give a directory that holds the sandbox's files");
 
   if (!Array.isArray(o.argv) || o.argv.length === 0) fail('argv', 'argv must name the program to run');
-  for (const a of o.argv)
+  o.argv.forEach((a: unknown, i) => {
     if (typeof a !== 'string' || a.includes('\0')) fail('argv', 'argv must be strings without NUL bytes');
+    checkExecString(
+      `argv[${i}]`,
+      i === 0 ? 'argv[0]' : `argv[${i}] (an argument of ${String(o.argv[0])})`,
+      a,
+    );
+  });
   const program = o.argv[0]!;
   if (!isAbsolute(program)) {
     fail(
@@ -344,6 +530,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
         `env entry ${JSON.stringify(k)} is not a valid variable (no '=' or NUL in names, string values)`,
       );
     }
+    checkExecString('env', `env ${k} (for ${o.argv[0]})`, `${k}=${v}`);
     env.push(`${k}=${v}`);
   }
 
@@ -424,6 +611,23 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     if (o[fn] !== undefined && typeof o[fn] !== 'function') fail(fn, `${fn} must be a function`);
   }
 
+  const limits = resolveLimits(o);
+  checkLimitsFit(limits);
+  limits.outputLimitBytes ??= DEFAULT_OUTPUT_LIMIT_BYTES;
+  /*
+   * What is kept must become a string (UTF-8 decodes to at most one UTF-16 unit per byte)
+   * or a Buffer: past V8's longest string or Node's largest Buffer that would throw after
+   * the program ran.
+   */
+  const longest = encoding === 'utf8' ? bufferConstants.MAX_STRING_LENGTH : bufferConstants.MAX_LENGTH;
+  if (limits.outputLimitBytes > longest) {
+    fail(
+      'outputLimitBytes',
+      `outputLimitBytes must be at most ${longest} with encoding '${encoding}' (the longest ` +
+        `${encoding === 'utf8' ? "string V8 makes: use encoding 'buffer' for more" : 'Buffer Node makes'}), got ${limits.outputLimitBytes}`,
+    );
+  }
+
   return {
     rootfs,
     rootfsArg,
@@ -455,7 +659,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     stdout: checkStdio('stdout', o.stdout, 'pipe'),
     stderr: checkStdio('stderr', o.stderr, 'pipe'),
     encoding,
-    limits: resolveLimits(o),
+    limits,
     cgroups: o.cgroups !== false,
     cgroupParent,
     explain: o.explain === true,

@@ -9,17 +9,18 @@
  *   wait               the sandbox's pidfd on the event loop, stdout/stderr to EOF
  *   result             verdict, exit code or signal, times, memory, output; cgroup released
  */
-import { closeSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 
-import type { CgroupManager, CgroupUsage, SandboxCgroup } from './cgroup/index.js';
+import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
 import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } from './devices/index.js';
-import { ConfigError } from './errors.js';
+import { setupError } from './diagnose.js';
+import { ConfigError, SetupError } from './errors.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
-import { capture } from './output.js';
+import { type Captured, capture, type OnChunkResult } from './output.js';
 import { securityViolation, type Violation } from './seccomp/verdict.js';
 import { childFds, feed } from './stdio.js';
 import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
@@ -92,32 +93,37 @@ export interface RunResult<Output extends string | Buffer = string> {
   explain?: ExplainStep[];
 }
 
+/**
+ * Each signal number by the name `kill -l` gives it. os.constants.signals also lists
+ * aliases (SIGIOT for 6, SIGPOLL for 29; SIGCLD, SIGUNUSED elsewhere), and a map built
+ * from it would keep whichever came last: the aliases never name a number.
+ */
+const SIGNAL_ALIASES = new Set(['SIGIOT', 'SIGPOLL', 'SIGCLD', 'SIGUNUSED', 'SIGINFO', 'SIGLOST']);
 const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+  Object.entries(osConstants.signals)
+    .filter(([name]) => !SIGNAL_ALIASES.has(name))
+    .map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
 /** How long capsule-init gets to kill, reap and report after CAPSULE_SIG_TERMINATE before SIGKILL. */
 const TERMINATE_GRACE_MS = 1000;
 
 /*
- * The cgroup layer and the exec diagnosis are loaded when first needed: a run that takes
- * no cgroup (a plain `capsule run`) and does not fail should not pay for their modules,
- * and module loading is most of a Node process's start-up.
+ * The cgroup layer and the exec diagnosis are imported up front, not when first needed:
+ * Node keeps a module that failed to load (EMFILE while reading it, under descriptor
+ * pressure) failed for the life of the process, so a lazy import could break every later
+ * run. The bundled CLI has them in its one file either way.
  */
-let cgroupLayer: typeof import('./cgroup/index.js') | undefined;
-async function loadCgroupLayer() {
-  return (cgroupLayer ??= await import('./cgroup/index.js'));
-}
-async function setupError(rec: NativeStepError, ctx: ReturnType<typeof errorContext>) {
-  return (await import('./diagnose.js')).setupError(rec, ctx);
-}
 
-/** One CgroupManager (and its pool) per cgroup parent, for the life of the process. */
+/**
+ * One CgroupManager (and its pool) per cgroup parent, for the life of the process. Looked
+ * up and stored with no await in between, so concurrent first runs share one manager
+ * instead of each making one (and orphaning its pooled cgroups).
+ */
 const managers = new Map<string, CgroupManager>();
-async function cgroupManager(parent: string): Promise<CgroupManager> {
+function cgroupManager(parent: string): CgroupManager {
   let m = managers.get(parent);
   if (!m) {
-    const { CgroupManager } = await loadCgroupLayer();
     m = new CgroupManager({ parent, setDeviceProgram });
     managers.set(parent, m);
   }
@@ -138,11 +144,10 @@ async function acquireCgroup(
   ) {
     return null;
   }
-  const manager = await cgroupManager(o.cgroupParent);
+  const manager = cgroupManager(o.cgroupParent);
   const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
-  const { traceCgroupWrites } = await loadCgroupLayer();
   if (writes)
     traceCgroupWrites((path, value) => writes.push({ path, value, ns: Number(process.hrtime.bigint()) }));
   let cg;
@@ -179,13 +184,17 @@ function parallelism(l: Limits): number {
 export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
+  try {
+    return await runChecked(options);
+  } catch (e) {
+    throw outOfDescriptors(e) ?? e;
+  }
+}
+
+async function runChecked(options: RunOptions): Promise<RunResult<string | Buffer>> {
   const opts = resolveOptions(options);
   const rlimits = rlimitPlan(opts.limits);
-  if (options.signal?.aborted) {
-    throw options.signal.reason instanceof Error
-      ? options.signal.reason
-      : new Error('run() aborted before start');
-  }
+  throwIfAborted(options.signal);
   native(); /* fail on a missing addon before taking a cgroup */
   const cgroupWrites: CgroupWrite[] = [];
   const cgroup = await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
@@ -205,9 +214,27 @@ async function runInCgroup(
   cgroupWrites: CgroupWrite[],
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
+  const signal = options.signal;
   const opened: number[] = [];
+  let sandbox: LiveSandbox | undefined;
   let exited!: (e: NativeExit) => void;
   const exit = new Promise<NativeExit>((resolve) => (exited = resolve));
+  const onExit = (e: NativeExit) => {
+    /* In the callback that reaped it: from here on no handle or timer of this run can signal anything. */
+    sandbox?.reaped();
+    exited(e);
+  };
+
+  /*
+   * The abort listener goes in before the clone, so no abort is lost: one before this line
+   * rejects (nothing was started), one while the clone is in flight on the pool thread
+   * kills the sandbox as soon as there is one.
+   */
+  throwIfAborted(signal);
+  let abortRequested = false;
+  let onAbort: () => void = () => void (abortRequested = true);
+  const abortListener = () => onAbort();
+  signal?.addEventListener('abort', abortListener, { once: true });
 
   const start = performance.now();
   let spawned;
@@ -218,8 +245,9 @@ async function runInCgroup(
     const into = cgroup?.cloneInto ?? null;
     nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);
     if (into) nOpts.cgroupDirFd = into.dirFd;
-    spawned = await addon.spawn(nOpts, exited);
+    spawned = await addon.spawn(nOpts, onExit);
   } catch (e) {
+    signal?.removeEventListener('abort', abortListener);
     if (isStepError(e)) {
       const err = await setupError(e, errorContext(opts));
       if (e.trace && nOpts)
@@ -230,6 +258,7 @@ async function runInCgroup(
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+  const live = (sandbox = new LiveSandbox(spawned.pid, spawned.id));
   const pid = spawned.pid;
 
   /* capsule's interventions: the first one decides the verdict; each ends the sandbox. */
@@ -237,40 +266,76 @@ async function runInCgroup(
   const intervene = (why: Exclude<Intervention, null>) => {
     if (intervention !== null) return;
     intervention = why;
-    terminate(pid);
+    live.terminate();
+  };
+  /*
+   * Whatever throws once the sandbox runs (onSpawn, onOutput, a stream) ends it at once,
+   * and run() rejects only after it was reaped: it never settles while the sandbox lives.
+   */
+  let failure: { error: unknown } | null = null;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    live.kill(osConstants.signals.SIGKILL);
   };
 
   const [stdinFd, stdoutFd, stderrFd] = spawned.stdio;
-  if (stdinFd >= 0) {
-    if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
-    else closeSync(stdinFd);
-  }
-  const cap = opts.limits.outputLimitBytes;
-  const onCap = () => intervene('output_cap');
-  const onOutput = options.onOutput;
-  const outputs = Promise.all([
-    capture(stdoutFd, cap, onCap, onOutput && ((c) => onOutput('stdout', c))),
-    capture(stderrFd, cap, onCap, onOutput && ((c) => onOutput('stderr', c))),
-  ]);
+  let outputs: Promise<[Captured, Captured]> | undefined;
+  let stopWatchdog = () => {};
+  try {
+    if (stdinFd >= 0) {
+      if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
+      else closeSync(stdinFd);
+    }
+    const cap = opts.limits.outputLimitBytes;
+    const onCap = () => intervene('output_cap');
+    const onOutput = options.onOutput;
+    const forward = (stream: 'stdout' | 'stderr') =>
+      onOutput &&
+      ((c: Buffer): OnChunkResult => {
+        /* Its answer goes through: false (reader gone) closes the pipe, a promise paces reading. */
+        try {
+          const more = onOutput(stream, c);
+          if (more instanceof Promise) {
+            return more.catch((e: unknown) => {
+              fail(e);
+              return false;
+            });
+          }
+          return more;
+        } catch (e) {
+          fail(e);
+          return false;
+        }
+      });
+    outputs = Promise.all([
+      capture(stdoutFd, cap, onCap, forward('stdout')),
+      capture(stderrFd, cap, onCap, forward('stderr')),
+    ]);
 
-  const stopWatchdog = startWatchdog({
-    startedAt: start,
-    wallTimeLimitMs: opts.limits.wallTimeLimitMs,
-    cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
-    readCpuMs: () => cgroup?.cpuTimeMs() ?? null /* one counter file, not the whole usage() */,
-    parallelism: parallelism(opts.limits),
-    onLimit: intervene,
-  });
-  const onAbort = () => intervene('aborted');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  options.onSpawn?.({ pid, kill: (signal) => addon.kill(pid, osConstants.signals[signal]) });
+    stopWatchdog = startWatchdog({
+      startedAt: start,
+      wallTimeLimitMs: opts.limits.wallTimeLimitMs,
+      cpuTimeLimitMs: opts.limits.cpuTimeLimitMs,
+      readCpuMs: () => cgroup?.cpuTimeMs() ?? null /* one counter file, not the whole usage() */,
+      parallelism: parallelism(opts.limits),
+      onLimit: intervene,
+    });
+    onAbort = () => intervene('aborted');
+    if (abortRequested || signal?.aborted) onAbort();
+    options.onSpawn?.({ pid, kill: (name) => live.kill(osConstants.signals[name]) });
+  } catch (e) {
+    fail(e);
+  }
 
   const result = await exit;
   const wallTimeMs = performance.now() - start;
   stopWatchdog();
-  options.signal?.removeEventListener('abort', onAbort);
+  signal?.removeEventListener('abort', abortListener);
   const usage = cgroup?.usage() ?? null;
-  const [out, err] = await outputs;
+  const empty = { data: Buffer.alloc(0), truncated: false };
+  if (!outputs) for (const fd of [stdoutFd, stderrFd]) if (fd >= 0) closeSync(fd);
+  const [out, err] = outputs ? await outputs : [empty, empty];
+  if (failure !== null) throw (failure as { error: unknown }).error;
   const explain =
     spawned.trace && explainRun(opts, nOpts, addon.plan(nOpts), cgroupWrites, spawned.trace, result);
   if (result.error) {
@@ -334,14 +399,103 @@ export function explainOptions(options: RunOptions): ExplainStep[] {
 }
 
 /**
- * End a sandbox: ask capsule-init to kill everything and report (so CPU time
- * and peak memory of a killed run are still known), then SIGKILL it if it has
- * not exited after a grace period. Both go through the pidfd.
+ * One spawned sandbox, as run() holds it: signalled only through its own pidfd (the
+ * addon's watcher for this spawn, never a PID lookup), with every timer it armed
+ * cancelled once it is reaped. After that, kill() is a no-op that returns false.
  */
-export function terminate(pid: number): void {
-  const addon = native();
-  if (!addon.kill(pid, addon.terminateSignal)) return;
-  setTimeout(() => addon.kill(pid, osConstants.signals.SIGKILL), TERMINATE_GRACE_MS).unref();
+class LiveSandbox {
+  private graceTimer: NodeJS.Timeout | undefined;
+  private gone = false;
+
+  constructor(
+    readonly pid: number,
+    private readonly id: number,
+  ) {}
+
+  kill(signal: number | undefined): boolean {
+    if (this.gone || signal === undefined) return false;
+    return native().kill(this.pid, this.id, signal);
+  }
+
+  /**
+   * End the sandbox: ask capsule-init to kill everything and report (so CPU time and
+   * peak memory of a killed run are still known), then SIGKILL it if it has not exited
+   * after a grace period.
+   */
+  terminate(): void {
+    if (!this.kill(native().terminateSignal) || this.graceTimer) return;
+    this.graceTimer = setTimeout(() => this.kill(osConstants.signals.SIGKILL), TERMINATE_GRACE_MS);
+    this.graceTimer.unref();
+  }
+
+  /** Called where the addon reaped it: nothing of this run reaches anything from here on. */
+  reaped(): void {
+    this.gone = true;
+    clearTimeout(this.graceTimer);
+  }
+}
+
+/**
+ * Running out of file descriptors (EMFILE at RLIMIT_NOFILE, ENFILE at the system's
+ * fs.file-max) can hit any step of a run: compiling the seccomp filter into a memfd,
+ * opening a cgroup file, the pipes. Whichever it was, the caller gets one SetupError that
+ * names the limit and what to do, not a message that blames the step (or the seccomp
+ * profile). Nothing is kept broken: the next run works as soon as descriptors are free.
+ */
+function outOfDescriptors(e: unknown): SetupError | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const err = e as {
+    code?: unknown;
+    message?: unknown;
+    syscall?: unknown;
+    path?: unknown;
+    explain?: unknown;
+  };
+  const text = typeof err.message === 'string' ? err.message : '';
+  let code: 'EMFILE' | 'ENFILE' | null = null;
+  if (err.code === 'ENFILE' || /\bENFILE\b|Too many open files in system/.test(text)) code = 'ENFILE';
+  else if (err.code === 'EMFILE' || /\bEMFILE\b|Too many open files/.test(text)) code = 'EMFILE';
+  if (code === null) return null;
+  let what: string;
+  let hint: string;
+  if (code === 'ENFILE') {
+    what = 'the system ran out of file descriptors (fs.file-max)';
+    hint = 'close some, or raise fs.file-max (see /proc/sys/fs/file-nr)';
+  } else {
+    /* Both reads need a descriptor of their own: say what can be said. */
+    let soft = '';
+    let open = '';
+    try {
+      soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '';
+      open = String(readdirSync('/proc/self/fd').length - 1);
+    } catch {
+      /* still none free */
+    }
+    const now = soft ? ` (${open ? `${open} open, ` : ''}soft limit ${soft})` : '';
+    what = `this process ran out of file descriptors at its RLIMIT_NOFILE${now}`;
+    hint =
+      'raise the limit (`ulimit -n`, LimitNOFILE= in a systemd unit) or close descriptors: a run needs about ' +
+      "a dozen of its own, and capsule's cgroup pool keeps a few per pooled cgroup; the next run works once " +
+      'descriptors are free';
+  }
+  const syscall =
+    typeof err.syscall === 'string' ? err.syscall : e instanceof SetupError ? e.syscall : 'open';
+  const wrapped = new SetupError(`capsule could not set up the sandbox: ${what}: ${hint} (${text})`, {
+    step: e instanceof SetupError ? e.step : 'prepare',
+    syscall,
+    errno: code === 'EMFILE' ? osConstants.errno.EMFILE : osConstants.errno.ENFILE,
+    code,
+    path: typeof err.path === 'string' ? err.path : '',
+    hint,
+  });
+  if (e instanceof SetupError) wrapped.explain = e.explain;
+  wrapped.cause = e;
+  return wrapped;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw signal.reason instanceof Error ? signal.reason : new Error('run() aborted before start');
 }
 
 function decodeExit(e: NativeExit, usage: CgroupUsage | null) {

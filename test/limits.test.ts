@@ -3,11 +3,13 @@
  * (issue 2). Timings are checked only as bounds the issue sets, never as speed.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run } from '../src/index.js';
+import { DEFAULT_OUTPUT_LIMIT_BYTES } from '../src/options.js';
 
 const rootfs = inject('rootfs');
 const MiB = 1024 * 1024;
@@ -105,6 +107,30 @@ describe('output', () => {
     expect(r.stderrTruncated).toBe(false);
     expect(performance.now() - start).toBeLessThan(2000);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * MiB);
+  });
+
+  it('caps captured output by default: 100 MiB per stream, then OUTPUT_LIMIT', async () => {
+    const small = await run({ rootfs, argv: ['/bin/true'] });
+    /* Checked first: without a default cap the run below would fill Node's memory. */
+    expect(small.limits.outputLimitBytes).toBe(DEFAULT_OUTPUT_LIMIT_BYTES);
+    expect(DEFAULT_OUTPUT_LIMIT_BYTES).toBe(100 * MiB);
+    const r = await run({ rootfs, argv: ['/probe', 'spew'], encoding: 'buffer' });
+    expect(r.verdict).toBe('OUTPUT_LIMIT');
+    expect(r.stdout.length).toBe(DEFAULT_OUTPUT_LIMIT_BYTES);
+    expect(r.stdoutTruncated).toBe(true);
+  });
+
+  it('refuses a cap whose output could not become a string (V8 max string length), before running', async () => {
+    const over = bufferConstants.MAX_STRING_LENGTH + 1;
+    const e: unknown = await run({ rootfs, argv: ['/bin/true'], outputLimitBytes: over }).catch(
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).option).toBe('outputLimitBytes');
+    expect((e as ConfigError).message).toMatch(/at most \d+ with encoding 'utf8'.*encoding 'buffer'/);
+    /* As a Buffer it is fine. */
+    const r = await run({ rootfs, argv: ['/bin/echo', 'x'], outputLimitBytes: over, encoding: 'buffer' });
+    expect(r.stdout.toString()).toBe('x\n');
   });
 
   it('keeps output under the cap whole', async () => {

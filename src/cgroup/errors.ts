@@ -27,7 +27,7 @@ export interface CgroupErrorFields {
   path?: string | null;
   /** The Node error code (`EACCES`, `ENOENT`, `EBUSY` ...), or null when no system call failed. */
   code?: string | null;
-  /** Negative errno as Node reports it (`-13`), or null. */
+  /** The errno (Node's negative `-13` is accepted and stored positive, as SetupError has it), or null. */
   errno?: number | null;
   cause?: unknown;
 }
@@ -40,6 +40,7 @@ export class CgroupError extends CapsuleError {
   readonly controller: string | null;
   readonly path: string | null;
   readonly code: string | null;
+  /** Positive errno value (`13` for EACCES), or null when no system call failed. */
   readonly errno: number | null;
 
   constructor(message: string, fields: CgroupErrorFields) {
@@ -48,7 +49,7 @@ export class CgroupError extends CapsuleError {
     this.controller = fields.controller ?? null;
     this.path = fields.path ?? null;
     this.code = fields.code ?? null;
-    this.errno = fields.errno ?? null;
+    this.errno = typeof fields.errno === 'number' ? Math.abs(fields.errno) : null;
   }
 }
 

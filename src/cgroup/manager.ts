@@ -289,19 +289,26 @@ export class CgroupManager {
 
   private async release(slot: Slot): Promise<void> {
     this.inUse.delete(slot);
-    // Fast path: the exact "nothing left" counters (v2 populated, v1 pids.current) say empty.
-    if (!isSlotEmpty(slot)) {
-      await this.killUntilNoLiveProcess(slot);
+    try {
+      // Fast path: the exact "nothing left" counters (v2 populated, v1 pids.current) say empty.
       if (!isSlotEmpty(slot)) {
-        // Only zombies left: dead, holding no memory, but still counted in pids.current until
-        // their parent reaps them (in a PID namespace the sandbox's init does it at once;
-        // orphans reparented to a slow host init can take a second here). Reusing the cgroup
-        // now would lend their pid count to the next run, so it waits on the side.
-        this.draining.add(slot);
-        return;
+        await this.killUntilNoLiveProcess(slot);
+        if (!isSlotEmpty(slot)) {
+          // Only zombies left: dead, holding no memory, but still counted in pids.current until
+          // their parent reaps them (in a PID namespace the sandbox's init does it at once;
+          // orphans reparented to a slow host init can take a second here). Reusing the cgroup
+          // now would lend their pid count to the next run, so it waits on the side.
+          this.draining.add(slot);
+          return;
+        }
       }
+      this.recycle(slot);
+    } catch (cause) {
+      // A release that failed part-way (EMFILE opening cgroup.events, at RLIMIT_NOFILE) keeps
+      // the slot for close() and gc: a slot in no list would be left on the host at exit.
+      this.stuck.add(slot);
+      throw cause;
     }
-    this.recycle(slot);
   }
 
   /** SIGKILL until cgroup.procs lists no one, backing off from 1 ms; throws after drainTimeoutMs. */
@@ -377,6 +384,12 @@ export class CgroupManager {
     for (const handle of this.inUse.values()) handle.markReleased();
     this.inUse.clear();
     this.free.clear();
+    /*
+     * Every descriptor the slots hold goes first: killing and removing need a few of their
+     * own (cgroup.procs is read afresh), and a process at its RLIMIT_NOFILE has none else,
+     * so an exit under descriptor pressure left every pooled cgroup behind.
+     */
+    for (const slot of slots) for (const dir of slot.dirs) dir.closeFds();
     const failed: { path: string; error: string }[] = [];
     for (const slot of slots) {
       try {

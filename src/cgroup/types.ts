@@ -114,6 +114,8 @@ export interface HierarchyCgroup {
   kill(): boolean;
   /** After a run, with the cgroup empty: can it be reused without leaking into the next run? */
   recyclable(): boolean;
+  /** Close the fds this directory holds (joinFd, dirFd, counters); remove() does it too. */
+  closeFds(): void;
   /** Close fds and rmdir. Throws CgroupError (EBUSY) while processes remain. */
   remove(): void;
 }

@@ -1,0 +1,23 @@
+/**
+ * The signal that ended a program, by the name `kill -l` gives its number (6 is SIGABRT,
+ * not its alias SIGIOT; 29 is SIGIO, not SIGPOLL).
+ */
+import { describe, expect, inject, it } from 'vitest';
+
+import { run } from '../src/index.js';
+
+const rootfs = inject('rootfs');
+
+describe('signal names', () => {
+  it.each([
+    [6, 'SIGABRT'],
+    [29, 'SIGIO'],
+    [11, 'SIGSEGV'],
+    [31, 'SIGSYS'],
+  ])('a program killed by signal %i reports %s', async (n, name) => {
+    const r = await run({ rootfs, argv: ['/bin/sh', '-c', `kill -${n} $$`] });
+    expect(r.signal).toBe(name);
+    expect(r.exitCode).toBeNull();
+    expect(r.verdict).toBe('SIGNALED');
+  });
+});
