@@ -218,3 +218,19 @@ export class CgroupFileIO {
     this.fds.clear();
   }
 }
+
+/**
+ * Split an exact CPU total between user and system in the ratio of two tick-sampled counters,
+ * as the kernel's cputime_adjust() does: with no system tick everything is user time, with no
+ * user tick everything is system time (a run shorter than a tick has neither: user).
+ */
+export function splitCpuTime(
+  totalMs: number,
+  userTicks: number,
+  systemTicks: number,
+): { user: number; system: number } {
+  if (systemTicks <= 0) return { user: totalMs, system: 0 };
+  if (userTicks <= 0) return { user: 0, system: totalMs };
+  const user = (totalMs * userTicks) / (userTicks + systemTicks);
+  return { user, system: totalMs - user };
+}

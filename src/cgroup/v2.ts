@@ -26,6 +26,7 @@ import {
   parsePids,
   parseSingle,
   readCgroupFile,
+  splitCpuTime,
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
@@ -289,9 +290,13 @@ export class V2Cgroup implements HierarchyCgroup {
     }
     if (this.has.has('cpu') || this.has.has('cpuacct')) {
       const stat = delta(parseFlatKeyed(this.io.read('cpu.stat', 'cpu')), this.cpuStatBase);
+      // user_usec and system_usec are already scaled to usage_usec by the kernel
+      // (cputime_adjust in cgroup_base_stat_cputime_show) but each is rounded down to a µs
+      // apart: splitting the exact total by their ratio keeps user + system == total.
+      const split = splitCpuTime((stat.usage_usec ?? 0) / 1000, stat.user_usec ?? 0, stat.system_usec ?? 0);
       into.cpuTimeMs = (stat.usage_usec ?? 0) / 1000;
-      into.userCpuMs = (stat.user_usec ?? 0) / 1000;
-      into.systemCpuMs = (stat.system_usec ?? 0) / 1000;
+      into.userCpuMs = split.user;
+      into.systemCpuMs = split.system;
       if (this.has.has('cpu')) into.cpuThrottledMs = (stat.throttled_usec ?? 0) / 1000;
     }
     if (this.has.has('pids')) {

@@ -153,6 +153,16 @@ describe('V2Cgroup (fixture)', () => {
     expect(writes).toEqual([]);
   });
 
+  it('user + system == total: the kernel rounds each down to a µs, capsule splits the exact total', () => {
+    cg.prepare({});
+    set('cpu.stat', 'usage_usec 1000\nuser_usec 666\nsystem_usec 333\n');
+    const u = emptyUsage();
+    cg.collect(u);
+    expect(u.cpuTimeMs).toBe(1);
+    expect(u.userCpuMs! + u.systemCpuMs!).toBeCloseTo(1, 9);
+    expect(u.userCpuMs).toBeCloseTo((1 * 666) / 999, 9);
+  });
+
   it('a kernel whose memory.peak cannot be reset makes the cgroup single-use', () => {
     cg.closeFds();
     const files = freshV2();
