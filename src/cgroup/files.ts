@@ -116,6 +116,25 @@ export function parsePids(text: string): number[] {
   return out;
 }
 
+/**
+ * The pids in `dir`/cgroup.procs, read afresh. A cgroup that is gone (the pool removed it
+ * after its run, or close() did) holds no process: ENOENT on the directory is an empty list.
+ */
+export function readPidsOf(dir: string, controller: string | null): number[] {
+  try {
+    return parsePids(readFileSync(join(dir, 'cgroup.procs'), 'utf8'));
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) return [];
+    throw cgroupFsError(
+      'read',
+      join(dir, 'cgroup.procs'),
+      controller,
+      cause,
+      `read ${join(dir, 'cgroup.procs')}`,
+    );
+  }
+}
+
 /** Subtract a baseline from a counter set, clamping at 0 (a counter never goes backwards). */
 export function delta(now: Record<string, number>, base: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};

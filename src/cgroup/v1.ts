@@ -26,9 +26,9 @@ import {
   delta,
   makeCgroupDir,
   parseFlatKeyed,
-  parsePids,
   parseSingle,
   readCgroupFile,
+  readPidsOf,
   splitCpuTime,
   writeCgroupFile,
 } from './files.js';
@@ -333,7 +333,7 @@ export class V1Cgroup implements HierarchyCgroup {
     // Opened afresh every time: v1 builds a pid list at the first read of an open file and
     // serves later reads of that fd from it (cgroup-v1.c cgroup_pidlist_start), so a kept fd
     // would report processes long gone, or miss new ones.
-    return parsePids(readCgroupFile(this.file('cgroup.procs'), this.controllers.join(',')));
+    return readPidsOf(this.path, this.controllers.join(','));
   }
 
   isEmpty(): boolean {
