@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
+import { detectCgroups } from '../src/cgroup/detect.js';
+import { detectV2Features } from '../src/cgroup/v2.js';
 import { ConfigError, run } from '../src/index.js';
 import { DEFAULT_OUTPUT_LIMIT_BYTES } from '../src/options.js';
 
@@ -206,10 +208,14 @@ describe('bad limits are one clear ConfigError', () => {
 describe('cgroups', () => {
   it('leave nothing behind in the parent cgroup once runs are over, beyond the pool', async () => {
     await run({ rootfs, argv: ['/bin/true'], memoryLimitBytes: 64 * MiB });
-    const dir = '/sys/fs/cgroup/memory/capsule';
+    /* The memory controller's hierarchy, v1 or v2, wherever this machine mounts it. */
+    const dir = join(detectCgroups().controllers.memory!.mountPoint, 'capsule');
     const mine = readdirSync(dir).filter((n) => n.startsWith(`${process.pid}-`));
-    /* Pooled slots stay for reuse while this process lives, each empty of processes. */
-    expect(mine.length).toBeGreaterThan(0);
+    /*
+     * Pooled slots stay for reuse while this process lives, each empty of processes; where a
+     * v2 memory.peak cannot be reset (5.19 to 6.11) the run's cgroup is removed instead.
+     */
+    if (detectV2Features(dir).peak !== 'fixed') expect(mine.length).toBeGreaterThan(0);
     for (const name of mine) expect(readFileSync(`${dir}/${name}/cgroup.procs`, 'utf8')).toBe('');
   });
 });

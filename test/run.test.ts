@@ -265,6 +265,8 @@ describe('stdio and results', () => {
     expect(r.cpuTimeMs).toBeGreaterThanOrEqual(190);
     expect(r.cpuTimeMs).toBeLessThan(400);
     expect(r.wallTimeMs).toBeGreaterThanOrEqual(r.cpuTimeMs * 0.9);
+    /* The split adds up to the total (v1 samples user/system per 4 ms tick: 58.6 against 51.4 ms). */
+    expect(Math.abs(r.userCpuTimeMs + r.systemCpuTimeMs - r.cpuTimeMs)).toBeLessThan(0.01);
     expect(r.maxRssBytes).toBeGreaterThan(0);
     /* The probe is small: Node's own heap must not show up here. */
     expect(r.maxRssBytes!).toBeLessThan(16 << 20);

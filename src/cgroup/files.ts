@@ -116,6 +116,25 @@ export function parsePids(text: string): number[] {
   return out;
 }
 
+/**
+ * The pids in `dir`/cgroup.procs, read afresh. A cgroup that is gone (the pool removed it
+ * after its run, or close() did) holds no process: ENOENT on the directory is an empty list.
+ */
+export function readPidsOf(dir: string, controller: string | null): number[] {
+  try {
+    return parsePids(readFileSync(join(dir, 'cgroup.procs'), 'utf8'));
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) return [];
+    throw cgroupFsError(
+      'read',
+      join(dir, 'cgroup.procs'),
+      controller,
+      cause,
+      `read ${join(dir, 'cgroup.procs')}`,
+    );
+  }
+}
+
 /** Subtract a baseline from a counter set, clamping at 0 (a counter never goes backwards). */
 export function delta(now: Record<string, number>, base: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -217,4 +236,20 @@ export class CgroupFileIO {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
   }
+}
+
+/**
+ * Split an exact CPU total between user and system in the ratio of two tick-sampled counters,
+ * as the kernel's cputime_adjust() does: with no system tick everything is user time, with no
+ * user tick everything is system time (a run shorter than a tick has neither: user).
+ */
+export function splitCpuTime(
+  totalMs: number,
+  userTicks: number,
+  systemTicks: number,
+): { user: number; system: number } {
+  if (systemTicks <= 0) return { user: totalMs, system: 0 };
+  if (userTicks <= 0) return { user: 0, system: totalMs };
+  const user = (totalMs * userTicks) / (userTicks + systemTicks);
+  return { user, system: totalMs - user };
 }

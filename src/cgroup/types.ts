@@ -53,14 +53,18 @@ export interface CgroupDeviceRule {
 export interface CgroupUsage {
   /** CPU time (user + system) of every process of the sandbox, in ms; null without CPU accounting. */
   cpuTimeMs: number | null;
-  /** User CPU time in ms; null when not reported. */
+  /**
+   * User CPU time in ms; null when not reported. userCpuMs + systemCpuMs == cpuTimeMs: the
+   * kernel samples the split per tick, so the exact total is split in the sampled ratio.
+   */
   userCpuMs: number | null;
   /** System CPU time in ms; null when not reported. */
   systemCpuMs: number | null;
   /**
    * Peak memory charged to the cgroup in bytes (v2 `memory.peak`, v1 the larger of
    * `memory.max_usage_in_bytes` and `memory.memsw.max_usage_in_bytes`), page cache and kernel
-   * memory included; null without the memory controller. A reused cgroup starts with at most
+   * memory included; null without the memory controller, and on cgroup v2 before Linux 5.19,
+   * which has no memory.peak (docs/cgroups.md §6). A reused cgroup starts with at most
    * maxLeftoverBytes (1 MiB) still charged from earlier runs, which this includes (v1.ts
    * recyclable says why that is not reclaimed).
    */

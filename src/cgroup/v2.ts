@@ -2,19 +2,30 @@
  * cgroup v2 writers (Documentation/admin-guide/cgroup-v2.rst). One directory per sandbox in
  * the unified hierarchy.
  *
- * Resetting between pooled runs, file by file:
+ * Resetting between pooled runs, file by file (docs/cgroups.md has the kernel table; what a
+ * kernel offers is read from the files a cgroup has, detectV2Features, never from a version):
  *  - memory.peak: since 6.12 "a write of any non-empty string resets it to the current
  *    memory usage for subsequent reads through the same file descriptor". So the fd is
- *    opened and reset at prepare() and read at collect(). Older kernels make the file
+ *    opened and reset at prepare() and read at collect(). 5.19 to 6.11 make the file
  *    read-only: the peak is then the cgroup's all-time peak, right for a fresh cgroup only,
  *    so such a cgroup is used once and removed (recyclable() says no) rather than pooled.
+ *    Before 5.19 there is no memory.peak: the peak is unknown (null), and nothing stops reuse.
  *  - memory.events, cpu.stat, pids.events: monotonic counters without a reset; a baseline is
  *    read at prepare() and subtracted at collect(). The baseline is exact because the cgroup
  *    is empty in between (nothing can add to the counters).
  *  - limits (memory.max, memory.swap.max, pids.max, cpu.max, cpuset.cpus): rewritten at
  *    every prepare() unless unchanged since the last one (capsule is the only writer).
  */
-import { closeSync, constants, openSync, readSync, rmdirSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readSync,
+  rmdirSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupController, CgroupHierarchy } from './detect.js';
 import { CgroupError, cgroupFsError } from './errors.js';
@@ -23,9 +34,10 @@ import {
   delta,
   makeCgroupDir,
   parseFlatKeyed,
-  parsePids,
   parseSingle,
   readCgroupFile,
+  readPidsOf,
+  splitCpuTime,
   writeCgroupFile,
 } from './files.js';
 import { killPids } from './kill.js';
@@ -93,6 +105,45 @@ export function ensureV2Parent(hierarchy: CgroupHierarchy, parent: string): V2Pa
   return { dir, enabled: usable, failures };
 }
 
+/**
+ * What the kernel offers in a v2 cgroup, from the files it has (kernfs creates them at mkdir):
+ * fixture directories stand for each kernel in the tests.
+ */
+export interface V2Features {
+  /**
+   * memory.peak: `resettable` where the file is writable (6.12+), `fixed` where it is
+   * read-only (5.19 to 6.11: the cgroup's all-time peak), `absent` before 5.19 or without the
+   * memory controller.
+   */
+  peak: 'resettable' | 'fixed' | 'absent';
+  /** cgroup.kill (5.14+): one write kills the whole cgroup; else SIGKILL by pid, in a loop. */
+  kill: boolean;
+  /** memory.swap.max (swap accounting compiled in and on). */
+  swapMax: boolean;
+  /** memory.oom.group (4.19+). */
+  oomGroup: boolean;
+}
+
+/**
+ * Read the features of the v2 cgroup `dir`. memory.peak's write permission is its mode:
+ * kernfs gives a file S_IWUSR only when it has a write handler, and refuses an open for
+ * writing without one (EACCES, whoever asks), so root's DAC override does not blur the test.
+ */
+export function detectV2Features(dir: string): V2Features {
+  let peak: V2Features['peak'] = 'absent';
+  try {
+    peak = (statSync(join(dir, 'memory.peak')).mode & 0o222) !== 0 ? 'resettable' : 'fixed';
+  } catch {
+    // ENOENT: before 5.19, or no memory controller here.
+  }
+  return {
+    peak,
+    kill: existsSync(join(dir, 'cgroup.kill')),
+    swapMax: existsSync(join(dir, 'memory.swap.max')),
+    oomGroup: existsSync(join(dir, 'memory.oom.group')),
+  };
+}
+
 export interface V2Options {
   /** See V1Options.maxLeftoverBytes (memory.current here). @default 1 MiB */
   maxLeftoverBytes?: number;
@@ -108,10 +159,9 @@ export class V2Cgroup implements HierarchyCgroup {
   private io: CgroupFileIO;
   private readonly has: ReadonlySet<CgroupController>;
   private readonly maxLeftoverBytes: number;
-  private swapFile = false;
+  /** What this kernel offers here; read at init(). */
+  features: V2Features = { peak: 'absent', kill: false, swapMax: false, oomGroup: false };
   private peakFd = -1;
-  private peakResettable = true;
-  private hasKill = false;
   private memMax = -1;
   private pidsMax = -1;
   private quotaUs = -1;
@@ -154,13 +204,11 @@ export class V2Cgroup implements HierarchyCgroup {
   init(): void {
     this.io = new CgroupFileIO(this.path);
     try {
-      if (this.has.has('memory')) {
-        this.swapFile = this.io.exists('memory.swap.max');
-        // An OOM kill takes the whole sandbox, not one process of it: a half-killed sandbox
-        // (a worker gone, its parent waiting forever) is worse than a clean OOM verdict.
-        if (this.io.exists('memory.oom.group')) this.io.write('memory.oom.group', '1', 'memory');
-      }
-      this.hasKill = this.io.exists('cgroup.kill'); // 5.14+
+      this.features = detectV2Features(this.path);
+      if (!this.has.has('memory')) this.features = { ...this.features, peak: 'absent' };
+      // An OOM kill takes the whole sandbox, not one process of it: a half-killed sandbox
+      // (a worker gone, its parent waiting forever) is worse than a clean OOM verdict.
+      if (this.has.has('memory') && this.features.oomGroup) this.io.write('memory.oom.group', '1', 'memory');
       this.joinFd = openSync(this.file('cgroup.procs'), constants.O_WRONLY);
       // clone3(2) CLONE_INTO_CGROUP takes "a file descriptor that refers to a directory in
       // the cgroup v2 hierarchy" and starts the child there, with no migration afterwards.
@@ -247,17 +295,19 @@ export class V2Cgroup implements HierarchyCgroup {
     if (limit !== this.memMax) {
       this.io.write('memory.max', limit < 0 ? 'max' : String(limit), 'memory');
       // No swap for a limited sandbox: memory.max alone lets anonymous memory spill to swap.
-      if (this.swapFile) this.io.write('memory.swap.max', limit < 0 ? 'max' : '0', 'memory');
+      if (this.features.swapMax) this.io.write('memory.swap.max', limit < 0 ? 'max' : '0', 'memory');
       this.memMax = limit;
     }
     this.closePeak();
-    try {
-      this.peakFd = openSync(this.file('memory.peak'), constants.O_RDWR);
-      writeSync(this.peakFd, 'reset\n');
-    } catch {
-      // Before 6.12 memory.peak is read-only (EACCES on open for writing); before 5.19 absent.
-      this.closePeak();
-      this.peakResettable = false;
+    if (this.features.peak === 'resettable') {
+      try {
+        this.peakFd = openSync(this.file('memory.peak'), constants.O_RDWR);
+        writeSync(this.peakFd, 'reset\n');
+      } catch {
+        // Writable by its mode but refused: read it as the all-time peak, and use the cgroup once.
+        this.closePeak();
+        this.features = { ...this.features, peak: 'fixed' };
+      }
     }
     this.memoryEventsBase = parseFlatKeyed(this.io.read('memory.events', 'memory'));
   }
@@ -268,6 +318,7 @@ export class V2Cgroup implements HierarchyCgroup {
   }
 
   private readPeak(): number | null {
+    if (this.features.peak === 'absent') return null;
     if (this.peakFd >= 0) {
       const buf = Buffer.alloc(32);
       // pread at offset 0: kernfs regenerates the value on every read from the start.
@@ -289,9 +340,13 @@ export class V2Cgroup implements HierarchyCgroup {
     }
     if (this.has.has('cpu') || this.has.has('cpuacct')) {
       const stat = delta(parseFlatKeyed(this.io.read('cpu.stat', 'cpu')), this.cpuStatBase);
+      // user_usec and system_usec are already scaled to usage_usec by the kernel
+      // (cputime_adjust in cgroup_base_stat_cputime_show) but each is rounded down to a µs
+      // apart: splitting the exact total by their ratio keeps user + system == total.
+      const split = splitCpuTime((stat.usage_usec ?? 0) / 1000, stat.user_usec ?? 0, stat.system_usec ?? 0);
       into.cpuTimeMs = (stat.usage_usec ?? 0) / 1000;
-      into.userCpuMs = (stat.user_usec ?? 0) / 1000;
-      into.systemCpuMs = (stat.system_usec ?? 0) / 1000;
+      into.userCpuMs = split.user;
+      into.systemCpuMs = split.system;
       if (this.has.has('cpu')) into.cpuThrottledMs = (stat.throttled_usec ?? 0) / 1000;
     }
     if (this.has.has('pids')) {
@@ -307,12 +362,16 @@ export class V2Cgroup implements HierarchyCgroup {
   }
 
   pids(): number[] {
-    return parsePids(readCgroupFile(this.file('cgroup.procs'), null));
+    return readPidsOf(this.path, null);
   }
 
   isEmpty(): boolean {
-    // cgroup-v2.rst "cgroup.events": populated is 1 while the cgroup or a descendant has live processes.
-    return parseFlatKeyed(this.io.read('cgroup.events', null)).populated === 0;
+    // cgroup-v2.rst "cgroup.events": populated is 1 while the cgroup or a descendant has live
+    // processes. A process stops counting there when it exits (cgroup_exit), but its pids
+    // charge stays until it is reaped (release_task): a zombie not yet reaped by its new
+    // parent would lend its count to the next run's pids.max, so both must say empty.
+    if (parseFlatKeyed(this.io.read('cgroup.events', null)).populated !== 0) return false;
+    return !this.has.has('pids') || parseSingle(this.io.read('pids.current', 'pids')) === 0;
   }
 
   kill(): boolean {
@@ -320,14 +379,14 @@ export class V2Cgroup implements HierarchyCgroup {
     if (pids.length === 0) return false;
     // cgroup.kill (5.14+) kills every process of the cgroup and its descendants at once, so
     // a fork racing with the kill cannot slip through as it could with a pid list.
-    if (this.hasKill) this.io.write('cgroup.kill', '1', null);
+    if (this.features.kill) this.io.write('cgroup.kill', '1', null);
     else killPids(pids);
     return true;
   }
 
   recyclable(): boolean {
     if (!this.has.has('memory')) return true;
-    if (!this.peakResettable) return false;
+    if (this.features.peak === 'fixed') return false;
     // Leftover charge retires the cgroup rather than being reclaimed: see V1's recyclable().
     return parseSingle(this.io.read('memory.current', 'memory')) <= this.maxLeftoverBytes;
   }

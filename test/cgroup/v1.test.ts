@@ -150,6 +150,26 @@ describe('V1Cgroup (fixture)', () => {
     expect(cg.cpuTimeMs()).toBe(170);
   });
 
+  it('splits the exact total between user and system by the sampled ratio, so the three agree', () => {
+    cg.prepare({});
+    // As measured here: usage_all counts whole 4 ms ticks (24 + 4 ms), cpuacct.usage the exact
+    // runtime (29.32008 ms). The kernel scales the same way for /proc/PID/stat and cgroup v2's
+    // cpu.stat (cputime_adjust): user + system is the exact total.
+    set('cpuacct.usage_all', 'cpu user system\n0 24000000 4000000\n1 0 0\n');
+    set('cpuacct.usage', '29320080\n');
+    const u = emptyUsage();
+    cg.collect(u);
+    expect(u.cpuTimeMs).toBe(29.32008);
+    expect(u.userCpuMs).toBeCloseTo((29.32008 * 24) / 28, 6);
+    expect(u.userCpuMs! + u.systemCpuMs!).toBeCloseTo(u.cpuTimeMs!, 6);
+    // No tick at all in a short run: all of it is user time, as the kernel's cputime_adjust says.
+    set('cpuacct.usage_all', 'cpu user system\n0 0 0\n1 0 0\n');
+    set('cpuacct.usage', '1500000\n');
+    const short = emptyUsage();
+    cg.collect(short);
+    expect(short).toMatchObject({ cpuTimeMs: 1.5, userCpuMs: 1.5, systemCpuMs: 0 });
+  });
+
   it('without swap accounting: swappiness 0, and only memory.limit_in_bytes is written', () => {
     cg.closeFds();
     const { dir, cleanup: c2 } = tempDir('capsule-v1-noswap-');

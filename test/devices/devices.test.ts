@@ -4,9 +4,11 @@
  * keep working, and on cgroup v1 the sandbox's devices cgroup lists exactly what it was given.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
 import { detectCgroups } from '../../src/cgroup/detect.js';
+import { detectV2Features } from '../../src/cgroup/v2.js';
 import { run, SetupError } from '../../src/index.js';
 import { capsuleCgroupsOnHost } from '../cgroup/helpers.js';
 import { mountCount } from '../helpers/host.js';
@@ -159,7 +161,10 @@ describe('--device in a sandbox', () => {
       capsuleCgroupsOnHost().filter((p) => p.split('/').pop()!.startsWith(`${process.pid}-`));
     await probeDev({ rootfs, devices: ['/dev/fuse', '/dev/net/tun:r'] }, ['/dev/fuse']); // the shape, pooled
     const cgroups = ours().length;
-    expect(cgroups).toBeGreaterThan(0);
+    // Pooled, except where a v2 memory.peak cannot be reset (5.19 to 6.11): then removed.
+    const memory = detectCgroups().controllers.memory;
+    if (memory && detectV2Features(join(memory.mountPoint, 'capsule')).peak !== 'fixed')
+      expect(cgroups).toBeGreaterThan(0);
     await probeDev({ rootfs, devices: ['/dev/fuse', '/dev/net/tun:r'] }, ['/dev/fuse']);
     expect(mountCount()).toBe(mounts);
     // None is added by a run of a shape seen before: the pooled one served it and came back.
