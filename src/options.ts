@@ -270,8 +270,12 @@ function checkStdio(option: string, value: unknown, fallback: StdioOption): Stdi
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0) {
     try {
       fstatSync(value);
-    } catch {
-      fail(option, `${option} ${value} is not an open file descriptor of this process`);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'an error';
+      fail(
+        option,
+        `${option}: ${value} is not an open descriptor (fstat: ${code}): pass a descriptor this process has open`,
+      );
     }
     return value;
   }
