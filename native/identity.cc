@@ -20,9 +20,13 @@ void child_identity(const struct child_config *cfg) {
   /*
    * set_securebits: NOROOT means uid 0 gains no capabilities on execve;
    * NO_SETUID_FIXUP stays off, so set_uid still clears our sets; KEEP_CAPS
-   * stays off. Locking all three makes them permanent for the sandbox.
+   * stays off; NO_CAP_AMBIENT_RAISE refuses PR_CAP_AMBIENT_RAISE, so no
+   * capability can be made to survive an execve through the ambient set
+   * (capabilities(7), "Ambient capability set"). Locking all four makes them
+   * permanent for the sandbox and everything it starts.
    */
-  long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
+  long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+              SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
   long r = SYS5(__NR_prctl, PR_SET_SECUREBITS, bits, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_securebits, r, "PR_SET_SECUREBITS");
   child_trace(cfg, STEP_set_securebits, -1);

@@ -21,10 +21,13 @@
  *   probe fsize BYTES          write BYTES to /tmp/f
  *   probe dev PATH...          JSON per path: stat (type, major, minor, mode) and open for read, for write
  *   probe mknod PATH MAJ MIN   try to make a character device; print errno name or "ok"
+ *   probe securebits           print prctl(PR_GET_SECUREBITS) in decimal
+ *   probe inotify N [MS]       make up to N inotify instances; print "COUNT ERRNO-NAME|ok"; hold them MS ms
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +83,7 @@ static const char *errname(int e) {
     case ENXIO: return "ENXIO";
     case ENOSPC: return "ENOSPC";
     case EFBIG: return "EFBIG";
+    case EMFILE: return "EMFILE";
     default: return strerror(e);
   }
 }
@@ -250,6 +254,19 @@ int main(int argc, char **argv) {
   long n = argc > 2 ? atol(argv[2]) : 0;
   if (!strcmp(cmd, "info")) {
     info();
+  } else if (!strcmp(cmd, "inotify")) {
+    long made = 0;
+    int e = 0;
+    for (; made < n; made++)
+      if (inotify_init1(IN_CLOEXEC) < 0) {
+        e = errno;
+        break;
+      }
+    printf("%ld %s\n", made, errname(e));
+    fflush(stdout);
+    if (argc > 3) sleep_ms(atol(argv[3]));
+  } else if (!strcmp(cmd, "securebits")) {
+    printf("%d\n", prctl(PR_GET_SECUREBITS));
   } else if (!strcmp(cmd, "exit")) {
     return (int)n;
   } else if (!strcmp(cmd, "signal")) {
