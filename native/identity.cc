@@ -8,6 +8,12 @@
  *   drop_caps            clears what uid 0 (if asked for) would keep
  *   set_no_new_privs     execve can never add privilege again
  *   set_pdeathsig again  set_uid cleared it (prctl(2)); re-arm and re-check
+ *
+ * With hostIds 'unique' all of this happens inside the sandbox's user
+ * namespace (set_userns came just before, userns.cc): the capabilities are
+ * that namespace's, and the uid and gid are its ids, mapped to the leased
+ * host ones. Joining it reset the securebits and the bounding set, which is
+ * why they are set here and not earlier.
  */
 #include <linux/capability.h>
 #include <linux/prctl.h>

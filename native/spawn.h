@@ -24,6 +24,8 @@ struct SpawnResult {
   int stdio[3] = {-1, -1, -1}; /* parent ends of the pipes we made, -1 where the caller passed an fd */
   /* CLOCK_MONOTONIC just before clone and when it returned (capsule-init exec'd), for --explain. */
   uint64_t clone_start_ns = 0, clone_end_ns = 0;
+  /* The same around make_userns, 0 when there was none. */
+  uint64_t userns_start_ns = 0, userns_end_ns = 0;
 };
 
 /* CLOCK_MONOTONIC in ns. */

@@ -80,6 +80,17 @@ function hintFor(step: string, code: string): string | undefined {
     return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces';
   if (step === 'clone' && code === 'EINVAL')
     return 'this kernel lacks one of the namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)';
+  if (step === 'make_userns' || step === 'set_userns') {
+    const off =
+      "or hostIds: 'shared' (--host-ids shared) runs every sandbox as its uid on the host, without a user namespace";
+    if (code === 'ENOSPC')
+      return `user namespaces are off or used up: raise the sysctl user.max_user_namespaces (0 turns them off), ${off}`;
+    if (code === 'EINVAL' && step === 'make_userns')
+      return `this kernel has no user namespaces (CONFIG_USER_NS), or a hostIdRange id is not valid: ${off}`;
+    if (code === 'EPERM' || code === 'EACCES')
+      return `something around capsule refuses user namespaces (a seccomp profile or LSM of a container capsule runs in, or a chroot): allow them, ${off}`;
+    return `the sandbox's user namespace could not be made: ${off}`;
+  }
   if (code === 'ENOSYS' && step.startsWith('remount_')) return 'mount_setattr(2) needs Linux 5.12 or later';
   if (code === 'ENOSYS' && step === 'close_fds') return 'close_range(2) needs Linux 5.9 or later';
   if (step === 'pivot_root' && code === 'EINVAL') {
