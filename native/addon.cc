@@ -261,6 +261,7 @@ Napi::Value trace_object(Napi::Env env, const Plan &plan, const SpawnResult &r) 
   t.Set("cloneEndNs", static_cast<double>(r.clone_end_ns));
   t.Set("usernsStartNs", static_cast<double>(r.userns_start_ns));
   t.Set("usernsEndNs", static_cast<double>(r.userns_end_ns));
+  t.Set("parentPidfd", r.parent_pidfd_thread ? "thread" : "process");
   uint32_t n = plan.trace.count < CAPSULE_TRACE_MAX ? plan.trace.count : CAPSULE_TRACE_MAX;
   Napi::Array events = Napi::Array::New(env, n);
   for (uint32_t i = 0; i < n; i++) {

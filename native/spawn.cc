@@ -153,7 +153,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.fd_sources[CAPSULE_FD_STATUS] = status_pipe[1];
     c.fd_sources[CAPSULE_FD_SECCOMP] = opts.seccomp_fd;
     c.fd_sources[CAPSULE_FD_INIT_EXE] = rt.init_fd;
-    c.fd_sources[CAPSULE_FD_PARENT] = rt.self_pidfd;
+    c.fd_sources[CAPSULE_FD_PARENT] = parent_pidfd(rt.self_pidfd, out.parent_pidfd_thread);
     c.uid = opts.uid;
     c.gid = opts.gid;
     c.last_cap = rt.last_cap;

@@ -26,7 +26,15 @@ struct SpawnResult {
   uint64_t clone_start_ns = 0, clone_end_ns = 0;
   /* The same around make_userns, 0 when there was none. */
   uint64_t userns_start_ns = 0, userns_end_ns = 0;
+  bool parent_pidfd_thread = false; /* check_parent polled the cloning thread's pidfd, not the process's */
 };
+
+/*
+ * The pidfd the child's check_parent polls: this thread's own (PIDFD_THREAD)
+ * where the kernel has it, `process_pidfd` otherwise (signals.cc). Owned by
+ * this thread: never close it. `thread` says which.
+ */
+int parent_pidfd(int process_pidfd, bool &thread);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t monotonic_ns();

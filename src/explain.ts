@@ -246,6 +246,9 @@ export function explainRun(
   const first = trace.events[0];
   const cloneStep = steps.find((s) => s.step === 'clone')!;
   cloneStep.durationMs = first ? (first.ns - t0) / 1e6 : null;
+  if (trace.parentPidfd === 'thread')
+    for (const s of steps)
+      if (s.step === 'check_parent') s.call = "poll(the cloning thread's pidfd (PIDFD_THREAD), POLLIN, 0)";
   /* A namespace from the pool (set_netns) means clone was called without CLONE_NEWNET. */
   if (trace.events.some((e) => e.step === 'set_netns'))
     cloneStep.call = cloneStep.call.replace('CLONE_NEWNET|', '');

@@ -65,6 +65,8 @@ export interface NativeTrace {
   /** Around make_userns (CLOCK_MONOTONIC ns); 0 when the sandbox had no user namespace. */
   usernsStartNs?: number;
   usernsEndNs?: number;
+  /** What check_parent polled: the cloning thread's pidfd (PIDFD_THREAD, Linux 6.9+) or the process's. */
+  parentPidfd?: 'thread' | 'process';
   /** op: index into plan()'s operations, or -1 for a step that is not one. */
   events: { step: string; op: number; ns: number }[];
 }
