@@ -1,9 +1,9 @@
 /**
- * A host uid and gid of its own for every concurrent sandbox,
- * so that no sandbox can use up a per-user limit of the kernel's that the
- * next one needs (inotify instances, pending signals, message-queue bytes,
+ * A host uid and gid of its own for every concurrent sandbox, so that no
+ * sandbox can use up a per-user limit of the kernel's that the next one needs (inotify instances, pending signals, message-queue bytes,
  * RLIMIT_NPROC are counted per host user: user_namespaces(7), "ucounts").
  */
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -175,6 +175,39 @@ describe('per-user limits: each concurrent sandbox is a host user of its own', (
       expect(statSync(join(dir, 'shared')).uid).toBe(65534);
     });
   });
+});
+
+describe('leases', () => {
+  /* A one-id range of the tests' own, far from the default cursor's neighbourhood. */
+  const ONE = { first: 0x7001_0000 + (process.pid % 1000), count: 1 };
+  const full = /every host id of hostIdRange \(\d+-\d+\) is leased by a running sandbox: widen hostIdRange/;
+
+  it('an id leased by a running sandbox of this process is not leased again', async () => {
+    await whileRunning(SLEEPER, { hostIdRange: ONE }, async () => {
+      await expect(probe(['exit', '0'], { hostIdRange: ONE })).rejects.toThrow(full);
+    });
+    /* Free again once that run ended. */
+    expect((await probe(['exit', '0'], { hostIdRange: ONE })).exitCode).toBe(0);
+  }, 60_000);
+
+  it('nor one leased by another capsule process', async () => {
+    const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
+    const range = `${ONE.first}-${ONE.first}`;
+    const other = spawn(
+      process.execPath,
+      [cli, 'run', '--host-id-range', range, rootfs(), '/probe', 'inotify', '0', '30000'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve) => other.stdout.once('data', () => resolve()));
+      await expect(probe(['exit', '0'], { hostIdRange: ONE })).rejects.toThrow(full);
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+    }
+    /* Its process died with the lease held: the kernel dropped the lock, so the id is free. */
+    expect((await probe(['exit', '0'], { hostIdRange: ONE })).exitCode).toBe(0);
+  }, 60_000);
 });
 
 describe('failing closed', () => {
