@@ -101,9 +101,13 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
         ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
         : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
     case 'make_userns': {
-      const host =
-        n.hostUid ?? `(leased from ${o.hostIdRange.first}..${o.hostIdRange.first + o.hostIdRange.count - 1})`;
-      return `clone(CLONE_VM) a helper; setresuid(-1, ${host}, -1); unshare(CLONE_NEWUSER); uid_map "${o.uid} ${host} 1", gid_map "${o.gid} ${n.hostGid ?? host} 1"`;
+      const uid = n.hostUid ?? 'ID';
+      const gid = n.hostGid ?? 'ID';
+      const leased =
+        n.hostUid === undefined
+          ? ` (ID leased from ${o.hostIdRange.first}-${o.hostIdRange.first + o.hostIdRange.count - 1})`
+          : '';
+      return `a helper: setresuid(-1, ${uid}, -1); unshare(CLONE_NEWUSER); uid_map "${o.uid} ${uid} 1", gid_map "${o.gid} ${gid} 1"${leased}`;
     }
     case 'set_userns':
       return "setns(the sandbox's user namespace, CLONE_NEWUSER)";
