@@ -15,13 +15,14 @@ import { run } from '../../src/index.js';
 
 const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
 
-/** PIDs of processes whose command line contains `marker`. */
+/** PIDs of the sandbox's sleepers: `/probe sleep MS marker` (not capsule-init or the CLI, whose argv hold it too). */
 function withMarker(marker: string): number[] {
   const found: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) found.push(Number(name));
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (argv[0] === '/probe' && argv[3] === marker) found.push(Number(name));
     } catch {
       /* gone */
     }
@@ -66,8 +67,10 @@ describe('check_parent and the parent-death signal', () => {
       { stdio: 'ignore' },
     );
     try {
-      /* Both sleepers are up: the sandbox is running. */
-      expect(await until(() => withMarker(marker).length === 2, 10_000)).toBe(true);
+      /* Both sleepers are up: the sandbox is running (a slow machine takes seconds to start the CLI). */
+      expect(await until(() => withMarker(marker).length === 2, 60_000), 'the sandbox never started').toBe(
+        true,
+      );
       capsule.kill('SIGKILL');
       expect(
         await until(() => withMarker(marker).length === 0, 10_000),
@@ -76,5 +79,5 @@ describe('check_parent and the parent-death signal', () => {
     } finally {
       capsule.kill('SIGKILL');
     }
-  }, 30_000);
+  }, 90_000);
 });
