@@ -15,6 +15,7 @@
         "native/devices.cc",
         "native/fds.cc",
         "native/identity.cc",
+        "native/userns.cc",
         "native/seccomp.cc"
       ],
       "libraries": ["-lseccomp"],

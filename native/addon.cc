@@ -36,6 +36,7 @@
 #include "netns_pool.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "userns.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -294,6 +295,9 @@ SandboxOptions parse_options(const Napi::Object &o) {
   /* Not (uid_t)-1: to setresuid(2) and setresgid(2) that means "leave it unchanged". */
   s.uid = u32(o, "uid", UINT32_MAX - 1);
   s.gid = u32(o, "gid", UINT32_MAX - 1);
+  Napi::Value host_uid = o.Get("hostUid"), host_gid = o.Get("hostGid"); /* optional: src/ids.ts */
+  s.host_uid = host_uid.IsNumber() ? u32(o, "hostUid", UINT32_MAX - 1) : 0;
+  s.host_gid = host_gid.IsNumber() ? u32(o, "hostGid", UINT32_MAX - 1) : 0;
   s.writable_root = o.Get("writableRoot").ToBoolean();
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();
@@ -356,6 +360,9 @@ Napi::Value trace_object(Napi::Env env, const Plan &plan, const SpawnResult &r) 
   Napi::Object t = Napi::Object::New(env);
   t.Set("cloneStartNs", static_cast<double>(r.clone_start_ns));
   t.Set("cloneEndNs", static_cast<double>(r.clone_end_ns));
+  t.Set("usernsStartNs", static_cast<double>(r.userns_start_ns));
+  t.Set("usernsEndNs", static_cast<double>(r.userns_end_ns));
+  t.Set("parentPidfd", r.parent_pidfd_thread ? "thread" : "process");
   uint32_t n = plan.trace.count < CAPSULE_TRACE_MAX ? plan.trace.count : CAPSULE_TRACE_MAX;
   Napi::Array events = Napi::Array::New(env, n);
   for (uint32_t i = 0; i < n; i++) {
@@ -618,6 +625,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("syscallName", Napi::Function::New(env, SyscallName));
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
+  userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;
 }

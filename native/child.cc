@@ -38,6 +38,9 @@ extern "C" int capsule_child_main(void *arg) {
   child_hostname(cfg); /* (signals.cc) */
   child_rlimits(cfg);  /* (child.cc) */
 
+  /* A host uid and gid of its own: join the user namespace made for it. (userns.cc) */
+  child_set_userns(cfg);
+
   /* stdio at 0..2, capsule's pipes at fixed numbers, nothing else inherited. (fds.cc) */
   child_fds(cfg);
 

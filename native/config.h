@@ -127,6 +127,7 @@ struct child_config {
 
   struct capsule_trace *trace; /* NULL unless --explain */
   int netns_fd; /* a fresh network namespace to join (netns_pool.cc), or -1: clone made one */
+  int userns_fd; /* the sandbox's user namespace to join (userns.cc), or -1: stay host uid/gid */
 
   /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
   char *const *argv;
@@ -154,6 +155,7 @@ void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);
 void child_hostname(const struct child_config *cfg);
 void child_rlimits(const struct child_config *cfg);
+void child_set_userns(const struct child_config *cfg);
 void child_fds(const struct child_config *cfg);
 void child_identity(const struct child_config *cfg);
 void child_exec_init(const struct child_config *cfg) __attribute__((noreturn));

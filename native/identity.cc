@@ -8,6 +8,12 @@
  *   drop_caps            clears what uid 0 (if asked for) would keep
  *   set_no_new_privs     execve can never add privilege again
  *   set_pdeathsig again  set_uid cleared it (prctl(2)); re-arm and re-check
+ *
+ * With hostIds 'unique' all of this happens inside the sandbox's user
+ * namespace (set_userns came just before, userns.cc): the capabilities are
+ * that namespace's, and the uid and gid are its ids, mapped to the leased
+ * host ones. Joining it reset the securebits and the bounding set, which is
+ * why they are set here and not earlier.
  */
 #include <linux/capability.h>
 #include <linux/prctl.h>
@@ -20,9 +26,13 @@ void child_identity(const struct child_config *cfg) {
   /*
    * set_securebits: NOROOT means uid 0 gains no capabilities on execve;
    * NO_SETUID_FIXUP stays off, so set_uid still clears our sets; KEEP_CAPS
-   * stays off. Locking all three makes them permanent for the sandbox.
+   * stays off; NO_CAP_AMBIENT_RAISE refuses PR_CAP_AMBIENT_RAISE, so no
+   * capability can be made to survive an execve through the ambient set
+   * (capabilities(7), "Ambient capability set"). Locking all four makes them
+   * permanent for the sandbox and everything it starts.
    */
-  long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
+  long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+              SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
   long r = SYS5(__NR_prctl, PR_SET_SECUREBITS, bits, 0, 0, 0);
   if (sys_failed(r)) child_fail(cfg, STEP_set_securebits, r, "PR_SET_SECUREBITS");
   child_trace(cfg, STEP_set_securebits, -1);

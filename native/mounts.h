@@ -45,6 +45,8 @@ struct SandboxOptions {
   std::string cwd;
   std::string hostname;
   uint32_t uid = 65534, gid = 65534;
+  /* The host ids uid and gid map to in a user namespace of the sandbox's own (userns.cc); 0: none, run as uid/gid on the host. */
+  uint32_t host_uid = 0, host_gid = 0;
   bool writable_root = false;
   uint64_t tmp_size_bytes = 64ull << 20;
   bool dev_pts = false, dev_shm = false;

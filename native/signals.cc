@@ -30,10 +30,12 @@ void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd) {
   child_trace(cfg, STEP_set_pdeathsig, -1);
 
   /*
-   * check_parent: capsule may have died before the prctl above, in which case
-   * no signal will ever come. getppid() cannot tell (it is 0 across a PID
-   * namespace), so the parent handed us a pidfd of itself, which polls
-   * readable once it has exited (pidfd_open(2)).
+   * check_parent: the thread that cloned us may have died before the prctl
+   * above, in which case no signal will ever come. getppid() cannot tell (it
+   * is 0 across a PID namespace), so the parent handed us a pidfd, which
+   * polls readable once what it names has exited (pidfd_open(2)). Where the
+   * kernel has PIDFD_THREAD (Linux 6.9) it names that thread, the one
+   * PR_SET_PDEATHSIG follows; elsewhere the whole process (parent_pidfd).
    */
   struct pollfd pfd = {parent_pidfd, POLLIN, 0};
   r = SYS3(__NR_poll, &pfd, 1, 0);
@@ -82,4 +84,45 @@ void child_hostname(const struct child_config *cfg) {
   r = SYS0(__NR_setsid);
   if (sys_failed(r)) child_fail(cfg, STEP_new_session, r, "setsid");
   child_trace(cfg, STEP_new_session, -1);
+}
+
+/* ------------------------------ parent half ------------------------------ */
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* <linux/pidfd.h>, Linux 6.9 */
+#endif
+
+/*
+ * The pidfd check_parent polls. PR_SET_PDEATHSIG fires when the *thread*
+ * that cloned the child exits, not the process (PR_SET_PDEATHSIG(2const)), so
+ * the check must look at that thread: a process pidfd would not see a thread
+ * that died while the process lived on, and the sandbox would then be tied to
+ * nothing. pidfd_open(gettid(), PIDFD_THREAD) names exactly that thread and
+ * polls readable when it exits (pidfd_open(2)). One per cloning thread (libuv's
+ * pool threads live as long as the process), kept until the thread ends. A
+ * kernel before 6.9 answers EINVAL: then the process pidfd, which still
+ * covers the case that matters most, the whole of capsule dying.
+ */
+int parent_pidfd(int process_pidfd, bool &thread) {
+  struct Cached {
+    int fd = -1;
+    ~Cached() {
+      if (fd >= 0) close(fd);
+    }
+  };
+  static thread_local Cached cached;
+  static std::atomic<bool> unsupported{false};
+  if (cached.fd < 0 && !unsupported.load(std::memory_order_relaxed)) {
+    long fd = syscall(SYS_pidfd_open, static_cast<pid_t>(syscall(SYS_gettid)), PIDFD_THREAD);
+    if (fd >= 0) cached.fd = static_cast<int>(fd);
+    else if (errno == EINVAL) unsupported.store(true, std::memory_order_relaxed);
+  }
+  thread = cached.fd >= 0;
+  return thread ? cached.fd : process_pidfd;
 }

@@ -25,6 +25,7 @@
 
 #include "netns_pool.h"
 #include "steps.h"
+#include "userns.h"
 
 extern "C" int capsule_child_main(void *arg);
 
@@ -116,6 +117,7 @@ bool read_record(int fd, void *buf, unsigned long size) {
 void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, SpawnResult &out) {
   /* prepare: pipes, then everything the child reads, then its stack. */
   int err_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+  int userns_fd = -1; /* make_userns's, until the child has joined it */
   int stdio_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   int child_stdio[3];
   for (int i = 0; i < 3; i++) {
@@ -165,7 +167,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.fd_sources[CAPSULE_FD_STATUS] = status_pipe[1];
     c.fd_sources[CAPSULE_FD_SECCOMP] = opts.seccomp_fd;
     c.fd_sources[CAPSULE_FD_INIT_EXE] = rt.init_fd;
-    c.fd_sources[CAPSULE_FD_PARENT] = rt.self_pidfd;
+    c.fd_sources[CAPSULE_FD_PARENT] = parent_pidfd(rt.self_pidfd, out.parent_pidfd_thread);
     c.uid = opts.uid;
     c.gid = opts.gid;
     c.last_cap = rt.last_cap;
@@ -174,6 +176,21 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     plan.trace.count = 0;
     c.trace = opts.trace ? &plan.trace : nullptr;
     c.netns_fd = -1; /* taken from the pool right before clone, so no error path can leak it */
+    c.userns_fd = -1;
+  }
+
+  /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
+  if (opts.host_uid != 0) {
+    int err = 0;
+    std::string what;
+    out.userns_start_ns = opts.trace ? monotonic_ns() : 0;
+    userns_fd = userns_make(opts.uid, opts.gid, opts.host_uid, opts.host_gid, err, what);
+    out.userns_end_ns = opts.trace ? monotonic_ns() : 0;
+    plan.cfg.userns_fd = userns_fd;
+    if (userns_fd < 0) {
+      fail(out, STEP_make_userns, err, what.c_str());
+      goto cleanup;
+    }
   }
 
   {
@@ -239,6 +256,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     plan.close_sources();
     /* The child has joined it (or is gone): the sandbox holds the namespace now, not us. */
     if (netns_fd >= 0) close(netns_fd);
+    close_fd(userns_fd); /* the same for the user namespace */
     if (pid < 0) {
       fail(out, STEP_clone, clone_errno, "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
       goto cleanup;
@@ -274,6 +292,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
 
 cleanup:
   plan.close_sources();
+  close_fd(userns_fd);
   close_fd(err_pipe[0]);
   close_fd(err_pipe[1]);
   close_fd(status_pipe[0]);

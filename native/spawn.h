@@ -24,7 +24,17 @@ struct SpawnResult {
   int stdio[3] = {-1, -1, -1}; /* parent ends of the pipes we made, -1 where the caller passed an fd */
   /* CLOCK_MONOTONIC just before clone and when it returned (capsule-init exec'd), for --explain. */
   uint64_t clone_start_ns = 0, clone_end_ns = 0;
+  /* The same around make_userns, 0 when there was none. */
+  uint64_t userns_start_ns = 0, userns_end_ns = 0;
+  bool parent_pidfd_thread = false; /* check_parent polled the cloning thread's pidfd, not the process's */
 };
+
+/*
+ * The pidfd the child's check_parent polls: this thread's own (PIDFD_THREAD)
+ * where the kernel has it, `process_pidfd` otherwise (signals.cc). Owned by
+ * this thread: never close it. `thread` says which.
+ */
+int parent_pidfd(int process_pidfd, bool &thread);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t monotonic_ns();

@@ -19,6 +19,7 @@
   /* parent */                                                                                     \
   STEP(prepare, "pipe2", "pipe(2)", "make the pipes and buffers the child needs, before clone")   \
   STEP(set_cgroup_limits, "write", "cgroups(7)", "the sandbox's own cgroup: limits written, counters reset, before clone") \
+  STEP(make_userns, "unshare", "user_namespaces(7)", "a user namespace owned by the sandbox's own host uid, mapping its uid and gid to host ones") \
   STEP(clone, "clone", "clone(2)", "start the child in new PID, network, mount, IPC, UTS namespaces") \
   /* child, privileged */                                                                          \
   STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
@@ -52,6 +53,7 @@
   STEP(set_hostname, "sethostname", "sethostname(2)", "a hostname of the sandbox's own (UTS namespace)") \
   STEP(new_session, "setsid", "setsid(2)", "no controlling terminal, so no TIOCSTI keystroke injection") \
   STEP(set_rlimits, "prlimit64", "getrlimit(2)", "per-process limits: CPU, file size, open files, stack, core") \
+  STEP(set_userns, "setns", "setns(2)", "join that user namespace: the kernel counts per-user limits per sandbox") \
   STEP(arrange_fds, "dup3", "dup(2)", "put stdio and capsule's pipes at fixed numbers")            \
   STEP(close_fds, "close_range", "close_range(2)", "no inherited file descriptor leaks in")        \
   STEP(set_securebits, "prctl", "capabilities(7)", "uid 0 gets no capabilities back on exec")      \

@@ -84,6 +84,17 @@ function hintFor(step: string, code: string): string | undefined {
     return 'a component of this mount point is a symlink, perhaps swapped in after capsule checked it: mount points must be real directories and files inside the rootfs, reached with no symlink on the way';
   if (step === 'open_mount_target' && code === 'ENOENT')
     return 'this mount point is not in the rootfs (or lies under /proc, /dev or /tmp, which capsule mounts over)';
+  if (step === 'make_userns' || step === 'set_userns') {
+    const off =
+      "or hostIds: 'shared' (--host-ids shared) runs every sandbox as its uid on the host, without a user namespace";
+    if (code === 'ENOSPC')
+      return `user namespaces are off or used up: raise the sysctl user.max_user_namespaces (0 turns them off), ${off}`;
+    if (code === 'EINVAL' && step === 'make_userns')
+      return `this kernel has no user namespaces (CONFIG_USER_NS), or a hostIdRange id is not valid: ${off}`;
+    if (code === 'EPERM' || code === 'EACCES')
+      return `something around capsule refuses user namespaces (a seccomp profile or LSM of a container capsule runs in, or a chroot): allow them, ${off}`;
+    return `the sandbox's user namespace could not be made: ${off}`;
+  }
   if (code === 'ENOSYS' && step.startsWith('remount_')) return 'mount_setattr(2) needs Linux 5.12 or later';
   if (code === 'ENOSYS' && (step === 'open_mount_target' || step === 'bind_rootfs'))
     return 'openat2(2), open_tree(2) and move_mount(2) need Linux 5.6 or later';

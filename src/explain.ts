@@ -110,6 +110,17 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return (n.cgroupDirFd ?? -1) >= 0
         ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
         : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+    case 'make_userns': {
+      const uid = n.hostUid ?? 'ID';
+      const gid = n.hostGid ?? 'ID';
+      const leased =
+        n.hostUid === undefined
+          ? ` (ID leased from ${o.hostIdRange.first}-${o.hostIdRange.first + o.hostIdRange.count - 1})`
+          : '';
+      return `a helper: setresuid(-1, ${uid}, -1); unshare(CLONE_NEWUSER); uid_map "${o.uid} ${uid} 1", gid_map "${o.gid} ${gid} 1"${leased}`;
+    }
+    case 'set_userns':
+      return "setns(the sandbox's user namespace, CLONE_NEWUSER)";
     case 'set_netns':
       return 'setns(a fresh network namespace made ahead of time, CLONE_NEWNET)';
     case 'set_loopback_up':
@@ -143,7 +154,7 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
     case 'close_fds':
       return 'close_range(8, ~0U, 0)';
     case 'set_securebits':
-      return 'prctl(PR_SET_SECUREBITS, NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP_LOCKED|KEEP_CAPS_LOCKED)';
+      return 'prctl(PR_SET_SECUREBITS, NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP_LOCKED|KEEP_CAPS_LOCKED|NO_CAP_AMBIENT_RAISE|NO_CAP_AMBIENT_RAISE_LOCKED)';
     case 'drop_bounding_caps':
       return 'prctl(PR_CAPBSET_DROP, 0..CAP_LAST_CAP)';
     case 'set_groups':
@@ -185,6 +196,7 @@ const CHILD_STEPS_WITHOUT_OPS = new Set([
   'set_hostname',
   'new_session',
   'set_rlimits',
+  'set_userns',
   'arrange_fds',
   'close_fds',
   'set_securebits',
@@ -227,6 +239,16 @@ export function explainRun(
     );
     prev = w.ns;
   }
+  if (trace.usernsStartNs)
+    steps.push(
+      entry(
+        'make_userns',
+        'parent',
+        renderStep('make_userns', o, n),
+        ms(trace.usernsStartNs),
+        (trace.usernsEndNs! - trace.usernsStartNs) / 1e6,
+      ),
+    );
   steps.push(entry('clone', 'parent', renderStep('clone', o, n), 0, null));
   /* The first child step's time is the clone's (namespaces made): it is counted there. */
   prev = trace.events[0]?.ns ?? t0;
@@ -245,6 +267,9 @@ export function explainRun(
   const first = trace.events[0];
   const cloneStep = steps.find((s) => s.step === 'clone')!;
   cloneStep.durationMs = first ? (first.ns - t0) / 1e6 : null;
+  if (trace.parentPidfd === 'thread')
+    for (const s of steps)
+      if (s.step === 'check_parent') s.call = "poll(the cloning thread's pidfd (PIDFD_THREAD), POLLIN, 0)";
   /* A namespace from the pool (set_netns) means clone was called without CLONE_NEWNET. */
   if (trace.events.some((e) => e.step === 'set_netns'))
     cloneStep.call = cloneStep.call.replace('CLONE_NEWNET|', '');
@@ -274,8 +299,16 @@ export function explainPlan(
 ): ExplainStep[] {
   const steps: ExplainStep[] = [];
   if (cgroupNote) steps.push(entry('set_cgroup_limits', 'parent', cgroupNote, null, null));
+  if (o.hostIds === 'unique')
+    steps.push(entry('make_userns', 'parent', renderStep('make_userns', o, n), null, null));
   steps.push(entry('clone', 'parent', renderStep('clone', o, n), null, null));
-  const childOrder = STEPS.map((s) => s.name).filter((name) => name !== 'prepare' && name !== 'clone');
+  const childOrder = STEPS.map((s) => s.name).filter(
+    (name) =>
+      name !== 'prepare' &&
+      name !== 'clone' &&
+      name !== 'make_userns' &&
+      (name !== 'set_userns' || o.hostIds === 'unique'),
+  );
   const opsByStep = new Map<string, NativeOp[]>();
   for (const op of ops) opsByStep.set(op.step, [...(opsByStep.get(op.step) ?? []), op]);
   /* Mount operations run in plan order, between join_cgroup and pivot_root. */

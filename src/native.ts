@@ -19,6 +19,9 @@ export interface NativeOptions {
   hostname: string;
   uid: number;
   gid: number;
+  /** The host ids uid and gid map to in a user namespace of the sandbox's own (src/ids.ts); absent: none. */
+  hostUid?: number;
+  hostGid?: number;
   writableRoot: boolean;
   tmpSizeBytes: number;
   devPts: boolean;
@@ -60,6 +63,11 @@ export interface NativeOp {
 export interface NativeTrace {
   cloneStartNs: number;
   cloneEndNs: number;
+  /** Around make_userns (CLOCK_MONOTONIC ns); 0 when the sandbox had no user namespace. */
+  usernsStartNs?: number;
+  usernsEndNs?: number;
+  /** What check_parent polled: the cloning thread's pidfd (PIDFD_THREAD, Linux 6.9+) or the process's. */
+  parentPidfd?: 'thread' | 'process';
   /** op: index into plan()'s operations, or -1 for a step that is not one. */
   events: { step: string; op: number; ns: number }[];
 }
@@ -157,6 +165,15 @@ export interface Addon {
    * Attach a BPF device program allowing exactly `rules` to a cgroup v2 directory (an
    * O_DIRECTORY fd), replacing any; null detaches it. Throws an Error with `errno`.
    */
+  /**
+   * Lease a host id from [first, first + count), trying from first + start: a file
+   * dir/ID held under flock(2) by the returned fd. Throws an Error with `errno` (EAGAIN: all in use).
+   */
+  claimHostId(dir: string, first: number, count: number, start: number): { id: number; fd: number };
+  /** Unlink dir/ID and close fd: the lease ends. */
+  releaseHostId(dir: string, id: number, fd: number): void;
+  /** Remove the lease files no live lease holds (their process died). */
+  sweepHostIds(dir: string): void;
   setDeviceProgram(
     cgroupDirFd: number,
     rules: { type: 'c' | 'b'; major: number; minor: number; access: string }[] | null,

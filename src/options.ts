@@ -10,6 +10,7 @@ import { ConfigError } from './errors.js';
 import type { NativeOptions } from './native.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 import { resolveSeccomp } from './seccomp/index.js';
+import { DEFAULT_HOST_ID_RANGE, type HostIdRange } from './ids.js';
 import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices } from './devices/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
@@ -54,6 +55,26 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   uid?: number;
   /** Group id inside the sandbox. @default 65534 (nogroup) */
   gid?: number;
+  /**
+   * Which host user and group the sandbox is, which is whom the kernel charges its
+   * per-user limits to (inotify instances, pending signals, message-queue bytes,
+   * RLIMIT_NPROC). `'unique'`: each concurrent sandbox leases a host uid and gid of its
+   * own from `hostIdRange` for the run, in a user namespace that maps `uid`/`gid` (and
+   * nothing else) to it; the program still sees `uid`/`gid`. Host files of any other
+   * owner show as nobody (65534) inside, and a writable bind or `writableRoot` must be
+   * writable by the leased id (world-writable, say): even `uid: 0` is no host root.
+   * `'shared'`: every sandbox is `uid`/`gid` on the host itself, as before capsule had
+   * this option: concurrent sandboxes share those limits, and `uid: 0` owns host root's
+   * files. See docs/security.md. @default 'unique'
+   */
+  hostIds?: 'unique' | 'shared';
+  /**
+   * The host ids `hostIds: 'unique'` leases from: `count` ids from `first`, each used as
+   * a uid and as a gid. Reserve them for capsule: no user, file owner, subordinate-id
+   * range or other container tool may use them.
+   * @default { first: 1879048192 (0x70000000), count: 65536 }
+   */
+  hostIdRange?: HostIdRange;
   /** Leave the rootfs writable (it is the host directory itself: writes persist). @default false */
   writableRoot?: boolean;
   /**
@@ -234,6 +255,8 @@ type SandboxFields =
   | 'seccompFd';
 
 export interface ResolvedOptions extends Pick<NativeOptions, SandboxFields> {
+  hostIds: 'unique' | 'shared';
+  hostIdRange: HostIdRange;
   /** As the caller wrote it, for messages. */
   rootfsArg: string;
   /** The program and its arguments (the addon's argv adds capsule-init in front). */
@@ -388,6 +411,8 @@ const KNOWN_OPTIONS = {
   gpuDiscovery: true,
   cdiDevices: true,
   cdiSpecDirs: true,
+  hostIds: true,
+  hostIdRange: true,
 } as const satisfies Record<keyof RunOptions, true>;
 
 /** Levenshtein distance, case-insensitive: how far a misspelt option is from a known one. */
@@ -641,6 +666,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     hostname,
     uid: checkInteger('uid', o.uid, 65534, 0, 2 ** 32 - 2),
     gid: checkInteger('gid', o.gid, 65534, 0, 2 ** 32 - 2),
+    ...resolveHostIds(o),
     writableRoot: o.writableRoot === true,
     tmpSizeBytes: checkInteger('tmpSizeBytes', o.tmpSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
     devPts: o.devPts === true,
@@ -669,4 +695,16 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     explain: o.explain === true,
     seccompFd: resolveSeccomp(o.seccomp, o.seccompProfile)?.fd ?? -1,
   };
+}
+
+function resolveHostIds(o: RunOptions): { hostIds: 'unique' | 'shared'; hostIdRange: HostIdRange } {
+  const hostIds = o.hostIds ?? 'unique';
+  if (hostIds !== 'unique' && hostIds !== 'shared')
+    fail('hostIds', `hostIds must be 'unique' or 'shared', got ${JSON.stringify(hostIds)}`);
+  const r = o.hostIdRange ?? DEFAULT_HOST_ID_RANGE;
+  if (typeof r !== 'object' || r === null) fail('hostIdRange', 'hostIdRange must be { first, count }');
+  /* 0 is root and 2^32-1 is "no id" to the kernel: neither may be leased. */
+  const first = checkInteger('hostIdRange.first', r.first, 0, 1, 2 ** 32 - 2);
+  const count = checkInteger('hostIdRange.count', r.count, 0, 1, 2 ** 32 - 1 - first);
+  return { hostIds, hostIdRange: { first, count } };
 }

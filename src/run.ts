@@ -16,6 +16,7 @@ import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites 
 import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } from './devices/index.js';
 import { setupError } from './diagnose.js';
 import { ConfigError, SetupError } from './errors.js';
+import { acquireHostIds, type HostIdLease } from './ids.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
@@ -198,9 +199,13 @@ async function runChecked(options: RunOptions): Promise<RunResult<string | Buffe
   native(); /* fail on a missing addon before taking a cgroup */
   const cgroupWrites: CgroupWrite[] = [];
   const cgroup = await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
+  let ids: HostIdLease | null = null;
   try {
-    return await runInCgroup(opts, options, rlimits, cgroup, cgroupWrites);
+    ids = opts.hostIds === 'unique' ? acquireHostIds(opts.hostIdRange) : null;
+    return await runInCgroup(opts, options, rlimits, cgroup, cgroupWrites, ids);
   } finally {
+    /* The sandbox is gone (its PID 1 reaped, and with it every process it had): its host id is free. */
+    ids?.release();
     /* Back to the pool (or removed); one that cannot be emptied is kept for close() and `capsule gc`. */
     await cgroup?.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
   }
@@ -212,6 +217,7 @@ async function runInCgroup(
   rlimits: ReturnType<typeof rlimitPlan>,
   cgroup: SandboxCgroup | null,
   cgroupWrites: CgroupWrite[],
+  ids: HostIdLease | null,
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
   const signal = options.signal;
@@ -245,6 +251,7 @@ async function runInCgroup(
     const into = cgroup?.cloneInto ?? null;
     nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);
     if (into) nOpts.cgroupDirFd = into.dirFd;
+    if (ids) Object.assign(nOpts, { hostUid: ids.uid, hostGid: ids.gid });
     spawned = await addon.spawn(nOpts, onExit);
   } catch (e) {
     signal?.removeEventListener('abort', abortListener);

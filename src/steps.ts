@@ -4,6 +4,7 @@
 export const STEPS = [
   { name: 'prepare', syscall: 'pipe2', man: 'pipe(2)', why: 'make the pipes and buffers the child needs, before clone' },
   { name: 'set_cgroup_limits', syscall: 'write', man: 'cgroups(7)', why: 'the sandbox\'s own cgroup: limits written, counters reset, before clone' },
+  { name: 'make_userns', syscall: 'unshare', man: 'user_namespaces(7)', why: 'a user namespace owned by the sandbox\'s own host uid, mapping its uid and gid to host ones' },
   { name: 'clone', syscall: 'clone', man: 'clone(2)', why: 'start the child in new PID, network, mount, IPC, UTS namespaces' },
   { name: 'set_pdeathsig', syscall: 'prctl', man: 'PR_SET_PDEATHSIG(2const)', why: 'the sandbox dies if capsule dies' },
   { name: 'check_parent', syscall: 'poll', man: 'pidfd_open(2)', why: 'close the race where capsule died before pdeathsig was set' },
@@ -36,6 +37,7 @@ export const STEPS = [
   { name: 'set_hostname', syscall: 'sethostname', man: 'sethostname(2)', why: 'a hostname of the sandbox\'s own (UTS namespace)' },
   { name: 'new_session', syscall: 'setsid', man: 'setsid(2)', why: 'no controlling terminal, so no TIOCSTI keystroke injection' },
   { name: 'set_rlimits', syscall: 'prlimit64', man: 'getrlimit(2)', why: 'per-process limits: CPU, file size, open files, stack, core' },
+  { name: 'set_userns', syscall: 'setns', man: 'setns(2)', why: 'join that user namespace: the kernel counts per-user limits per sandbox' },
   { name: 'arrange_fds', syscall: 'dup3', man: 'dup(2)', why: 'put stdio and capsule\'s pipes at fixed numbers' },
   { name: 'close_fds', syscall: 'close_range', man: 'close_range(2)', why: 'no inherited file descriptor leaks in' },
   { name: 'set_securebits', syscall: 'prctl', man: 'capabilities(7)', why: 'uid 0 gets no capabilities back on exec' },

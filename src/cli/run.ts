@@ -36,6 +36,14 @@ function parseId(value: string): number {
   return Number(value);
 }
 
+/** `FIRST-LAST`, inclusive, for --host-id-range. */
+function parseIdRange(value: string): { first: number; count: number } {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  if (!m || Number(m[2]) < Number(m[1]))
+    throw new InvalidArgumentError(`expected FIRST-LAST host ids, got ${JSON.stringify(value)}`);
+  return { first: Number(m[1]), count: Number(m[2]) - Number(m[1]) + 1 };
+}
+
 /** Adapt a units.ts parser to commander: its errors become InvalidArgumentError. */
 function unit(parse: (v: string) => number): (v: string) => number {
   return (value) => {
@@ -106,6 +114,8 @@ export interface RunFlags {
   hostname?: string;
   uid?: number;
   gid?: number;
+  hostIds?: 'unique' | 'shared';
+  hostIdRange?: { first: number; count: number };
   writableRoot?: boolean;
   tmpSize?: number;
   devPts?: boolean;
@@ -146,6 +156,8 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     hostname: flags.hostname,
     uid: flags.uid,
     gid: flags.gid,
+    hostIds: flags.hostIds,
+    hostIdRange: flags.hostIdRange,
     writableRoot: flags.writableRoot,
     tmpSizeBytes: flags.tmpSize,
     devPts: flags.devPts,
@@ -198,6 +210,18 @@ function sandboxOptions(cmd: Command): Command {
     )
     .addOption(
       new Option('--gid <n>', 'group id inside the sandbox (default: 65534, nogroup)').argParser(parseId),
+    )
+    .addOption(
+      new Option(
+        '--host-ids <mode>',
+        "unique: each sandbox is a host uid/gid of its own (per-user kernel limits are its own); shared: the sandbox's uid/gid on the host itself",
+      ).choices(['unique', 'shared']),
+    )
+    .addOption(
+      new Option(
+        '--host-id-range <FIRST-LAST>',
+        'host ids --host-ids unique leases from (default: 1879048192-1879113727)',
+      ).argParser(parseIdRange),
     )
     .option('--writable-root', 'leave the rootfs writable (writes reach the host directory)')
     .addOption(

@@ -220,6 +220,7 @@ describe("the driver's files, bound read-only from the host", () => {
       gpus: [0],
       gpuDiscovery: { devRoot, procRoot, libraryRoots: [libRoot] },
       uid: 0, // the files' owner, so that only the read-only mount can refuse the write
+      hostIds: 'shared', // host root's uid itself: a leased host id would be refused by permissions first
     });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('host driver 570.1\nhost nvidia-smi\nEROFS\n');

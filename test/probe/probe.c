@@ -26,6 +26,8 @@
  *   probe withdraw N           N threads signal a thread that calls mount(2); print what the call returned
  *   probe forbidden            call mount(2) once from the only thread; print what it returned
  *   probe loopback             TCP server and client on 127.0.0.1; then connect to 10.0.0.1: errno names
+ *   probe securebits           print prctl(PR_GET_SECUREBITS) in decimal
+ *   probe inotify N [MS]       make up to N inotify instances; print "COUNT ERRNO-NAME|ok"; hold them MS ms
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <pthread.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +96,7 @@ static const char *errname(int e) {
     case ENETUNREACH: return "ENETUNREACH";
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case ECONNREFUSED: return "ECONNREFUSED";
+    case EMFILE: return "EMFILE";
     default: return strerror(e);
   }
 }
@@ -306,6 +310,19 @@ int main(int argc, char **argv) {
   long n = argc > 2 ? atol(argv[2]) : 0;
   if (!strcmp(cmd, "info")) {
     info();
+  } else if (!strcmp(cmd, "inotify")) {
+    long made = 0;
+    int e = 0;
+    for (; made < n; made++)
+      if (inotify_init1(IN_CLOEXEC) < 0) {
+        e = errno;
+        break;
+      }
+    printf("%ld %s\n", made, errname(e));
+    fflush(stdout);
+    if (argc > 3) sleep_ms(atol(argv[3]));
+  } else if (!strcmp(cmd, "securebits")) {
+    printf("%d\n", prctl(PR_GET_SECUREBITS));
   } else if (!strcmp(cmd, "exit")) {
     return (int)n;
   } else if (!strcmp(cmd, "signal")) {
