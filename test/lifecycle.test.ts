@@ -22,7 +22,8 @@ async function runWithPid(pid: number, argv: string[]) {
   for (let attempt = 0; attempt < 50; attempt++) {
     let spawned!: Sandbox;
     writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
-    const p = run({ rootfs, argv, cgroups: false, onSpawn: (s) => (spawned = s) });
+    /* hostIds 'shared': make_userns would fork a helper task first, which would take the PID. */
+    const p = run({ rootfs, argv, cgroups: false, hostIds: 'shared', onSpawn: (s) => (spawned = s) });
     await new Promise((r) => setTimeout(r, 0));
     const result = p;
     await new Promise<void>((resolve) => {

@@ -60,6 +60,8 @@ export const OPTION_FLAGS: Readonly<Record<string, Flag>> = {
   fileSizeLimitBytes: { flag: '--file-size-limit', unit: 'bytes' },
   openFilesLimit: { flag: '--open-files-limit' },
   stackLimitBytes: { flag: '--stack-limit', unit: 'bytes' },
+  hostIds: { flag: '--host-ids' },
+  hostIdRange: { flag: '--host-id-range' },
   /* The CLI hands the program its own stdin (and stdout, stderr without --output-limit). */
   stdin: { flag: 'stdin', keepWord: true },
   stdout: { flag: 'stdout', keepWord: true },

@@ -3,7 +3,7 @@
  * sandbox can use up a per-user limit of the kernel's that the next one needs (inotify instances, pending signals, message-queue bytes,
  * RLIMIT_NPROC are counted per host user: user_namespaces(7), "ucounts").
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -23,7 +23,7 @@ import { runOptionsFromFlags } from '../../src/cli/run.js';
 import { setupError } from '../../src/diagnose.js';
 import { DEFAULT_HOST_ID_RANGE, HOST_ID_LOCK_DIR } from '../../src/ids.js';
 import { rlimitPlan } from '../../src/limits.js';
-import { native, type NativeStepError } from '../../src/native.js';
+import { native } from '../../src/native.js';
 import { resolveOptions } from '../../src/options.js';
 import { nativeOptions } from '../../src/run.js';
 
@@ -211,16 +211,54 @@ describe('leases', () => {
 });
 
 describe('failing closed', () => {
-  it('a user namespace the kernel refuses fails the run at make_userns, before clone', async () => {
-    /* (u32)-1 is no id: the kernel refuses the uid_map that names it (user_namespaces(7)). */
+  it('an id the addon cannot pass to the kernel is refused before anything starts', () => {
+    /* (u32)-1 means "leave it unchanged" to setresuid(2): never a host id. */
     const opts = resolveOptions({ rootfs: rootfs(), argv: ['/bin/true'] });
     const n = { ...nativeOptions(opts, [-1, -1, -1], [], rlimitPlan(opts.limits)), hostUid: 2 ** 32 - 1 };
-    const e = (await native()
-      .spawn(n, () => undefined)
-      .catch((x: unknown) => x)) as NativeStepError;
-    expect(e.step).toBe('make_userns');
-    expect(e.errno).toBe(osConstants.errno.EINVAL);
-    expect(e.detail).toContain('uid_map 65534 4294967295 1');
+    expect(() => native().spawn(n, () => undefined)).toThrow(
+      /option hostUid must be an integer from 0 to 4294967294, got 4294967295/,
+    );
+  });
+
+  it('a user namespace the kernel refuses fails the run at make_userns, before clone', () => {
+    /*
+     * A chrooted process may not make a user namespace (user_namespaces(7), unshare(2):
+     * EPERM). A child Node process is chrooted into a bind of / in a mount namespace of
+     * its own, so the kernel refuses for real; nothing of it outlives the child.
+     */
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-chroot-'));
+    const index = join(import.meta.dirname, '../../dist/src/index.js');
+    const script = `
+      import { run } from ${JSON.stringify(index)};
+      try {
+        const r = await run({ rootfs: process.argv[1], argv: ['/bin/true'], cgroups: false });
+        console.log(JSON.stringify({ ran: r.verdict }));
+      } catch (e) {
+        console.log(JSON.stringify({ name: e.name, step: e.step, code: e.code, message: e.message }));
+      }`;
+    try {
+      const out = execFileSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount --rbind / "$0" && exec chroot "$0" "$1" --input-type=module -e "$2" "$3"',
+          dir,
+          process.execPath,
+          script,
+          rootfs(),
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      const r = JSON.parse(out) as Record<string, string>;
+      expect(r).toMatchObject({ name: 'SetupError', step: 'make_userns', code: 'EPERM' });
+      expect(r.message).toContain("hostIds: 'shared'");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says which sysctl to raise, and which option turns per-sandbox ids off', async () => {
