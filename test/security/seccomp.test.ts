@@ -119,18 +119,19 @@ describe('default: a call the allow-list does not name never reaches the kernel'
     file_setattr: 469,
   };
 
-  it('memfd_secret, statmount, listmount, open_tree_attr, file_setattr and later numbers get ENOSYS', async () => {
+  it('memfd_secret, statmount, listmount, open_tree_attr, file_setattr and later numbers get ENOSYS', async (ctx) => {
     const numbers = [...Object.values(NEWER), 470, 480, 500, 1000].map(String);
+    /* The kernel must have some of them: where it has none, its own ENOSYS looks the same as the filter's. */
     const none = await scan(numbers, { seccomp: 'none' });
+    const reached = Object.entries(NEWER).filter(([, n]) => !none.has(n));
+    if (reached.length === 0)
+      ctx.skip(
+        `this kernel has none of ${Object.keys(NEWER).join(', ')} (Linux 6.8 and later; memfd_secret needs secretmem on): the filter's ENOSYS cannot be told from the kernel's`,
+      );
     for (const seccomp of ['default', 'default-kill'] as const) {
       const refused = await scan(numbers, { seccomp });
       for (const n of numbers.map(Number)) expect([n, refused.get(n)]).toEqual([n, 'ENOSYS']);
     }
-    /* The kernel has (most of) them: without a filter they answer something else. */
-    const reached = Object.entries(NEWER).filter(([, n]) => !none.has(n));
-    expect(reached.length, 'this kernel has none of the newer calls: the test shows nothing').toBeGreaterThan(
-      0,
-    );
   });
 
   it('every number 0..470 either reaches the kernel or is refused, and the refusals are the expected ones', async () => {
