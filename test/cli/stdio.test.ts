@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { noPtyReason } from '../helpers/host.js';
+
 const rootfs = inject('rootfs');
 const root = join(import.meta.dirname, '../..');
 const cli = join(root, 'dist/capsule.mjs');
@@ -56,7 +58,9 @@ describe('a slow reader', () => {
 });
 
 describe('a terminal', () => {
-  it("gives the program a blocking tty even after Node made its own fd 0 non-blocking (stdin: 'inherit')", async () => {
+  it("gives the program a blocking tty even after Node made its own fd 0 non-blocking (stdin: 'inherit')", async (ctx) => {
+    const noPty = noPtyReason();
+    if (noPty) ctx.skip(noPty);
     const script = `
       import { readFileSync } from 'node:fs';
       import { run } from ${JSON.stringify(join(root, 'dist/src/index.js'))};

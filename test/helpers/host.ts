@@ -1,5 +1,5 @@
 /** Reading the host's state, for the "nothing leaked" checks. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
 
 export function mountCount(): number {
   return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').length;
@@ -38,4 +38,24 @@ export function zombieChildren(): number[] {
     }
   }
   return found;
+}
+
+/**
+ * Why this machine cannot give a test a pseudo-terminal, or null when it can: a devpts
+ * must be mounted for /dev/ptmx to work (pts(4)). A VM or container without one is a
+ * machine without terminals, not a failure of capsule's.
+ */
+export function noPtyReason(): string | null {
+  try {
+    closeSync(openSync('/dev/ptmx', constants.O_RDWR | constants.O_NOCTTY));
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    return `this machine has no pseudo-terminals (open /dev/ptmx: ${code}; is a devpts mounted at /dev/pts?)`;
+  }
+}
+
+/** Network interfaces of this machine's own namespace other than lo (sysfs /sys/class/net). */
+export function nonLoopbackInterfaces(): string[] {
+  return readdirSync('/sys/class/net').filter((n) => n !== 'lo');
 }
