@@ -1,7 +1,7 @@
 /**
  * The limit flags, --report/--json, and isolate's meta file, as a judge calls them.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -135,5 +135,44 @@ describe('capsule run with limits', () => {
     expect(r.exitCode).toBe(125);
     expect(r.stderr.split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
+  });
+});
+
+describe('capsule run leaves no cgroup behind', () => {
+  /** Cgroups named for `pid` (PID-STARTTIME-N after the process that made them, src/cgroup/names.ts). */
+  function cgroupsOf(pid: number): string[] {
+    const left: string[] = [];
+    const parents = [
+      '/sys/fs/cgroup/capsule',
+      ...readdirSync('/sys/fs/cgroup').map((h) => `/sys/fs/cgroup/${h}/capsule`),
+    ];
+    for (const parent of parents) {
+      if (!existsSync(parent)) continue;
+      for (const name of readdirSync(parent)) if (name.startsWith(`${pid}-`)) left.push(`${parent}/${name}`);
+    }
+    return left;
+  }
+  const limits = ['--memory-limit', '64m', '--cpu-time-limit', '1s', '--pids-limit', '16'];
+
+  it('removes the cgroups a run with limits made, in every hierarchy, when the CLI exits', async () => {
+    const p = capsule(['run', ...limits, rootfs, '/probe', 'exit', '0']);
+    const r = await p;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(cgroupsOf(p.pid!)).toEqual([]);
+  });
+
+  it('removes them too when it runs short of descriptors (ulimit -n 40)', async () => {
+    /* exec: the CLI keeps the shell's PID, which names its cgroups. */
+    const p = execa(
+      'bash',
+      ['-c', 'ulimit -n 40; exec node "$@"', 'bash', cli, 'run', ...limits, rootfs, '/probe', 'exit', '0'],
+      {
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
+    const r = await p;
+    expect(r.stderr.split('\n').filter(Boolean).length, r.stderr).toBeLessThanOrEqual(1);
+    expect(cgroupsOf(p.pid!)).toEqual([]);
   });
 });
