@@ -149,10 +149,17 @@ export async function setupError(
 
 let errnoNames: Map<number, string> | undefined;
 
-/** errno's symbolic name (`ENOENT`) from os.constants.errno. */
+/** Names os.constants.errno also lists for a number that has a better-known one. */
+const ERRNO_ALIASES = new Set(['EWOULDBLOCK', 'ENOTSUP', 'EDEADLOCK']);
+
+/** errno's symbolic name (`ENOENT`) from os.constants.errno: EAGAIN, never its alias EWOULDBLOCK. */
 export function errnoName(errno: number): string {
   if (!errnoNames) {
-    errnoNames = new Map(Object.entries(osConstants.errno).map(([name, value]) => [value as number, name]));
+    errnoNames = new Map(
+      Object.entries(osConstants.errno)
+        .filter(([name]) => !ERRNO_ALIASES.has(name))
+        .map(([name, value]) => [value as number, name]),
+    );
   }
   return errnoNames.get(errno) ?? `E${errno}`;
 }
