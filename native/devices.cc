@@ -40,12 +40,7 @@ void plan_devices(const SandboxOptions &opts, Plan &plan) {
   std::set<std::string> made_dirs;
   /* In the sandbox's fresh /dev tmpfs, by its descriptor (mounts.cc): `at` is relative to /dev. */
   auto in_dev = [&](mount_op_kind kind, const std::string &inside) {
-    mount_op o{};
-    o.kind = kind;
-    o.step = STEP_make_device_node;
-    o.base = MOUNT_FD_DEV;
-    o.save = -1;
-    o.source_fd = -1;
+    mount_op o = new_mount_op(kind, STEP_make_device_node, MOUNT_FD_DEV);
     o.target = o.detail = plan.keep(inside);
     o.at = plan.keep(inside.substr(5));
     return o;

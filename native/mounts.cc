@@ -57,12 +57,7 @@ class Planner {
 
   /* An operation on the path `inside` the sandbox, resolved from `base`, which is mounted at `base_path`. */
   mount_op op(mount_op_kind kind, capsule_step step, int base, const char *base_path, const std::string &inside) {
-    mount_op o{};
-    o.kind = kind;
-    o.step = step;
-    o.base = base;
-    o.save = -1;
-    o.source_fd = -1;
+    mount_op o = new_mount_op(kind, step, base);
     o.target = plan_.keep(inside);
     std::string rel = inside.substr(std::string(base_path).size());
     if (!rel.empty() && rel[0] == '/') rel.erase(0, 1);

@@ -90,6 +90,22 @@ struct Plan {
 };
 
 /* The mount phase as operations, from the options alone: no system call is made (capsule explain uses it). */
+/*
+ * A new operation of `kind` for `step`, resolved from the descriptor in slot
+ * `base` (enum mount_fd_slot); it saves no descriptor and has no source tree
+ * yet. Every planner starts from this, so a field added to mount_op gets one
+ * default in one place.
+ */
+inline mount_op new_mount_op(mount_op_kind kind, capsule_step step, int base) {
+  mount_op o{};
+  o.kind = kind;
+  o.step = step;
+  o.base = base;
+  o.save = -1;
+  o.source_fd = -1;
+  return o;
+}
+
 void plan_mounts(const SandboxOptions &opts, Plan &plan);
 /*
  * Before clone: open each bind's source once and clone it into a detached

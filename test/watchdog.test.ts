@@ -9,6 +9,19 @@ import { run } from '../src/index.js';
 
 const rootfs = inject('rootfs');
 
+/** The names of the process warnings Node emits while `fn` runs. */
+async function warningsDuring(fn: () => Promise<void>): Promise<string[]> {
+  const names: string[] = [];
+  const onWarning = (w: Error) => names.push(w.name);
+  process.on('warning', onWarning);
+  try {
+    await fn();
+  } finally {
+    process.off('warning', onWarning);
+  }
+  return names;
+}
+
 describe('the wall-time limit', () => {
   it('is never reported passed before it was reached (200 runs of 50 ms)', async () => {
     const early: number[] = [];
@@ -26,10 +39,7 @@ describe('the wall-time limit', () => {
   }, 120_000);
 
   it('of 600 hours (past the 2^31-1 ms a Node timer holds) does not end a short run', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
+    const warnings = await warningsDuring(async () => {
       const r = await run({
         rootfs,
         argv: ['/bin/sleep', '0.2'],
@@ -37,28 +47,21 @@ describe('the wall-time limit', () => {
       });
       expect(r.verdict).toBe('OK');
       expect(r.timeLimit).toBeNull();
-    } finally {
-      process.off('warning', onWarning);
-    }
-    expect(warnings.map((w) => w.name)).not.toContain('TimeoutOverflowWarning');
+    });
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
   });
 });
 
 describe('the CPU-time limit', () => {
   it('of 1300 hours does not overflow a Node timer', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
+    const warnings = await warningsDuring(async () => {
       const r = await run({
         rootfs,
         argv: ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'],
         cpuTimeLimitMs: 1300 * 3600 * 1000,
       });
       expect(r.verdict).toBe('OK');
-    } finally {
-      process.off('warning', onWarning);
-    }
-    expect(warnings.map((w) => w.name)).not.toContain('TimeoutOverflowWarning');
+    });
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
   });
 });
