@@ -12,6 +12,7 @@
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
  *   strerror(errno) -> string
  *   compileSeccomp(profile) -> { fd, instructions, ignored, unknown, pfc }   (seccomp.cc)
+ *   sealFilter(bytes) -> fd; libseccompVersion          precompiled filters (seccomp.cc)
  *   syscallName(nr, auditArch) -> string
  *   setDeviceProgram(cgroupDirFd, rules | null)   cgroup v2 device gating (devices.cc)
  */
@@ -575,6 +576,22 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
   return res;
 }
 
+/* sealFilter(bytes): a precompiled filter into a sealed memfd (seccomp.cc); throws with errno. */
+Napi::Value SealFilter(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  std::string error;
+  int fd = seccomp_filter_from_bytes(b.Data(), b.Length(), error);
+  if (fd < 0) {
+    int saved = errno;
+    Napi::Error e = Napi::Error::New(env, error + ": " + strerror(saved));
+    e.Set("errno", Napi::Number::New(env, saved));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Value SyscallName(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), seccomp_syscall_name(info[0].As<Napi::Number>().Int32Value(),
                                                             info[1].As<Napi::Number>().Uint32Value()));
@@ -624,6 +641,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("syscallName", Napi::Function::New(env, SyscallName));
+  exports.Set("sealFilter", Napi::Function::New(env, SealFilter));
+  exports.Set("libseccompVersion", Napi::String::New(env, libseccomp_version()));
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));

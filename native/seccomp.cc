@@ -214,6 +214,52 @@ bool compile(const SeccompProfile &p, SeccompCompiled &out) {
 
 void seccomp_compile(const SeccompProfile &profile, SeccompCompiled &out) { compile(profile, out); }
 
+/*
+ * A filter compiled earlier (at build time, by scripts/precompile-seccomp.mjs,
+ * from the same profile and this same libseccomp version) into a sealed memfd,
+ * as seccomp_compile leaves its own: only the bytes differ in where they came
+ * from. The kernel checks the program again when capsule-init loads it
+ * (seccomp(2) verifies every BPF program), so a bad file fails there, named.
+ */
+int seccomp_filter_from_bytes(const uint8_t *bytes, size_t size, std::string &error) {
+  if (size == 0 || size % 8 != 0 || size / 8 > kMaxInstructions) {
+    error = "a precompiled filter of " + std::to_string(size) + " bytes is not 1 to 4096 instructions of 8 bytes";
+    errno = EINVAL;
+    return -1;
+  }
+  int fd = export_memfd("capsule-seccomp");
+  if (fd < 0) {
+    error = "memfd_create";
+    return -1;
+  }
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = write(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(fd);
+      error = "writing the precompiled filter into its memfd";
+      errno = e;
+      return -1;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    error = "sealing the filter's memfd";
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+std::string libseccomp_version() {
+  const struct scmp_version *v = seccomp_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro);
+}
+
 std::string seccomp_syscall_name(int nr, uint32_t audit_arch) {
   /* libseccomp's architecture tokens are the AUDIT_ARCH_* values; x32 shares x86_64's. */
   uint32_t token = audit_arch;

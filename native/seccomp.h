@@ -58,6 +58,15 @@ struct SeccompCompiled {
 /* Compile with libseccomp; on success the caller owns out.fd. Parent only: it allocates. */
 void seccomp_compile(const SeccompProfile &profile, SeccompCompiled &out);
 
+/*
+ * A sealed memfd holding `size` bytes of a filter compiled earlier (struct
+ * sock_filter[]); -1 with errno and `error` naming the call that failed.
+ */
+int seccomp_filter_from_bytes(const uint8_t *bytes, size_t size, std::string &error);
+
+/* libseccomp's run-time version, "major.minor.micro": precompiled filters are keyed by it. */
+std::string libseccomp_version();
+
 /* The name of system call `nr` of the ABI `audit_arch` (AUDIT_ARCH_*), or "" when unknown. */
 std::string seccomp_syscall_name(int nr, uint32_t audit_arch);
 

@@ -15,6 +15,8 @@
  * found at run time from package.json (src/native.ts), as before.
  */
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,3 +36,61 @@ await build({
   },
   logLevel: 'warning',
 });
+
+/*
+ * The same CLI as a start-up snapshot (src/cli/snapshot.ts says why): a CommonJS bundle,
+ * which is what `node --build-snapshot` runs, turned into dist/capsule.blob by this node.
+ * The blob only works with the node binary that made it, so beside it goes that binary's
+ * identity (device, inode, size, mtime, as `stat -L -c %d:%i:%s:%Y` prints them), which
+ * the launcher compares before using it. If the snapshot cannot be built, the launcher
+ * runs the bundle: slower to start, the same command.
+ */
+const dist = join(root, 'dist');
+const snapshotEntry = join(dist, 'capsule-snapshot.cjs');
+const blob = join(dist, 'capsule.blob');
+const nodeId = join(dist, 'capsule.blob.node');
+rmSync(blob, { force: true });
+rmSync(nodeId, { force: true });
+await build({
+  entryPoints: [join(dist, 'src/cli/snapshot.js')],
+  outfile: snapshotEntry,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  /* Never evaluated in the snapshot: the launcher gives the package root (setPackageRoot). */
+  define: { 'import.meta.url': 'undefined' },
+  logLevel: 'error',
+});
+const made = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', snapshotEntry], {
+  encoding: 'utf8',
+});
+rmSync(snapshotEntry, { force: true });
+if (made.status === 0) {
+  const st = statSync(process.execPath);
+  writeFileSync(nodeId, `${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}\n`);
+} else {
+  rmSync(blob, { force: true });
+  console.error(`bundle-cli: no start-up snapshot (the CLI still works, slower to start):\n${made.stderr}`);
+}
+
+const launcher = join(dist, 'capsule');
+writeFileSync(
+  launcher,
+  `#!/bin/sh
+# The capsule command (package.json "bin"), made by scripts/bundle-cli.mjs.
+# Node starts from dist/capsule.blob, a snapshot of the CLI taken at build time
+# (src/cli/snapshot.ts), when the node found here is the binary that made it;
+# otherwise it runs the bundle, dist/capsule.mjs: the same command, slower to start.
+self=$0
+[ -L "$self" ] && self=$(readlink -f -- "$self")
+dir=\${self%/*}
+node=$(command -v node) || { echo "capsule: node is not on PATH" >&2; exit 125; }
+if [ -r "$dir/capsule.blob.node" ] && read -r want < "$dir/capsule.blob.node" &&
+  [ "$(stat -L -c %d:%i:%s:%Y -- "$node" 2>/dev/null)" = "$want" ]; then
+  exec "$node" --snapshot-blob "$dir/capsule.blob" "$dir/capsule" "$@"
+fi
+exec "$node" "$dir/capsule.mjs" "$@"
+`,
+);
+chmodSync(launcher, 0o755);

@@ -45,8 +45,12 @@ export interface HostIdLease {
 }
 
 let dirMade = false;
-/* Where the next search starts: past the last id leased, so an id is not reused at once. */
-let cursor = Math.floor(Math.random() * 0x10000);
+/*
+ * Where the next search starts: past the last id leased, so an id is not reused at once.
+ * Drawn on first use, not when the module loads: the CLI's start-up snapshot
+ * (src/cli/snapshot.ts) would otherwise give every invocation the same start.
+ */
+let cursor = -1;
 
 /** Lease a host id from `range` for one sandbox. */
 export function acquireHostIds(range: HostIdRange): HostIdLease {
@@ -66,6 +70,7 @@ export function acquireHostIds(range: HostIdRange): HostIdLease {
   }
   let claim;
   try {
+    if (cursor < 0) cursor = Math.floor(Math.random() * 0x10000);
     claim = addon.claimHostId(HOST_ID_LOCK_DIR, range.first, range.count, cursor % range.count);
   } catch (e) {
     const err = e as Error & { errno?: number };

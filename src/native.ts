@@ -3,7 +3,6 @@
  * Like node-pty's loader, a failure lists every path that was tried.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -160,6 +159,10 @@ export interface Addon {
     unknown: string[];
     pfc: string;
   };
+  /** A filter compiled earlier (struct sock_filter[] bytes) into a sealed memfd, owned by the caller. */
+  sealFilter(bytes: Uint8Array): number;
+  /** libseccomp's run-time version, "major.minor.micro". */
+  libseccompVersion: string;
   syscallName(nr: number, auditArch: number): string;
   /**
    * Attach a BPF device program allowing exactly `rules` to a cgroup v2 directory (an
@@ -180,8 +183,23 @@ export interface Addon {
   ): void;
 }
 
+let knownRoot: string | undefined;
+
+/**
+ * Where the package is, for a copy of this code that cannot tell from its own URL: the
+ * CLI's start-up snapshot (src/cli/snapshot.ts), whose code was loaded at build time.
+ */
+export function setPackageRoot(dir: string): void {
+  knownRoot = dir;
+}
+
 /** The package root: the nearest directory above this file with capsule's package.json. */
 export function packageRoot(): string {
+  knownRoot ??= findPackageRoot();
+  return knownRoot;
+}
+
+function findPackageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
@@ -201,14 +219,16 @@ let addon: Addon | undefined;
 export function native(): Addon {
   if (addon) return addon;
   const root = packageRoot();
-  const require = createRequire(import.meta.url);
   const tried: string[] = [];
   for (const build of ['Release', 'Debug']) {
     const dir = join(root, 'build', build);
     const file = join(dir, 'capsule.node');
     tried.push(file);
     if (!existsSync(file)) continue;
-    const loaded = require(file) as Addon;
+    /* process.dlopen is what require() does for a .node file, without node:module. */
+    const mod = { exports: {} as Addon };
+    process.dlopen(mod, file);
+    const loaded = mod.exports;
     loaded.configure({ initPath: join(dir, 'capsule-init') });
     addon = loaded;
     return loaded;

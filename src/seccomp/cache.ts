@@ -12,6 +12,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { native } from '../native.js';
+import { precompiledFilter, preverify } from './precompiled.js';
 import type { SeccompProfile } from './profile.js';
 
 export interface CompiledFilter {
@@ -44,6 +45,19 @@ export function profileKey(p: SeccompProfile): string {
   return JSON.stringify([p.defaultAction, p.badArchAction, rules, p.enosysAfter]);
 }
 
+/* Keys computed ahead of time (the CLI's start-up snapshot: src/cli/snapshot.ts). */
+const keys = new WeakMap<SeccompProfile, string>();
+
+/**
+ * Compute and keep `p`'s key now, and find its precompiled program, so its first
+ * compile does neither (for the CLI's start-up snapshot).
+ */
+export function rememberKey(p: SeccompProfile): void {
+  const key = profileKey(p);
+  keys.set(p, key);
+  preverify(p, key);
+}
+
 /* Profiles compiled without the unknown-name warning. */
 const quiet = new WeakSet<SeccompProfile>();
 
@@ -69,7 +83,7 @@ const byFd = new Map<number, CompiledFilter>();
 export function compileCached(p: SeccompProfile, source: string): CompiledFilter {
   const known = byObject.get(p);
   if (known) return known;
-  const key = profileKey(p);
+  const key = keys.get(p) ?? profileKey(p);
   const hit = cache.get(key);
   if (hit) {
     byObject.set(p, hit);
@@ -77,7 +91,8 @@ export function compileCached(p: SeccompProfile, source: string): CompiledFilter
   }
   let out;
   try {
-    out = native().compileSeccomp({ ...p, pfc: false });
+    /* Compiled at build time when it is this very profile (src/seccomp/precompiled.ts). */
+    out = precompiledFilter(p, key) ?? native().compileSeccomp({ ...p, pfc: false });
   } catch (e) {
     throw new ConfigError(
       `seccomp profile ${source} cannot be compiled: ${(e as Error).message}`,

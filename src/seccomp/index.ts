@@ -14,6 +14,7 @@ export {
   filterNote,
   filterText,
   profileKey,
+  rememberKey,
   type CompiledFilter,
 } from './cache.js';
 export {
