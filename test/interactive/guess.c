@@ -4,7 +4,8 @@
  *
  *   guess interactor GAMES SEED [MODE]   picks a number in [1, 10^9] per game; answers each
  *       guess with "<" (the number is smaller), ">" (larger) or "=" (found, next game).
- *       First line to the solution: GAMES. Exit 0 accepted, 1 wrong answer (more than 30
+ *       First line to the solution: GAMES. Last line on stderr: "ok GAMES games, ROUNDS
+ *       rounds" (one round: a guess and its answer). Exit 0 accepted, 1 wrong answer (more than 30
  *       guesses in a game, a line that is no number, end of file), testlib's codes.
  *       MODE: spin (after the first guess, burn CPU forever), sleep (after the first
  *       guess, sleep forever), fail (after the first guess, exit 3: testlib's FAIL),
@@ -27,6 +28,7 @@
 
 static int interactor(long games, unsigned long seed, const char *mode) {
   char line[64];
+  long rounds = 0;
   printf("%ld\n", games);
   fflush(stdout);
   for (long g = 0; g < games; g++) {
@@ -58,12 +60,13 @@ static int interactor(long games, unsigned long seed, const char *mode) {
         fprintf(stderr, "wrong answer: more than %d guesses in game %ld\n", MAX_GUESSES, g + 1);
         return 1;
       }
+      rounds++;
       puts(y == x ? "=" : x < y ? "<" : ">");
       fflush(stdout);
       if (y == x) break;
     }
   }
-  fprintf(stderr, "ok %ld games\n", games);
+  fprintf(stderr, "ok %ld games, %ld rounds\n", games, rounds);
   return 0;
 }
 
