@@ -55,8 +55,9 @@ export interface InteractiveOptions {
    */
   interactorGraceMs?: number;
   /**
-   * Aborting ends both sides. Before either sandbox is cloned, runInteractive() rejects
-   * with the signal's reason; after, it resolves with verdict ABORTED once both are reaped.
+   * Aborting ends both sides. Already aborted, or aborted before both sandboxes are
+   * cloned, runInteractive() rejects with the signal's reason (a side already started is
+   * killed and reaped first); after, it resolves with verdict ABORTED once both are reaped.
    */
   signal?: AbortSignal;
 }
