@@ -9,7 +9,8 @@
  *       guesses in a game, a line that is no number, end of file), testlib's codes.
  *       MODE: spin (after the first guess, burn CPU forever), sleep (after the first
  *       guess, sleep forever), fail (after the first guess, exit 3: testlib's FAIL),
- *       crash (after the first guess, SIGSEGV), sink (read and discard forever).
+ *       crash (after the first guess, SIGSEGV), sink (read and discard lines until end of
+ *       file, then say how many on stderr).
  *   guess solution [MODE]   reads GAMES, binary-searches each number. MODE: wrong (guesses
  *       1, 2, 3, ...: too many), hang (sleeps without reading), spin (burns CPU), early
  *       (exits 0 at once), flood (writes "1\n" forever), deaf (on end of file, sleeps
@@ -36,6 +37,7 @@ static int interactor(long games, unsigned long seed, const char *mode) {
     long x = (long)((seed >> 33) % HI) + 1;
     for (int n = 1;; n++) {
       if (!fgets(line, sizeof line, stdin)) {
+        if (!strcmp(mode, "sink")) fprintf(stderr, "sink: %d lines\n", n - 1);
         fprintf(stderr, "wrong answer: unexpected end of file in game %ld\n", g + 1);
         return 1;
       }
