@@ -18,7 +18,8 @@
  */
 import { closeSync } from 'node:fs';
 
-import { CapsuleError, ConfigError, SetupError } from './errors.js';
+import { errnoName } from './diagnose.js';
+import { ConfigError, SetupError } from './errors.js';
 import { native } from './native.js';
 import { resolveOptions, type RunOptions, type Sandbox } from './options.js';
 import { run, type RunResult } from './run.js';
@@ -220,9 +221,11 @@ export async function runInteractive(options: InteractiveOptions): Promise<Inter
   } catch (e) {
     for (const fd of ends) closeSync(fd);
     const err = e as Error & { errno?: number };
-    throw new CapsuleError(
-      `runInteractive could not make the pipes between the sandboxes (${err.message}): ` +
-        'close descriptors or raise RLIMIT_NOFILE (`ulimit -n`)',
+    const errno = err.errno ?? 0;
+    const hint = 'close descriptors, or raise RLIMIT_NOFILE (`ulimit -n`) or fs.file-max';
+    throw new SetupError(
+      `runInteractive could not make the pipes between the two sandboxes (${err.message}): ${hint}`,
+      { step: 'prepare', syscall: 'pipe2', errno, code: errnoName(errno), path: '', hint },
     );
   }
   const [toInteractorRead, toInteractorWrite, toSolutionRead, toSolutionWrite] = ends as [
@@ -255,15 +258,17 @@ export async function runInteractive(options: InteractiveOptions): Promise<Inter
   const stop = { solution: new AbortController(), interactor: new AbortController() };
   let aborted = false;
   const killedAfterGrace = { solution: false, interactor: false };
+  const ended = { solution: false, interactor: false };
   const graceTimers: NodeJS.Timeout[] = [];
   const onAbort = () => {
+    /* Both already ended on their own (the abort came while their results were read): not aborted. */
+    if (ended.solution && ended.interactor) return;
     aborted = true;
     for (const side of SIDES) stop[side].abort(new SideStopped('aborted'));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const other = (side: Side): Side => (side === 'solution' ? 'interactor' : 'solution');
-  const ended = { solution: false, interactor: false };
   const pendingGrace = { solution: false, interactor: false };
   /** `side` ended: the other side gets its grace, counted from its start if it has not started yet. */
   const startGrace = (side: Side) => {
