@@ -3,7 +3,17 @@
  * verdicts, both sides' limits, and nothing left behind on any path.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -16,6 +26,7 @@ import {
   runInteractive,
   SetupError,
 } from '../src/index.js';
+import { native } from '../src/native.js';
 import { mountCount, processesWith, zombieChildren } from './helpers/host.js';
 import { makeBusyboxRootfs } from './helpers/rootfs.js';
 
@@ -146,6 +157,51 @@ describe('the guessing game', () => {
     expect(r.reason).toMatch(/exited with 0, which is neither accepted \(42\)/);
     const custom = await game({ exitCodes: { accepted: [0], wrongAnswer: [7] } });
     expect(custom.verdict).toBe('ACCEPTED');
+  });
+});
+
+describe('the wiring, seen from inside', () => {
+  /** `guess fds`'s lines: descriptor number to what it points at. */
+  const fds = (stderr: string) =>
+    Object.fromEntries([...stderr.matchAll(/^(\d+) -> (.*)$/gm)].map((m) => [Number(m[1]), m[2]!]));
+
+  /** <asm-generic/fcntl.h>: Node's fs.constants has no O_CLOEXEC. */
+  const O_CLOEXEC = 0o2000000;
+
+  it('makes its pipes close-on-exec, so no other child of this process holds an end', () => {
+    const ends = native().pipe();
+    try {
+      for (const fd of ends) {
+        const flags = parseInt(
+          /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!,
+          8,
+        );
+        expect(flags & O_CLOEXEC).toBe(O_CLOEXEC);
+        expect(flags & constants.O_NONBLOCK).toBe(0);
+      }
+    } finally {
+      for (const fd of ends) closeSync(fd);
+    }
+  });
+
+  it("each side's stdout is the other's stdin, a pipe, and it has nothing else open", async () => {
+    const ls = ['/guess', 'fds', marker];
+    const r = await runInteractive({
+      solution: { rootfs, argv: ls, wallTimeLimitMs: 10_000 },
+      interactor: { rootfs, argv: ls, wallTimeLimitMs: 10_000 },
+    });
+    expect(r.verdict).toBe('ACCEPTED');
+    const sol = fds(r.solution.stderr);
+    const int = fds(r.interactor.stderr);
+    expect(sol[0]).toMatch(/^pipe:\[\d+\]$/);
+    expect(sol[1]).toMatch(/^pipe:\[\d+\]$/);
+    expect(sol[1]).toBe(int[0]);
+    expect(int[1]).toBe(sol[0]);
+    expect(sol[0]).not.toBe(sol[1]);
+    /* 0, 1, 2 only: no end of either pipe beyond its own two, nothing else of the host's. */
+    expect(Object.keys(sol).map(Number)).toEqual([0, 1, 2]);
+    expect(Object.keys(int).map(Number)).toEqual([0, 1, 2]);
+    expect(sol[2]).not.toBe(int[2]);
   });
 });
 

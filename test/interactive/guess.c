@@ -17,6 +17,7 @@
  *       forever), crash (SIGSEGV after the first answer), extra (after the games, keeps
  *       writing: SIGPIPE once the interactor is gone), memory (allocates and touches
  *       memory forever).
+ *   guess fds   lists its open descriptors on stderr ("0 -> pipe:[1234]") and exits 0.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -114,7 +115,21 @@ static int solution(const char *mode) {
   return 0;
 }
 
+/* Each open descriptor and what it points at, on stderr: "N -> pipe:[INODE]". */
+static int fds(void) {
+  char path[64], target[256];
+  for (int fd = 0; fd < 1024; fd++) {
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0) continue;
+    target[n] = 0;
+    fprintf(stderr, "%d -> %s\n", fd, target);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "fds")) return fds();
   if (argc >= 4 && !strcmp(argv[1], "interactor"))
     return interactor(atol(argv[2]), strtoul(argv[3], 0, 10), argc > 4 ? argv[4] : "");
   if (argc >= 2 && !strcmp(argv[1], "solution")) return solution(argc > 2 ? argv[2] : "");
