@@ -12,6 +12,7 @@ export {
   type InteractiveResult,
   type InteractiveSide,
   type InteractiveVerdict,
+  type InteractiveVerdictInput,
   type InteractorExitCodes,
 } from './interactive.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
