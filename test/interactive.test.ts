@@ -434,7 +434,7 @@ describe('aborts and failures end both sides', () => {
 });
 
 describe('no leaks', () => {
-  it('runs of every kind, repeated, leave no descriptor behind', async () => {
+  it('runs of every kind, five at once and repeated, keep their own wiring and leave no descriptor behind', async () => {
     const kinds = () => [
       game({ games: 2 }),
       game({ solutionMode: 'early' }),
@@ -445,11 +445,17 @@ describe('no leaks', () => {
         interactor: { rootfs, argv: ['/no-such-interactor', marker] },
       }).catch((e: unknown) => e),
     ];
+    /* Each run's verdict is its own: no pipe crossed over to another pair in flight. */
+    const verdicts = async () =>
+      (await Promise.all(kinds())).map((r) =>
+        'verdict' in (r as object) ? (r as InteractiveResult).verdict : r,
+      );
+    const expected = ['ACCEPTED', 'WRONG_ANSWER', 'TIME_LIMIT', 'JUDGE_ERROR', expect.any(SetupError)];
     /* The first round fills the cgroup pool (one slot, and its files, per run in flight at the peak). */
-    await Promise.all(kinds());
+    expect(await verdicts()).toEqual(expected);
     await new Promise((r) => setTimeout(r, 50));
     const before = ownDescriptors();
-    for (let round = 0; round < 3; round++) await Promise.all(kinds());
+    for (let round = 0; round < 3; round++) expect(await verdicts()).toEqual(expected);
     await new Promise((r) => setTimeout(r, 50));
     /* Fifteen more runs: not one descriptor more (pipes, sockets, pidfds, files). */
     expect(ownDescriptors()).toEqual(before);
