@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { benchCgroups } from './cgroup.js';
+import { benchInteractive } from './interactive.js';
 import { benchJudge } from './judge.js';
 import { benchLaunch } from './launch.js';
 import { ensurePeers, makeRootfs } from './peers.js';
@@ -36,6 +37,7 @@ try {
   if (want('cgroup')) await benchCgroups();
   if (want('rootfs')) await benchRootfs();
   if (want('seccomp')) await benchSeccomp(rootfs, Math.min(runs, 1000));
+  if (want('interactive')) await benchInteractive({ rootfs, n: runs });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

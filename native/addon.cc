@@ -15,6 +15,7 @@
  *   sealFilter(bytes) -> fd; libseccompVersion          precompiled filters (seccomp.cc)
  *   syscallName(nr, auditArch) -> string
  *   setDeviceProgram(cgroupDirFd, rules | null)   cgroup v2 device gating (devices.cc)
+ *   pipe() -> [readFd, writeFd]       a close-on-exec kernel pipe (runInteractive's wiring)
  */
 #include <fcntl.h>
 #include <napi.h>
@@ -627,6 +628,33 @@ Napi::Value SetDeviceProgram(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+/*
+ * pipe(): a kernel pipe for wiring one sandbox's stdout to another's stdin
+ * (src/interactive.ts). Node has no call that makes an anonymous pipe without
+ * wrapping it in a stream. O_CLOEXEC (pipe2(2)): a child_process the Node
+ * process spawns meanwhile must not inherit an end, or the reader never sees
+ * EOF; the sandbox gets its own copy through run()'s stdio (and close_range
+ * in the child closes everything else). Blocking, as a shell's pipe: the
+ * programs are the only readers and writers, Node never touches the data.
+ * Throws an Error with `errno` (EMFILE, ENFILE).
+ */
+Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    int saved = errno;
+    Napi::Error e = Napi::Error::New(env, std::string("pipe2: ") + strerror(saved));
+    e.Set("errno", Napi::Number::New(env, saved));
+    e.Set("syscall", Napi::String::New(env, "pipe2"));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
@@ -644,6 +672,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sealFilter", Napi::Function::New(env, SealFilter));
   exports.Set("libseccompVersion", Napi::String::New(env, libseccomp_version()));
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;

@@ -5,6 +5,16 @@
  *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
  */
 export { run, type RunResult } from './run.js';
+export {
+  runInteractive,
+  decideInteractive,
+  type InteractiveOptions,
+  type InteractiveResult,
+  type InteractiveSide,
+  type InteractiveVerdict,
+  type InteractiveVerdictInput,
+  type InteractorExitCodes,
+} from './interactive.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
 export type { LimitOptions, Limits } from './limits.js';
 export type { Verdict, Mechanism } from './verdict.js';

@@ -146,6 +146,11 @@ export interface Addon {
    * once that run was reaped, even when its PID now belongs to another sandbox.
    */
   kill(pid: number, id: number, signal: number): boolean;
+  /**
+   * pipe2(2) with O_CLOEXEC: [read end, write end], blocking, owned by the caller. Throws
+   * an Error with `errno` and `syscall`.
+   */
+  pipe(): [number, number];
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;
