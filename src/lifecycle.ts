@@ -30,6 +30,10 @@
  *                              the verdict. Call it once; a setup step that failed after
  *                              capsule-init started rejects it with a SetupError.
  *
+ * Front doors: run() (src/run.ts) takes the pipe ends and captures; spawn() (src/spawn.ts)
+ * wraps them in Node streams through streamed(opts, launching), which takes any
+ * StreamableSandbox (this type, or a session's command that offers the same methods).
+ *
  * Everything is released on every path, whether or not result() is ever called: the
  * cgroup, the host id, the timers and the untaken pipe ends go when the sandbox is reaped.
  * What a front door took (a pipe end it wraps in a stream) is that front door's to close.

@@ -28,11 +28,14 @@ export interface RunResult<Output extends string | Buffer = string> {
   exitCode: number | null;
   /** The signal that killed the program (`'SIGSEGV'`), or null when it exited. */
   signal: NodeJS.Signals | null;
-  /** Captured standard output, up to outputLimitBytes ('' or an empty Buffer when not captured). */
+  /**
+   * Captured standard output, up to outputLimitBytes ('' or an empty Buffer when not
+   * captured; always '' from spawn(), whose stdout stream delivered it instead).
+   */
   stdout: Output;
   /** Captured standard error, up to outputLimitBytes. */
   stderr: Output;
-  /** stdout passed outputLimitBytes and was cut there. */
+  /** stdout passed outputLimitBytes and was cut there (spawn(): its stream ended there). */
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   /** From just before clone to the moment the sandbox was reaped, in milliseconds. */

@@ -23,7 +23,7 @@ import { Readable, Writable } from 'node:stream';
 
 import { ConfigError } from './errors.js';
 import { LaunchedSandbox } from './lifecycle.js';
-import { resolveOptions, type RunOptions, type StdioOption } from './options.js';
+import { type ResolvedOptions, resolveOptions, type RunOptions, type StdioOption } from './options.js';
 import type { Captured } from './output.js';
 import type { RunResult } from './result.js';
 import { feed } from './stdio.js';
@@ -127,9 +127,29 @@ export function spawn(options: SpawnOptions): SpawnedSandbox {
     stderr: options.stderr ?? 'pipe',
   });
   if (options.outputLimitBytes === undefined) opts.limits.outputLimitBytes = null;
-  const cap = opts.limits.outputLimitBytes;
+  return streamed(opts, LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn }));
+}
 
-  let sandbox: LaunchedSandbox | null = null;
+/**
+ * What streamed() needs of a sandbox (or of one command in a sandbox): LaunchedSandbox
+ * has it; a session's exec can give the same for a command it started.
+ */
+export type StreamableSandbox = Pick<
+  LaunchedSandbox,
+  'pid' | 'takeStdio' | 'kill' | 'intervene' | 'fail' | 'exited' | 'result'
+>;
+
+/**
+ * The streams over a sandbox being launched: spawn()'s machinery, for any front door that
+ * starts something with stdio 'pipe' (box.spawn in a session). Returns at once; `opts`
+ * says which slots are streams ('pipe') and the cap (limits.outputLimitBytes).
+ */
+export function streamed(
+  opts: Pick<ResolvedOptions, 'stdin' | 'stdout' | 'stderr' | 'limits'>,
+  launched: Promise<StreamableSandbox>,
+): SpawnedSandbox {
+  const cap = opts.limits.outputLimitBytes;
+  let sandbox: StreamableSandbox | null = null;
   let failed = false;
   const pendingSignals: NodeJS.Signals[] = [];
   /* A stream destroyed with an error: the sandbox ends (before it runs: as soon as it does). */
@@ -144,7 +164,6 @@ export function spawn(options: SpawnOptions): SpawnedSandbox {
   const stdout = opts.stdout === 'pipe' ? new OutputStream(cap, onCap, onError) : null;
   const stderr = opts.stderr === 'pipe' ? new OutputStream(cap, onCap, onError) : null;
 
-  const launched = LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn });
   const result = launched.then(
     (sb) => {
       sandbox = sb;
