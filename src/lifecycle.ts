@@ -34,6 +34,10 @@
  * wraps them in Node streams through streamed(opts, launching), which takes any
  * StreamableSandbox (this type, or a session's command that offers the same methods).
  *
+ * launch() is create and start in one step, as the addon's spawn() clones, sets up and
+ * execs in one call; a sandbox created ahead of time and started later (runc's
+ * create/start) would split it here, with the same owner of everything below.
+ *
  * Everything is released on every path, whether or not result() is ever called: the
  * cgroup, the host id, the timers and the untaken pipe ends go when the sandbox is reaped.
  * What a front door took (a pipe end it wraps in a stream) is that front door's to close.
