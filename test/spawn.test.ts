@@ -240,6 +240,22 @@ describe('kill, verdicts and limits', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('counts what is still in the pipe when the program exits: result settles unread, the cap holds', async () => {
+    /* 5000 bytes fit in the pipe: the program exits before anything is read. */
+    const box = spawn({
+      rootfs,
+      argv: ['/bin/busybox', 'head', '-c', '5000', '/dev/zero'],
+      outputLimitBytes: 1000,
+    });
+    const r = await box.result; /* nobody has read stdout yet */
+    expect(r.exitCode).toBe(0);
+    expect(r.verdict).toBe('OUTPUT_LIMIT');
+    expect(r.stdoutTruncated).toBe(true);
+    let got = 0;
+    for await (const c of box.stdout!) got += (c as Buffer).length;
+    expect(got).toBe(1000);
+  });
+
   it('has no output cap when outputLimitBytes is not given (streamed output is not kept)', async () => {
     const box = spawn({ rootfs, argv: ['/bin/true'] });
     expect((await box.result).limits.outputLimitBytes).toBeNull();
