@@ -322,6 +322,18 @@ describe('streams destroyed, setups that fail', () => {
     const [out, err] = await Promise.all([collect(box.stdout!), collect(box.stderr!)]);
     expect(out + err).toBe('');
     await expect(box.result).rejects.toBeInstanceOf(SetupError);
+    expect(box.kill('SIGTERM')).toBe(false);
+  });
+
+  it('rejects pid as result when the sandbox cannot be set up at all', async () => {
+    const box = spawn({
+      rootfs,
+      argv: ['/bin/true'],
+      cwd: '/nonexistent-cwd',
+    });
+    await expect(box.pid).rejects.toBeInstanceOf(SetupError);
+    await expect(box.result).rejects.toBeInstanceOf(SetupError);
+    expect(box.stdin!.write('dropped\n')).toBe(true);
   });
 });
 
