@@ -14,7 +14,8 @@ import { closeSync } from 'node:fs';
 
 import { deviceCgroupRules } from './devices/index.js';
 import { explainPlan, type ExplainStep } from './explain.js';
-import { LaunchedSandbox, nativeOptions, outOfDescriptors } from './lifecycle.js';
+import { LaunchedSandbox, nativeOptions } from './lifecycle.js';
+import { outOfDescriptors } from './out-of-fds.js';
 import { cgroupLimits, rlimitPlan } from './limits.js';
 import { native } from './native.js';
 import { resolveOptions, type RunOptions } from './options.js';
