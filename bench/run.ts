@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { benchLaunch } from './launch.js';
 import { ensurePeers, makeRootfs } from './peers.js';
 import { benchRootfs } from './rootfs.js';
 import { benchSeccomp } from './seccomp.js';
+import { benchStreams } from './streams.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -38,6 +39,7 @@ try {
   if (want('rootfs')) await benchRootfs();
   if (want('seccomp')) await benchSeccomp(rootfs, Math.min(runs, 1000));
   if (want('interactive')) await benchInteractive({ rootfs, n: runs });
+  if (want('streams')) await benchStreams({ rootfs, n: Math.max(runs, 1000) });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -3,6 +3,7 @@
  *
  *   import { run } from 'capsule';
  *   const r = await run({ rootfs: './rootfs', argv: ['/bin/prog'], stdin: 'input\n' });
+ *   const box = spawn({ rootfs: './rootfs', argv: ['/bin/server'] }); // box.stdin, box.stdout, box.result
  */
 export { run, type RunResult } from './run.js';
 export {
@@ -15,6 +16,7 @@ export {
   type InteractiveVerdictInput,
   type InteractorExitCodes,
 } from './interactive.js';
+export { spawn, type SpawnOptions, type SpawnedSandbox } from './spawn.js';
 export type { RunOptions, BindMount, StdioOption, Sandbox } from './options.js';
 export type { LimitOptions, Limits } from './limits.js';
 export type { Verdict, Mechanism } from './verdict.js';

@@ -38,7 +38,8 @@ export interface LimitOptions {
   /**
    * Bytes of stdout and of stderr each that capsule keeps; past it the sandbox is killed,
    * the verdict is OUTPUT_LIMIT, and what was read up to the cap is kept. Applies to
-   * captured ('pipe') streams. At most V8's longest string (about 512 MiB) with encoding
+   * captured ('pipe') streams; with spawn(), to what each stream delivers, and only when
+   * given (streamed output is not kept, so there is no default cap). At most V8's longest string (about 512 MiB) with encoding
    * 'utf8'. @default 104857600 (100 MiB, DEFAULT_OUTPUT_LIMIT_BYTES in src/options.ts)
    */
   outputLimitBytes?: number;
