@@ -36,6 +36,7 @@
 #include "netns_pool.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "tty.h"
 #include "userns.h"
 
 #ifndef P_PIDFD
@@ -339,6 +340,13 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.trace = o.Get("trace").ToBoolean();
   Napi::Value dir = o.Get("cgroupDirFd");
   s.cgroup_dir_fd = dir.IsUndefined() ? -1 : fd_number(dir, "cgroupDirFd");
+  Napi::Value tty = o.Get("terminal"); /* optional: { rows, cols } (src/terminal.ts) */
+  if (tty.IsObject()) {
+    Napi::Object t = tty.As<Napi::Object>();
+    s.tty = true;
+    s.tty_rows = static_cast<uint16_t>(u32(t, "rows", 65535));
+    s.tty_cols = static_cast<uint16_t>(u32(t, "cols", 65535));
+  }
   return s;
 }
 
@@ -437,6 +445,18 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
     res.Set("stdio", stdio);
+    if (result_.tty_master >= 0) {
+      /*
+       * Two descriptors of the one master: Node reads one on the event loop
+       * and writes the other from the pool (src/terminal.ts), and each is
+       * closed by whoever uses it, never while the other is in flight.
+       */
+      int writer = fcntl(result_.tty_master, F_DUPFD_CLOEXEC, 0);
+      Napi::Array t = Napi::Array::New(env, 2);
+      t.Set(0u, result_.tty_master);
+      t.Set(1u, writer >= 0 ? writer : -1);
+      res.Set("terminal", t);
+    }
     if (opts_.trace) res.Set("trace", trace_object(env, plan_, result_));
     deferred_.Resolve(res);
   }
@@ -611,6 +631,19 @@ Napi::Value SetDeviceProgram(const Napi::CallbackInfo &info) {
 }
 
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
+/* setWindowSize(fd, rows, cols): TIOCSWINSZ on a terminal's master; throws with the errno's code. */
+Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int err = 0;
+  if (!tty_set_window_size(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                           info[2].As<Napi::Number>().Uint32Value(), err)) {
+    Napi::Error e = Napi::Error::New(env, std::string("TIOCSWINSZ: ") + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
 }
@@ -619,6 +652,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

@@ -44,6 +44,12 @@ export interface NativeOptions {
   seccompFd: number;
   /** Record each child step's time (--explain). */
   trace: boolean;
+  /**
+   * A terminal of the program's own (native/tty.cc): stdio is a pty slave from the private
+   * devpts (devPts must be true), argv carries '--tty' after 'capsule-init'; rows and cols
+   * are its first window size (0: unset). Absent: none.
+   */
+  terminal?: { rows: number; cols: number };
 }
 
 /** One operation of the mount phase, as native/mounts.cc planned it. */
@@ -139,7 +145,16 @@ export interface Addon {
   spawn(
     o: NativeOptions,
     onExit: (e: NativeExit) => void,
-  ): Promise<{ pid: number; id: number; stdio: [number, number, number]; trace?: NativeTrace }>;
+  ): Promise<{
+    pid: number;
+    id: number;
+    stdio: [number, number, number];
+    /** With `terminal`: two descriptors of the pty's master (close-on-exec), to read and to write; the writer is -1 if it could not be duplicated. */
+    terminal?: [number, number];
+    trace?: NativeTrace;
+  }>;
+  /** TIOCSWINSZ on a terminal's master; throws an Error with `errno`. */
+  setWindowSize(fd: number, rows: number, cols: number): void;
   /** The mount phase's operations for these options, without running anything. */
   plan(o: NativeOptions): NativeOp[];
   /**

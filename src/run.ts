@@ -24,6 +24,7 @@ import { resolveOptions, type ResolvedOptions, type RunOptions } from './options
 import { type Captured, capture, type OnChunkResult } from './output.js';
 import { securityViolation, type Violation } from './seccomp/verdict.js';
 import { childFds, feed } from './stdio.js';
+import { TerminalMaster } from './terminal.js';
 import { decideVerdict, type Intervention, type Mechanism, type Verdict } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -288,7 +289,16 @@ async function runInCgroup(
   const [stdinFd, stdoutFd, stderrFd] = spawned.stdio;
   let outputs: Promise<[Captured, Captured]> | undefined;
   let stopWatchdog = () => {};
+  /* With `terminal`: the pty's master, whose output is stdout (src/terminal.ts). */
+  let term: TerminalMaster | null = null;
   try {
+    if (spawned.terminal) term = new TerminalMaster(spawned.terminal);
+    if (
+      term &&
+      opts.stdin !== 'ignore' &&
+      (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array)
+    )
+      term.handle.input.write(opts.stdin); /* typed in: a terminal has no end of file to close */
     if (stdinFd >= 0) {
       if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
       else closeSync(stdinFd);
@@ -315,7 +325,7 @@ async function runInCgroup(
         }
       });
     outputs = Promise.all([
-      capture(stdoutFd, cap, onCap, forward('stdout')),
+      term ? term.output(cap, onCap, forward('stdout')) : capture(stdoutFd, cap, onCap, forward('stdout')),
       capture(stderrFd, cap, onCap, forward('stderr')),
     ]);
 
@@ -329,7 +339,11 @@ async function runInCgroup(
     });
     onAbort = () => intervene('aborted');
     if (abortRequested || signal?.aborted) onAbort();
-    options.onSpawn?.({ pid, kill: (name) => live.kill(osConstants.signals[name]) });
+    options.onSpawn?.({
+      pid,
+      kill: (name) => live.kill(osConstants.signals[name]),
+      ...(term ? { terminal: term.handle } : {}),
+    });
   } catch (e) {
     fail(e);
   }
@@ -341,7 +355,9 @@ async function runInCgroup(
   const usage = cgroup?.usage() ?? null;
   const empty = { data: Buffer.alloc(0), truncated: false };
   if (!outputs) for (const fd of [stdoutFd, stderrFd]) if (fd >= 0) closeSync(fd);
+  if (!outputs) term?.close();
   const [out, err] = outputs ? await outputs : [empty, empty];
+  term?.close();
   if (failure !== null) throw (failure as { error: unknown }).error;
   const explain =
     spawned.trace && explainRun(opts, nOpts, addon.plan(nOpts), cgroupWrites, spawned.trace, result);
@@ -578,6 +594,7 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
+    ...(o.terminal ? { argv: ['capsule-init', '--tty', ...o.argv], terminal: o.terminal } : {}),
   };
 }
 

@@ -1,0 +1,17 @@
+/*
+ * The parent half of a sandbox's terminal (tty.cc): the socketpair the
+ * child sends the pty's master on, and the window size capsule sets on it.
+ */
+#ifndef CAPSULE_TTY_H
+#define CAPSULE_TTY_H
+
+/* socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): fds[1] is the child's end. */
+bool tty_socketpair(int fds[2], int &err);
+
+/* The master the child sent (close-on-exec), or -1 with err set. Never blocks. */
+int tty_receive_master(int sock, int &err);
+
+/* TIOCSWINSZ on the master: the kernel sends SIGWINCH to the pty's foreground process group (ioctl_tty(2)). */
+bool tty_set_window_size(int fd, unsigned rows, unsigned cols, int &err);
+
+#endif
