@@ -644,6 +644,18 @@ Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+/* windowSize(fd): TIOCGWINSZ, { rows, cols }; null when fd is not a terminal. */
+Napi::Value WindowSize(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned rows = 0, cols = 0;
+  int err = 0;
+  if (!tty_window_size(info[0].As<Napi::Number>().Int32Value(), rows, cols, err)) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rows", rows);
+  o.Set("cols", cols);
+  return o;
+}
+
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
 }
@@ -653,6 +665,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
+  exports.Set("windowSize", Napi::Function::New(env, WindowSize));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

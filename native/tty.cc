@@ -161,3 +161,14 @@ bool tty_set_window_size(int fd, unsigned rows, unsigned cols, int &err) {
   err = errno;
   return false;
 }
+
+bool tty_window_size(int fd, unsigned &rows, unsigned &cols, int &err) {
+  struct winsize ws = {};
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0) {
+    err = errno;
+    return false;
+  }
+  rows = ws.ws_row;
+  cols = ws.ws_col;
+  return true;
+}

@@ -14,4 +14,7 @@ int tty_receive_master(int sock, int &err);
 /* TIOCSWINSZ on the master: the kernel sends SIGWINCH to the pty's foreground process group (ioctl_tty(2)). */
 bool tty_set_window_size(int fd, unsigned rows, unsigned cols, int &err);
 
+/* TIOCGWINSZ: the window size of the terminal on fd (the caller's, for `capsule run -t`). */
+bool tty_window_size(int fd, unsigned &rows, unsigned &cols, int &err);
+
 #endif

@@ -155,6 +155,8 @@ export interface Addon {
   }>;
   /** TIOCSWINSZ on a terminal's master; throws an Error with `errno`. */
   setWindowSize(fd: number, rows: number, cols: number): void;
+  /** TIOCGWINSZ: the window size of the terminal on `fd`, null when it is not one. */
+  windowSize(fd: number): { rows: number; cols: number } | null;
   /** The mount phase's operations for these options, without running anything. */
   plan(o: NativeOptions): NativeOp[];
   /**

@@ -11,7 +11,12 @@ import type { NativeOptions } from './native.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 import { resolveSeccomp } from './seccomp/index.js';
 import { DEFAULT_HOST_ID_RANGE, type HostIdRange } from './ids.js';
-import { resolveTerminal, type SandboxTerminal, type TerminalOption, type TerminalSize } from './terminal.js';
+import {
+  resolveTerminal,
+  type ResolvedTerminal,
+  type SandboxTerminal,
+  type TerminalOption,
+} from './terminal.js';
 import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices } from './devices/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
@@ -284,7 +289,7 @@ export interface ResolvedOptions extends Pick<NativeOptions, SandboxFields> {
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';
   /** A terminal of the program's own, with its first window size (0 x 0: unset); null: none. */
-  terminal: TerminalSize | null;
+  terminal: ResolvedTerminal | null;
   limits: Limits;
   cgroups: boolean;
   cgroupParent: string;

@@ -325,7 +325,15 @@ async function runInCgroup(
         }
       });
     outputs = Promise.all([
-      term ? term.output(cap, onCap, forward('stdout')) : capture(stdoutFd, cap, onCap, forward('stdout')),
+      term
+        ? term.output(
+            /* Output that is not kept is capped only where a cap was asked for. */
+            opts.terminal!.keepOutput || options.outputLimitBytes !== undefined ? cap : null,
+            onCap,
+            forward('stdout'),
+            opts.terminal!.keepOutput,
+          )
+        : capture(stdoutFd, cap, onCap, forward('stdout')),
       capture(stderrFd, cap, onCap, forward('stderr')),
     ]);
 
@@ -594,7 +602,12 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
-    ...(o.terminal ? { argv: ['capsule-init', '--tty', ...o.argv], terminal: o.terminal } : {}),
+    ...(o.terminal
+      ? {
+          argv: ['capsule-init', '--tty', ...o.argv],
+          terminal: { rows: o.terminal.rows, cols: o.terminal.cols },
+        }
+      : {}),
   };
 }
 

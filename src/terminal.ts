@@ -30,9 +30,17 @@ export interface TerminalSize {
 
 /**
  * `true`: a terminal of the program's own, its window size unset (0 x 0) until
- * `resize()`; `{ rows, cols }`: with that size from the start.
+ * `resize()`; `{ rows, cols }`: with that size from the start. `keepOutput: false`: what the
+ * program writes only streams to `onOutput` and is not kept for the result's `stdout`, and
+ * outputLimitBytes then applies only when it is given (an interactive session, as
+ * `capsule run -t` runs one, may write without end). @default keepOutput true
  */
-export type TerminalOption = boolean | Partial<TerminalSize>;
+export type TerminalOption = boolean | (Partial<TerminalSize> & { keepOutput?: boolean });
+
+/** The `terminal` option, resolved. */
+export interface ResolvedTerminal extends TerminalSize {
+  keepOutput: boolean;
+}
 
 /** The caller's side of a sandbox's terminal, on the handle `onSpawn` receives. */
 export interface SandboxTerminal {
@@ -60,12 +68,14 @@ export function resolveTerminal(o: {
   stdin?: unknown;
   stdout?: unknown;
   stderr?: unknown;
-}): TerminalSize | null {
+}): ResolvedTerminal | null {
   const t = o.terminal;
   if (t === undefined || t === false) return null;
-  let size: TerminalSize = { rows: 0, cols: 0 };
+  let size: ResolvedTerminal = { rows: 0, cols: 0, keepOutput: true };
   if (typeof t === 'object' && t !== null) {
-    const { rows, cols } = t as Partial<TerminalSize>;
+    const { rows, cols, keepOutput } = t as Partial<ResolvedTerminal>;
+    if (keepOutput !== undefined && typeof keepOutput !== 'boolean')
+      throw new ConfigError('terminal.keepOutput must be true or false', 'terminal');
     for (const [key, v] of [
       ['rows', rows],
       ['cols', cols],
@@ -76,7 +86,7 @@ export function resolveTerminal(o: {
           'terminal',
         );
     }
-    size = { rows: rows ?? 0, cols: cols ?? 0 };
+    size = { rows: rows ?? 0, cols: cols ?? 0, keepOutput: keepOutput ?? true };
   } else if (t !== true) {
     throw new ConfigError('terminal must be true, false or { rows, cols }', 'terminal');
   }
@@ -133,12 +143,14 @@ export class TerminalMaster {
 
   /**
    * Read the terminal to its end (EIO from the master once every slave is closed: the sandbox
-   * is gone), keeping at most capBytes as capture() does for a pipe.
+   * is gone), keeping at most capBytes as capture() does for a pipe; with keep false, nothing
+   * is kept and capBytes counts what streamed through.
    */
   output(
     capBytes: number | null,
     onCap: () => void,
-    onChunk?: (c: Buffer) => OnChunkResult,
+    onChunk: ((c: Buffer) => OnChunkResult) | undefined,
+    keep: boolean,
   ): Promise<Captured> {
     const socket = this.reader;
     return new Promise((resolve) => {
@@ -152,7 +164,7 @@ export class TerminalMaster {
           truncated = true;
         }
         if (chunk.length > 0) {
-          chunks.push(chunk);
+          if (keep) chunks.push(chunk);
           kept += chunk.length;
           const more = onChunk?.(chunk);
           if (more === false) {
@@ -171,7 +183,7 @@ export class TerminalMaster {
         if (truncated) onCap();
       });
       socket.on('error', () => {}); /* EIO is the end of a terminal; errors end in 'close' too */
-      socket.on('close', () => resolve({ data: Buffer.concat(chunks, kept), truncated }));
+      socket.on('close', () => resolve({ data: Buffer.concat(chunks), truncated }));
       socket.resume();
     });
   }
