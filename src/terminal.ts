@@ -99,12 +99,10 @@ export function resolveTerminal(o: {
       );
   }
   const stdin = o.stdin;
-  if (
-    stdin !== undefined &&
-    stdin !== 'ignore' &&
-    typeof stdin !== 'string' &&
-    !(stdin instanceof Uint8Array)
-  )
+  /* 'ignore' (nothing typed) or input to type; the other stdio words are choices, not input. */
+  const typed =
+    (typeof stdin === 'string' && stdin !== 'inherit' && stdin !== 'pipe') || stdin instanceof Uint8Array;
+  if (stdin !== undefined && !typed)
     throw new ConfigError(
       'stdin with terminal is a string or Buffer typed into the terminal at the start: ' +
         "for more, write to the terminal's input on the handle onSpawn receives",

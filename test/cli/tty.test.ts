@@ -8,7 +8,15 @@
  * Each test has a tmux server of its own on a socket in its temp dir, killed at its end.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -109,7 +117,8 @@ class Pane {
       try {
         const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === shell && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(cli)) return Number(name);
+        if (ppid === shell && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(cli))
+          return Number(name);
       } catch {
         /* gone */
       }
@@ -272,10 +281,14 @@ describe('capsule run -t without a terminal', () => {
 
 describe('capsule run -i without a terminal', () => {
   it('streams stdin to the program and delivers its end', () => {
-    const out = execFileSync('node', [cli, 'run', '-i', inject('rootfs'), '/bin/sh', '-c', 'cat; echo "[eof]"'], {
-      input: 'one\ntwo\n',
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      'node',
+      [cli, 'run', '-i', inject('rootfs'), '/bin/sh', '-c', 'cat; echo "[eof]"'],
+      {
+        input: 'one\ntwo\n',
+        encoding: 'utf8',
+      },
+    );
     expect(out).toBe('one\ntwo\n[eof]\n');
   });
 });

@@ -1,0 +1,216 @@
+/**
+ * The library's `terminal` option (src/terminal.ts, native/tty.cc): the program's stdio is
+ * a pty of its own from the private devpts, it leads that terminal's session in the
+ * foreground, what it writes is the result's stdout, and the onSpawn handle types into it
+ * and resizes it. Asserted from inside (/proc/self/stat, stty, a shell's job control).
+ */
+import { describe, expect, inject, it } from 'vitest';
+
+import { ConfigError, run, type RunOptions, type Sandbox } from '../src/index.js';
+import { noPtyReason, openFdCount } from './helpers/host.js';
+
+const rootfs = inject('rootfs');
+const noPty = noPtyReason();
+const BB = '/bin/busybox';
+
+/** proc(5) /proc/PID/stat: pid, pgrp, session, tty_nr, tpgid, from the text after the command. */
+function statFields(text: string) {
+  const line = text.trim();
+  const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
+  return {
+    pid: Number(line.slice(0, line.indexOf(' '))),
+    pgrp: Number(f[2]),
+    session: Number(f[3]),
+    ttyNr: Number(f[4]),
+    tpgid: Number(f[5]),
+  };
+}
+
+/**
+ * Run an interactive shell on a terminal, and type `lines` one at a time, each once the
+ * output shows the marker of the one before (a line of `echo mark$((N))` prints markN, which
+ * the typed text itself does not contain).
+ */
+async function session(
+  steps: { type: string; after?: string }[],
+  extra: Partial<RunOptions> = {},
+): Promise<Awaited<ReturnType<typeof run>> & { handle: Sandbox }> {
+  let out = '';
+  let handle!: Sandbox;
+  let next = 0;
+  const advance = () => {
+    while (next < steps.length) {
+      const s = steps[next]!;
+      if (s.after !== undefined && !out.includes(s.after)) return;
+      next++;
+      handle.terminal!.input.write(s.type);
+    }
+  };
+  const r = await run({
+    rootfs,
+    argv: ['/bin/sh', '-i'],
+    env: { PS1: 'box$ ', PATH: '/bin' },
+    terminal: { rows: 24, cols: 80 },
+    wallTimeLimitMs: 30_000,
+    ...extra,
+    onSpawn: (s) => {
+      handle = s;
+      advance();
+    },
+    onOutput: (_stream, chunk) => {
+      out += chunk.toString();
+      advance();
+    },
+  });
+  return { ...r, handle };
+}
+
+describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
+  it('gives the program a pty from the private devpts as stdin, stdout and stderr, of the size asked', async () => {
+    const r = await run({
+      rootfs,
+      argv: [BB, 'sh', '-c', `${BB} tty; ${BB} stty size; ${BB} ls -l /proc/self/fd/ >&2; echo err >&2`],
+      terminal: { rows: 33, cols: 101 },
+    });
+    expect(r.verdict).toBe('OK');
+    expect(r.stdout).toMatch(/^\/dev\/pts\/0\r\n33 101\r\n/);
+    /* stderr is the same terminal: it arrives in stdout, with the terminal's \r\n */
+    expect(r.stdout).toMatch(/ 2 -> \/dev\/pts\/0\r\n/);
+    expect(r.stdout).toContain('err\r\n');
+    expect(r.stderr).toBe('');
+  });
+
+  it('makes the program the session leader with the pty as its controlling terminal, in the foreground', async () => {
+    const r = await run({ rootfs, argv: ['/bin/cat', '/proc/self/stat'], terminal: true });
+    const s = statFields(r.stdout);
+    expect(s.session).toBe(s.pid);
+    expect(s.pgrp).toBe(s.pid);
+    expect(s.tpgid).toBe(s.pgrp);
+    /* tty_nr: the pty's device number (major 136, Unix98 pty slaves) */
+    expect(s.ttyNr >> 8).toBe(136);
+  });
+
+  it('without it, the program still has no controlling terminal (new_session)', async () => {
+    const r = await run({ rootfs, argv: ['/bin/cat', '/proc/self/stat'] });
+    expect(statFields(r.stdout).ttyNr).toBe(0);
+  });
+
+  it('types input into the terminal: a shell runs what is typed, and exits', async () => {
+    const r = await session([{ type: 'echo mark$((40+2))\r' }, { type: 'exit 7\r', after: 'mark42' }]);
+    expect(r.exitCode).toBe(7);
+    expect(r.stdout).toContain('mark42');
+  });
+
+  it('types a stdin string in at the start', async () => {
+    const r = await run({
+      rootfs,
+      argv: ['/bin/sh', '-i'],
+      env: { PS1: 'box$ ' },
+      terminal: true,
+      stdin: 'echo typed$((3*3)); exit 5\r',
+      wallTimeLimitMs: 30_000,
+    });
+    expect(r.exitCode).toBe(5);
+    expect(r.stdout).toContain('typed9');
+  });
+
+  it('^C typed ends the foreground job only: the shell goes on', async () => {
+    const r = await session([
+      { type: 'echo start$((1+1)); sleep 100\r' },
+      { type: '\x03', after: 'start2' },
+      { type: 'echo after$((2+2))\r', after: '^C' },
+      { type: 'exit\r', after: 'after4' },
+    ]);
+    expect(r.verdict).toBe('OK');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('after4');
+  });
+
+  it('resize() reaches the program as SIGWINCH and a new stty size', async () => {
+    let handle!: Sandbox;
+    let out = '';
+    let resized = false;
+    const r = await run({
+      rootfs,
+      /* SIGWINCH ends `wait`: the trap prints the size the program now sees. */
+      argv: [
+        BB,
+        'sh',
+        '-c',
+        `trap '${BB} stty size; exit 3' WINCH; ${BB} stty size; ${BB} sleep 1000 & wait`,
+      ],
+      terminal: { rows: 24, cols: 80 },
+      wallTimeLimitMs: 30_000,
+      onSpawn: (s) => (handle = s),
+      onOutput: (_s, c) => {
+        out += c.toString();
+        if (!resized && out.includes('24 80\r\n')) {
+          resized = true;
+          expect(handle.terminal!.resize({ rows: 50, cols: 132 })).toBe(true);
+        }
+      },
+    });
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toBe('24 80\r\n50 132\r\n');
+    /* once the run is over, the terminal is gone */
+    expect(handle.terminal!.resize({ rows: 1, cols: 1 })).toBe(false);
+  });
+
+  it('keepOutput: false streams what the program writes without keeping it', async () => {
+    const chunks: Buffer[] = [];
+    const r = await run({
+      rootfs,
+      argv: [BB, 'sh', '-c', 'echo streamed'],
+      terminal: { keepOutput: false },
+      onOutput: (_s, c) => void chunks.push(c),
+    });
+    expect(r.stdout).toBe('');
+    expect(Buffer.concat(chunks).toString()).toBe('streamed\r\n');
+  });
+
+  it('outputLimitBytes caps what a terminal writes, as for a pipe', async () => {
+    const r = await run({
+      rootfs,
+      argv: [BB, 'sh', '-c', `${BB} yes`],
+      terminal: true,
+      outputLimitBytes: 10_000,
+    });
+    expect(r.verdict).toBe('OUTPUT_LIMIT');
+    expect(r.stdout.length).toBe(10_000);
+  });
+
+  it('leaves no descriptor behind', async () => {
+    await run({ rootfs, argv: ['/bin/true'], terminal: true });
+    const before = openFdCount();
+    for (let i = 0; i < 3; i++) await run({ rootfs, argv: [BB, 'sh', '-c', 'echo x'], terminal: true });
+    expect(openFdCount()).toBe(before);
+  });
+
+  it('shows its steps in explain', async () => {
+    const r = await run({ rootfs, argv: ['/bin/true'], terminal: true, explain: true });
+    const steps = r.explain!.map((s) => s.step);
+    for (const s of ['mount_dev_pts', 'open_pty', 'send_pty_master', 'set_controlling_tty'])
+      expect(steps).toContain(s);
+    expect(steps.indexOf('open_pty')).toBeLessThan(steps.indexOf('pivot_root'));
+    const plain = await run({ rootfs, argv: ['/bin/true'], explain: true });
+    expect(plain.explain!.map((s) => s.step)).not.toContain('open_pty');
+  });
+});
+
+describe('terminal option validation', () => {
+  const base = { rootfs, argv: ['/bin/true'] };
+  it.each([
+    [{ terminal: 'yes' }, /terminal must be true, false or \{ rows, cols \}/],
+    [{ terminal: { rows: -1 } }, /terminal\.rows must be an integer from 0 to 65535/],
+    [{ terminal: { cols: 70000 } }, /terminal\.cols must be an integer from 0 to 65535/],
+    [{ terminal: { keepOutput: 1 } }, /terminal\.keepOutput must be true or false/],
+    [{ terminal: true, stdout: 'inherit' }, /stdout cannot be set with terminal/],
+    [{ terminal: true, stderr: 'ignore' }, /stderr cannot be set with terminal/],
+    [{ terminal: true, stdin: { file: '/etc/passwd' } }, /stdin with terminal is a string or Buffer/],
+    [{ terminal: true, stdin: 'inherit' }, /stdin with terminal is a string or Buffer/],
+  ])('refuses %j', async (extra, message) => {
+    const e = await run({ ...base, ...(extra as object) } as RunOptions).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(message);
+  });
+});
