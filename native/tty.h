@@ -11,7 +11,7 @@ bool tty_socketpair(int fds[2], int &err);
 /* The master the child sent (close-on-exec), or -1 with err set. Never blocks. */
 int tty_receive_master(int sock, int &err);
 
-/* TIOCSWINSZ on the master: the kernel sends SIGWINCH to the pty's foreground process group (ioctl_tty(2)). */
+/* TIOCSWINSZ on the master: the kernel signals SIGWINCH to its foreground group (ioctl_tty(2)). */
 bool tty_set_window_size(int fd, unsigned rows, unsigned cols, int &err);
 
 /* TIOCGWINSZ: the window size of the terminal on fd (the caller's, for `capsule run -t`). */

@@ -49,7 +49,8 @@ export interface SandboxTerminal {
    * (end of input to a program reading lines) `'\x04'`; the terminal's line discipline
    * turns them into signals and EOF as a keyboard's would. Back-pressure: a write's callback
    * runs once the terminal took the bytes, so `source.pipe(input)` pauses a fast source while
-   * the program does not read. Once the sandbox is gone, writes are dropped.
+   * the program does not read. Bytes written after the sandbox is gone are dropped, and once
+   * the run has ended the stream is destroyed (a write then fails with ERR_STREAM_DESTROYED).
    */
   readonly input: Writable;
   /**

@@ -237,6 +237,10 @@ function sandboxOptions(cmd: Command): Command {
         bytes,
       ),
     )
+    .option(
+      '-t, --tty',
+      'give the program a terminal of its own (a pty from a private devpts), driven from yours in raw mode: job control, ^C and ^Z work inside; stdin must be a terminal',
+    )
     .option('--dev-pts', 'mount a private /dev/pts')
     .option('--dev-shm', 'mount a private /dev/shm')
     .option('--tmp-noexec', 'mount /tmp noexec: nothing written there can be run')
@@ -319,10 +323,6 @@ export function runCommand(
           'itself failed, 126 when PROG cannot be executed, 127 when it is not found.',
       ),
   )
-    .option(
-      '-t, --tty',
-      'give the program a terminal of its own (a pty from a private devpts), driven from yours in raw mode: job control, ^C and ^Z work inside; stdin must be a terminal',
-    )
     .option(
       '-i, --interactive',
       'keep stdin open for the program (the default: stdin is always passed; -it as with docker)',

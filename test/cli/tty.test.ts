@@ -279,6 +279,33 @@ describe('capsule run -t without a terminal', () => {
   });
 });
 
+describe('capsule explain -t', () => {
+  it('shows the terminal steps, in order, and no terminal step without -t', () => {
+    const steps = (args: string[]) =>
+      (
+        JSON.parse(
+          execFileSync('node', [cli, 'explain', '--json', ...args, inject('rootfs'), '/bin/sh'], {
+            encoding: 'utf8',
+          }),
+        ) as { step: string }[]
+      ).map((s) => s.step);
+    const t = steps(['-t']);
+    const order = [
+      'mount_dev_pts',
+      'open_pty',
+      'send_pty_master',
+      'pivot_root',
+      'set_controlling_tty',
+      'exec',
+    ];
+    expect(order.map((s) => t.indexOf(s))).toEqual([...order.map((s) => t.indexOf(s))].sort((a, b) => a - b));
+    expect(order.every((s) => t.includes(s))).toBe(true);
+    const plain = steps([]);
+    for (const s of ['mount_dev_pts', 'open_pty', 'send_pty_master', 'set_controlling_tty'])
+      expect(plain).not.toContain(s);
+  });
+});
+
 describe('capsule run -i without a terminal', () => {
   it('streams stdin to the program and delivers its end', () => {
     const out = execFileSync(
