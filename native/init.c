@@ -85,6 +85,12 @@ static void report_error(enum capsule_step step, long neg_errno, const char *det
   SYS3(__NR_write, CAPSULE_FD_ERROR, &rec, sizeof rec);
 }
 
+/*
+ * SIGWINCH stays forwarded with a terminal too: capsule then sets the size on
+ * the pty's master (TIOCSWINSZ) and the kernel signals the terminal's
+ * foreground group itself, so capsule sends none; one a library caller sends
+ * by hand reaches the program as before.
+ */
 static int forwarded(int sig) {
   return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 ||
          sig == SIGUSR2 || sig == SIGWINCH;

@@ -223,7 +223,13 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
   it("leaves the pane's terminal settings as they were after the program ran stty -echo and exited", async () => {
     pane = new Pane('stty', '');
     await pane.waitFor(PROMPT, 'the prompt');
+    /* While capsule runs, the pane's terminal is in capsule's raw mode, and the program's stty does not touch it. */
+    const paneTty = pane.tmux('display', '-p', '-t', '0', '#{pane_tty}').trim();
+    const during = () => execFileSync('stty', ['-g', '-F', paneTty], { encoding: 'utf8' }).trim();
+    const raw = during();
+    expect(raw).not.toBe(pane.file('before'));
     await pane.line('stty -echo -icanon; echo $((40+8))', sum(48));
+    expect(during()).toBe(raw);
     pane.tmux('send-keys', '-t', '0', '-l', 'exit 3');
     pane.keys('Enter');
     await pane.waitFor(/capsule exited 3/);
