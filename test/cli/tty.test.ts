@@ -61,7 +61,7 @@ class Pane {
   readonly socket: string;
   readonly out: string;
 
-  constructor(name: string, capsuleArgs: string) {
+  constructor(name: string, capsuleArgs: string, program = `${rootfs} /bin/sh -i`) {
     this.out = mkdtempSync(join(dir, `${name}-`));
     this.socket = join(this.out, 'tmux.sock');
     /* The pane's own shell records its terminal before and after capsule, then stays. */
@@ -70,7 +70,7 @@ class Pane {
       script,
       [
         `stty -g > ${this.out}/before`,
-        `node ${cli} run -it -e 'PS1=box$ ' ${capsuleArgs} ${rootfs} /bin/sh -i`,
+        `node ${cli} run -it -e 'PS1=box$ ' ${capsuleArgs} ${program}`,
         `echo "capsule exited $?"`,
         `stty -g > ${this.out}/after`,
         'exec sleep 3600',
@@ -245,6 +245,14 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     process.kill(pane.capsulePid(), 'SIGTERM');
     /* The program's terminal is hung up: the shell dies of SIGHUP, capsule exits 128+1. */
     await pane.waitFor(/capsule exited 129/);
+    await waitForFile(pane, 'after');
+    expect(pane.file('after')).toBe(pane.file('before'));
+  }, 60_000);
+
+  it('a program that cannot be executed: one line, exit 127, the pane as it was', async () => {
+    pane = new Pane('noexec', '', `${rootfs} /bin/nonexistent`);
+    const s = await pane.waitFor(/capsule exited 127/);
+    expect(s).toMatch(/^capsule: cannot execute \/bin\/nonexistent in .*\n(.*\n)*capsule exited 127$/m);
     await waitForFile(pane, 'after');
     expect(pane.file('after')).toBe(pane.file('before'));
   }, 60_000);
