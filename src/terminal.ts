@@ -14,7 +14,7 @@
  * Nothing the program does to its terminal (stty, raw mode, TIOCSTI, a hang-up) reaches
  * the caller's: the caller's terminal is never handed to the sandbox (docs/security.md).
  */
-import { close, write } from 'node:fs';
+import { closeSync, write } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ReadStream } from 'node:tty';
 
@@ -123,7 +123,7 @@ export class TerminalMaster {
   constructor(fds: [number, number]) {
     const [readFd, writeFd] = fds;
     if (writeFd < 0) {
-      close(readFd, () => {});
+      closeSync(readFd);
       throw new Error("capsule: could not duplicate the terminal's master descriptor");
     }
     /*
@@ -219,8 +219,11 @@ export class TerminalMaster {
  * can never be reused under a pending write.
  */
 class TerminalInput extends Writable {
-  private inFlight: Promise<void> = Promise.resolve();
+  private writing = false;
   private gone = false;
+  private fdClosed = false;
+  /** _destroy's callback, waiting for the write in flight. */
+  private onIdle: (() => void) | null = null;
 
   constructor(readonly fd: number) {
     super({ highWaterMark: 4096, decodeStrings: true });
@@ -228,28 +231,31 @@ class TerminalInput extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (e?: Error | null) => void): void {
     if (this.gone) return callback();
-    this.inFlight = writeAll(this.fd, chunk).then(
-      () => callback(),
-      () => {
-        /* EIO: the terminal was hung up (the sandbox is gone); what is typed after that is dropped. */
-        this.gone = true;
-        callback();
-      },
-    );
+    this.writing = true;
+    let offset = 0;
+    const next = (e: NodeJS.ErrnoException | null, n: number) => {
+      /* EIO: the terminal was hung up (the sandbox is gone); what is typed after that is dropped. */
+      if (e) this.gone = true;
+      else offset += n;
+      if (!this.gone && offset < chunk.length) {
+        write(this.fd, chunk, offset, chunk.length - offset, null, next);
+        return;
+      }
+      this.writing = false;
+      this.onIdle?.();
+      callback();
+    };
+    next(null, 0);
   }
 
   override _destroy(error: Error | null, callback: (e?: Error | null) => void): void {
     this.gone = true;
-    void this.inFlight.then(() => close(this.fd, () => callback(error)));
-  }
-}
-
-function writeAll(fd: number, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const next = (offset: number) => {
-      if (offset >= chunk.length) return resolve();
-      write(fd, chunk, offset, chunk.length - offset, null, (e, n) => (e ? reject(e) : next(offset + n)));
+    const finish = () => {
+      if (!this.fdClosed) closeSync(this.fd);
+      this.fdClosed = true;
+      callback(error);
     };
-    next(0);
-  });
+    if (this.writing) this.onIdle = finish;
+    else finish();
+  }
 }

@@ -4,6 +4,7 @@
  * foreground, what it writes is the result's stdout, and the onSpawn handle types into it
  * and resizes it. Asserted from inside (/proc/self/stat, stty, a shell's job control).
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, type RunOptions, type Sandbox } from '../src/index.js';
@@ -63,6 +64,27 @@ async function session(
     },
   });
   return { ...r, handle };
+}
+
+/**
+ * Resolves once the program (capsule-init's child, from the host's /proc) is asleep
+ * (state S). Polled; the deadline only bounds a failure.
+ */
+async function programSleeps(initPid: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const child = readFileSync(`/proc/${initPid}/task/${initPid}/children`, 'utf8').trim().split(' ')[0];
+      if (child) {
+        const stat = readFileSync(`/proc/${child}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('S')) return;
+      }
+    } catch {
+      /* not there yet */
+    }
+    if (Date.now() > deadline) throw new Error('the program never blocked');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
@@ -153,6 +175,56 @@ describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
     expect(r.exitCode).toBe(3);
     expect(r.stdout).toBe('24 80\r\n50 132\r\n');
     /* once the run is over, the terminal is gone */
+    expect(handle.terminal!.resize({ rows: 1, cols: 1 })).toBe(false);
+  });
+
+  it('a slow reader of the output pauses the program: it blocks writing to its full terminal', async () => {
+    let release!: (v: boolean) => void;
+    const held = new Promise<boolean>((r) => (release = r));
+    let received = 0;
+    let handle!: Sandbox;
+    let blocked: Promise<number> | undefined;
+    const r = await run({
+      rootfs,
+      argv: [BB, 'yes'],
+      terminal: true,
+      onSpawn: (s) => (handle = s),
+      onOutput: (_s, c) => {
+        received += c.length;
+        /* The first chunk is held: nothing more is read until it settles. */
+        blocked ??= programSleeps(handle.pid).then(() => {
+          const seen = received;
+          release(true);
+          handle.kill('SIGKILL');
+          return seen;
+        });
+        return held;
+      },
+    });
+    expect(r.signal).toBe('SIGKILL');
+    /* yes never sleeps on its own: it slept because its terminal was full, with little read */
+    expect(await blocked).toBeLessThan(1 << 20);
+  });
+
+  it('typed input the program does not read waits, and the run still ends when the sandbox is killed', async () => {
+    let handle!: Sandbox;
+    let settled = false;
+    const r = await run({
+      rootfs,
+      argv: [BB, 'sleep', '1000'],
+      terminal: true,
+      onSpawn: (s) => {
+        handle = s;
+        /* Far more than a pty's input queue holds: the write waits on a pool thread, not the event loop. */
+        s.terminal!.input.write(Buffer.alloc(4 << 20, 'x'), () => (settled = true));
+        void programSleeps(s.pid).then(() => s.kill('SIGKILL'));
+      },
+    });
+    expect(r.signal).toBe('SIGKILL');
+    /* The waiting write ends (EIO: the terminal is gone) and is dropped; polled, the deadline bounds a failure. */
+    for (const deadline = Date.now() + 20_000; !settled && Date.now() < deadline;)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled).toBe(true);
     expect(handle.terminal!.resize({ rows: 1, cols: 1 })).toBe(false);
   });
 
