@@ -644,6 +644,40 @@ Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+/* Throw an Error naming the call and the errno, with `errno` and `code`-less text. */
+void throw_errno(Napi::Env env, const char *what, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+}
+
+/* makeRaw(fd): the terminal on fd in raw mode (cfmakeraw); returns its former settings, opaque. */
+Napi::Value MakeRaw(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct termios saved;
+  int err = 0;
+  if (!tty_make_raw(info[0].As<Napi::Number>().Int32Value(), saved, err)) {
+    throw_errno(env, "tcsetattr", err);
+    return env.Undefined();
+  }
+  return Napi::Buffer<char>::Copy(env, reinterpret_cast<const char *>(&saved), sizeof saved);
+}
+
+/* restoreMode(fd, saved): the settings makeRaw returned, back on the terminal. */
+Napi::Value RestoreMode(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
+  struct termios saved;
+  if (b.Length() != sizeof saved) {
+    Napi::TypeError::New(env, "restoreMode: not settings from makeRaw").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memcpy(&saved, b.Data(), sizeof saved);
+  int err = 0;
+  if (!tty_restore_mode(info[0].As<Napi::Number>().Int32Value(), saved, err)) throw_errno(env, "tcsetattr", err);
+  return env.Undefined();
+}
+
 /* windowSize(fd): TIOCGWINSZ, { rows, cols }; null when fd is not a terminal. */
 Napi::Value WindowSize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -666,6 +700,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   exports.Set("windowSize", Napi::Function::New(env, WindowSize));
+  exports.Set("makeRaw", Napi::Function::New(env, MakeRaw));
+  exports.Set("restoreMode", Napi::Function::New(env, RestoreMode));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

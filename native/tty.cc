@@ -172,3 +172,25 @@ bool tty_window_size(int fd, unsigned &rows, unsigned &cols, int &err) {
   cols = ws.ws_col;
   return true;
 }
+
+bool tty_make_raw(int fd, struct termios &saved, int &err) {
+  if (tcgetattr(fd, &saved) != 0) {
+    err = errno;
+    return false;
+  }
+  struct termios raw = saved;
+  cfmakeraw(&raw);
+  if (tcsetattr(fd, TCSANOW, &raw) == 0) return true;
+  err = errno;
+  return false;
+}
+
+bool tty_restore_mode(int fd, const struct termios &saved, int &err) {
+  /* TCSADRAIN: what capsule wrote in raw mode reaches the screen before the settings change. */
+  int r;
+  do r = tcsetattr(fd, TCSADRAIN, &saved);
+  while (r != 0 && errno == EINTR);
+  if (r == 0) return true;
+  err = errno;
+  return false;
+}

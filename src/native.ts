@@ -157,6 +157,10 @@ export interface Addon {
   setWindowSize(fd: number, rows: number, cols: number): void;
   /** TIOCGWINSZ: the window size of the terminal on `fd`, null when it is not one. */
   windowSize(fd: number): { rows: number; cols: number } | null;
+  /** The terminal on `fd` in raw mode (cfmakeraw(3)); returns its former settings. Throws with `errno`. */
+  makeRaw(fd: number): Buffer;
+  /** Put back what makeRaw returned (tcsetattr TCSADRAIN). Throws with `errno`. */
+  restoreMode(fd: number, saved: Buffer): void;
   /** The mount phase's operations for these options, without running anything. */
   plan(o: NativeOptions): NativeOp[];
   /**

@@ -32,7 +32,8 @@ export class CallerTerminal {
   private attached: SandboxTerminal | null = null;
   private readonly restoreOnExit = () => this.restore();
   private readonly onResize = () => this.attached?.resize(callerWindowSize());
-  private raw = false;
+  /** The caller's settings from before raw mode (makeRaw), until restored. */
+  private saved: Buffer | null = null;
 
   /** Refuses, in the CLI's words, when stdin is not a terminal (docker run -t says the same). */
   static open(): CallerTerminal {
@@ -44,8 +45,12 @@ export class CallerTerminal {
     const t = new CallerTerminal();
     /* Before anything can go wrong: the 'exit' hook restores the mode on any way out. */
     process.on('exit', t.restoreOnExit);
-    process.stdin.setRawMode(true);
-    t.raw = true;
+    /*
+     * cfmakeraw(3), not Node's setRawMode: that leaves output processing on (ONLCR), so a
+     * bare \n from a full-screen program inside would gain a carriage return here. Raw in
+     * both directions, as ssh and docker make it, the screen gets the pty's bytes as written.
+     */
+    t.saved = native().makeRaw(0);
     return t;
   }
 
@@ -65,10 +70,11 @@ export class CallerTerminal {
     if (this.attached) process.stdin.unpipe(this.attached.input);
     this.attached = null;
     process.stdin.pause();
-    if (this.raw) {
-      this.raw = false;
+    const saved = this.saved;
+    this.saved = null;
+    if (saved) {
       try {
-        process.stdin.setRawMode(false);
+        native().restoreMode(0, saved);
       } catch {
         /* the terminal is gone (hung up): nothing to restore */
       }

@@ -249,6 +249,14 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     expect(pane.file('after')).toBe(pane.file('before'));
   }, 60_000);
 
+  it("shows the program's bytes as written: a bare newline after stty -opost inside keeps the column", async () => {
+    pane = new Pane('opost', '');
+    await pane.waitFor(PROMPT, 'the prompt');
+    /* With the pane's output processing on, capsule's \n would gain a carriage return. */
+    const s = await pane.line("stty -opost; printf 'ab\\ncd\\r\\n'; stty opost; echo $((50+3))", sum(53));
+    expect(s).toMatch(/^ab\r?\n {2}cd/m);
+  }, 60_000);
+
   it('a program that cannot be executed: one line, exit 127, the pane as it was', async () => {
     pane = new Pane('noexec', '', `${rootfs} /bin/nonexistent`);
     const s = await pane.waitFor(/capsule exited 127/);
