@@ -14,7 +14,6 @@
  * input (a Writable that waits for the pty to take each chunk), and output is forwarded to
  * stdout by the run's onOutput, which pauses reading the pty while stdout is full.
  */
-import { constants as osConstants } from 'node:os';
 import { isatty } from 'node:tty';
 
 import { CapsuleError } from '../errors.js';
@@ -81,15 +80,3 @@ export class CallerTerminal {
     }
   }
 }
-
-/**
- * What a signal to capsule means with -t. From the keyboard none comes (raw mode), so one
- * that arrives was sent on purpose (kill, a closing terminal window's SIGHUP): the program's
- * terminal is hung up, as closing a terminal window does, by SIGHUP to the program; a
- * second one ends the sandbox. SIGWINCH is not passed on: the size change is, by
- * TIOCSWINSZ, after which the kernel signals the terminal's foreground job itself.
- */
-export const TERMINAL_HANGUP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
-
-/** 128 + N, the status a shell gives a process killed by signal N. */
-export const signalStatus = (sig: NodeJS.Signals) => 128 + osConstants.signals[sig];
