@@ -4,7 +4,7 @@
  * foreground, what it writes is the result's stdout, and the onSpawn handle types into it
  * and resizes it. Asserted from inside (/proc/self/stat, stty, a shell's job control).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, type RunOptions, type Sandbox } from '../src/index.js';
@@ -87,6 +87,34 @@ async function programSleeps(initPid: number): Promise<void> {
   }
 }
 
+/**
+ * Resolves once a `sleep 100` under capsule-init (host PID initPid) is the foreground job of
+ * its terminal (proc(5) stat: pgrp equals tpgid). Polled; the deadline only bounds a failure.
+ */
+async function foregroundSleep(initPid: number): Promise<void> {
+  const stat = (pid: number) => {
+    const t = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), pgrp: Number(f[2]), tpgid: Number(f[5]) };
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        if (readFileSync(`/proc/${name}/cmdline`, 'utf8') !== 'sleep\x00100\x00') continue;
+        const f = stat(Number(name));
+        if (f.pgrp !== f.tpgid) continue;
+        for (let p = f.ppid; p > 1; p = stat(p).ppid) if (p === initPid) return;
+      } catch {
+        /* gone */
+      }
+    }
+    if (Date.now() > deadline) throw new Error('no sleep 100 in the foreground');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
   it('gives the program a pty from the private devpts as stdin, stdout and stderr, of the size asked', async () => {
     const r = await run({
@@ -137,12 +165,32 @@ describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
   });
 
   it('^C typed ends the foreground job only: the shell goes on', async () => {
-    const r = await session([
-      { type: 'echo start$((1+1)); sleep 100\r' },
-      { type: '\x03', after: 'start2' },
-      { type: 'echo after$((2+2))\r', after: '^C' },
-      { type: 'exit\r', after: 'after4' },
-    ]);
+    let handle!: Sandbox;
+    let out = '';
+    let stage = 0;
+    const r = await run({
+      rootfs,
+      argv: ['/bin/sh', '-i'],
+      env: { PS1: 'box$ ', PATH: '/bin' },
+      terminal: true,
+      wallTimeLimitMs: 30_000,
+      onSpawn: (s) => {
+        handle = s;
+        s.terminal!.input.write('sleep 100\r');
+        /* ^C once the sleep is the terminal's foreground job, not while the shell hands it over */
+        void foregroundSleep(s.pid).then(() => {
+          stage = 1;
+          s.terminal!.input.write('\x03');
+        });
+      },
+      onOutput: (_s, c) => {
+        out += c.toString();
+        if (stage === 1 && out.includes('^C')) {
+          stage = 2;
+          handle.terminal!.input.write('echo after$((2+2)); exit\r');
+        }
+      },
+    });
     expect(r.verdict).toBe('OK');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('after4');

@@ -126,6 +126,31 @@ class Pane {
     throw new Error('capsule is not running in the pane');
   }
 
+  /**
+   * Wait until the sandbox's `sleep 100` runs as the foreground job of its terminal (its
+   * process group is the terminal's, proc(5) stat pgrp and tpgid): a ^C typed before that
+   * would reach the shell, still between reading the line and handing the terminal over.
+   */
+  async sleepInForeground(): Promise<void> {
+    const capsule = this.capsulePid();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      for (const name of readdirSync('/proc')) {
+        if (!/^\d+$/.test(name)) continue;
+        try {
+          if (readFileSync(`/proc/${name}/cmdline`, 'utf8') !== 'sleep\x00100\x00') continue;
+          const f = statOf(Number(name));
+          if (f.pgrp !== f.tpgid) continue;
+          for (let p = f.ppid; p > 1; p = statOf(p).ppid) if (p === capsule) return;
+        } catch {
+          /* gone */
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no sleep 100 in the foreground:\n${this.screen()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   paneSize(): string {
     return this.tmux('display', '-p', '-t', '0', '#{pane_height} #{pane_width}').trim();
   }
@@ -143,11 +168,15 @@ class Pane {
   }
 }
 
-/** The process state letter of a PID (proc(5) stat field 3). */
-function state(pid: number): string {
+/** proc(5) /proc/PID/stat: state, ppid, pgrp and tpgid (the terminal's foreground group). */
+function statOf(pid: number) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), tpgid: Number(f[5]) };
 }
+
+/** The process state letter of a PID. */
+const state = (pid: number) => statOf(pid).state;
 
 const PROMPT = /box\$ $/m;
 /** The screen once `echo $((a+b))` printed its sum on a line of its own (the typed line shows the expression). */
@@ -184,6 +213,7 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     await pane.line('sleep 100 &', PROMPT);
     await pane.line('jobs', /\[1\]\+\s+Running\s+sleep 100/);
     await pane.line('fg', /^sleep 100\r?$/m);
+    await pane.sleepInForeground();
     pane.keys('C-c');
     await pane.waitFor(/\^C\s*\n.*box\$ $/m, 'the prompt after ^C');
     const s = await pane.line('jobs; echo $((40+4))', sum(44));
@@ -197,7 +227,7 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     const capsule = pane.capsulePid();
     pane.tmux('send-keys', '-t', '0', '-l', 'sleep 100');
     pane.keys('Enter');
-    await pane.waitFor(/sleep 100\s*\n\s*$/, 'the sleep running');
+    await pane.sleepInForeground();
     pane.keys('C-c');
     await pane.waitFor(/\^C\s*\n.*box\$ $/m, 'the prompt after ^C');
     await pane.line('echo $((40+5))', sum(45));
@@ -210,7 +240,7 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     const capsule = pane.capsulePid();
     pane.tmux('send-keys', '-t', '0', '-l', 'sleep 100');
     pane.keys('Enter');
-    await pane.waitFor(/sleep 100\s*\n\s*$/, 'the sleep running');
+    await pane.sleepInForeground();
     pane.keys('C-z');
     await pane.waitFor(/\[1\]\+\s+Stopped\s+sleep 100/, 'the job stopped');
     expect(state(capsule)).not.toBe('T');
