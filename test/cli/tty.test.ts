@@ -268,13 +268,27 @@ describe.skipIf(noPty)(`capsule run -it in tmux${noPty ? ` (skipped: ${noPty})` 
     expect(pane.file('before')).not.toBe('');
   }, 60_000);
 
-  it("leaves the pane's terminal settings as they were when capsule is killed with SIGTERM", async () => {
-    pane = new Pane('sigterm', '');
+  it.each(['SIGTERM', 'SIGHUP', 'SIGINT'] as const)(
+    "leaves the pane's terminal settings as they were when capsule gets %s",
+    async (sig) => {
+      pane = new Pane(sig.toLowerCase(), '');
+      await pane.waitFor(PROMPT, 'the prompt');
+      await pane.line('stty raw -echo; echo $((40+9))', sum(49));
+      process.kill(pane.capsulePid(), sig);
+      /* The program's terminal is hung up: the shell dies of SIGHUP, capsule exits 128+1. */
+      await pane.waitFor(/capsule exited 129/);
+      await waitForFile(pane, 'after');
+      expect(pane.file('after')).toBe(pane.file('before'));
+    },
+    60_000,
+  );
+
+  it("leaves the pane's terminal settings as they were when the program is killed", async () => {
+    pane = new Pane('killed', '');
     await pane.waitFor(PROMPT, 'the prompt');
-    await pane.line('stty raw -echo; echo $((40+9))', sum(49));
-    process.kill(pane.capsulePid(), 'SIGTERM');
-    /* The program's terminal is hung up: the shell dies of SIGHUP, capsule exits 128+1. */
-    await pane.waitFor(/capsule exited 129/);
+    pane.tmux('send-keys', '-t', '0', '-l', 'stty raw -echo; kill -KILL $$');
+    pane.keys('Enter');
+    await pane.waitFor(/capsule exited 137/);
     await waitForFile(pane, 'after');
     expect(pane.file('after')).toBe(pane.file('before'));
   }, 60_000);
