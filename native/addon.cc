@@ -38,6 +38,7 @@
 #include "netns_pool.h"
 #include "seccomp.h"
 #include "spawn.h"
+#include "tty.h"
 #include "userns.h"
 
 #ifndef P_PIDFD
@@ -341,6 +342,13 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.trace = o.Get("trace").ToBoolean();
   Napi::Value dir = o.Get("cgroupDirFd");
   s.cgroup_dir_fd = dir.IsUndefined() ? -1 : fd_number(dir, "cgroupDirFd");
+  Napi::Value tty = o.Get("terminal"); /* optional: { rows, cols } (src/terminal.ts) */
+  if (tty.IsObject()) {
+    Napi::Object t = tty.As<Napi::Object>();
+    s.tty = true;
+    s.tty_rows = static_cast<uint16_t>(u32(t, "rows", 65535));
+    s.tty_cols = static_cast<uint16_t>(u32(t, "cols", 65535));
+  }
   return s;
 }
 
@@ -439,6 +447,18 @@ class SpawnWorker : public Napi::AsyncWorker {
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
     res.Set("stdio", stdio);
+    if (result_.tty_master >= 0) {
+      /*
+       * Two descriptors of the one master: Node reads one on the event loop
+       * and writes the other from the pool (src/terminal.ts), and each is
+       * closed by whoever uses it, never while the other is in flight.
+       */
+      int writer = fcntl(result_.tty_master, F_DUPFD_CLOEXEC, 0);
+      Napi::Array t = Napi::Array::New(env, 2);
+      t.Set(0u, result_.tty_master);
+      t.Set(1u, writer >= 0 ? writer : -1);
+      res.Set("terminal", t);
+    }
     if (opts_.trace) res.Set("trace", trace_object(env, plan_, result_));
     deferred_.Resolve(res);
   }
@@ -656,6 +676,65 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
 }
 
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
+/* setWindowSize(fd, rows, cols): TIOCSWINSZ on a terminal's master; throws with the errno's code. */
+Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int err = 0;
+  if (!tty_set_window_size(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                           info[2].As<Napi::Number>().Uint32Value(), err)) {
+    Napi::Error e = Napi::Error::New(env, std::string("TIOCSWINSZ: ") + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+/* Throw an Error naming the call and the errno, with `errno` and `code`-less text. */
+void throw_errno(Napi::Env env, const char *what, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+}
+
+/* makeRaw(fd): the terminal on fd in raw mode (cfmakeraw); returns its former settings, opaque. */
+Napi::Value MakeRaw(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct termios saved;
+  int err = 0;
+  if (!tty_make_raw(info[0].As<Napi::Number>().Int32Value(), saved, err)) {
+    throw_errno(env, "tcsetattr", err);
+    return env.Undefined();
+  }
+  return Napi::Buffer<char>::Copy(env, reinterpret_cast<const char *>(&saved), sizeof saved);
+}
+
+/* restoreMode(fd, saved): the settings makeRaw returned, back on the terminal. */
+Napi::Value RestoreMode(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
+  struct termios saved;
+  if (b.Length() != sizeof saved) {
+    Napi::TypeError::New(env, "restoreMode: not settings from makeRaw").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memcpy(&saved, b.Data(), sizeof saved);
+  int err = 0;
+  if (!tty_restore_mode(info[0].As<Napi::Number>().Int32Value(), saved, err)) throw_errno(env, "tcsetattr", err);
+  return env.Undefined();
+}
+
+/* windowSize(fd): TIOCGWINSZ, { rows, cols }; null when fd is not a terminal. */
+Napi::Value WindowSize(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  unsigned rows = 0, cols = 0;
+  int err = 0;
+  if (!tty_window_size(info[0].As<Napi::Number>().Int32Value(), rows, cols, err)) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rows", rows);
+  o.Set("cols", cols);
+  return o;
+}
+
 Napi::Value StrError(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), strerror(info[0].As<Napi::Number>().Int32Value()));
 }
@@ -664,6 +743,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
+  exports.Set("windowSize", Napi::Function::New(env, WindowSize));
+  exports.Set("makeRaw", Napi::Function::New(env, MakeRaw));
+  exports.Set("restoreMode", Napi::Function::New(env, RestoreMode));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

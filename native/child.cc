@@ -32,6 +32,9 @@ extern "C" int capsule_child_main(void *arg) {
   /* The filesystem: private mounts, rootfs, /proc, /dev, /tmp, binds. (mounts.cc) */
   child_mounts(cfg);
 
+  /* With a terminal: a pty from the private devpts, its master sent to capsule. (tty.cc) */
+  const int tty_fd = child_open_pty(cfg);
+
   /* Make the rootfs / and cut every path back to the host. (mounts.cc) */
   child_pivot_root(cfg);
 
@@ -42,7 +45,7 @@ extern "C" int capsule_child_main(void *arg) {
   child_set_userns(cfg);
 
   /* stdio at 0..2, capsule's pipes at fixed numbers, nothing else inherited. (fds.cc) */
-  child_fds(cfg);
+  child_fds(cfg, tty_fd);
 
   /* ---------------- privilege is dropped below this line ---------------- */
   /* nobody, no groups, no capabilities in any set, no_new_privs. (identity.cc) */

@@ -42,6 +42,7 @@ enum mount_fd_slot {
   MOUNT_FD_PROC,
   MOUNT_FD_DEV,
   MOUNT_FD_SYS,
+  MOUNT_FD_PTS, /* the private devpts, for open_pty (tty.cc) */
   MOUNT_FD_COUNT
 };
 
@@ -129,6 +130,16 @@ struct child_config {
   int netns_fd; /* a fresh network namespace to join (netns_pool.cc), or -1: clone made one */
   int userns_fd; /* the sandbox's user namespace to join (userns.cc), or -1: stay host uid/gid */
 
+  /*
+   * A terminal of the program's own (tty.cc): the child's end of a socketpair
+   * made before clone, to hand the pty's master back on; -1 for none. The
+   * slave is owned by tty_uid/tty_gid (host ids) and starts at rows x cols
+   * (0: the kernel's 0 x 0).
+   */
+  int tty_socket;
+  uint32_t tty_uid, tty_gid;
+  uint16_t tty_rows, tty_cols;
+
   /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
   char *const *argv;
   char *const *envp;
@@ -156,7 +167,10 @@ void child_pivot_root(const struct child_config *cfg);
 void child_hostname(const struct child_config *cfg);
 void child_rlimits(const struct child_config *cfg);
 void child_set_userns(const struct child_config *cfg);
-void child_fds(const struct child_config *cfg);
+/* tty_fd: the pty slave from child_open_pty, placed at 0, 1 and 2 instead of fd_sources; -1 for none. */
+void child_fds(const struct child_config *cfg, int tty_fd);
+/* open_pty and send_pty_master: returns the slave, or -1 when no terminal was asked. (tty.cc) */
+int child_open_pty(const struct child_config *cfg);
 void child_identity(const struct child_config *cfg);
 void child_exec_init(const struct child_config *cfg) __attribute__((noreturn));
 

@@ -2,7 +2,7 @@
  * arrange_fds and close_fds: the child keeps exactly the descriptors the
  * sandbox is meant to have.
  *
- *   0, 1, 2   the program's stdio, as the caller chose it
+ *   0, 1, 2   the program's stdio, as the caller chose it (with a terminal: its pty slave)
  *   3         the error pipe: capsule-init's and the program's exec errors
  *   4         the status pipe: capsule-init's report of how the program ended
  *   5         the seccomp program, when one is asked for
@@ -18,9 +18,11 @@
 #include "config.h"
 #include "sys.h"
 
-void child_fds(const struct child_config *cfg) {
+void child_fds(const struct child_config *cfg, int tty_fd) {
   int src[CAPSULE_FD_FIRST_FREE];
   for (int slot = 0; slot < CAPSULE_FD_FIRST_FREE; slot++) src[slot] = cfg->fd_sources[slot];
+  /* With a terminal, the pty slave is stdin, stdout and stderr alike, as login(1) and docker -t give it. */
+  if (tty_fd >= 0) src[0] = src[1] = src[2] = tty_fd;
 
   /*
    * A source may sit on another slot's number (stdio passed through is 0..2

@@ -32,7 +32,10 @@
  * and every sandbox pays it once. capsule execs it by descriptor after every
  * privileged step, so it runs as the sandbox's user with no capabilities.
  *
- * argv: { "capsule-init", program, args... }   envp: the program's.
+ * argv: { "capsule-init", ["--tty",] program, args... }   envp: the program's.
+ * "--tty": stdio is a pty of the sandbox's own (native/tty.cc), which the
+ * program takes as its controlling terminal (set_controlling_tty). Programs
+ * are absolute paths (src/options.ts), so the word cannot be one.
  * fds: 0-2 stdio, 3 error pipe, 4 status pipe, 5 seccomp program (optional).
  */
 #include <asm/poll.h>
@@ -43,6 +46,7 @@
 #include <linux/fcntl.h>
 #include <linux/filter.h>
 #include <linux/ioctl.h>
+#include <asm/ioctls.h>
 #include <linux/prctl.h>
 #include <linux/resource.h>
 #include <linux/sched.h>
@@ -81,6 +85,12 @@ static void report_error(enum capsule_step step, long neg_errno, const char *det
   SYS3(__NR_write, CAPSULE_FD_ERROR, &rec, sizeof rec);
 }
 
+/*
+ * SIGWINCH stays forwarded with a terminal too: capsule then sets the size on
+ * the pty's master (TIOCSWINSZ) and the kernel signals the terminal's
+ * foreground group itself, so capsule sends none; one a library caller sends
+ * by hand reaches the program as before.
+ */
 static int forwarded(int sig) {
   return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 ||
          sig == SIGUSR2 || sig == SIGWINCH;
@@ -151,9 +161,29 @@ static long read_filter(void) {
  * received, a signal still withdraws a notification; watch_listener counts
  * those.
  */
-static void run_program(char **argv, char **envp, long instructions) {
+static void run_program(char **argv, char **envp, long instructions, int tty) {
   ksigset none = 0;
   SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, SIGSETSIZE);
+  if (tty) {
+    /*
+     * set_controlling_tty: the program leads a session of its own (setsid(2):
+     * it is no group leader, being a fresh child), and the pty on its stdin
+     * becomes that session's controlling terminal (TIOCSCTTY(2const); a
+     * session leader without one may take a terminal no session has), with
+     * the program's group in the foreground. Then ^C and ^Z typed into the
+     * pty signal the foreground job, a shell's job control works, and the
+     * hang-up when capsule closes the master reaches the program. It is only
+     * ever the sandbox's own pty: capsule-init itself stays in the session
+     * new_session made, with no terminal, and without --tty nothing here
+     * runs, so TIOCSTI into the caller's terminal stays impossible.
+     */
+    long r = SYS0(__NR_setsid);
+    if (!sys_failed(r)) r = SYS3(__NR_ioctl, 0, TIOCSCTTY, 0);
+    if (sys_failed(r)) {
+      report_error(STEP_set_controlling_tty, r, "setsid, TIOCSCTTY on stdin");
+      for (;;) SYS1(__NR_exit_group, 125);
+    }
+  }
   if (instructions > 0) {
     struct sock_fprog prog = {(unsigned short)instructions, filter};
     long r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
@@ -364,6 +394,12 @@ static long long now_ns(void) {
 
 static int main_init(int argc, char **argv, char **envp) {
   long long started_ns = now_ns();
+  int tty = argc >= 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 't' && argv[1][3] == 't' &&
+            argv[1][4] == 'y' && argv[1][5] == '\0';
+  if (tty) {
+    argv++;
+    argc--;
+  }
   if (argc < 2) return 125;
   /* The pipes are for capsule-init alone: the program must not inherit them. */
   SYS3(__NR_fcntl, CAPSULE_FD_ERROR, F_SETFD, FD_CLOEXEC);
@@ -411,7 +447,7 @@ static int main_init(int argc, char **argv, char **envp) {
     report_error(STEP_fork_program, program, argv[1]);
     return 125;
   }
-  if (program == 0) run_program(argv + 1, envp, instructions);
+  if (program == 0) run_program(argv + 1, envp, instructions, tty);
   long long forked_ns = now_ns();
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;

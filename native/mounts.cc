@@ -188,7 +188,8 @@ class Planner {
       /* newinstance: a devpts of our own, so the host's terminals stay out of reach (pts(4)). */
       add(in_dev(OP_MKDIR, STEP_mount_dev_pts, "/dev/pts"));
       fsmount(in_dev(OP_FSMOUNT, STEP_mount_dev_pts, "/dev/pts"), "devpts",
-              {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+              {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+              MOUNT_FD_PTS /* kept for open_pty (tty.cc) */);
       mount_op l = in_dev(OP_SYMLINK, STEP_mount_dev_pts, "/dev/ptmx");
       l.source = "pts/ptmx";
       add(l);

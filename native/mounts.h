@@ -62,6 +62,9 @@ struct SandboxOptions {
   int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
   int seccomp_fd = -1;
   bool trace = false; /* record each child step's time, for --explain */
+  /* A terminal of the program's own (tty.cc): stdio is its pty slave instead; needs dev_pts. */
+  bool tty = false;
+  uint16_t tty_rows = 0, tty_cols = 0;
 };
 
 /* Owns the child's data until the child has exec'd. */

@@ -24,6 +24,7 @@
 #include <ctime>
 
 #include "netns_pool.h"
+#include "tty.h"
 #include "steps.h"
 #include "userns.h"
 
@@ -117,18 +118,26 @@ bool read_record(int fd, void *buf, unsigned long size) {
 void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, SpawnResult &out) {
   /* prepare: pipes, then everything the child reads, then its stack. */
   int err_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+  int tty_sock[2] = {-1, -1}; /* with a terminal: the child sends the pty's master on [1] (tty.cc) */
   int userns_fd = -1; /* make_userns's, until the child has joined it */
   int stdio_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   int child_stdio[3];
   for (int i = 0; i < 3; i++) {
     child_stdio[i] = opts.stdio[i];
-    if (opts.stdio[i] >= 0) continue;
+    if (opts.stdio[i] >= 0 || opts.tty) continue; /* with a terminal, 0..2 are the pty slave */
     if (!make_pipe(stdio_pipes[i], out, "stdio pipe")) goto cleanup;
     /* stdin: the child reads end 0; stdout/stderr: the child writes end 1. */
     child_stdio[i] = stdio_pipes[i][i == 0 ? 0 : 1];
     out.stdio[i] = stdio_pipes[i][i == 0 ? 1 : 0];
   }
   if (!make_pipe(err_pipe, out, "error pipe") || !make_pipe(status_pipe, out, "status pipe")) goto cleanup;
+  if (opts.tty) {
+    int err = 0;
+    if (!tty_socketpair(tty_sock, err)) {
+      fail(out, STEP_prepare, err, "terminal socketpair");
+      goto cleanup;
+    }
+  }
 
   plan_mounts(opts, plan);
   {
@@ -177,6 +186,11 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.trace = opts.trace ? &plan.trace : nullptr;
     c.netns_fd = -1; /* taken from the pool right before clone, so no error path can leak it */
     c.userns_fd = -1;
+    c.tty_socket = opts.tty ? tty_sock[1] : -1;
+    c.tty_uid = opts.host_uid != 0 ? opts.host_uid : opts.uid;
+    c.tty_gid = opts.host_uid != 0 ? opts.host_gid : opts.gid;
+    c.tty_rows = opts.tty_rows;
+    c.tty_cols = opts.tty_cols;
   }
 
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
@@ -269,6 +283,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   for (int i = 0; i < 3; i++) close_fd(stdio_pipes[i][i == 0 ? 0 : 1]);
   close_fd(err_pipe[1]);
   close_fd(status_pipe[1]);
+  close_fd(tty_sock[1]);
   fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
   fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
 
@@ -285,6 +300,25 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     close_fd(out.pidfd);
     goto cleanup;
   }
+  if (opts.tty) {
+    /*
+     * The child sent the master before exec_init (send_pty_master), so it is
+     * in the socket now. Its absence cannot happen short of a bug: end the
+     * sandbox rather than run a program whose terminal nobody holds.
+     */
+    int err = 0;
+    out.tty_master = tty_receive_master(tty_sock[0], err);
+    close_fd(tty_sock[0]);
+    if (out.tty_master < 0) {
+      fail(out, STEP_send_pty_master, err, "recvmsg(SCM_RIGHTS)");
+      syscall(SYS_pidfd_send_signal, out.pidfd, SIGKILL, nullptr, 0);
+      siginfo_t info;
+      while (waitid(static_cast<idtype_t>(P_PIDFD), out.pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+      }
+      close_fd(out.pidfd);
+      goto cleanup;
+    }
+  }
   out.ok = true;
   out.error_fd = err_pipe[0];
   out.status_fd = status_pipe[0];
@@ -297,6 +331,8 @@ cleanup:
   close_fd(err_pipe[1]);
   close_fd(status_pipe[0]);
   close_fd(status_pipe[1]);
+  close_fd(tty_sock[0]);
+  close_fd(tty_sock[1]);
   for (int i = 0; i < 3; i++) {
     close_fd(stdio_pipes[i][0]);
     close_fd(stdio_pipes[i][1]);

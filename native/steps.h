@@ -47,6 +47,8 @@
   STEP(mount_tmp, "fsmount", "tmpfs(5)", "a private, size- and inode-capped, writable /tmp")     \
   STEP(bind_mount, "move_mount", "move_mount(2)", "a host path the caller asked for, opened once before clone") \
   STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev, private before it is attached") \
+  STEP(open_pty, "ioctl", "pts(4)", "with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program's") \
+  STEP(send_pty_master, "sendmsg", "unix(7)", "with a terminal: the pty's master to capsule over a socketpair made before clone (SCM_RIGHTS)") \
   STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
   STEP(detach_old_root, "umount2", "umount(2)", "drop every path back to the host's filesystem")   \
   STEP(change_dir, "chdir", "chdir(2)", "the program's working directory inside the sandbox")      \
@@ -66,6 +68,7 @@
   STEP(exec_init, "execveat", "execveat(2)", "become capsule-init, PID 1 of the sandbox")          \
   /* inside the sandbox, capsule-init */                                                           \
   STEP(fork_program, "fork", "fork(2)", "PID 1 stays to reap zombies and forward signals")         \
+  STEP(set_controlling_tty, "ioctl", "TIOCSCTTY(2const)", "with a terminal: the program leads a new session (setsid) whose controlling terminal is its pty, in the foreground") \
   STEP(load_seccomp, "seccomp", "seccomp(2)", "filter the program's system calls, last before exec") \
   STEP(exec, "execve", "execve(2)", "run the program")
 

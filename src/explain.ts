@@ -145,12 +145,23 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return `sethostname(${q(o.hostname)})`;
     case 'new_session':
       return 'setsid()';
+    case 'open_pty': {
+      const size =
+        o.terminal && (o.terminal.rows || o.terminal.cols)
+          ? `; TIOCSWINSZ ${o.terminal.rows}x${o.terminal.cols}`
+          : '';
+      return `openat2(devpts, "ptmx", RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_XDEV); ioctl(TIOCSPTLCK, 0); ioctl(TIOCGPTPEER); fchown(slave, ${n.hostUid ?? (o.hostIds === 'unique' ? 'ID' : o.uid)}, ${n.hostGid ?? (o.hostIds === 'unique' ? 'ID' : o.gid)})${size}`;
+    }
+    case 'send_pty_master':
+      return 'sendmsg(socketpair, SCM_RIGHTS master); close(master)';
+    case 'set_controlling_tty':
+      return 'setsid(); ioctl(0, TIOCSCTTY, 0)';
     case 'set_rlimits':
       return n.rlimits
         .map((r) => `RLIMIT_${rlimitNames[r.resource] ?? r.resource}=${r.soft}/${r.hard}`)
         .join(' ');
     case 'arrange_fds':
-      return `dup3: 0-2 stdio, 3 error pipe, 4 status pipe${n.seccompFd >= 0 ? ', 5 seccomp filter' : ''}, 6 capsule-init, 7 capsule's pidfd`;
+      return `dup3: 0-2 ${o.terminal ? 'the pty slave' : 'stdio'}, 3 error pipe, 4 status pipe${n.seccompFd >= 0 ? ', 5 seccomp filter' : ''}, 6 capsule-init, 7 capsule's pidfd`;
     case 'close_fds':
       return 'close_range(8, ~0U, 0)';
     case 'set_securebits':
@@ -195,6 +206,8 @@ const CHILD_STEPS_WITHOUT_OPS = new Set([
   'change_dir',
   'set_hostname',
   'new_session',
+  'open_pty',
+  'send_pty_master',
   'set_rlimits',
   'set_userns',
   'arrange_fds',
@@ -207,6 +220,9 @@ const CHILD_STEPS_WITHOUT_OPS = new Set([
   'drop_caps',
   'set_no_new_privs',
 ]);
+
+/** The steps only a run with a terminal takes (native/tty.cc, init.c). */
+const TERMINAL_STEPS = new Set(['open_pty', 'send_pty_master', 'set_controlling_tty']);
 
 export interface CgroupWrite {
   path: string;
@@ -284,6 +300,10 @@ export function explainRun(
         (r.forkedNs - r.startedNs) / 1e6,
       ),
     );
+    if (o.terminal)
+      steps.push(
+        entry('set_controlling_tty', 'init', renderStep('set_controlling_tty', o, n), ms(r.forkedNs), null),
+      );
     steps.push(entry('load_seccomp', 'init', renderStep('load_seccomp', o, n), ms(r.forkedNs), null));
     steps.push(entry('exec', 'init', renderStep('exec', o, n), ms(r.forkedNs), null));
   }
@@ -307,7 +327,8 @@ export function explainPlan(
       name !== 'prepare' &&
       name !== 'clone' &&
       name !== 'make_userns' &&
-      (name !== 'set_userns' || o.hostIds === 'unique'),
+      (name !== 'set_userns' || o.hostIds === 'unique') &&
+      (!TERMINAL_STEPS.has(name) || o.terminal !== null),
   );
   const opsByStep = new Map<string, NativeOp[]>();
   for (const op of ops) opsByStep.set(op.step, [...(opsByStep.get(op.step) ?? []), op]);
@@ -318,7 +339,12 @@ export function explainPlan(
     if (opsByStep.has(name) || name === 'set_cgroup_limits') continue;
     if (CHILD_STEPS_WITHOUT_OPS.has(name) || name === 'exec_init') {
       steps.push(entry(name, 'child', renderStep(name, o, n), null, null));
-    } else if (name === 'fork_program' || name === 'load_seccomp' || name === 'exec') {
+    } else if (
+      name === 'fork_program' ||
+      name === 'set_controlling_tty' ||
+      name === 'load_seccomp' ||
+      name === 'exec'
+    ) {
       steps.push(entry(name, 'init', renderStep(name, o, n), null, null));
     }
   }

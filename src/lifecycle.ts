@@ -59,6 +59,7 @@ import type { Captured } from './output.js';
 import { decodeExit, type RunResult } from './result.js';
 import { securityViolation } from './seccomp/verdict.js';
 import { childFds } from './stdio.js';
+import { TerminalMaster } from './terminal.js';
 import { decideVerdict, type Intervention } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -171,6 +172,8 @@ export class LaunchedSandbox {
 
   private id = -1;
   private stdio: [number, number, number] = [-1, -1, -1];
+  /* With `terminal`: the pty's master (src/terminal.ts), until a front door takes it. */
+  private terminal: TerminalMaster | null = null;
   private ids: HostIdLease | null = null;
   private nOpts: NativeOptions | undefined;
   private trace: Parameters<typeof explainRun>[4] | undefined;
@@ -245,6 +248,7 @@ export class LaunchedSandbox {
       this.id = spawned.id;
       this.stdio = spawned.stdio;
       this.trace = spawned.trace;
+      if (spawned.terminal) this.terminal = new TerminalMaster(spawned.terminal);
     } catch (e) {
       this.signal?.removeEventListener('abort', this.abortListener);
       /* Nothing was started: the host id and the cgroup go back now. */
@@ -282,7 +286,11 @@ export class LaunchedSandbox {
         onLimit: (why) => this.intervene(why),
       });
       if (this.abortRequested || this.signal?.aborted) this.intervene('aborted');
-      onSpawn?.({ pid: this.pid, kill: (name) => this.kill(name) });
+      onSpawn?.({
+        pid: this.pid,
+        kill: (name) => this.kill(name),
+        ...(this.terminal ? { terminal: this.terminal.handle } : {}),
+      });
     } catch (e) {
       this.fail(e);
     }
@@ -310,6 +318,8 @@ export class LaunchedSandbox {
       this.stdio[slot] = -1;
       if (fd >= 0) closeSync(fd);
     }
+    this.terminal?.close(); /* a master nobody took */
+    this.terminal = null;
     /* The sandbox is gone (its PID 1 reaped, and with it every process it had): its host id is free. */
     this.ids?.release();
     /* Back to the pool (or removed); one that cannot be emptied is kept for close() and `capsule gc`. */
@@ -322,6 +332,16 @@ export class LaunchedSandbox {
     const fd = this.stdio[slot];
     this.stdio[slot] = -1;
     return fd;
+  }
+
+  /**
+   * With `terminal`: the pty's master (its output is the program's stdout and stderr); the
+   * caller owns it from now on and closes it. Null without a terminal, or once taken.
+   */
+  takeTerminal(): TerminalMaster | null {
+    const t = this.terminal;
+    this.terminal = null;
+    return t;
   }
 
   /** A signal (a number or a name) through the sandbox's pidfd; false once it was reaped. */
@@ -451,6 +471,12 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
+    ...(o.terminal
+      ? {
+          argv: ['capsule-init', '--tty', ...o.argv],
+          terminal: { rows: o.terminal.rows, cols: o.terminal.cols },
+        }
+      : {}),
   };
 }
 

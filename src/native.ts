@@ -43,6 +43,12 @@ export interface NativeOptions {
   seccompFd: number;
   /** Record each child step's time (--explain). */
   trace: boolean;
+  /**
+   * A terminal of the program's own (native/tty.cc): stdio is a pty slave from the private
+   * devpts (devPts must be true), argv carries '--tty' after 'capsule-init'; rows and cols
+   * are its first window size (0: unset). Absent: none.
+   */
+  terminal?: { rows: number; cols: number };
 }
 
 /** One operation of the mount phase, as native/mounts.cc planned it. */
@@ -138,7 +144,22 @@ export interface Addon {
   spawn(
     o: NativeOptions,
     onExit: (e: NativeExit) => void,
-  ): Promise<{ pid: number; id: number; stdio: [number, number, number]; trace?: NativeTrace }>;
+  ): Promise<{
+    pid: number;
+    id: number;
+    stdio: [number, number, number];
+    /** With `terminal`: two descriptors of the pty's master (close-on-exec), to read and to write; the writer is -1 if it could not be duplicated. */
+    terminal?: [number, number];
+    trace?: NativeTrace;
+  }>;
+  /** TIOCSWINSZ on a terminal's master; throws an Error with `errno`. */
+  setWindowSize(fd: number, rows: number, cols: number): void;
+  /** TIOCGWINSZ: the window size of the terminal on `fd`, null when it is not one. */
+  windowSize(fd: number): { rows: number; cols: number } | null;
+  /** The terminal on `fd` in raw mode (cfmakeraw(3)); returns its former settings. Throws with `errno`. */
+  makeRaw(fd: number): Buffer;
+  /** Put back what makeRaw returned (tcsetattr TCSADRAIN). Throws with `errno`. */
+  restoreMode(fd: number, saved: Buffer): void;
   /** The mount phase's operations for these options, without running anything. */
   plan(o: NativeOptions): NativeOp[];
   /**

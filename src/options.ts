@@ -11,6 +11,12 @@ import type { NativeOptions } from './native.js';
 import { type LimitOptions, type Limits, resolveLimits } from './limits.js';
 import { resolveSeccomp } from './seccomp/index.js';
 import { DEFAULT_HOST_ID_RANGE, type HostIdRange } from './ids.js';
+import {
+  resolveTerminal,
+  type ResolvedTerminal,
+  type SandboxTerminal,
+  type TerminalOption,
+} from './terminal.js';
 import { type DeviceOptions, type NvidiaGpu, type ResolvedDevice, resolveDevices } from './devices/index.js';
 
 /** Where one of the program's standard streams comes from or goes to. */
@@ -112,6 +118,17 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
   /** `'buffer'` returns stdout/stderr as Buffers instead of UTF-8 strings. @default 'utf8' */
   encoding?: 'utf8' | 'buffer';
   /**
+   * A pseudo-terminal of the program's own (`capsule run -t`), from a private devpts
+   * (implies `devPts`): its stdin, stdout and stderr are the pty, and it leads a session
+   * with that pty as controlling terminal, in the foreground, so job control, ^C and ^Z
+   * work inside. `{ rows, cols }` sets the first window size. What it writes is the
+   * result's `stdout` (and `onOutput('stdout', ...)`), `stderr` stays empty; `stdin` may be
+   * a string or Buffer typed in at the start; the handle `onSpawn` receives has
+   * `terminal.input` (a Writable, with back-pressure) and `terminal.resize()`. `stdout` and
+   * `stderr` must be left as 'pipe'. See src/terminal.ts. @default false
+   */
+  terminal?: TerminalOption;
+  /**
    * Aborting ends the run at any moment. Before the sandbox is cloned (an abort right
    * after the call, or a signal already aborted), run() rejects with the signal's reason
    * (an `AbortError` by default) and nothing is started. Once the clone is under way, the
@@ -177,6 +194,8 @@ export interface Sandbox {
   readonly pid: number;
   /** Send a signal through this run's pidfd; false once the run's sandbox was reaped. */
   kill(signal: NodeJS.Signals): boolean;
+  /** With the `terminal` option: what is typed into the program's terminal, and its window size. */
+  readonly terminal?: SandboxTerminal;
 }
 
 /** The device nodes every sandbox gets, at the same path and with the same numbers and modes as the host's. */
@@ -269,6 +288,8 @@ export interface ResolvedOptions extends Pick<NativeOptions, SandboxFields> {
   stdout: StdioOption;
   stderr: StdioOption;
   encoding: 'utf8' | 'buffer';
+  /** A terminal of the program's own, with its first window size (0 x 0: unset); null: none. */
+  terminal: ResolvedTerminal | null;
   limits: Limits;
   cgroups: boolean;
   cgroupParent: string;
@@ -387,6 +408,7 @@ const KNOWN_OPTIONS = {
   stdout: true,
   stderr: true,
   encoding: true,
+  terminal: true,
   signal: true,
   onSpawn: true,
   onOutput: true,
@@ -622,6 +644,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     resolvedStdin = { file };
   } else resolvedStdin = checkStdio('stdin', stdin, 'ignore');
 
+  const terminal = resolveTerminal(o);
   const encoding = o.encoding ?? 'utf8';
   if (encoding !== 'utf8' && encoding !== 'buffer') fail('encoding', `encoding must be 'utf8' or 'buffer'`);
 
@@ -669,7 +692,8 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     ...resolveHostIds(o),
     writableRoot: o.writableRoot === true,
     tmpSizeBytes: checkInteger('tmpSizeBytes', o.tmpSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
-    devPts: o.devPts === true,
+    /* A terminal is allocated from the private devpts (native/tty.cc). */
+    devPts: o.devPts === true || terminal !== null,
     /* NCCL puts its buffers in /dev/shm between the processes of a multi-GPU job. */
     devShm: o.devShm === true || devices.gpus.length > 1,
     tmpNoexec: o.tmpNoexec === true,
@@ -689,6 +713,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     stdout: checkStdio('stdout', o.stdout, 'pipe'),
     stderr: checkStdio('stderr', o.stderr, 'pipe'),
     encoding,
+    terminal,
     limits,
     cgroups: o.cgroups !== false,
     cgroupParent,

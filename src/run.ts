@@ -32,7 +32,7 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
   try {
     const opts = resolveOptions(options);
     const sb = await LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn });
-    return await sb.result(startStdio(sb, opts, options.onOutput));
+    return await sb.result(startStdio(sb, opts, options.onOutput, options.outputLimitBytes !== undefined));
   } catch (e) {
     throw outOfDescriptors(e) ?? e;
   }
@@ -47,11 +47,16 @@ function startStdio(
   sb: LaunchedSandbox,
   opts: ReturnType<typeof resolveOptions>,
   onOutput: RunOptions['onOutput'],
+  explicitCap: boolean,
 ): Promise<[Captured, Captured]> | undefined {
   const stdinFd = sb.takeStdio(0);
   const stdoutFd = sb.takeStdio(1);
   const stderrFd = sb.takeStdio(2);
+  /* With `terminal`: the pty's master, whose output is stdout (src/terminal.ts). */
+  const term = sb.takeTerminal();
   try {
+    if (term && (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array))
+      term.handle.input.write(opts.stdin); /* typed in: a terminal has no end of file to close */
     if (stdinFd >= 0) {
       if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
       else closeSync(stdinFd);
@@ -76,13 +81,18 @@ function startStdio(
         }
       });
     const cap = opts.limits.outputLimitBytes;
+    const keep = opts.terminal?.keepOutput ?? true;
     return Promise.all([
-      capture(stdoutFd, cap, onCap, forward('stdout')),
+      term
+        ? /* Output that is not kept is capped only where a cap was asked for. */
+          term.output(keep || explicitCap ? cap : null, onCap, forward('stdout'), keep)
+        : capture(stdoutFd, cap, onCap, forward('stdout')),
       capture(stderrFd, cap, onCap, forward('stderr')),
-    ]);
+    ]).finally(() => term?.close());
   } catch (e) {
     sb.fail(e);
     for (const fd of [stdoutFd, stderrFd]) if (fd >= 0) closeSync(fd);
+    term?.close();
     return undefined;
   }
 }

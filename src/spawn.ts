@@ -31,7 +31,7 @@ import { feed } from './stdio.js';
 /** spawn()'s options: run()'s, with stdio streamed. */
 export interface SpawnOptions extends Omit<
   RunOptions,
-  'stdin' | 'stdout' | 'stderr' | 'encoding' | 'onOutput'
+  'stdin' | 'stdout' | 'stderr' | 'encoding' | 'onOutput' | 'terminal'
 > {
   /**
    * `'pipe'`: the program's stdin is {@link SpawnedSandbox.stdin}, a Writable; ending it
@@ -114,6 +114,11 @@ export function spawn(options: SpawnOptions): SpawnedSandbox {
     throw new ConfigError(
       'onOutput is a run() option: with spawn(), read the stdout and stderr streams',
       'onOutput',
+    );
+  if ((options as RunOptions).terminal !== undefined)
+    throw new ConfigError(
+      "terminal is a run() option (and `capsule run -t`'s): spawn() gives the program pipes",
+      'terminal',
     );
   if ((options as RunOptions).encoding !== undefined)
     throw new ConfigError(

@@ -31,6 +31,8 @@ export const STEPS = [
   { name: 'mount_tmp', syscall: 'fsmount', man: 'tmpfs(5)', why: 'a private, size- and inode-capped, writable /tmp' },
   { name: 'bind_mount', syscall: 'move_mount', man: 'move_mount(2)', why: 'a host path the caller asked for, opened once before clone' },
   { name: 'remount_bind', syscall: 'mount_setattr', man: 'mount_setattr(2)', why: 'make a bind read-only, nosuid, nodev, private before it is attached' },
+  { name: 'open_pty', syscall: 'ioctl', man: 'pts(4)', why: 'with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program\'s' },
+  { name: 'send_pty_master', syscall: 'sendmsg', man: 'unix(7)', why: 'with a terminal: the pty\'s master to capsule over a socketpair made before clone (SCM_RIGHTS)' },
   { name: 'pivot_root', syscall: 'pivot_root', man: 'pivot_root(2)', why: 'make the rootfs / (chroot alone can be escaped)' },
   { name: 'detach_old_root', syscall: 'umount2', man: 'umount(2)', why: 'drop every path back to the host\'s filesystem' },
   { name: 'change_dir', syscall: 'chdir', man: 'chdir(2)', why: 'the program\'s working directory inside the sandbox' },
@@ -49,6 +51,7 @@ export const STEPS = [
   { name: 'set_no_new_privs', syscall: 'prctl', man: 'PR_SET_NO_NEW_PRIVS(2const)', why: 'setuid binaries cannot raise privilege' },
   { name: 'exec_init', syscall: 'execveat', man: 'execveat(2)', why: 'become capsule-init, PID 1 of the sandbox' },
   { name: 'fork_program', syscall: 'fork', man: 'fork(2)', why: 'PID 1 stays to reap zombies and forward signals' },
+  { name: 'set_controlling_tty', syscall: 'ioctl', man: 'TIOCSCTTY(2const)', why: 'with a terminal: the program leads a new session (setsid) whose controlling terminal is its pty, in the foreground' },
   { name: 'load_seccomp', syscall: 'seccomp', man: 'seccomp(2)', why: 'filter the program\'s system calls, last before exec' },
   { name: 'exec', syscall: 'execve', man: 'execve(2)', why: 'run the program' },
 ] as const;

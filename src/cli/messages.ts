@@ -62,6 +62,7 @@ export const OPTION_FLAGS: Readonly<Record<string, Flag>> = {
   stackLimitBytes: { flag: '--stack-limit', unit: 'bytes' },
   hostIds: { flag: '--host-ids' },
   hostIdRange: { flag: '--host-id-range' },
+  terminal: { flag: '--tty', plainWord: true } /* also the word: "a terminal" */,
   /* The CLI hands the program its own stdin (and stdout, stderr without --output-limit). */
   stdin: { flag: 'stdin', keepWord: true },
   stdout: { flag: 'stdout', keepWord: true },

@@ -21,6 +21,7 @@ import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } f
 import { registerRootfsCommands } from './rootfs.js';
 import { forward, stderr, stdout, write } from './streams.js';
 import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
+import { CallerTerminal, callerWindowSize } from './tty.js';
 
 /** docker/podman's convention for a runtime's own failures. */
 export const EXIT_CAPSULE_FAILED = 125;
@@ -93,21 +94,44 @@ export function program(): Command {
       let sandbox: Sandbox | undefined;
       const early: NodeJS.Signals[] = [];
       let interrupts = 0;
+      /* -t: no stdin terminal is one line and exit 125, before anything runs; else raw mode from here. */
+      const caller = flags.tty ? CallerTerminal.open() : null;
       const deliver = (to: Sandbox, sig: NodeJS.Signals) => {
+        if (caller) {
+          /*
+           * With a terminal, none of these comes from the keyboard (raw mode): a signal to
+           * capsule hangs the program's terminal up (SIGHUP, as closing a terminal window
+           * does; a shell that ignores SIGTERM and SIGINT still ends), and a second one ends
+           * the sandbox. The window size follows by TIOCSWINSZ, not a forwarded SIGWINCH.
+           */
+          if (sig === 'SIGWINCH') return;
+          if (sig === 'SIGINT' || sig === 'SIGTERM' || sig === 'SIGHUP' || sig === 'SIGQUIT')
+            to.kill(++interrupts > 1 ? 'SIGKILL' : 'SIGHUP');
+          else to.kill(sig);
+          return;
+        }
         /* The first SIGINT/SIGTERM goes to the program; a second one ends the sandbox. */
         if ((sig === 'SIGINT' || sig === 'SIGTERM') && ++interrupts > 1) to.kill('SIGKILL');
         else to.kill(sig);
       };
       /* Before anything runs: a path that cannot be written is exit 125, not a lost exit status. */
-      const files = openReportFiles(flags);
+      let files: ReportFile[] = [];
+      try {
+        files = openReportFiles(flags);
+      } catch (e) {
+        caller?.restore();
+        throw e;
+      }
       for (const sig of FORWARDED) {
         const forward = () => (sandbox ? deliver(sandbox, sig) : early.push(sig));
         handlers.set(sig, forward);
         process.on(sig, forward);
       }
       try {
+        const options = runOptionsFromFlags(rootfs, argv, flags);
+        if (caller) options.terminal = { ...callerWindowSize(), keepOutput: false };
         const result = await run({
-          ...runOptionsFromFlags(rootfs, argv, flags),
+          ...options,
           /* With --output-limit the program's output streams through capsule, within the cap. */
           /*
            * A slow reader of ours slows the program down (it blocks on its full pipe), and one
@@ -117,9 +141,11 @@ export function program(): Command {
           onOutput: (stream, chunk) => forward(stream === 'stdout' ? stdout() : stderr(), chunk),
           onSpawn: (spawned) => {
             sandbox = spawned;
+            if (caller && spawned.terminal) caller.attach(spawned.terminal);
             for (const sig of early.splice(0)) deliver(spawned, sig);
           },
         });
+        caller?.restore(); /* before any line of ours: raw mode would print it without its carriage return */
         if (result.explain) printExplain(flags, result.explain);
         writeReports(
           flags,
@@ -131,11 +157,13 @@ export function program(): Command {
         if (note) write(stderr(), `capsule: ${note}\n`);
         process.exitCode = result.exitCode ?? 128 + (result.signal ? osConstants.signals[result.signal] : 0);
       } catch (e) {
+        caller?.restore();
         if (e instanceof SetupError && e.explain) printExplain(flags, e.explain);
         const meta = files.find((f) => f.flag === '--meta');
         if (CapsuleError.is(e) && meta) writeReportFile(meta, metaFromError(cliMessage(e, context)));
         throw e;
       } finally {
+        caller?.restore();
         for (const [sig, h] of handlers) process.off(sig, h);
         closeReportFiles(files);
       }

@@ -129,6 +129,10 @@ export interface RunFlags {
   /** false from --no-gpu-libs. */
   gpuLibs?: boolean;
   cdiDevice?: string[];
+  /** -t: a terminal of the program's own (src/cli/tty.ts). */
+  tty?: boolean;
+  /** -i: stdin stays open for the program (it always is: see the flag's help). */
+  interactive?: boolean;
 }
 
 /** The library options a `capsule run` command line stands for (stdio is the caller's). */
@@ -178,9 +182,13 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
      */
     cgroups: Boolean(flags.report || flags.json || flags.meta || flags.explain || flags.explainJson),
     binds: flags.bind,
-    stdin: 'inherit',
-    stdout: output,
-    stderr: output,
+    /*
+     * -t: stdio is the program's own terminal; what it writes streams through capsule (the
+     * run's onOutput) and is not kept, since a session may write without end.
+     */
+    ...(flags.tty
+      ? { terminal: { keepOutput: false } }
+      : { stdin: 'inherit' as const, stdout: output, stderr: output }),
     encoding: 'buffer',
   };
 }
@@ -228,6 +236,10 @@ function sandboxOptions(cmd: Command): Command {
       new Option('--tmp-size <size>', 'size cap of the private /tmp, e.g. 64m (default: 64m)').argParser(
         bytes,
       ),
+    )
+    .option(
+      '-t, --tty',
+      'give the program a terminal of its own (a pty from a private devpts), driven from yours in raw mode: job control, ^C and ^Z work inside; stdin must be a terminal',
     )
     .option('--dev-pts', 'mount a private /dev/pts')
     .option('--dev-shm', 'mount a private /dev/shm')
@@ -311,6 +323,10 @@ export function runCommand(
           'itself failed, 126 when PROG cannot be executed, 127 when it is not found.',
       ),
   )
+    .option(
+      '-i, --interactive',
+      'keep stdin open for the program (the default: stdin is always passed; -it as with docker)',
+    )
     .option('--report <file>', 'write the result (verdict, times, memory, limits) as JSON to FILE')
     .option('--json', 'write the result as JSON to stderr when the run ends')
     .option(
@@ -331,7 +347,8 @@ export function runCommand(
         '  capsule run --bind ./out:/out:rw ./rootfs /bin/sh -c "date > /out/stamp"\n' +
         '  capsule run --cpu-time-limit 2s --wall-time-limit 5s --memory-limit 256m --pids-limit 64 \\\n' +
         '      --output-limit 1m --meta meta.txt ./rootfs /box/solution < input.txt\n' +
-        "  capsule run --env A=1 -- ./rootfs /bin/prog --its-own-flags   (-- ends capsule's options)",
+        "  capsule run --env A=1 -- ./rootfs /bin/prog --its-own-flags   (-- ends capsule's options)\n" +
+        '  capsule run -it ./rootfs /bin/sh                 (an interactive shell with job control)',
     )
     .action(async (rootfs: string, prog: string, args: string[], flags: RunFlags) => {
       await action(rootfs, [prog, ...args], flags);
