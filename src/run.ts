@@ -55,8 +55,13 @@ function startStdio(
   /* With `terminal`: the pty's master, whose output is stdout (src/terminal.ts). */
   const term = sb.takeTerminal();
   try {
-    if (term && (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array))
-      term.handle.input.write(opts.stdin); /* typed in: a terminal has no end of file to close */
+    /* A stdin string or Buffer is typed in: a terminal has no end of file to close. */
+    if (
+      term &&
+      opts.stdin !== 'ignore' &&
+      (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array)
+    )
+      term.handle.input.write(opts.stdin);
     if (stdinFd >= 0) {
       if (typeof opts.stdin === 'string' || opts.stdin instanceof Uint8Array) feed(stdinFd, opts.stdin);
       else closeSync(stdinFd);
