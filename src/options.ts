@@ -399,7 +399,7 @@ function checkMountPoint(
         fail(
           option,
           `${rootfsArg} has no ${inside} (${why}), and with writableRoot capsule makes no mount point ` +
-            `in the host directory: ${make}, or leave writableRoot off (capsule then makes it in an overlay)`,
+            `in the host directory: ${make}, or leave writableRoot off (capsule then makes it in a tmpfs layered over the rootfs)`,
         );
       }
       return parts.slice(i - 1).map((_, j) => ({
@@ -649,9 +649,9 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     );
   }
   if (o.overlaySizeBytes !== undefined && !overlay)
-    fail('overlaySizeBytes', 'overlaySizeBytes is the size cap of the overlay: set overlay too');
+    fail('overlaySizeBytes', 'overlaySizeBytes is the size cap of the overlay: set overlay: true as well');
   if (o.boxSizeBytes !== undefined && o.box === undefined)
-    fail('boxSizeBytes', 'boxSizeBytes is the size cap of the box: set box too');
+    fail('boxSizeBytes', "boxSizeBytes is box's size cap: set box too");
   const ctx = { rootfs, rootfsArg, writableRoot };
   const mountPoints: MountPoint[] = [
     ...checkMountPoint(ctx, '/proc', 'dir', "the sandbox's /proc is mounted there"),
@@ -665,7 +665,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     box = sandboxPath('box', o.box);
     if (['/', '/proc', '/dev', '/tmp'].some((d) => under(box, d)))
       fail('box', `box cannot be ${box}: not /, nor under /proc, /dev or /tmp, which capsule mounts`);
-    mountPoints.push(...checkMountPoint(ctx, box, 'dir', 'the box is mounted there', 'box'));
+    mountPoints.push(...checkMountPoint(ctx, box, 'dir', 'box is mounted there', 'box'));
   }
 
   const binds = (o.binds ?? []).map((b, i) => {
@@ -680,7 +680,7 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     const target = sandboxPath(`${option}.target`, b.target);
     if (['/', '/proc', '/dev', '/tmp'].includes(target))
       fail(option, `cannot bind over ${target}: capsule mounts it`);
-    if (target === box) fail(option, `cannot bind over ${target}: it is the box (box)`);
+    if (target === box) fail(option, `cannot bind over ${target}: box is mounted there`);
     const kind = statSync(source).isDirectory() ? 'dir' : 'file';
     if (box !== '' && under(target, box)) {
       /* The box is a fresh tmpfs: every component under it is made there, after mount_box. */
@@ -692,7 +692,9 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
         })),
       );
     } else {
-      mountPoints.push(...checkMountPoint(ctx, target, kind, `bind mount of ${b.source}`, `${option}.target`));
+      mountPoints.push(
+        ...checkMountPoint(ctx, target, kind, `bind mount of ${b.source}`, `${option}.target`),
+      );
     }
     return { source, target, readOnly: b.readOnly ?? true, option };
   });
