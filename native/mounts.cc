@@ -588,21 +588,24 @@ const char *fd_path(char *buf, int fd) {
 
 /*
  * One layer of the overlay by descriptor: FSCONFIG_SET_FD (overlayfs takes
- * lowerdir+, upperdir and workdir so since Linux 6.13), else, on a kernel
- * that refuses it with EINVAL, the /proc/self/fd/N name of the same open
- * directory (the child still sees the host's /proc: pivot_root comes later).
+ * lowerdir+, upperdir and workdir so since Linux 6.13), else the
+ * /proc/self/fd/N name of the same open directory, which the kernel follows
+ * to that file, not to a name (the child still sees the host's /proc:
+ * pivot_root comes later).
  */
 long overlay_layer(long fs, const char *key, const char *old_key, int fd) {
   long r = SYS5(__NR_fsconfig, fs, FSCONFIG_SET_FD, key, 0, fd);
-  if (r != -EINVAL) return r;
+  /* EINVAL: an overlayfs that takes strings only (6.5-6.12); EOPNOTSUPP: one still on the legacy mount API. */
+  if (r != -EINVAL && r != -EOPNOTSUPP) return r;
   char path[32];
   return SYS5(__NR_fsconfig, fs, FSCONFIG_SET_STRING, old_key, fd_path(path, fd), 0);
 }
 
 /*
- * OP_OVERLAY (mount_overlay, see plan_overlay): a detached tmpfs with
- * upper/ and work/ in it; the overlay made from bind_rootfs's mount and those
- * two, and attached on that same mount; its descriptor replaces the root's
+ * OP_OVERLAY (mount_overlay, see plan_overlay): a tmpfs stacked on the
+ * rootfs's bind, with upper/ and work/ in it; the overlay made from
+ * bind_rootfs's mount and those two, and stacked on the tmpfs; its
+ * descriptor replaces the root's
  * (the old one is closed: the overlay's mount keeps it). On failure, *log gets the kernel's own reason from the
  * filesystem context (fsopen(2): read(2) on it), e.g. a rootfs on an
  * overlayfs already stacked too deep.
@@ -623,6 +626,14 @@ long do_overlay(int root, const struct mount_op *op, int *mnt, char *log, unsign
   if (!sys_failed(r)) r = SYS5(__NR_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
   if (!sys_failed(r)) what = "fsmount(tmpfs)", r = tm = SYS3(__NR_fsmount, fs, FSMOUNT_CLOEXEC, 0);
   if (!sys_failed(fs)) SYS1(__NR_close, fs);
+  /*
+   * The tmpfs is attached on the rootfs's bind before it is used: overlayfs
+   * takes layers only from mounts of the caller's namespace (clone_private_mount
+   * refuses a detached one before Linux 6.15). The overlay goes on top of it,
+   * and pivot_root later detaches both the bind and the tmpfs with the old
+   * root: the overlay keeps its own private copies of its layers.
+   */
+  if (!sys_failed(r)) what = "move_mount(tmpfs)", r = attach(static_cast<int>(tm), root);
   /* upper/ gets the rootfs root's owner and mode: the overlay's root shows the upper directory's. */
   if (!sys_failed(r)) what = "mkdirat(upper)", r = SYS3(__NR_mkdirat, tm, "upper", 0700);
   if (!sys_failed(r)) what = "mkdirat(work)", r = SYS3(__NR_mkdirat, tm, "work", 0700);
@@ -657,10 +668,15 @@ long do_overlay(int root, const struct mount_op *op, int *mnt, char *log, unsign
     log[n] = '\0';
   }
   /* The overlay holds its layers: the tmpfs lives as long as the overlay's mount does. */
-  for (long fd : {static_cast<long>(upper), static_cast<long>(work), tm, ov, lower})
+  for (long fd : {static_cast<long>(upper), static_cast<long>(work), ov, lower})
     if (fd >= 0 && !sys_failed(fd)) SYS1(__NR_close, fd);
-  if (sys_failed(r)) return r;
-  r = attach(*mnt, root);
+  if (sys_failed(r)) {
+    if (tm >= 0 && !sys_failed(tm)) SYS1(__NR_close, tm);
+    return r;
+  }
+  /* On top of the tmpfs, the top of the stack at the rootfs's path. */
+  r = attach(*mnt, static_cast<int>(tm));
+  SYS1(__NR_close, tm);
   if (sys_failed(r)) {
     unsigned n = 0;
     for (const char *p = "move_mount"; *p; p++) log[n++] = *p;
