@@ -326,6 +326,19 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.binds.push_back({str(b, "source"), str(b, "target"), b.Get("readOnly").ToBoolean(),
                        b.Has("option") ? str(b, "option") : std::string()});
   }
+  /* Optional, as tests drive the addon with older option sets: src/options.ts fills them. */
+  s.overlay = o.Get("overlay").ToBoolean();
+  if (o.Get("overlaySizeBytes").IsNumber()) s.overlay_size_bytes = u64(o, "overlaySizeBytes");
+  if (o.Get("box").IsString()) s.box = str(o, "box");
+  if (o.Get("boxSizeBytes").IsNumber()) s.box_size_bytes = u64(o, "boxSizeBytes");
+  Napi::Value points = o.Get("mountPoints");
+  if (points.IsArray()) {
+    Napi::Array arr = points.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object m = arr.Get(i).As<Napi::Object>();
+      s.mount_points.push_back({str(m, "path"), m.Get("dir").ToBoolean()});
+    }
+  }
   Napi::Array cg = o.Get("cgroupFds").As<Napi::Array>();
   for (uint32_t i = 0; i < cg.Length(); i++) s.cgroup_fds.push_back(fd_number(cg.Get(i), "cgroupFds"));
   Napi::Array rl = o.Get("rlimits").As<Napi::Array>();
@@ -390,7 +403,7 @@ Napi::Value trace_object(Napi::Env env, const Plan &plan, const SpawnResult &r) 
 /* One mount-phase operation, as data: for `capsule explain` and --explain's arguments. */
 Napi::Object op_object(Napi::Env env, const mount_op &op) {
   static const char *const kinds[] = {"mount", "mkfile", "mkdir",  "symlink", "setattr",
-                                      "mknod", "umask",  "bind", "fsmount"};
+                                      "mknod", "umask",  "bind", "fsmount", "overlay", "mkpoint"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("step", kSteps[op.step].name);
   o.Set("kind", kinds[op.kind]);

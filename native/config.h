@@ -33,6 +33,8 @@ enum mount_op_kind {
   OP_UMASK,   /* umask(flags) */
   OP_BIND,    /* a detached copy of a tree (open_tree(2)), its flags set, moved onto (base, at) */
   OP_FSMOUNT, /* a new filesystem: fsopen(fstype), fsconfig(config), fsmount(attr_set), moved onto (base, at) */
+  OP_OVERLAY, /* the root as an overlay: the rootfs's bind under a tmpfs (config) upper layer, stacked on it */
+  OP_MKPOINT, /* a missing mount point: in the directory `source` (resolved from base), make `data` (mounts.cc) */
 };
 
 /* The descriptor slots mount operations resolve in (child_config.mount_fds). */
@@ -50,6 +52,9 @@ enum mount_fd_slot {
 #define BIND_FROM_PARENT 1u /* source_fd: a tree the parent cloned before clone (open_mount_sources) */
 #define BIND_CHECK_ROOTFS 2u /* the target must be the inode the parent saw as the rootfs */
 #define BIND_SOURCE_DIR 4u  /* the source is a directory (the target must be one too) */
+
+/* OP_MKPOINT's flags. */
+#define MKPOINT_DIR 1u /* a directory (else an empty file, to bind a file onto) */
 
 struct mount_op {
   enum mount_op_kind kind;

@@ -125,6 +125,11 @@ class Planner {
     root.recursive = 1;
     root.save = MOUNT_FD_ROOT;
     add(root);
+    if (use_overlay()) {
+      plan_overlay();
+      for (const MountPointSpec &m : opts_.mount_points)
+        if (!in_box(m.path)) mount_point(m);
+    }
 
     /*
      * remount_root: read-only (unless asked), nosuid, nodev, for the rootfs
@@ -133,8 +138,9 @@ class Planner {
      * directory can still be mounted over.
      */
     mount_op ro = in_root(OP_SETATTR, STEP_remount_root, "");
-    ro.target = root.target;
-    ro.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (opts_.writable_root ? 0 : MOUNT_ATTR_RDONLY);
+    ro.target = ro.detail = plan_.keep(opts_.rootfs);
+    ro.attr_set =
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (opts_.writable_root || opts_.overlay ? 0 : MOUNT_ATTR_RDONLY);
     ro.recursive = 1;
     add(ro);
 
@@ -223,6 +229,8 @@ class Planner {
              {"nr_inodes", std::to_string(tmpfs_inodes(opts_.tmp_size_bytes))}},
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (opts_.tmp_noexec ? MOUNT_ATTR_NOEXEC : 0));
 
+    if (!opts_.box.empty()) plan_box();
+
     /*
      * bind_mount: the parent opened the source once and cloned it into a
      * detached tree with its flags already set (remount_bind, in
@@ -241,6 +249,93 @@ class Planner {
   }
 
  private:
+  /* The overlay is needed for overlay: true, and for any mount point to make outside the box. */
+  bool use_overlay() const {
+    if (opts_.overlay) return true;
+    for (const MountPointSpec &m : opts_.mount_points)
+      if (!in_box(m.path)) return true;
+    return false;
+  }
+  bool in_box(const std::string &path) const {
+    return !opts_.box.empty() && path.size() > opts_.box.size() && path.compare(0, opts_.box.size(), opts_.box) == 0 &&
+           path[opts_.box.size()] == '/';
+  }
+
+  /*
+   * mount_overlay: the root is an overlay (overlayfs(5)) whose only lower
+   * layer is the rootfs and whose upper layer is a fresh tmpfs, stacked on
+   * the rootfs's bind (bind_rootfs) in the child's private namespace. Writes,
+   * and the mount points capsule makes, land in the tmpfs; the host directory
+   * is never written, and the tmpfs goes with the namespace. The lower layer
+   * is bind_rootfs's mount, by its descriptor: the rootfs looked up once,
+   * with no symlink, and checked to be the inode the parent saw; never the
+   * path looked up again (overlayfs takes layers from descriptors with
+   * fsconfig(2) FSCONFIG_SET_FD since Linux 6.13; before that, the
+   * /proc/self/fd/N name of the same open directory). It must be a mount of
+   * this namespace, which the parent's own descriptor is not: overlayfs
+   * refuses a layer from another mount namespace (clone_private_mount). The
+   * tmpfs is size- and inode-capped as /tmp is, and its pages are charged to
+   * the writer's memory cgroup (tmpfs(5)), so overlay writes count against
+   * memoryLimitBytes. Without overlay: true only mount points go there: a
+   * small cap, and the root is read-only again (remount_root) before
+   * anything runs.
+   */
+  void plan_overlay() {
+    uint64_t size = opts_.overlay ? opts_.overlay_size_bytes : 1ull << 20;
+    mount_op o = in_root(OP_OVERLAY, STEP_mount_overlay, "");
+    o.target = o.detail = plan_.keep(opts_.rootfs);
+    o.fstype = "overlay";
+    o.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    o.save = MOUNT_FD_ROOT;
+    std::vector<const char *> list = {"source",   "tmpfs", "mode", "0755", "size", plan_.keep(std::to_string(size)),
+                                      "nr_inodes", plan_.keep(std::to_string(tmpfs_inodes(size))), nullptr, nullptr};
+    plan_.lists.push_back(std::move(list));
+    o.config = plan_.lists.back().data();
+    o.data = plan_.keep("upper: tmpfs size=" + std::to_string(size) + ",nr_inodes=" + std::to_string(tmpfs_inodes(size)));
+    add(o);
+  }
+
+  /*
+   * make_mount_point: one missing component of a mount point's path. Its
+   * parent is looked up by descriptor from the root, with no symlink
+   * allowed (openat2(2), as open_mount_target), and the name made in it with
+   * mkdirat(2), or openat(2) O_CREAT|O_EXCL|O_NOFOLLOW for a file: a name
+   * that appeared since TypeScript looked (EEXIST) is left to the mount's own
+   * lookup, which refuses a symlink and a file of the wrong kind.
+   */
+  void mount_point(const MountPointSpec &m) {
+    mount_op o = in_root(OP_MKPOINT, STEP_make_mount_point, m.path);
+    std::string rel = o.at;
+    size_t slash = rel.rfind('/');
+    o.source = plan_.keep(slash == std::string::npos ? "" : rel.substr(0, slash));
+    o.data = plan_.keep(slash == std::string::npos ? rel : rel.substr(slash + 1));
+    o.flags = m.dir ? MKPOINT_DIR : 0;
+    o.detail = plan_.keep(m.path + " (a mount point capsule makes)");
+    add(o);
+  }
+
+  /*
+   * mount_box: a tmpfs at the caller's path, its root owned by the sandbox's
+   * uid and gid as the host sees them (the leased ids under hostIds
+   * 'unique'), so the program can write there and nowhere else it was not
+   * given. Not noexec: a judge compiles into it and runs what it compiled.
+   * nosuid, nodev, size- and inode-capped as /tmp. Mount points under it
+   * (a bind inside the box) are made in it afterwards.
+   */
+  void plan_box() {
+    uint32_t uid = opts_.host_uid ? opts_.host_uid : opts_.uid;
+    uint32_t gid = opts_.host_gid ? opts_.host_gid : opts_.gid;
+    fsmount(in_root(OP_FSMOUNT, STEP_mount_box, opts_.box), "tmpfs",
+            {{"mode", "0755"},
+             {"uid", std::to_string(uid)},
+             {"gid", std::to_string(gid)},
+             {"size", std::to_string(opts_.box_size_bytes)},
+             {"nr_inodes", std::to_string(tmpfs_inodes(opts_.box_size_bytes))}},
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    for (const MountPointSpec &m : opts_.mount_points)
+      if (in_box(m.path)) mount_point(m);
+  }
+
   /*
    * mask_proc_path and remount_proc_path: a PID namespace filters /proc's
    * process directories, but much of the rest is the host's, whatever
@@ -476,10 +571,148 @@ long do_fsmount(const struct mount_op *op, int target, int *mnt) {
   return attach(*mnt, target);
 }
 
+/* "/proc/self/fd/N" for fd into buf (32 bytes): no libc in the child. */
+const char *fd_path(char *buf, int fd) {
+  static const char prefix[] = "/proc/self/fd/";
+  unsigned n = 0;
+  for (; prefix[n]; n++) buf[n] = prefix[n];
+  char digits[12];
+  unsigned d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0 && d < sizeof digits);
+  while (d > 0) buf[n++] = digits[--d];
+  buf[n] = '\0';
+  return buf;
+}
+
+/*
+ * One layer of the overlay by descriptor: FSCONFIG_SET_FD (overlayfs takes
+ * lowerdir+, upperdir and workdir so since Linux 6.13), else the
+ * /proc/self/fd/N name of the same open directory, which the kernel follows
+ * to that file, not to a name (the child still sees the host's /proc:
+ * pivot_root comes later).
+ */
+long overlay_layer(long fs, const char *key, const char *old_key, int fd) {
+  long r = SYS5(__NR_fsconfig, fs, FSCONFIG_SET_FD, key, 0, fd);
+  /* EINVAL: an overlayfs that takes strings only (6.5-6.12); EOPNOTSUPP: one still on the legacy mount API. */
+  if (r != -EINVAL && r != -EOPNOTSUPP) return r;
+  char path[32];
+  return SYS5(__NR_fsconfig, fs, FSCONFIG_SET_STRING, old_key, fd_path(path, fd), 0);
+}
+
+/*
+ * OP_OVERLAY (mount_overlay, see plan_overlay): a tmpfs stacked on the
+ * rootfs's bind, with upper/ and work/ in it; the overlay made from
+ * bind_rootfs's mount and those two, and stacked on the tmpfs; its
+ * descriptor replaces the root's
+ * (the old one is closed: the overlay's mount keeps it). On failure, *log gets the kernel's own reason from the
+ * filesystem context (fsopen(2): read(2) on it), e.g. a rootfs on an
+ * overlayfs already stacked too deep.
+ */
+long do_overlay(int root, const struct mount_op *op, int *mnt, char *log, unsigned log_size) {
+  int upper = -1, work = -1;
+  long tm = -1, ov = -1, r;
+  /* The lower layer: the rootfs's bind, reopened for reading (FSCONFIG_SET_FD takes no O_PATH file). */
+  const char *what = "openat(rootfs)";
+  long lower = SYS3(__NR_openat, root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct statx st;
+  if (!sys_failed(lower)) r = SYS5(__NR_statx, lower, "", AT_EMPTY_PATH, STATX_MODE | STATX_UID | STATX_GID, &st);
+  else r = lower;
+  long fs = -1;
+  if (!sys_failed(r)) what = "fsopen(tmpfs)", r = fs = SYS2(__NR_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+  for (const char *const *kv = op->config; kv[0] && !sys_failed(r); kv += 2)
+    r = SYS5(__NR_fsconfig, fs, FSCONFIG_SET_STRING, kv[0], kv[1], 0);
+  if (!sys_failed(r)) r = SYS5(__NR_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  if (!sys_failed(r)) what = "fsmount(tmpfs)", r = tm = SYS3(__NR_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+  if (!sys_failed(fs)) SYS1(__NR_close, fs);
+  /*
+   * The tmpfs is attached on the rootfs's bind before it is used: overlayfs
+   * takes layers only from mounts of the caller's namespace (clone_private_mount
+   * refuses a detached one before Linux 6.15). The overlay goes on top of it,
+   * and pivot_root later detaches both the bind and the tmpfs with the old
+   * root: the overlay keeps its own private copies of its layers.
+   */
+  if (!sys_failed(r)) what = "move_mount(tmpfs)", r = attach(static_cast<int>(tm), root);
+  /* upper/ gets the rootfs root's owner and mode: the overlay's root shows the upper directory's. */
+  if (!sys_failed(r)) what = "mkdirat(upper)", r = SYS3(__NR_mkdirat, tm, "upper", 0700);
+  if (!sys_failed(r)) what = "mkdirat(work)", r = SYS3(__NR_mkdirat, tm, "work", 0700);
+  if (!sys_failed(r)) what = "fchownat(upper)", r = SYS5(__NR_fchownat, tm, "upper", st.stx_uid, st.stx_gid, 0);
+  if (!sys_failed(r)) what = "fchmodat(upper)", r = SYS4(__NR_fchmodat, tm, "upper", st.stx_mode & 07777, 0);
+  if (!sys_failed(r))
+    what = "openat(upper)", r = upper = static_cast<int>(SYS3(__NR_openat, tm, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!sys_failed(r))
+    what = "openat(work)", r = work = static_cast<int>(SYS3(__NR_openat, tm, "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!sys_failed(r)) what = "fsopen(overlay)", r = ov = SYS2(__NR_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (!sys_failed(r)) what = "fsconfig(lowerdir+)", r = overlay_layer(ov, "lowerdir+", "lowerdir", static_cast<int>(lower));
+  if (!sys_failed(r)) what = "fsconfig(upperdir)", r = overlay_layer(ov, "upperdir", "upperdir", upper);
+  if (!sys_failed(r)) what = "fsconfig(workdir)", r = overlay_layer(ov, "workdir", "workdir", work);
+  if (!sys_failed(r)) what = "fsconfig(FSCONFIG_CMD_CREATE)", r = SYS5(__NR_fsconfig, ov, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  if (!sys_failed(r)) what = "fsmount(overlay)", r = SYS3(__NR_fsmount, ov, FSMOUNT_CLOEXEC, op->attr_set);
+  if (!sys_failed(r)) *mnt = static_cast<int>(r);
+  if (sys_failed(r)) {
+    /* The step's detail: the call that failed, then the kernel's own words from the context, if any. */
+    unsigned n = 0;
+    for (const char *p = what; *p && n + 1 < log_size; p++) log[n++] = *p;
+    if (ov >= 0 && !sys_failed(ov) && n + 3 < log_size) {
+      log[n++] = ':';
+      log[n++] = ' ';
+      long got = SYS3(__NR_read, ov, log + n, log_size - 1 - n);
+      if (got > 0) {
+        n += static_cast<unsigned>(got);
+        if (log[n - 1] == '\n') n--;
+      } else {
+        n -= 2;
+      }
+    }
+    log[n] = '\0';
+  }
+  /* The overlay holds its layers: the tmpfs lives as long as the overlay's mount does. */
+  for (long fd : {static_cast<long>(upper), static_cast<long>(work), ov, lower})
+    if (fd >= 0 && !sys_failed(fd)) SYS1(__NR_close, fd);
+  if (sys_failed(r)) {
+    if (tm >= 0 && !sys_failed(tm)) SYS1(__NR_close, tm);
+    return r;
+  }
+  /* On top of the tmpfs, the top of the stack at the rootfs's path. */
+  r = attach(*mnt, static_cast<int>(tm));
+  SYS1(__NR_close, tm);
+  if (sys_failed(r)) {
+    unsigned n = 0;
+    for (const char *p = "move_mount"; *p; p++) log[n++] = *p;
+    log[n] = '\0';
+  }
+  return r;
+}
+
+/* OP_MKPOINT (make_mount_point, see mount_point in the planner). */
+long do_mkpoint(const struct child_config *cfg, const struct mount_op *op) {
+  int dir = cfg->mount_fds[op->base];
+  long r = 0;
+  if (op->source[0]) {
+    struct open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                           RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    r = SYS4(__NR_openat2, dir, op->source, &how, sizeof how);
+    if (sys_failed(r)) return r;
+    dir = static_cast<int>(r);
+  }
+  if (op->flags & MKPOINT_DIR) {
+    r = SYS3(__NR_mkdirat, dir, op->data, 0755);
+  } else {
+    r = SYS4(__NR_openat, dir, op->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (!sys_failed(r)) r = SYS1(__NR_close, r);
+  }
+  if (op->source[0]) SYS1(__NR_close, dir);
+  return r == -EEXIST ? 0 : r;
+}
+
 }  // namespace
 
 void child_mounts(const struct child_config *cfg) {
   for (int i = 0; i < MOUNT_FD_COUNT; i++) cfg->mount_fds[i] = -1;
+  char log[CAPSULE_DETAIL_MAX]; /* the kernel's reason when mount_overlay fails */
+  log[0] = '\0';
   for (unsigned i = 0; i < cfg->n_mount_ops; i++) {
     const struct mount_op *op = &cfg->mount_ops[i];
     int dir = op->base == MOUNT_FD_HOST ? AT_FDCWD : cfg->mount_fds[op->base];
@@ -521,12 +754,21 @@ void child_mounts(const struct child_config *cfg) {
         open_target(cfg, op, &target, &owned);
         r = do_fsmount(op, target, &made);
         break;
+      case OP_OVERLAY:
+        r = do_overlay(cfg->mount_fds[MOUNT_FD_ROOT], op, &made, log, sizeof log);
+        break;
+      case OP_MKPOINT:
+        r = do_mkpoint(cfg, op);
+        break;
     }
     if (owned) SYS1(__NR_close, target);
+    if (sys_failed(r) && op->kind == OP_OVERLAY && log[0]) child_fail(cfg, op->step, r, log);
     if (sys_failed(r)) child_fail(cfg, op->step, r, op->detail);
     /* Keep the new mount's descriptor when later steps resolve in it; the parent's trees are the parent's. */
-    if (op->save >= 0)
+    if (op->save >= 0) {
+      if (cfg->mount_fds[op->save] >= 0) SYS1(__NR_close, cfg->mount_fds[op->save]);
       cfg->mount_fds[op->save] = made;
+    }
     else if (made >= 0 && !(op->flags & BIND_FROM_PARENT && op->kind == OP_BIND))
       SYS1(__NR_close, made);
     child_trace(cfg, op->step, static_cast<int>(i));

@@ -37,6 +37,12 @@ struct BindSpec {
   std::string option; /* the option it came from, for errors ("binds[0]"); may be empty */
 };
 
+/* A mount point the rootfs lacks, made by capsule (make_mount_point): parents come first. */
+struct MountPointSpec {
+  std::string path; /* absolute inside the sandbox */
+  bool dir;         /* a directory, else an empty file */
+};
+
 /* Validated and filled with defaults by src/options.ts; the addon only copies it. */
 struct SandboxOptions {
   std::string rootfs; /* absolute, no trailing slash, symlinks resolved */
@@ -56,6 +62,14 @@ struct SandboxOptions {
   std::vector<DevNode> dev_nodes; /* created with mknod in the sandbox's /dev */
   std::vector<DeviceNode> devices; /* created with mknod after dev_nodes, see devices.cc */
   std::vector<BindSpec> binds;
+  /* The root as an overlay with a writable tmpfs upper layer (overlay: true), and that layer's size cap. */
+  bool overlay = false;
+  uint64_t overlay_size_bytes = 64ull << 20;
+  /* A tmpfs work directory owned by the sandbox's uid and gid at this path ("": none). */
+  std::string box;
+  uint64_t box_size_bytes = 64ull << 20;
+  /* Mount points to make; any outside the box puts the root in an overlay (mount_overlay). */
+  std::vector<MountPointSpec> mount_points;
   std::vector<int> cgroup_fds;
   int cgroup_dir_fd = -1; /* cgroup v2 directory: clone3 with CLONE_INTO_CGROUP (spawn.cc) */
   std::vector<rlimit_op> rlimits;

@@ -32,6 +32,8 @@
   STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \
   STEP(open_mount_target, "openat2", "openat2(2)", "resolve a mount point inside the rootfs once, by descriptor, refusing any symlink on the way") \
   STEP(bind_rootfs, "move_mount", "open_tree(2)", "make the rootfs a mount point so pivot_root accepts it") \
+  STEP(mount_overlay, "fsmount", "overlayfs(5)", "the root as an overlay of the read-only rootfs and a size-capped tmpfs, when a mount point is missing or overlay is asked: the host directory is never written") \
+  STEP(make_mount_point, "mkdirat", "mkdir(2)", "a missing mount point, made in the overlay's tmpfs (or in the box) in a directory resolved by descriptor") \
   STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
   STEP(mount_proc, "fsmount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")    \
   STEP(mask_proc_path, "move_mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, kpageflags, slabinfo, ...)") \
@@ -45,6 +47,7 @@
   STEP(mount_dev_shm, "fsmount", "shm_overview(7)", "a private, size- and inode-capped, noexec /dev/shm, when asked") \
   STEP(remount_dev, "mount_setattr", "mount_setattr(2)", "freeze /dev once its nodes are in place") \
   STEP(mount_tmp, "fsmount", "tmpfs(5)", "a private, size- and inode-capped, writable /tmp")     \
+  STEP(mount_box, "fsmount", "tmpfs(5)", "a writable, size- and inode-capped work directory owned by the sandbox's uid, when asked") \
   STEP(bind_mount, "move_mount", "move_mount(2)", "a host path the caller asked for, opened once before clone") \
   STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev, private before it is attached") \
   STEP(open_pty, "ioctl", "pts(4)", "with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program's") \

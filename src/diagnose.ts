@@ -83,7 +83,13 @@ function hintFor(step: string, code: string): string | undefined {
   if (step === 'open_mount_target' && code === 'ELOOP')
     return 'a component of this mount point is a symlink, perhaps swapped in after capsule checked it: mount points must be real directories and files inside the rootfs, reached with no symlink on the way';
   if (step === 'open_mount_target' && code === 'ENOENT')
-    return 'this mount point is not in the rootfs (or lies under /proc, /dev or /tmp, which capsule mounts over)';
+    return 'this mount point lies under /proc, /dev or /tmp, which capsule mounts over (mount elsewhere), or it was removed from the rootfs after capsule checked it';
+  if (step === 'make_mount_point' && (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENOENT'))
+    return 'a directory on the way to this mount point was replaced (by a symlink or a file) after capsule checked it: mount points are made only in real directories inside the rootfs, reached with no symlink on the way';
+  if (step === 'mount_overlay' && code === 'EINVAL')
+    return "overlayfs refused the rootfs as its lower layer (the kernel's reason is above): a rootfs on an overlayfs that is itself stacked on another overlay is too deep (the kernel stacks at most two), and a rootfs on a filesystem overlayfs cannot use (a FUSE or network mount without the features it needs) is refused: copy the rootfs to a plain directory (ext4, xfs, btrfs or tmpfs), or create every mount point in it and leave overlay off";
+  if (step === 'mount_overlay' && code === 'ENODEV')
+    return 'this kernel has no overlayfs (CONFIG_OVERLAY_FS; modprobe overlay): create every mount point in the rootfs and leave overlay off';
   if (step === 'make_userns' || step === 'set_userns') {
     const off =
       "or hostIds: 'shared' (--host-ids shared) runs every sandbox as its uid on the host, without a user namespace";

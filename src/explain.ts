@@ -97,6 +97,17 @@ export function renderOp(op: NativeOp): string {
       const attrs = op.attrSet ? `; mount_setattr(tree, ${flagNames(op.attrSet, ATTR_FLAGS)})` : '';
       return `${(op.flags & 1) !== 0 ? `before clone: ${clone}${attrs}, MS_PRIVATE; then ` : `${clone}${attrs}; `}move_mount(tree, ${q(op.target)})`;
     }
+    case 'overlay':
+      return (
+        `fsopen("tmpfs"); fsconfig(${q(op.data)}); fsmount(); mkdirat(upper, work); fsopen("overlay"); ` +
+        `fsconfig(lowerdir+ = bind_rootfs's mount by descriptor, upperdir, workdir); ` +
+        `fsmount(${flagNames(op.attrSet, ATTR_FLAGS)}); move_mount(mnt, ${q(op.target)})`
+      );
+    case 'mkpoint':
+      /* flags: MKPOINT_DIR (1) makes a directory, else an empty file (native/config.h). */
+      return (op.flags & 1) !== 0
+        ? `mkdirat(${q(op.target)}, 0755)`
+        : `openat(${q(op.target)}, O_CREAT|O_EXCL|O_NOFOLLOW, 0644)`;
     case 'fsmount':
       return `fsopen(${q(op.fstype)})${op.data ? `; fsconfig(${q(op.data)})` : ''}; fsmount(${flagNames(op.attrSet, ATTR_FLAGS)}); move_mount(mnt, ${q(op.target)})`;
   }

@@ -22,6 +22,14 @@ export interface NativeOptions {
   hostUid?: number;
   hostGid?: number;
   writableRoot: boolean;
+  /** The root as an overlay with a writable tmpfs upper layer of overlaySizeBytes. */
+  overlay?: boolean;
+  overlaySizeBytes?: number;
+  /** A tmpfs owned by the sandbox's uid and gid at this path; '' or absent: none. */
+  box?: string;
+  boxSizeBytes?: number;
+  /** Mount points the rootfs lacks, parents first: made in an overlay of the root, or in the box. */
+  mountPoints?: { path: string; dir: boolean }[];
   tmpSizeBytes: number;
   devPts: boolean;
   devShm: boolean;
@@ -54,7 +62,18 @@ export interface NativeOptions {
 /** One operation of the mount phase, as native/mounts.cc planned it. */
 export interface NativeOp {
   step: string;
-  kind: 'mount' | 'mkfile' | 'mkdir' | 'symlink' | 'setattr' | 'mknod' | 'umask' | 'bind' | 'fsmount';
+  kind:
+    | 'mount'
+    | 'mkfile'
+    | 'mkdir'
+    | 'symlink'
+    | 'setattr'
+    | 'mknod'
+    | 'umask'
+    | 'bind'
+    | 'fsmount'
+    | 'overlay'
+    | 'mkpoint';
   source: string | null;
   target: string | null;
   fstype: string | null;

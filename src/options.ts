@@ -37,7 +37,11 @@ export type StdioOption =
 export interface BindMount {
   /** Host path (file or directory). */
   source: string;
-  /** Absolute path inside the sandbox; it must exist in the rootfs (a directory or file, not a symlink). */
+  /**
+   * Absolute path inside the sandbox. When the rootfs lacks it, capsule makes it (a
+   * directory, or an empty file for a file) in an overlay of the rootfs, never in the host
+   * directory (see {@link RunOptions.overlay}); no component of it may be a symlink.
+   */
   target: string;
   /** @default true */
   readOnly?: boolean;
@@ -81,8 +85,39 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
    * @default { first: 1879048192 (0x70000000), count: 65536 }
    */
   hostIdRange?: HostIdRange;
-  /** Leave the rootfs writable (it is the host directory itself: writes persist). @default false */
+  /**
+   * Leave the rootfs writable (it is the host directory itself: writes persist). Not with
+   * `overlay`; and capsule makes no missing mount point in the host directory, so with it
+   * every mount point must exist in the rootfs. @default false
+   */
   writableRoot?: boolean;
+  /**
+   * Make the whole root writable for this run only: the rootfs becomes the lower layer of
+   * an overlay (overlayfs(5)) whose upper layer is a fresh tmpfs, so writes land in memory
+   * and are thrown away when the sandbox ends; the host directory is never modified. The
+   * rootfs's own permissions still apply: the program writes where its uid may (a file
+   * owned by root stays root's). The tmpfs is capped at `overlaySizeBytes` and its pages
+   * are charged to the sandbox's memory cgroup, so writes count against
+   * `memoryLimitBytes`. Not with `writableRoot`. Without this option capsule still puts
+   * the root in a small read-only overlay when a mount point (a bind's target, the box,
+   * /proc, /dev, /tmp) is missing from the rootfs, to make it there. @default false
+   */
+  overlay?: boolean;
+  /**
+   * Size cap of the overlay's tmpfs, in bytes (with `overlay` only); inodes capped as
+   * /tmp's. @default 67108864 (64 MiB)
+   */
+  overlaySizeBytes?: number;
+  /**
+   * A writable work directory at this absolute path, for this run only: a fresh tmpfs
+   * owned by the sandbox's uid and gid (mode 0755), nosuid and nodev but not noexec (a
+   * compile step writes its binary there and runs it), what isolate's `--init` box gives
+   * judges. Made in an overlay when the rootfs lacks the path. Binds may target paths
+   * inside it (their mount points are made in it). Not /, nor under /proc, /dev or /tmp.
+   */
+  box?: string;
+  /** Size cap of the box, in bytes (with `box` only); inodes capped as /tmp's. @default 67108864 (64 MiB) */
+  boxSizeBytes?: number;
   /**
    * Size cap of the private /tmp tmpfs, in bytes. Its inode cap follows from it: one inode
    * per 4 KiB, at least 1024 (docs/security.md). @default 67108864 (64 MiB)
@@ -273,7 +308,19 @@ type SandboxFields =
   | 'binds'
   | 'seccompFd';
 
+/** A mount point the rootfs lacks, for capsule to make (parents first). */
+export interface MountPoint {
+  path: string;
+  dir: boolean;
+}
+
 export interface ResolvedOptions extends Pick<NativeOptions, SandboxFields> {
+  overlay: boolean;
+  overlaySizeBytes: number;
+  /** '' for none. */
+  box: string;
+  boxSizeBytes: number;
+  mountPoints: MountPoint[];
   hostIds: 'unique' | 'shared';
   hostIdRange: HostIdRange;
   /** As the caller wrote it, for messages. */
@@ -343,22 +390,24 @@ function sandboxPath(option: string, value: string): string {
 }
 
 /**
- * A mount point inside the rootfs must be there already (the root is
- * read-only) and no component of its path may be a symlink: a link could
- * point the mount anywhere, and the addon refuses one on the way anyway
- * (openat2 with RESOLVE_NO_SYMLINKS, native/mounts.cc), so it is refused here
- * first, with the option's name. This check is for the message only: the
- * addon looks the path up again, once, by descriptor, and that lookup is the
- * one that counts (a name swapped after this check fails the run there).
+ * A mount point inside the rootfs: no component of its path may be a symlink (a link could
+ * point the mount anywhere, and the addon refuses one on the way anyway: openat2 with
+ * RESOLVE_NO_SYMLINKS, native/mounts.cc), so it is refused here first, with the option's
+ * name. The components the rootfs lacks are returned, for capsule to make in an overlay
+ * of the root (make_mount_point); with `writableRoot` the root is the host directory
+ * itself, which capsule never writes into, so a missing one is an error. This check is
+ * for the message and the plan only: the addon looks each path up again, once, by
+ * descriptor, and that lookup is the one that counts (a name swapped after this check
+ * fails the run there).
  */
 function checkMountPoint(
-  rootfs: string,
-  rootfsArg: string,
+  ctx: { rootfs: string; rootfsArg: string; writableRoot: boolean },
   inside: string,
   kind: 'dir' | 'file',
   why: string,
   option = 'rootfs',
-) {
+): MountPoint[] {
+  const { rootfs, rootfsArg } = ctx;
   const parts = inside.split('/').filter(Boolean);
   let st;
   for (let i = 1; i <= parts.length; i++) {
@@ -366,21 +415,36 @@ function checkMountPoint(
     try {
       st = lstatSync(rootfs + prefix);
     } catch {
-      const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
-      fail(
-        option,
-        `${rootfsArg} has no ${inside} (${why}): ${make}, or build the rootfs with \`capsule rootfs build\``,
-      );
+      if (ctx.writableRoot) {
+        const make = kind === 'dir' ? `mkdir -p ${rootfsArg}${inside}` : `touch ${rootfsArg}${inside}`;
+        fail(
+          option,
+          `${rootfsArg} has no ${inside} (${why}), and with writableRoot capsule makes no mount point ` +
+            `in the host directory: ${make}, or leave writableRoot off (capsule then makes it in a tmpfs layered over the rootfs)`,
+        );
+      }
+      return parts.slice(i - 1).map((_, j) => ({
+        path: '/' + parts.slice(0, i + j).join('/'),
+        dir: i + j < parts.length || kind === 'dir',
+      }));
     }
     if (st.isSymbolicLink())
       fail(
         option,
         `${rootfsArg}${prefix} is a symlink; ${why} needs a real ${kind === 'dir' ? 'directory' : 'file'} at ${inside}, with no symlink on the way`,
       );
+    if (i < parts.length && !st.isDirectory())
+      fail(option, `${rootfsArg}${prefix} is not a directory, so ${inside} cannot be made under it (${why})`);
   }
   if (kind === 'dir' && !st?.isDirectory()) fail(option, `${rootfsArg}${inside} is not a directory (${why})`);
   if (kind === 'file' && st?.isDirectory())
     fail(option, `${rootfsArg}${inside} is a directory; a file is bound onto it (${why})`);
+  return [];
+}
+
+/** `inside` is `dir` or lies under it. */
+function under(inside: string, dir: string): boolean {
+  return inside === dir || inside.startsWith(dir + '/');
 }
 
 /**
@@ -397,6 +461,10 @@ const KNOWN_OPTIONS = {
   uid: true,
   gid: true,
   writableRoot: true,
+  overlay: true,
+  overlaySizeBytes: true,
+  box: true,
+  boxSizeBytes: true,
   tmpSizeBytes: true,
   tmpNoexec: true,
   sys: true,
@@ -591,10 +659,36 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
   }
 
   const rootfsArg = o.rootfs;
-  checkMountPoint(rootfs, rootfsArg, '/proc', 'dir', "the sandbox's /proc is mounted there");
-  checkMountPoint(rootfs, rootfsArg, '/dev', 'dir', "the sandbox's /dev is mounted there");
-  checkMountPoint(rootfs, rootfsArg, '/tmp', 'dir', "the sandbox's /tmp is mounted there");
-  if (o.sys === true) checkMountPoint(rootfs, rootfsArg, '/sys', 'dir', 'sysfs is mounted there (sys: true)');
+  const writableRoot = o.writableRoot === true;
+  const overlay = o.overlay === true;
+  if (o.overlay !== undefined && typeof o.overlay !== 'boolean')
+    fail('overlay', `overlay must be true or false, got ${JSON.stringify(o.overlay)}`);
+  if (overlay && writableRoot) {
+    fail(
+      'overlay',
+      'overlay and writableRoot cannot be used together: writableRoot writes into the host directory, ' +
+        'overlay keeps every write in a tmpfs thrown away at the end: choose one',
+    );
+  }
+  if (o.overlaySizeBytes !== undefined && !overlay)
+    fail('overlaySizeBytes', 'overlaySizeBytes is the size cap of the overlay: set overlay: true as well');
+  if (o.boxSizeBytes !== undefined && o.box === undefined)
+    fail('boxSizeBytes', "boxSizeBytes is box's size cap: set box too");
+  const ctx = { rootfs, rootfsArg, writableRoot };
+  const mountPoints: MountPoint[] = [
+    ...checkMountPoint(ctx, '/proc', 'dir', "the sandbox's /proc is mounted there"),
+    ...checkMountPoint(ctx, '/dev', 'dir', "the sandbox's /dev is mounted there"),
+    ...checkMountPoint(ctx, '/tmp', 'dir', "the sandbox's /tmp is mounted there"),
+  ];
+  if (o.sys === true)
+    mountPoints.push(...checkMountPoint(ctx, '/sys', 'dir', 'sysfs is mounted there (sys: true)'));
+  let box = '';
+  if (o.box !== undefined) {
+    box = sandboxPath('box', o.box);
+    if (['/', '/proc', '/dev', '/tmp'].some((d) => under(box, d)))
+      fail('box', `box cannot be ${box}: not /, nor under /proc, /dev or /tmp, which capsule mounts`);
+    mountPoints.push(...checkMountPoint(ctx, box, 'dir', 'box is mounted there', 'box'));
+  }
 
   const binds = (o.binds ?? []).map((b, i) => {
     const option = `binds[${i}]`;
@@ -608,14 +702,22 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     const target = sandboxPath(`${option}.target`, b.target);
     if (['/', '/proc', '/dev', '/tmp'].includes(target))
       fail(option, `cannot bind over ${target}: capsule mounts it`);
-    checkMountPoint(
-      rootfs,
-      rootfsArg,
-      target,
-      statSync(source).isDirectory() ? 'dir' : 'file',
-      `bind mount of ${b.source}`,
-      `${option}.target`,
-    );
+    if (target === box) fail(option, `cannot bind over ${target}: box is mounted there`);
+    const kind = statSync(source).isDirectory() ? 'dir' : 'file';
+    if (box !== '' && under(target, box)) {
+      /* The box is a fresh tmpfs: every component under it is made there, after mount_box. */
+      const rest = target.slice(box.length + 1).split('/');
+      mountPoints.push(
+        ...rest.map((_, j) => ({
+          path: `${box}/${rest.slice(0, j + 1).join('/')}`,
+          dir: j < rest.length - 1 || kind === 'dir',
+        })),
+      );
+    } else {
+      mountPoints.push(
+        ...checkMountPoint(ctx, target, kind, `bind mount of ${b.source}`, `${option}.target`),
+      );
+    }
     return { source, target, readOnly: b.readOnly ?? true, option };
   });
 
@@ -690,7 +792,19 @@ export function resolveOptions(o: RunOptions): ResolvedOptions {
     uid: checkInteger('uid', o.uid, 65534, 0, 2 ** 32 - 2),
     gid: checkInteger('gid', o.gid, 65534, 0, 2 ** 32 - 2),
     ...resolveHostIds(o),
-    writableRoot: o.writableRoot === true,
+    writableRoot,
+    overlay,
+    overlaySizeBytes: checkInteger(
+      'overlaySizeBytes',
+      o.overlaySizeBytes,
+      64 * MiB,
+      4096,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    box,
+    boxSizeBytes: checkInteger('boxSizeBytes', o.boxSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
+    /* Two binds into the same missing directory ask for it twice: once is enough. */
+    mountPoints: mountPoints.filter((m, i) => mountPoints.findIndex((n) => n.path === m.path) === i),
     tmpSizeBytes: checkInteger('tmpSizeBytes', o.tmpSizeBytes, 64 * MiB, 4096, Number.MAX_SAFE_INTEGER),
     /* A terminal is allocated from the private devpts (native/tty.cc). */
     devPts: o.devPts === true || terminal !== null,

@@ -117,6 +117,10 @@ export interface RunFlags {
   hostIds?: 'unique' | 'shared';
   hostIdRange?: { first: number; count: number };
   writableRoot?: boolean;
+  overlay?: boolean;
+  overlaySize?: number;
+  box?: string;
+  boxSize?: number;
   tmpSize?: number;
   devPts?: boolean;
   devShm?: boolean;
@@ -163,6 +167,11 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
     hostIds: flags.hostIds,
     hostIdRange: flags.hostIdRange,
     writableRoot: flags.writableRoot,
+    /* --overlay-size says --overlay. */
+    overlay: flags.overlay === true || flags.overlaySize !== undefined ? true : undefined,
+    overlaySizeBytes: flags.overlaySize,
+    box: flags.box,
+    boxSizeBytes: flags.boxSize,
     tmpSizeBytes: flags.tmpSize,
     devPts: flags.devPts,
     devShm: flags.devShm,
@@ -232,6 +241,21 @@ function sandboxOptions(cmd: Command): Command {
       ).argParser(parseIdRange),
     )
     .option('--writable-root', 'leave the rootfs writable (writes reach the host directory)')
+    .option(
+      '--overlay',
+      'make the whole root writable for this run only: writes go to a tmpfs over the rootfs, thrown away at the end',
+    )
+    .addOption(
+      new Option(
+        '--overlay-size <size>',
+        "size cap of --overlay's tmpfs, e.g. 256m (default: 64m; counts against --memory-limit; implies --overlay)",
+      ).argParser(bytes),
+    )
+    .option(
+      '--box <dir>',
+      "a writable work directory at DIR for this run only: a tmpfs owned by the sandbox's uid, exec allowed",
+    )
+    .addOption(new Option('--box-size <size>', 'size cap of --box, e.g. 64m (default: 64m)').argParser(bytes))
     .addOption(
       new Option('--tmp-size <size>', 'size cap of the private /tmp, e.g. 64m (default: 64m)').argParser(
         bytes,

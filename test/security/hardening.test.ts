@@ -3,6 +3,8 @@
  * masked or read-only, /sys absent unless asked and then read-only, the mount
  * flags, /tmp noexec when asked.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { run, type RunOptions } from '../../src/index.js';
@@ -82,10 +84,18 @@ describe('/sys', () => {
     expect(r.stderr).toContain('Read-only file system');
   });
 
-  it('asking for it without a /sys in the rootfs is a ConfigError', async () => {
-    await expect(run({ rootfs: inject('rootfs'), argv: ['/bin/true'], sys: true })).rejects.toThrow(
-      /has no \/sys \(sysfs is mounted there/,
-    );
+  it('asking for it without a /sys in the rootfs makes the mount point in an overlay, not in the rootfs', async () => {
+    const r = await run({
+      rootfs: inject('rootfs'),
+      argv: ['/bin/sh', '-c', 'grep " /sys " /proc/self/mountinfo'],
+      sys: true,
+    });
+    expect(r.stdout).toMatch(/ \/sys ro,nosuid,nodev,noexec.* - sysfs /);
+    expect(existsSync(join(inject('rootfs'), 'sys'))).toBe(false);
+    /* With writableRoot the root is the host directory, which capsule never writes into. */
+    await expect(
+      run({ rootfs: inject('rootfs'), argv: ['/bin/true'], sys: true, writableRoot: true }),
+    ).rejects.toThrow(/has no \/sys \(sysfs is mounted there/);
   });
 });
 

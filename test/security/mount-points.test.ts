@@ -1,0 +1,125 @@
+/**
+ * Mount points capsule makes (make_mount_point, issue 11 §4) under a rename-exchange race
+ * inside the rootfs (the CVE-2021-30465 class): a directory on the way to a missing bind
+ * target is swapped with a symlink to / while sandboxes launch. The parent of each mount
+ * point is looked up once, by descriptor, inside the root, with no symlink allowed, and
+ * the point is made in the overlay's tmpfs: nothing may ever be made in the host's / or
+ * in the rootfs directory, and the bind stays read-only.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { rlimitPlan } from '../../src/limits.js';
+import { native, type NativeExit, type NativeStepError } from '../../src/native.js';
+import { resolveOptions } from '../../src/options.js';
+import { nativeOptions } from '../../src/run.js';
+import { BUSYBOX, makeBusyboxRootfs } from '../helpers/rootfs.js';
+
+let dir: string;
+let rootfs: string;
+let racer: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'capsule-mount-points-'));
+  rootfs = join(dir, 'rootfs');
+  mkdirSync(rootfs);
+  makeBusyboxRootfs(rootfs, BUSYBOX);
+  racer = join(dir, 'rename_exchange');
+  await promisify(execFile)('cc', [
+    '-D_GNU_SOURCE',
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-o',
+    racer,
+    join(import.meta.dirname, 'racers/rename_exchange.c'),
+  ]);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every name under `root`, recursively (symlinks not followed). */
+function tree(root: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
+    out.push(join(rel, e.name));
+    if (e.isDirectory()) out.push(...tree(root, join(rel, e.name)));
+  }
+  return out;
+}
+
+describe('missing mount points under a rename-exchange race', () => {
+  it('are never made outside the overlay, and the bind stays read-only: 300 launches', async () => {
+    /* A name no host path has: if it ever appears in / or in the rootfs, a lookup escaped. */
+    const name = `capsule-mkpoint-${randomBytes(6).toString('hex')}`;
+    const race = join(rootfs, 'race');
+    mkdirSync(join(race, 'a'), { recursive: true });
+    symlinkSync('/', join(race, 'b'));
+    const source = join(dir, 'source');
+    mkdirSync(source);
+    chmodSync(source, 0o777);
+    const target = `/race/a/${name}/dir`;
+    const script = `for i in 1 2 3 4; do echo x > ${target}/w$i; echo x > /race/b/${name}/dir/v$i; done 2>/dev/null; true`;
+    /* Resolved while /race/a is a directory: every launch reaches the child's own lookups. */
+    const opts = resolveOptions({
+      rootfs,
+      argv: ['/bin/sh', '-c', script],
+      binds: [{ source, target, readOnly: true }],
+    });
+    expect(opts.mountPoints.map((m) => m.path)).toEqual([`/race/a/${name}`, target]);
+    const before = tree(rootfs);
+    const devnull = openSync('/dev/null', 'r+');
+    const outcomes = new Map<string, number>();
+    const child = spawn(racer, [race, 'a', 'b'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 300; i++) {
+        const n = nativeOptions(opts, [devnull, devnull, devnull], [], rlimitPlan(opts.limits));
+        let key: string;
+        try {
+          const exit = await new Promise<NativeExit>((resolve, reject) => {
+            native().spawn(n, resolve).catch(reject);
+          });
+          key = `ran, status ${exit.report?.waitStatus}`;
+        } catch (e) {
+          const rec = e as NativeStepError;
+          if (typeof rec.step !== 'string') throw e;
+          key = `refused at ${rec.step}, errno ${rec.errno}`;
+        }
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+      }
+    } finally {
+      closeSync(devnull);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    expect(child.signalCode).toBe('SIGKILL');
+    expect(existsSync(join('/', name))).toBe(false);
+    expect(readdirSync(source)).toEqual([]);
+    /* The rootfs has the same names as before (a and b may have traded places). */
+    expect(tree(rootfs).filter((p) => p.includes(name))).toEqual([]);
+    expect(tree(rootfs).sort()).toEqual(before.sort());
+    expect(outcomes.get('ran, status 0') ?? 0).toBeGreaterThan(0);
+    /*
+     * A refusal is a lookup that met the symlink (ELOOP), or found the name it made a
+     * moment ago moved away with its directory (ENOENT); nothing else.
+     */
+    for (const key of outcomes.keys())
+      expect(key).toMatch(/^ran, status 0$|^refused at (make_mount_point|open_mount_target), errno (40|2)$/);
+  }, 300_000);
+});
