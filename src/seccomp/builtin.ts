@@ -20,6 +20,15 @@
  * - `default-kill`: the same lists, but a call capsule denies by name ends the
  *   run with a SECURITY_VIOLATION verdict naming it (an unknown call still
  *   gets ENOSYS, so that libcs can fall back).
+ * - `compile`: for the compile phase of a judge, and any build of untrusted
+ *   source: `default-kill` (compilers start processes: gcc runs cc1, as and
+ *   ld; go build its compile and link tools), where a socket of another
+ *   family than AF_UNIX fails with EACCES. No compiler needs the network,
+ *   and code that runs at compile time (Rust's procedural macros and build
+ *   scripts, Java's annotation processors, a Makefile) must not reach out
+ *   even where the sandbox is given one. An error, not a violation: javac's
+ *   JVM opens an AF_INET and an AF_INET6 socket at start to probe IPv6
+ *   support, and goes on without.
  * - `strict`: an allow-list for judge submissions (C, C++, Python, Go, Java,
  *   JavaScript on node, Rust): files already open or in the rootfs, memory,
  *   time, signals to oneself, threads, but no new process. Anything else ends
@@ -27,7 +36,7 @@
  */
 import type { OciSeccompProfile, OciSyscallRule } from './profile.js';
 
-export const BUILTIN_PROFILES = ['default', 'default-kill', 'strict', 'none'] as const;
+export const BUILTIN_PROFILES = ['default', 'default-kill', 'strict', 'compile', 'none'] as const;
 export type BuiltinProfileName = (typeof BUILTIN_PROFILES)[number];
 
 const ENOSYS = 38;
@@ -611,6 +620,33 @@ function defaultProfile(kill: boolean): OciSeccompProfile {
 }
 
 /**
+ * `compile`: default-kill's lists, with socket(2) allowed for AF_UNIX alone
+ * (glibc's name service probes nscd over one: javac's JVM, gcc's getpwuid)
+ * and every other family EACCES. The rules for one call must not overlap
+ * (see personalityRules): AF_UNIX exactly, and allBut's patterns for every
+ * other value of the low 32 bits, which is what the kernel reads.
+ */
+function compileProfile(): OciSeccompProfile {
+  const p = defaultProfile(true);
+  const rules = (p.syscalls ?? []).filter((r) => !r.names.includes('socket'));
+  rules.push(
+    {
+      names: ['socket'],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index: 0, value: LOW32, valueTwo: AF_UNIX, op: 'SCMP_CMP_MASKED_EQ' }],
+    },
+    ...allBut([AF_UNIX]).map(({ mask, value }) => ({
+      names: ['socket'],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet: EACCES,
+      comment: 'compilers need no network',
+      args: [{ index: 0, value: mask, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }],
+    })),
+  );
+  return { ...p, syscalls: rules };
+}
+
+/**
  * The strict allow-list. It is what a compiled C/C++ program, CPython's
  * startup, a Go binary, the JVM and node need (checked with strace on glibc
  * 2.36, Python 3.11, Go 1.19, OpenJDK 17 and node 20), and nothing that
@@ -870,6 +906,8 @@ export function builtinProfile(name: BuiltinProfileName): OciSeccompProfile | nu
       return defaultProfile(true);
     case 'strict':
       return strictProfile();
+    case 'compile':
+      return compileProfile();
     case 'none':
       return null;
   }

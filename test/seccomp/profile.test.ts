@@ -218,7 +218,7 @@ describe('normalization, as runc reads the same profile', () => {
 });
 
 describe('the built-in profiles', () => {
-  const names = ['default', 'default-kill', 'strict'] as const;
+  const names = ['default', 'default-kill', 'strict', 'compile'] as const;
 
   it('compile, leaving out only calls this architecture or this libseccomp does not have, quietly', () => {
     const spy = vi.spyOn(process, 'emitWarning');
