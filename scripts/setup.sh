@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # Java, Rust and TypeScript under the default and compile profiles, test/security/strict.test.ts
 # runs Go and Java under strict, and the example judge (examples/judge/, npm run example:judge)
 # compiles and judges C, C++, Python 3, Java, Go and JavaScript submissions.
+# strace: `capsule rootfs check --run` traces the program with it (test/rootfs-tools/packages.test.ts).
 # bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
-packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go default-jdk-headless rustc
+packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go default-jdk-headless rustc strace
   node-typescript)
 missing=()
 for p in "${packages[@]}"; do
