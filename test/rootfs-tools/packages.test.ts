@@ -107,6 +107,25 @@ describe.skipIf(!HAS_DPKG || !HAS_PYTHON)('--package python3', () => {
   );
 });
 
+const JAVA = '/usr/lib/jvm/java-17-openjdk-amd64/bin/java';
+describe.skipIf(!existsSync(JAVA))('rootfs check and a JVM', () => {
+  it('warns about a JVM built from its ELF closure alone (no lib/modules), which does not start', async () => {
+    const dir = join(tmp, 'jvm-bin');
+    await buildRootfs({ dir, programs: [JAVA], hardlink: true });
+    const check = await checkRootfs(dir);
+    expect(check.warnings.filter((w) => w.kind === 'runtime')).toEqual([
+      {
+        file: JAVA,
+        missing: '/usr/lib/jvm/java-17-openjdk-amd64/lib/modules',
+        kind: 'runtime',
+        hint: expect.stringContaining('--profile java'),
+      },
+    ]);
+    const ran = await run({ rootfs: dir, argv: [JAVA, '-version'] });
+    expect(ran.verdict).not.toBe('OK');
+  });
+});
+
 describe.skipIf(!HAS_DPKG)('profiles from packages', () => {
   const cases: Array<{ profile: string; script: string; out: string }> = [
     {

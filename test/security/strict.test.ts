@@ -63,6 +63,17 @@ int main(void) {
 }
 `;
 
+const OPENMP = `#include <omp.h>
+#include <stdio.h>
+int main(void) {
+  long s = 0;
+#pragma omp parallel for reduction(+ : s) num_threads(4)
+  for (long i = 0; i < 1000000; i++) s += i % 3;
+  printf("%ld\\n", s);
+  return 0;
+}
+`;
+
 const GO = `package main
 
 import (
@@ -128,6 +139,10 @@ beforeAll(async () => {
   execFileSync('c++', ['-O2', '-static', '-o', join(f.rootfs, 'sol-cc'), join(dir, 'sol.cc')]);
   writeFileSync(join(dir, 'threads.c'), THREADS);
   execFileSync('cc', ['-O2', '-static', '-pthread', '-o', join(f.rootfs, 'threads'), join(dir, 'threads.c')]);
+  writeFileSync(join(dir, 'omp.c'), OPENMP);
+  execFileSync('cc', ['-O2', '-static', '-fopenmp', '-o', join(f.rootfs, 'omp'), join(dir, 'omp.c')], {
+    stdio: 'ignore' /* ld warns that libgomp.a uses dlopen */,
+  });
   if (HAS_GO) {
     writeFileSync(join(dir, 'main.go'), GO);
     execFileSync('go', ['build', '-o', join(f.rootfs, 'sol-go'), join(dir, 'main.go')], {
@@ -205,6 +220,11 @@ describe('strict runs judge submissions', () => {
   it('C: four pthreads (clone3 is ENOSYS, glibc falls back to clone with CLONE_THREAD)', async () => {
     const r = await run({ rootfs: f.rootfs, argv: ['/threads'], seccomp: 'strict' });
     expect([r.verdict, r.violation, r.stdout]).toEqual(['OK', null, '11999988\n']);
+  });
+
+  it('C: OpenMP, libgomp starting its thread pool', async () => {
+    const r = await run({ rootfs: f.rootfs, argv: ['/omp'], seccomp: 'strict' });
+    expect([r.verdict, r.violation, r.stdout]).toEqual(['OK', null, '999999\n']);
   });
 
   it.skipIf(!HAS_GO)('Go: a static binary with goroutines on several threads (needs golang-go)', async () => {
