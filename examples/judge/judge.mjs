@@ -123,7 +123,11 @@ async function judge(langKey, file) {
   }
   const r = await execute(lang, box);
   row.verdict = icpcVerdict(r, OUTPUT);
-  row.capsule = r.violation ? `${r.verdict} (${r.violation.syscall})` : r.verdict;
+  row.capsule = r.violation
+    ? `${r.verdict} (${r.violation.syscall})`
+    : r.timeLimit
+      ? `${r.verdict} (${r.timeLimit})`
+      : r.verdict;
   row.cpuMs = String(Math.round(r.cpuTimeMs));
   row.peakMiB = r.peakMemoryBytes === null ? '-' : (r.peakMemoryBytes / 2 ** 20).toFixed(1);
   if (kind === 'forbidden' && r.verdict !== 'SECURITY_VIOLATION') row.verdict += ' (no violation)';
