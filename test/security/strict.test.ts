@@ -74,6 +74,23 @@ int main(void) {
 }
 `;
 
+/* Threads until pthread_create fails; each sleeps. */
+const THREAD_BOMB = `#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static void *idle(void *arg) { sleep(1000); return arg; }
+int main(void) {
+  int n = 0;
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 65536);
+  while (n < 100000 && pthread_create(&t, &a, idle, NULL) == 0) n++;
+  printf("%d\\n", n);
+  return 0;
+}
+`;
+
 const GO = `package main
 
 import (
@@ -139,6 +156,8 @@ beforeAll(async () => {
   execFileSync('c++', ['-O2', '-static', '-o', join(f.rootfs, 'sol-cc'), join(dir, 'sol.cc')]);
   writeFileSync(join(dir, 'threads.c'), THREADS);
   execFileSync('cc', ['-O2', '-static', '-pthread', '-o', join(f.rootfs, 'threads'), join(dir, 'threads.c')]);
+  writeFileSync(join(dir, 'bomb.c'), THREAD_BOMB);
+  execFileSync('cc', ['-O2', '-static', '-pthread', '-o', join(f.rootfs, 'bomb'), join(dir, 'bomb.c')]);
   writeFileSync(join(dir, 'omp.c'), OPENMP);
   execFileSync('cc', ['-O2', '-static', '-fopenmp', '-o', join(f.rootfs, 'omp'), join(dir, 'omp.c')], {
     stdio: 'ignore' /* ld warns that libgomp.a uses dlopen */,
@@ -220,6 +239,15 @@ describe('strict runs judge submissions', () => {
   it('C: four pthreads (clone3 is ENOSYS, glibc falls back to clone with CLONE_THREAD)', async () => {
     const r = await run({ rootfs: f.rootfs, argv: ['/threads'], seccomp: 'strict' });
     expect([r.verdict, r.violation, r.stdout]).toEqual(['OK', null, '11999988\n']);
+  });
+
+  it('threads count against pidsLimit: a thread bomb stops there (strict no longer stops it alone)', async () => {
+    const r = await run({ rootfs: f.rootfs, argv: ['/bomb'], seccomp: 'strict', pidsLimit: 32 });
+    expect(r.verdict).toBe('OK');
+    expect(r.pidsLimitHit).toBe(true);
+    /* 32 less capsule-init, its seccomp watcher and the main thread */
+    expect(Number(r.stdout)).toBeGreaterThan(0);
+    expect(Number(r.stdout)).toBeLessThanOrEqual(29);
   });
 
   it('C: OpenMP, libgomp starting its thread pool', async () => {
