@@ -2,7 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'coverage/'] },
+  // Contestants' submissions for the example judge are not capsule's code.
+  { ignores: ['dist/', 'build/', 'node_modules/', 'coverage/', 'examples/judge/submissions/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -33,6 +33,7 @@ import { posix, resolve as resolvePath } from 'node:path';
 import { RootfsError, errnoCode } from './errors.js';
 import { findGpuLibraries } from './gpu.js';
 import { encodeLdCache, readLdCache } from './ldcache.js';
+import { packageClosure, packageFiles, readDpkgStatus } from './dpkg.js';
 import { readElf } from './elf.js';
 import { Planner, type IncludeReport, type PlanEntry, type PlanOptions, type ProgramReport } from './plan.js';
 import { resolveProfiles } from './profile.js';
@@ -83,7 +84,13 @@ export interface BuildOptions extends PlanOptions {
   programs?: string[];
   /** Files or trees copied as they are (ELF files inside get their libraries). @default [] */
   include?: string[];
-  /** Built-in profiles to add (`sh`, `c`, `cpp`, `python3`). @default [] */
+  /**
+   * Installed Debian packages to add: every file dpkg lists for each (less documentation, see
+   * PACKAGE_EXCLUDES), and for every package it depends on, with their ELF closures. Read from
+   * /var/lib/dpkg; nothing is downloaded. @default []
+   */
+  packages?: string[];
+  /** Built-in profiles to add (`sh`, `c`, `cpp`, `python3`, `java`, `go`, `node`, `rust`). @default [] */
   profile?: string | string[];
   /** Start over: build a new rootfs and swap it in place of the old one. @default false */
   clean?: boolean;
@@ -120,6 +127,8 @@ export interface BuildResult {
   /** Per program: its interpreter and the libraries it loads. */
   programs: ProgramReport[];
   includes: IncludeReport[];
+  /** The Debian packages added (asked for, by a profile, or as a dependency), with how many files each. */
+  packages: Array<{ name: string; files: number }>;
   /** GPU files added, when `gpu` was set. */
   gpu: { libraries: string[]; binaries: string[] } | null;
   /** setuid/setgid files whose bits were stripped. */
@@ -153,11 +162,24 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Plans the rootfs: programs, profiles, includes, GPU libraries, skeleton, its ld.so cache. */
-async function plan(options: BuildOptions): Promise<{ planner: Planner; gpu: BuildResult['gpu'] }> {
+async function plan(
+  options: BuildOptions,
+): Promise<{ planner: Planner; gpu: BuildResult['gpu']; packages: BuildResult['packages'] }> {
   const planner = new Planner(options);
   const profiles = await resolveProfiles(
     typeof options.profile === 'string' ? [options.profile] : (options.profile ?? []),
   );
+  const packages: BuildResult['packages'] = [];
+  const wanted = [...profiles.packages, ...(options.packages ?? [])];
+  if (wanted.length > 0) {
+    for (const pkg of packageClosure(wanted, await readDpkgStatus())) {
+      const report = { path: `package ${pkg.name}`, files: 0, elfFiles: 0, danglingLinks: [] };
+      let files = 0;
+      for (const path of await packageFiles(pkg)) if (await planner.addListedPath(path, report)) files++;
+      packages.push({ name: pkg.name, files });
+    }
+    planner.forgiveLoadedByName();
+  }
   for (const p of profiles.programs) await planner.addProgram(p.path, 0);
   for (const inc of profiles.include) await planner.addInclude(inc.path, inc.exclude);
   for (const p of options.programs ?? []) await planner.addProgram(p);
@@ -184,7 +206,7 @@ async function plan(options: BuildOptions): Promise<{ planner: Planner; gpu: Bui
   planner.assertComplete();
   addSkeleton(planner);
   await addUsrMergeLinks(planner);
-  return { planner, gpu };
+  return { planner, gpu, packages };
 }
 
 interface Journal {
@@ -407,7 +429,7 @@ async function buildLocked(dir: string, options: BuildOptions, started: number):
     });
   }
 
-  const { planner, gpu } = await plan(options);
+  const { planner, gpu, packages } = await plan(options);
 
   // Staging for a new or clean rootfs; in place (journaled) for an incremental update.
   const staged = options.clean === true || existing === null;
@@ -521,6 +543,7 @@ async function buildLocked(dir: string, options: BuildOptions, started: number):
     libraries: [...planner.libraries].sort(),
     programs: planner.programs,
     includes: planner.includes,
+    packages,
     gpu,
     strippedSetid: writer.strippedSetid,
     durationMs: Math.round(performance.now() - started),

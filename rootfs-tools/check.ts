@@ -27,10 +27,49 @@ export interface CheckOptions {
 export interface CheckProblem {
   /** The file that cannot start, or whose dependency is missing (rootfs path). */
   file: string;
-  /** The missing library name, ELF interpreter or `#!` interpreter. */
+  /** The missing library name, ELF interpreter or `#!` interpreter; for `runtime`, the missing path. */
   missing: string;
-  kind: 'library' | 'interpreter' | 'script-interpreter';
+  /**
+   * `runtime`: a program known to open more than its ELF closure at start (an interpreter's
+   * standard library, a JVM's lib/modules) without that file; `hint` says what to add.
+   */
+  kind: 'library' | 'interpreter' | 'script-interpreter' | 'runtime';
+  hint?: string;
 }
+
+/**
+ * Programs known to need files beyond their ELF closure, and the file that shows the rest is
+ * there: a rootfs holding the program without it passes the ELF check and fails at start
+ * (python3 without its stdlib: "No module named 'encodings'"). `program` matches rootfs paths;
+ * `needs` may use its groups ($1).
+ */
+export const RUNTIME_NEEDS: ReadonlyArray<{ program: RegExp; needs: string; hint: string }> = [
+  {
+    program: /^\/usr\/bin\/python(3\.\d+)$/,
+    needs: '/usr/lib/python$1/encodings/__init__.py',
+    hint: 'its standard library: --profile python3, or --package python3',
+  },
+  {
+    program: /^(\/.*)\/bin\/java$/,
+    needs: '$1/lib/modules',
+    hint: 'the JDK runtime image lib/modules: --profile java, or --package of the JDK (default-jdk-headless)',
+  },
+  {
+    program: /^(\/usr\/lib\/go[^/]*)\/bin\/go$/,
+    needs: '$1/pkg/tool',
+    hint: "Go's compile and link tools and its standard library: --profile go, or --package golang-go",
+  },
+  {
+    program: /^\/usr\/bin\/git$/,
+    needs: '/usr/lib/git-core/git-upload-pack',
+    hint: 'the git-core helpers it executes (clone, fetch): --package git',
+  },
+  {
+    program: /^\/usr\/bin\/perl$/,
+    needs: '/usr/lib/x86_64-linux-gnu/perl-base/strict.pm',
+    hint: "perl's modules: --package perl-base",
+  },
+];
 
 export interface CheckResult {
   dir: string;
@@ -74,6 +113,14 @@ export async function checkRootfs(dir: string, options: CheckOptions = {}): Prom
     const host = posix.join(root, path);
     if (await isElf(host)) {
       result.elfFiles++;
+      for (const rule of RUNTIME_NEEDS) {
+        const m = rule.program.exec(path);
+        if (!m) continue;
+        const needs = rule.needs.replace(/\$(\d)/g, (_all, i: string) => m[Number(i)] ?? '');
+        if (!(await walk(root, needs))) {
+          result.warnings.push({ file: path, missing: needs, kind: 'runtime', hint: rule.hint });
+        }
+      }
       const elf = await resolver.readElfAt(path).catch(() => null);
       if (!elf) return; // a malformed ELF file is not ours to judge; the loader would refuse it
       if (elf.interpreter) executables.push(path);
@@ -105,9 +152,18 @@ export async function checkRootfs(dir: string, options: CheckOptions = {}): Prom
     for (const o of closure.objects) reached.add(o.realPath);
     record(closure.missing);
   }
+  /*
+   * A library no program reaches is loaded by dlopen from a program that has loaded others
+   * first; a DT_NEEDED name it shares with a library in the rootfs is then satisfied by the
+   * object already loaded under that soname (ld.so(8)) rather than by a search: a JDK's
+   * lib/libjava.so needs libjvm.so, which the java launcher loads from lib/server/ first.
+   */
+  const elfNames = new Set([...executables, ...libraries].map((p) => posix.basename(p)));
   for (const lib of libraries) {
     if (reached.has(lib)) continue;
-    record((await resolver.closure(lib)).missing);
+    record(
+      (await resolver.closure(lib)).missing.filter((m) => m.kind !== 'library' || !elfNames.has(m.name)),
+    );
   }
   result.problems.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   return result;
@@ -120,6 +176,8 @@ export function formatProblems(problems: CheckProblem[]): string[] {
       ? `${p.file}: library ${p.missing} not found`
       : p.kind === 'interpreter'
         ? `${p.file}: ELF interpreter ${p.missing} missing`
-        : `${p.file}: #! interpreter ${p.missing} missing`,
+        : p.kind === 'runtime'
+          ? `${p.file}: needs ${p.missing} at run time, which is missing; add ${p.hint ?? 'it'}`
+          : `${p.file}: #! interpreter ${p.missing} missing`,
   );
 }

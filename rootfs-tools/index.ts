@@ -6,6 +6,8 @@ export { buildRootfs, MANIFEST_PATH } from './build.js';
 export type { BuildOptions, BuildResult, BuildProgress } from './build.js';
 export { checkRootfs, formatProblems } from './check.js';
 export type { CheckOptions, CheckResult, CheckProblem } from './check.js';
+export { packageClosure, packageFiles, readDpkgStatus, PACKAGE_EXCLUDES } from './dpkg.js';
+export type { DpkgPackage, DpkgOptions } from './dpkg.js';
 export { readElf, readElfInterpreter, readShebang, readShebangLine, isElf } from './elf.js';
 export type { ElfInfo, Shebang } from './elf.js';
 export { RootfsError } from './errors.js';

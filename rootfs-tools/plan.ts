@@ -315,6 +315,42 @@ export class Planner {
     return report;
   }
 
+  /**
+   * Adds one path of a package's file list (dpkg.ts): a file with what it needs (as an include
+   * would), a symlink with what it points to, but a directory only as itself, never its tree
+   * (other packages' files live there too). Returns whether a regular file was added.
+   */
+  async addListedPath(path: string, report: IncludeReport): Promise<boolean> {
+    /*
+     * Through addChain: a listed path may cross a symlink (/lib/systemd on a merged-/usr host),
+     * which is added as the link it is. A directory is added at its real path, without its tree.
+     * A path listed but gone (diverted, deleted since, as dpkg -V would say) adds nothing.
+     */
+    const found = await this.addChain(path);
+    if (!found?.stats.isFile()) return false;
+    await this.addFileContents(
+      found.realPath,
+      found.stats,
+      report,
+      mayLoad(found.realPath, found.stats) ? undefined : false,
+    );
+    return true;
+  }
+
+  /**
+   * After a package's files are added: forgets missing libraries that one of the planned files
+   * provides under that name. A JDK's lib/libjava.so needs libjvm.so, which lives in lib/server/
+   * and is loaded first by the java launcher; the loader then satisfies DT_NEEDED by the soname
+   * of the object already loaded (ld.so(8)), not by a search. Within one package set that is how
+   * they are built to load.
+   */
+  forgiveLoadedByName(): void {
+    const names = new Set<string>();
+    for (const e of this.entries.values()) if (e.kind === 'file') names.add(posix.basename(e.path));
+    const kept = this.missing.filter((m) => m.kind !== 'library' || !names.has(m.name));
+    this.missing.splice(0, this.missing.length, ...kept);
+  }
+
   /** Follows what a file needs: an ELF file's libraries, a linker script's inputs. */
   private async addFileContents(
     path: string,

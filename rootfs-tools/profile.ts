@@ -14,6 +14,8 @@ export interface ResolvedProfiles {
   names: string[];
   programs: Array<{ path: string; bin: string }>;
   include: Array<{ path: string; exclude: string[] }>;
+  /** Debian packages to add whole, with their dependencies (dpkg.ts). */
+  packages: string[];
 }
 
 /** Profiles in dependency order (a profile's `extends` before it), each once. */
@@ -44,10 +46,23 @@ export async function resolveProfiles(
   names: string[],
   profiles: Readonly<Record<string, Profile>> = PROFILES,
 ): Promise<ResolvedProfiles> {
-  const result: ResolvedProfiles = { names: expandNames(names, profiles), programs: [], include: [] };
+  const result: ResolvedProfiles = {
+    names: expandNames(names, profiles),
+    programs: [],
+    include: [],
+    packages: [],
+  };
   const missing: Array<{ profile: string; what: string; pkg: string }> = [];
   for (const name of result.names) {
     const profile = profiles[name] as Profile;
+    for (const pkg of profile.packages ?? []) {
+      if (
+        existsSync(`/var/lib/dpkg/info/${pkg}.list`) ||
+        (await expandGlob('/', `/var/lib/dpkg/info/${pkg}:*.list`)).length > 0
+      )
+        result.packages.push(pkg);
+      else missing.push({ profile: name, what: `the package ${pkg}`, pkg });
+    }
     for (const p of profile.programs) {
       const path = PROFILE_BIN_DIRS.map((d) => posix.join(d, p.bin)).find((c) => existsSync(c));
       if (path) result.programs.push({ path, bin: p.bin });

@@ -32,6 +32,12 @@ export interface Profile {
   description: string;
   /** Profiles whose items are added first. */
   extends?: string[];
+  /**
+   * Installed Debian packages whose every file is added, with the packages they depend on (see
+   * dpkg.ts): for runtimes that open or execute more than their ELF closure (a JDK's lib/modules,
+   * Go's tools and standard library sources). @default []
+   */
+  packages?: string[];
   programs: ProfileProgram[];
   include: ProfileInclude[];
 }
@@ -161,6 +167,38 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
         exclude: ['/usr/lib/python3.*/test', '/usr/lib/python3.*/idlelib', '/usr/lib/python3.*/tkinter'],
       },
     ],
+  },
+  java: {
+    description:
+      'Java: the JDK (javac, java and its lib/modules) from default-jdk-headless and its dependencies',
+    extends: ['sh'],
+    packages: ['default-jdk-headless'],
+    programs: [
+      { bin: 'java', package: 'default-jdk-headless' },
+      { bin: 'javac', package: 'default-jdk-headless' },
+    ],
+    include: [],
+  },
+  go: {
+    description: 'Go: go build with its tools and standard library, from golang-go and its dependencies',
+    extends: ['sh'],
+    packages: ['golang-go'],
+    programs: [{ bin: 'go', package: 'golang-go' }],
+    include: [],
+  },
+  node: {
+    description: 'JavaScript: node, from the nodejs package and its dependencies',
+    extends: ['sh'],
+    packages: ['nodejs'],
+    programs: [{ bin: 'node', package: 'nodejs' }],
+    include: [],
+  },
+  rust: {
+    description: 'Rust: rustc and its standard library from rustc and its dependencies, gcc as the linker',
+    extends: ['c'],
+    packages: ['rustc'],
+    programs: [{ bin: 'rustc', package: 'rustc' }],
+    include: [],
   },
 };
 

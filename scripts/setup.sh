@@ -8,10 +8,15 @@ cd "$(dirname "$0")/.."
 # build-essential and python3: node-gyp; busybox-static: the demo's and the tests' rootfs;
 # libseccomp-dev: the seccomp filter compiler; runc: test/security/seccomp.test.ts compares
 # capsule's reading of Docker's seccomp profile with runc's (also a peer for `npm run bench`);
-# golang-go: the same test runs `go build` and a Go binary under the default profile.
+# golang-go, default-jdk-headless, rustc, node-typescript: the same test compiles and runs Go,
+# Java, Rust and TypeScript under the default and compile profiles, test/security/strict.test.ts
+# runs Go and Java under strict, and the example judge (examples/judge/, npm run example:judge)
+# compiles and judges C, C++, Python 3, Java, Go and JavaScript submissions.
+# strace: `capsule rootfs check --run` traces the program with it (test/rootfs-tools/packages.test.ts).
 # tmux: test/cli/tty.test.ts types into `capsule run -it` as a person would and reads the screen.
 # bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
-packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go tmux)
+packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go default-jdk-headless rustc strace
+  node-typescript tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -209,12 +209,14 @@ export interface RunOptions extends LimitOptions, DeviceOptions {
    * The seccomp profile, loaded last before the program's execve (docs/security.md):
    * `'default'` denies what Docker's default profile withholds (mount, unshare, ptrace,
    * bpf, io_uring, keyctl, ...) with EPERM; `'default-kill'` ends the run on those
-   * instead, with verdict SECURITY_VIOLATION; `'strict'` allows only what C, C++ and
-   * Python submissions need and ends the run with SECURITY_VIOLATION on anything else;
+   * instead, with verdict SECURITY_VIOLATION; `'strict'` allows only what submissions
+   * need (C, C++, Python, Go, Java, JavaScript, Rust: threads but no new process) and
+   * ends the run with SECURITY_VIOLATION on anything else; `'compile'` is
+   * `'default-kill'` with sockets of AF_UNIX only, for compilers (docs/judges.md);
    * `'none'` loads no filter. Calls from another ABI (int 0x80, x32) always end the run.
    * @default 'default'
    */
-  seccomp?: 'default' | 'default-kill' | 'strict' | 'none';
+  seccomp?: 'default' | 'default-kill' | 'strict' | 'compile' | 'none';
   /**
    * Path of a seccomp profile in the OCI/Docker JSON format (`defaultAction`, `syscalls`
    * with `names`, `action`, `args`), used instead of a built-in one. Kill actions end the

@@ -23,6 +23,7 @@ export interface RootfsIo {
 
 interface BuildFlags {
   bin?: string[];
+  package?: string[];
   include?: string[];
   profile?: string[];
   clean?: boolean;
@@ -35,6 +36,7 @@ interface BuildFlags {
 }
 
 interface CheckFlags {
+  run?: boolean;
   json?: boolean;
   quiet?: boolean;
   ldLibraryPath?: string;
@@ -73,6 +75,11 @@ export function formatBuildSummary(r: BuildResult): string[] {
         ? 'static'
         : `${p.libraries.length} ${p.libraries.length === 1 ? 'library' : 'libraries'}`;
     lines.push(`  ${p.path}: ${what}`);
+  }
+  if (r.packages.length > 0) {
+    const shown = r.packages.slice(0, 8).map((p) => `${p.name} (${p.files})`);
+    const more = r.packages.length > 8 ? ` and ${r.packages.length - 8} more` : '';
+    lines.push(`  packages: ${shown.join(', ')}${more}`);
   }
   for (const inc of r.includes) {
     lines.push(`  ${inc.path}: ${inc.files} files, ${inc.elfFiles} ELF`);
@@ -140,6 +147,12 @@ export function registerRootfsCommands(
     )
     .addOption(
       new Option(
+        '--package <name>',
+        "an installed Debian package to add whole, with the packages it depends on (from dpkg's lists, no download); repeatable",
+      ).argParser(nonEmptyPath('--package')),
+    )
+    .addOption(
+      new Option(
         '--profile <name>',
         `a language profile: ${PROFILE_NAMES.join(', ')}; repeatable or comma-separated`,
       ).argParser(profileName),
@@ -169,6 +182,7 @@ export function registerRootfsCommands(
         '\n\nExamples:\n' +
         '  capsule rootfs build ./box --bin /bin/sh --bin /usr/bin/python3 --include /usr/lib/python3.11\n' +
         '  capsule rootfs build ./box --profile c,cpp --hardlink\n' +
+        '  capsule rootfs build ./box --package python3 --package default-jdk-headless\n' +
         '  capsule rootfs build ./box --clean --profile python3 --json\n' +
         '  capsule rootfs build ./gpu-box --bin ./model-server --include /opt/cuda/lib64 --include-gpu-libs\n' +
         "  capsule run ./box /usr/bin/python3 -c 'print(6*7)'",
@@ -184,6 +198,7 @@ export function registerRootfsCommands(
         result = await buildRootfs({
           dir,
           programs: flags.bin,
+          packages: flags.package,
           include: flags.include,
           profile: flags.profile,
           clean: flags.clean === true,
@@ -210,14 +225,43 @@ export function registerRootfsCommands(
         'Exit status: 0 when nothing is missing, 1 when something is.',
     )
     .argument('<dir>', 'the rootfs directory')
+    .argument('[command...]', 'with --run: the program to run in DIR and its arguments')
+    .option(
+      '--run',
+      'run COMMAND once in a sandbox on DIR (capsule run, traced with strace) and list the paths it ' +
+        'looked for and did not find; put -- before COMMAND when its options are also check options',
+    )
+    .allowUnknownOption()
     .option('--ld-library-path <dirs>', 'the LD_LIBRARY_PATH the programs will run with (paths inside DIR)')
     .option('-q, --quiet', 'print only problems')
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText(
       'after',
-      '\nExamples:\n  capsule rootfs check ./box\n  capsule rootfs check ./box --json | jq .problems',
+      '\nExamples:\n  capsule rootfs check ./box\n  capsule rootfs check ./box --json | jq .problems\n' +
+        "  capsule rootfs check ./box --run /usr/bin/python3 -c 'import json'",
     )
-    .action(async (dir: string, flags: CheckFlags) => {
+    .action(async (dir: string, command: string[], flags: CheckFlags) => {
+      if (flags.run) {
+        if (command.length === 0) throw new InvalidArgumentError('--run needs a program: --run PROG ARGS');
+        const { runAndTrace } = await import('./rootfs-run.js');
+        const r = await runAndTrace(dir, command, (chunk, stream) =>
+          (stream === 'stdout' && !flags.json ? io.stdout : io.stderr).write(chunk),
+        );
+        if (flags.json) io.stdout.write(`${JSON.stringify({ dir, command, ...r }, null, 2)}\n`);
+        else {
+          for (const n of r.notFound) io.stdout.write(`not found: ${n.path} (${n.syscall}: ${n.errno})\n`);
+          io.stdout.write(
+            `${command[0]} in ${dir}: exited ${r.exitCode}; looked for ${r.notFound.length} paths that are not there ` +
+              '(a program probes for optional files too: the ones that matter are those its error names)\n',
+          );
+        }
+        if (r.exitCode !== 0) process.exitCode = 1;
+        return;
+      }
+      if (command.length > 0)
+        throw new InvalidArgumentError(
+          `unexpected ${command.join(' ')}: to run a program in the rootfs, use --run PROG ARGS`,
+        );
       const { checkRootfs, formatProblems } = await import('../../rootfs-tools/check.js');
       const result = await checkRootfs(dir, { ldLibraryPath: flags.ldLibraryPath });
       if (flags.json) {

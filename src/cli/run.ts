@@ -327,7 +327,7 @@ function sandboxOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--seccomp <name>',
-        'seccomp profile: default (allow-list; ENOSYS, EPERM for known-dangerous calls), default-kill, strict (allow-list for judges), none',
+        'seccomp profile: default (allow-list; ENOSYS, EPERM for known-dangerous calls), default-kill, strict (allow-list for judged programs), compile (default-kill without network, for compilers), none',
       ).argParser(seccompName),
     )
     .option('--seccomp-profile <file>', 'a seccomp profile in the OCI/Docker JSON format instead');

@@ -20,13 +20,23 @@
  * - `default-kill`: the same lists, but a call capsule denies by name ends the
  *   run with a SECURITY_VIOLATION verdict naming it (an unknown call still
  *   gets ENOSYS, so that libcs can fall back).
- * - `strict`: an allow-list for judge submissions in C, C++ and Python:
- *   files already open or in the rootfs, memory, time, signals to oneself.
- *   Anything else ends the run with SECURITY_VIOLATION ("forbidden syscall: socket").
+ * - `compile`: for the compile phase of a judge, and any build of untrusted
+ *   source: `default-kill` (compilers start processes: gcc runs cc1, as and
+ *   ld; go build its compile and link tools), where a socket of another
+ *   family than AF_UNIX fails with EACCES. No compiler needs the network,
+ *   and code that runs at compile time (Rust's procedural macros and build
+ *   scripts, Java's annotation processors, a Makefile) must not reach out
+ *   even where the sandbox is given one. An error, not a violation: javac's
+ *   JVM opens an AF_INET and an AF_INET6 socket at start to probe IPv6
+ *   support, and goes on without.
+ * - `strict`: an allow-list for judge submissions (C, C++, Python, Go, Java,
+ *   JavaScript on node, Rust): files already open or in the rootfs, memory,
+ *   time, signals to oneself, threads, but no new process. Anything else ends
+ *   the run with SECURITY_VIOLATION ("forbidden syscall: socket").
  */
 import type { OciSeccompProfile, OciSyscallRule } from './profile.js';
 
-export const BUILTIN_PROFILES = ['default', 'default-kill', 'strict', 'none'] as const;
+export const BUILTIN_PROFILES = ['default', 'default-kill', 'strict', 'compile', 'none'] as const;
 export type BuiltinProfileName = (typeof BUILTIN_PROFILES)[number];
 
 const ENOSYS = 38;
@@ -610,10 +620,39 @@ function defaultProfile(kill: boolean): OciSeccompProfile {
 }
 
 /**
- * The strict allow-list. It is what a compiled C/C++ program and CPython's
- * startup need (checked with strace on glibc 2.36 and Python 3.11), and
- * nothing that reaches outside the process: no socket, no fork or clone, no
- * kill of anyone else, no ptrace, no new files outside /tmp by policy of the mounts.
+ * `compile`: default-kill's lists, with socket(2) allowed for AF_UNIX alone
+ * (glibc's name service probes nscd over one: javac's JVM, gcc's getpwuid)
+ * and every other family EACCES. The rules for one call must not overlap
+ * (see personalityRules): AF_UNIX exactly, and allBut's patterns for every
+ * other value of the low 32 bits, which is what the kernel reads.
+ */
+function compileProfile(): OciSeccompProfile {
+  const p = defaultProfile(true);
+  const rules = (p.syscalls ?? []).filter((r) => !r.names.includes('socket'));
+  rules.push(
+    {
+      names: ['socket'],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index: 0, value: LOW32, valueTwo: AF_UNIX, op: 'SCMP_CMP_MASKED_EQ' }],
+    },
+    ...allBut([AF_UNIX]).map(({ mask, value }) => ({
+      names: ['socket'],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet: EACCES,
+      comment: 'compilers need no network',
+      args: [{ index: 0, value: mask, valueTwo: value, op: 'SCMP_CMP_MASKED_EQ' }],
+    })),
+  );
+  return { ...p, syscalls: rules };
+}
+
+/**
+ * The strict allow-list. It is what a compiled C/C++ program, CPython's
+ * startup, a Go binary, the JVM and node need (checked with strace on glibc
+ * 2.36, Python 3.11, Go 1.19, OpenJDK 17 and node 20), and nothing that
+ * reaches outside the process: no socket, no new process (threads only, see
+ * threadCloneRule), no kill of anyone else, no ptrace, no new files outside
+ * /tmp by policy of the mounts.
  */
 const STRICT_ALLOWED = [
   /* I/O on descriptors */
@@ -722,7 +761,92 @@ const STRICT_ALLOWED = [
   'tgkill',
   'futex',
   'futex_waitv',
+  /*
+   * What threaded runtimes add, all on the process's own descriptors and
+   * memory: event loops (node's libuv, Go's netpoller: epoll, eventfd),
+   * node's probe of memory protection keys (pkey_*) and of its own
+   * capabilities (capget, read-only), a thread's own name (prctl, below).
+   */
+  'epoll_create1',
+  'epoll_ctl',
+  'epoll_wait',
+  'epoll_pwait',
+  'epoll_pwait2',
+  'eventfd2',
+  'pkey_alloc',
+  'pkey_free',
+  'pkey_mprotect',
+  'capget',
+  /*
+   * The JVM locks its performance-data file in /tmp (hsperfdata) at start;
+   * without flock it warns on stderr, or needs -XX:-UsePerfData. An advisory
+   * lock on a descriptor the program opened: another program meets it only
+   * if it locks the same file.
+   */
+  'flock',
 ];
+
+/* clone(2) flags (<linux/sched.h>). */
+const CLONE_VM = 0x100;
+const CLONE_SIGHAND = 0x800;
+const CLONE_THREAD = 0x10000;
+/**
+ * The flags thread libraries pass to clone(2) for a new thread:
+ * - glibc 2.34+ pthread_create (sysdeps/unix/sysv/linux/pthread_create.c,
+ *   when clone3 is ENOSYS): VM, FS, FILES, SYSVSEM, SIGHAND, THREAD, SETTLS,
+ *   PARENT_SETTID, CHILD_CLEARTID (0x3d0f00);
+ * - musl pthread_create: the same and CLONE_DETACHED (0x400000, ignored by
+ *   the kernel since 2.6.2);
+ * - Go's runtime (runtime/os_linux.go, cloneFlags): VM, FS, FILES, SIGHAND,
+ *   SYSVSEM, THREAD (0x50f00; Go sets its TLS with arch_prctl);
+ * - CLONE_CHILD_SETTID, which Bionic and some green-thread runtimes add.
+ * None of them makes a process: CLONE_THREAD puts the child in the caller's
+ * thread group, so it shares its pid, memory, limits and fate (clone(2)).
+ */
+const THREAD_FLAGS_ALLOWED =
+  CLONE_VM |
+  0x200 /* CLONE_FS */ |
+  0x400 /* CLONE_FILES */ |
+  CLONE_SIGHAND |
+  CLONE_THREAD |
+  0x40000 /* CLONE_SYSVSEM */ |
+  0x80000 /* CLONE_SETTLS */ |
+  0x100000 /* CLONE_PARENT_SETTID */ |
+  0x200000 /* CLONE_CHILD_CLEARTID */ |
+  0x400000 /* CLONE_DETACHED */ |
+  0x1000000; /* CLONE_CHILD_SETTID */
+/* The kernel refuses CLONE_THREAD without CLONE_SIGHAND, and CLONE_SIGHAND without CLONE_VM (clone(2), EINVAL). */
+const THREAD_FLAGS_REQUIRED = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD;
+
+/**
+ * clone(2) for a thread, and nothing else: one masked comparison checks both
+ * that no flag outside THREAD_FLAGS_ALLOWED is set (no namespace, no
+ * CLONE_VFORK, CLONE_PARENT, CLONE_PTRACE, CLONE_PIDFD, no exit signal in
+ * the low byte, which a thread does not have) and that the required ones
+ * are. The mask covers the low 32 bits only, as the kernel reads them
+ * (kernel/fork.c: lower_32_bits(clone_flags)). fork(2), vfork(2), glibc's
+ * fork() and posix_spawn() (clone without CLONE_THREAD) get the default: a
+ * violation.
+ */
+function threadCloneRule(): OciSyscallRule {
+  return {
+    names: ['clone'],
+    action: 'SCMP_ACT_ALLOW',
+    comment: 'clone(2) of a thread',
+    args: [
+      {
+        index: 0,
+        value: ((LOW32 & ~THREAD_FLAGS_ALLOWED) | THREAD_FLAGS_REQUIRED) >>> 0,
+        valueTwo: THREAD_FLAGS_REQUIRED,
+        op: 'SCMP_CMP_MASKED_EQ',
+      },
+    ],
+  };
+}
+
+/* prctl(2) options a thread library or runtime calls on itself: the JVM, Rust and glibc name their threads. */
+const PR_SET_NAME = 15;
+const PR_GET_NAME = 16;
 
 function strictProfile(): OciSeccompProfile {
   return {
@@ -730,6 +854,19 @@ function strictProfile(): OciSeccompProfile {
     architectures: [nativeArch()],
     syscalls: [
       { names: STRICT_ALLOWED, action: 'SCMP_ACT_ALLOW' },
+      threadCloneRule(),
+      /*
+       * clone3 passes its flags in memory, where seccomp cannot read them, so
+       * it cannot be allowed for threads only: ENOSYS, as the kernel answers
+       * for a call it lacks, makes glibc (2.34+) and others fall back to
+       * clone, which the rule above checks. The default profile does the same.
+       */
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
+      ...[PR_SET_NAME, PR_GET_NAME].map((option) => ({
+        names: ['prctl'],
+        action: 'SCMP_ACT_ALLOW',
+        args: [{ index: 0, value: LOW32, valueTwo: option, op: 'SCMP_CMP_MASKED_EQ' }],
+      })),
       /*
        * glibc's name service functions (getpwuid, which CPython's startup
        * calls) first try nscd over an AF_UNIX socket and fall back to
@@ -743,10 +880,11 @@ function strictProfile(): OciSeccompProfile {
         args: [{ index: 0, value: AF_UNIX, op: 'SCMP_CMP_EQ' }],
       },
       /*
-       * Only what isatty() and CPython make: TCGETS, TIOCGWINSZ, FIONREAD, and
-       * FIOCLEX/FIONCLEX (CPython sets close-on-exec with them).
+       * Only what isatty() and CPython make: TCGETS, TIOCGWINSZ, FIONREAD,
+       * FIOCLEX/FIONCLEX (CPython sets close-on-exec with them), and FIONBIO
+       * (libuv makes its descriptors non-blocking with it: fcntl's O_NONBLOCK).
        */
-      ...[0x5401, 0x5413, 0x541b, 0x5450, 0x5451].map((cmd) => ({
+      ...[0x5401, 0x5413, 0x541b, 0x5450, 0x5451, 0x5421].map((cmd) => ({
         names: ['ioctl'],
         action: 'SCMP_ACT_ALLOW',
         args: [{ index: 1, value: 0xffffffff, valueTwo: cmd, op: 'SCMP_CMP_MASKED_EQ' }],
@@ -768,6 +906,8 @@ export function builtinProfile(name: BuiltinProfileName): OciSeccompProfile | nu
       return defaultProfile(true);
     case 'strict':
       return strictProfile();
+    case 'compile':
+      return compileProfile();
     case 'none':
       return null;
   }

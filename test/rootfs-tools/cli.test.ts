@@ -66,9 +66,11 @@ describe('capsule rootfs build', () => {
   });
 
   it('rejects an unknown profile with commander’s one-line error', async () => {
-    const r = await capsule('rootfs', 'build', join(tmp, 'box'), '--profile', 'sh,rust');
+    const r = await capsule('rootfs', 'build', join(tmp, 'box'), '--profile', 'sh,cobol');
     expect(r.error).toBeInstanceOf(CommanderError);
-    expect((r.error as Error).message).toContain("unknown profile 'rust'; choose from sh, c, cpp, python3");
+    expect((r.error as Error).message).toContain(
+      "unknown profile 'cobol'; choose from sh, c, cpp, python3, java, go, node, rust",
+    );
     expect(existsSync(join(tmp, 'box'))).toBe(false);
   });
 

@@ -63,8 +63,14 @@ describe('resolveProfiles', () => {
       'profile rust needs the program rustc-does-not-exist, which this host does not have (and 1 more): ' +
         'apt-get install rustc libstd-rust-dev',
     );
-    await expect(resolveProfiles(['go'])).rejects.toThrow(
-      "unknown profile 'go'; the profiles are sh, c, cpp, python3",
+    await expect(resolveProfiles(['cobol'])).rejects.toThrow(
+      "unknown profile 'cobol'; the profiles are sh, c, cpp, python3, java, go, node, rust",
+    );
+    const pkg: Record<string, Profile> = {
+      x: { description: 'test', packages: ['capsule-no-such-package'], programs: [], include: [] },
+    };
+    await expect(resolveProfiles(['x'], pkg)).rejects.toThrow(
+      'profile x needs the package capsule-no-such-package, which this host does not have: apt-get install capsule-no-such-package',
     );
   });
 

@@ -218,7 +218,7 @@ describe('normalization, as runc reads the same profile', () => {
 });
 
 describe('the built-in profiles', () => {
-  const names = ['default', 'default-kill', 'strict'] as const;
+  const names = ['default', 'default-kill', 'strict', 'compile'] as const;
 
   it('compile, leaving out only calls this architecture or this libseccomp does not have, quietly', () => {
     const spy = vi.spyOn(process, 'emitWarning');
@@ -266,14 +266,27 @@ describe('the built-in profiles', () => {
   it('strict is an allow-list whose default kills (through capsule-init, to report)', () => {
     const p: SeccompProfile = builtinNormalized('strict')!;
     expect(p.defaultAction).toEqual({ kind: 'notify', value: 0 });
-    /* The one exception: socket(AF_UNIX) fails with EACCES, for glibc's nscd probe. */
+    /*
+     * The two exceptions: clone3 is ENOSYS (libcs fall back to clone), and
+     * socket(AF_UNIX) fails with EACCES, for glibc's nscd probe.
+     */
     expect(p.rules.filter((r) => r.action.kind !== 'allow')).toEqual([
+      { syscall: 'clone3', action: { kind: 'errno', value: 38 }, args: [] },
       {
         syscall: 'socket',
         action: { kind: 'errno', value: 13 },
         args: [{ index: 0, op: 'eq', value: 1n, valueTwo: 0n }],
       },
     ]);
+    /* clone: thread flags only, VM|SIGHAND|THREAD required, nothing outside glibc's, musl's and Go's set */
+    expect(p.rules.filter((r) => r.syscall === 'clone')).toEqual([
+      {
+        syscall: 'clone',
+        action: allow,
+        args: [{ index: 0, op: 'masked_eq', value: 0xfe83f9ffn, valueTwo: 0x10900n }],
+      },
+    ]);
+    expect(p.rules.some((r) => ['fork', 'vfork'].includes(r.syscall))).toBe(false);
     expect(p.rules.find((r) => r.syscall === 'read')?.action).toEqual(allow);
   });
 });

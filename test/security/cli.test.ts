@@ -62,7 +62,7 @@ describe('capsule run --seccomp', () => {
     const r = await capsule(['run', '--seccomp', 'tight', f.rootfs, '/bin/true']);
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toMatch(
-      /^capsule: .*--seccomp.*expected one of default, default-kill, strict, none, got "tight"$/,
+      /^capsule: .*--seccomp.*expected one of default, default-kill, strict, compile, none, got "tight"$/,
     );
   });
 

@@ -13,11 +13,18 @@
  *   socket-family HEX...   socket(2) with each 64-bit value as the family (SOCK_SEQPACKET): "ok" or the errno name
  *   getppid N              N getppid(2) calls: the cheapest system call, for the filter's per-call cost
  *   threads-socket         a second thread calls socket(2) while the first sleeps
+ *   clone-thread HEX...    clone(2) with each value | CLONE_SETTLS and a kernel address as the TLS,
+ *                          which the kernel refuses (EPERM, x86_64's copy_thread) once seccomp let
+ *                          the call through: the errno name, in order; a filter that refuses kills first
+ *   clone3                 clone3(2) with no arguments: the kernel's EINVAL, or the filter's errno
+ *   vfork                  vfork(2); the child _exits at once
+ *   spawn                  posix_spawn(3) of /escape/seccomp_tool hello (glibc: clone3, then clone(CLONE_VM|CLONE_VFORK))
  */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -108,6 +115,38 @@ int main(int argc, char **argv) {
     pthread_create(&t, NULL, socket_thread, NULL);
     pthread_join(t, NULL);
     printf("joined\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "clone-thread")) {
+    for (int i = 2; i < argc; i++) {
+      unsigned long flags = strtoul(argv[i], NULL, 16) | CLONE_SETTLS;
+      /* x86_64's argument order: flags, stack, parent_tid, child_tid, tls (clone(2), NOTES) */
+      long r = syscall(SYS_clone, flags, NULL, NULL, NULL, 0xffff800000000000UL);
+      if (r == 0) _exit(0); /* not reached: the TLS address is refused */
+      printf("%s%s", i > 2 ? " " : "", r < 0 ? err() : "created");
+    }
+    printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "clone3")) {
+    long r = syscall(SYS_clone3, NULL, 0L);
+    printf("clone3: %s\n", r < 0 ? err() : "ok");
+    return 0;
+  }
+  if (!strcmp(cmd, "vfork")) {
+    pid_t pid = vfork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    printf("vfork: %s\n", pid > 0 ? "ok" : err());
+    return 0;
+  }
+  if (!strcmp(cmd, "spawn")) {
+    extern char **environ;
+    char *args[] = {"/escape/seccomp_tool", "hello", NULL};
+    pid_t pid;
+    int e = posix_spawn(&pid, args[0], NULL, NULL, args, environ);
+    if (e == 0) waitpid(pid, NULL, 0);
+    printf("spawn: %s\n", e == 0 ? "ok" : strerrorname_np(e));
     return 0;
   }
   fprintf(stderr, "seccomp_tool: unknown command %s\n", cmd);

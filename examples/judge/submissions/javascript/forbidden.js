@@ -1,0 +1,2 @@
+require('child_process').execFileSync('/bin/true');
+console.log(5);

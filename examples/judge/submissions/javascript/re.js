@@ -1,0 +1,1 @@
+null.x = require('fs').readFileSync(0, 'utf8');
