@@ -62,6 +62,10 @@ struct SandboxOptions {
   int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
   int seccomp_fd = -1;
   bool trace = false; /* record each child step's time, for --explain */
+  /* A session's command: the box's PID 1 to join (a pidfd we own), and whether to join its user namespace too. */
+  int join_pidfd = -1;
+  bool join_userns = false;
+  bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
 };
 
 /* Owns the child's data until the child has exec'd. */

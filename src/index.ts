@@ -12,3 +12,4 @@ export { CapsuleError, ConfigError, SetupError } from './errors.js';
 export { CgroupError, type CgroupStep } from './cgroup/errors.js';
 export { STEPS, type Step } from './steps.js';
 export { BUILTIN_PROFILES, violationMessage, type Violation } from './seccomp/index.js';
+export { create, Box, type SessionOptions, type ExecOptions } from './session.js';

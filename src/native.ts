@@ -44,6 +44,13 @@ export interface NativeOptions {
   seccompFd: number;
   /** Record each child step's time (--explain). */
   trace: boolean;
+  /**
+   * A session's command (src/session.ts): join the box whose PID 1 is the spawn `{ pid, id }`
+   * (its namespaces, and its user namespace when `userns`) instead of building a sandbox.
+   */
+  join?: { pid: number; id: number; userns: boolean };
+  /** The exit watcher does not keep the event loop alive (a session's box, which only waits). */
+  unref?: boolean;
 }
 
 /** One operation of the mount phase, as native/mounts.cc planned it. */
@@ -147,6 +154,12 @@ export interface Addon {
    * once that run was reaped, even when its PID now belongs to another sandbox.
    */
   kill(pid: number, id: number, signal: number): boolean;
+  /**
+   * Open `path` inside the box whose PID 1 is the spawn `{ pid, id }`, resolved below its root
+   * by descriptor with no symlink followed (RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
+   * RESOLVE_NO_MAGICLINKS). Returns the fd; throws an Error with `errno` and `syscall`.
+   */
+  openInBox(pid: number, id: number, path: string, flags: number, mode: number): number;
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;

@@ -132,7 +132,7 @@ function cgroupManager(parent: string): CgroupManager {
 }
 
 /** The sandbox's cgroup, or null when it needs none and none is usable. */
-async function acquireCgroup(
+export async function acquireCgroup(
   o: ResolvedOptions,
   writes: CgroupWrite[] | null,
 ): Promise<SandboxCgroup | null> {
@@ -182,6 +182,8 @@ function parallelism(l: Limits): number {
   return Math.max(1, n);
 }
 
+export { outOfDescriptors };
+
 export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
@@ -211,13 +213,15 @@ async function runChecked(options: RunOptions): Promise<RunResult<string | Buffe
   }
 }
 
-async function runInCgroup(
+/** @param adjust changes the addon's options before the spawn (a session's command: src/session.ts). */
+export async function runInCgroup(
   opts: ResolvedOptions,
   options: RunOptions,
   rlimits: ReturnType<typeof rlimitPlan>,
   cgroup: SandboxCgroup | null,
   cgroupWrites: CgroupWrite[],
   ids: HostIdLease | null,
+  adjust?: (n: NativeOptions) => void,
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
   const signal = options.signal;
@@ -252,6 +256,7 @@ async function runInCgroup(
     nOpts = nativeOptions(opts, stdio, into ? into.otherJoinFds : (cgroup?.joinFds ?? []), rlimits);
     if (into) nOpts.cgroupDirFd = into.dirFd;
     if (ids) Object.assign(nOpts, { hostUid: ids.uid, hostGid: ids.gid });
+    adjust?.(nOpts);
     spawned = await addon.spawn(nOpts, onExit);
   } catch (e) {
     signal?.removeEventListener('abort', abortListener);
