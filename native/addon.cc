@@ -140,6 +140,12 @@ struct Watcher {
 };
 std::map<int, Watcher *> g_watchers;
 double g_next_id = 1;
+/*
+ * Set by exiting() from a process 'exit' listener: Node then closes its handles
+ * (Environment::CleanupHandles) and a sandbox reaped then must not call into
+ * JavaScript, which can no longer run (napi_throw aborts the process).
+ */
+bool g_exiting = false;
 
 void on_poll_closed(uv_handle_t *h) { delete static_cast<Watcher *>(h->data); }
 
@@ -180,6 +186,7 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
   close(w->status_fd);
   close(w->error_fd);
   g_watchers.erase(w->pid);
+  if (g_exiting) return;
 
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
@@ -569,6 +576,12 @@ Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, static_cast<double>(fd));
 }
 
+/* exiting(): the process is ending; reaps from now on call no JavaScript (see g_exiting). */
+Napi::Value Exiting(const Napi::CallbackInfo &info) {
+  g_exiting = true;
+  return info.Env().Undefined();
+}
+
 /* plan(options): the mount phase's operations for these options, without running anything. */
 Napi::Value PlanOps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -708,6 +721,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("openInBox", Napi::Function::New(env, OpenInBox));
+  exports.Set("exiting", Napi::Function::New(env, Exiting));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));

@@ -489,7 +489,7 @@ static int main_init(int argc, char **argv, char **envp) {
   /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
   SYS1(__NR_close, CAPSULE_FD_ERROR);
 
-  int status = 0, done = 0;
+  int status = 0, done = 0, reaped = 0;
   struct violation violation = {0, 0};
   struct pollfd fds[2] = {{(int)sfd, POLLIN, 0}, {(int)watched, POLLIN, 0}};
   while (!done) {
@@ -516,6 +516,7 @@ static int main_init(int argc, char **argv, char **envp) {
           if (p == program) {
             status = st;
             done = 1;
+            reaped = 1;
           }
         }
       } else if (join ? !from_capsule(&si) : !from_outside(&si)) {
@@ -535,6 +536,12 @@ static int main_init(int argc, char **argv, char **envp) {
    * and reap it all, so their CPU time is counted in the rusage below.
    */
   if (!join) SYS2(__NR_kill, -1, SIGKILL);
+  /*
+   * A session's command: only the program, our own child, still unreaped so its
+   * pid cannot have been reused. What it started is in the command's cgroup,
+   * which capsule empties once we have exited (src/session.ts).
+   */
+  else if (!reaped) SYS2(__NR_kill, program, SIGKILL);
   long p;
   while ((p = SYS4(__NR_wait4, -1, 0, 0, 0)) > 0 || p == -4 /* EINTR */) {
   }

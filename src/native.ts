@@ -160,6 +160,8 @@ export interface Addon {
    * RESOLVE_NO_MAGICLINKS). Returns the fd; throws an Error with `errno` and `syscall`.
    */
   openInBox(pid: number, id: number, path: string, flags: number, mode: number): number;
+  /** The process is ending (an 'exit' listener): a sandbox reaped from now on calls no JavaScript. */
+  exiting(): void;
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;

@@ -213,7 +213,10 @@ async function runChecked(options: RunOptions): Promise<RunResult<string | Buffe
   }
 }
 
-/** @param adjust changes the addon's options before the spawn (a session's command: src/session.ts). */
+/**
+ * @param adjust changes the addon's options before the spawn, and `afterExit` runs once
+ *   capsule-init was reaped, before the output is awaited (a session's command: src/session.ts).
+ */
 export async function runInCgroup(
   opts: ResolvedOptions,
   options: RunOptions,
@@ -222,6 +225,7 @@ export async function runInCgroup(
   cgroupWrites: CgroupWrite[],
   ids: HostIdLease | null,
   adjust?: (n: NativeOptions) => void,
+  afterExit?: () => void,
 ): Promise<RunResult<string | Buffer>> {
   const addon = native();
   const signal = options.signal;
@@ -341,6 +345,7 @@ export async function runInCgroup(
 
   const result = await exit;
   const wallTimeMs = performance.now() - start;
+  afterExit?.();
   stopWatchdog();
   signal?.removeEventListener('abort', abortListener);
   const usage = cgroup?.usage() ?? null;

@@ -179,6 +179,7 @@ let exitHookInstalled = false;
  * removed by the cgroup manager's own exit hook (src/cgroup/exit.ts).
  */
 function onProcessExit(): void {
+  if (live.size > 0) native().exiting();
   for (const s of live) {
     s.kill();
     waitZombie([s.pid, ...s.running.keys()]);
@@ -245,7 +246,7 @@ export class Box {
    * only; the box stays usable. Rejects with a ConfigError for bad options, a SetupError
    * when joining failed (the program did not run), a CapsuleError when the box is gone.
    */
-  exec(argv: readonly string[], options?: ExecOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
+  exec(argv: readonly string[], options: ExecOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
   exec(argv: readonly string[], options?: ExecOptions): Promise<RunResult<string>>;
   async exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult<string | Buffer>> {
     const p = this.#exec(argv, options);
@@ -297,10 +298,24 @@ export class Box {
     };
     try {
       if (s.gone) throw goneError('exec');
-      return await runInCgroup(opts, run, rlimits, cgroup, [], null, (n) => {
-        n.argv[0] = 'capsule-join';
-        n.join = { pid: s.pid, id: s.id, userns: s.userns };
-      });
+      return await runInCgroup(
+        opts,
+        run,
+        rlimits,
+        cgroup,
+        [],
+        null,
+        (n) => {
+          n.argv[0] = 'capsule-join';
+          n.join = { pid: s.pid, id: s.id, userns: s.userns };
+        },
+        /*
+         * The command's capsule-init is gone: end whatever the program left (reparented to the
+         * box's PID 1, still in this cgroup), so its hold on stdout or stderr ends too and the
+         * output reaches EOF. A fresh sandbox gets this from its PID 1's exit.
+         */
+        () => cgroup.killAll(),
+      );
     } finally {
       s.running.delete(pid);
       await cgroup.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
