@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,session  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { benchLaunch } from './launch.js';
 import { ensurePeers, makeRootfs } from './peers.js';
 import { benchRootfs } from './rootfs.js';
 import { benchSeccomp } from './seccomp.js';
+import { benchSession } from './session.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -36,6 +37,7 @@ try {
   if (want('cgroup')) await benchCgroups();
   if (want('rootfs')) await benchRootfs();
   if (want('seccomp')) await benchSeccomp(rootfs, Math.min(runs, 1000));
+  if (want('session')) await benchSession(rootfs, Math.min(runs, 1000));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
