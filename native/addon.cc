@@ -7,7 +7,8 @@
  *   configure({ initPath })           once: seal capsule-init into a memfd
  *   spawn(options, onExit) -> Promise<{ pid, id, stdio: [fd|-1 x3] }>
  *   kill(pid, id, signal) -> boolean  through that run's pidfd; false once it is reaped
- *   openInBox(pid, id, path, flags, mode) -> fd   a path inside a session's box, by descriptor
+ *   openInBox({pid, id} | {pid, pidfd}, path, flags, mode) -> fd   a path inside a session's box
+ *   pidfdOpen(pid) -> fd              pidfd_open(2), for a box another process owns
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
@@ -466,6 +467,19 @@ class SpawnWorker : public Napi::AsyncWorker {
   SpawnResult result_;
 };
 
+/*
+ * A box's PID 1, as a pidfd we hold: { pid, id } names a spawn of this process by its
+ * watcher (as kill() does); { pidfd } one the caller opened (pidfdOpen) and checked,
+ * for a box another process owns (the CLI's sessions). -1 when it is not there.
+ */
+int box_pidfd(const Napi::Object &j) {
+  Napi::Value fd = j.Get("pidfd");
+  if (fd.IsNumber()) return fd.As<Napi::Number>().Int32Value();
+  auto it = g_watchers.find(j.Get("pid").As<Napi::Number>().Int32Value());
+  if (it == g_watchers.end() || it->second->id != j.Get("id").As<Napi::Number>().DoubleValue()) return -1;
+  return it->second->pidfd;
+}
+
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!g_configured) {
@@ -483,12 +497,12 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Value join = info[0].As<Napi::Object>().Get("join");
   if (join.IsObject()) {
     Napi::Object j = join.As<Napi::Object>();
-    auto it = g_watchers.find(j.Get("pid").As<Napi::Number>().Int32Value());
-    if (it == g_watchers.end() || it->second->id != j.Get("id").As<Napi::Number>().DoubleValue()) {
+    int pidfd = box_pidfd(j);
+    if (pidfd < 0) {
       Napi::Error::New(env, "capsule addon: the box to join has ended").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    opts.join_pidfd = fcntl(it->second->pidfd, F_DUPFD_CLOEXEC, 0);
+    opts.join_pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
     if (opts.join_pidfd < 0) {
       Napi::Error::New(env, std::string("capsule addon: dup of the box's pidfd: ") + strerror(errno))
           .ThrowAsJavaScriptException();
@@ -538,11 +552,11 @@ Napi::Value Kill(const Napi::CallbackInfo &info) {
  */
 Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int pid = info[0].As<Napi::Number>().Int32Value();
-  double id = info[1].As<Napi::Number>().DoubleValue();
-  std::string path = info[2].As<Napi::String>();
-  int flags = info[3].As<Napi::Number>().Int32Value();
-  unsigned mode = info[4].As<Napi::Number>().Uint32Value();
+  Napi::Object target = info[0].As<Napi::Object>();
+  int pid = target.Get("pid").As<Napi::Number>().Int32Value();
+  std::string path = info[1].As<Napi::String>();
+  int flags = info[2].As<Napi::Number>().Int32Value();
+  unsigned mode = info[3].As<Napi::Number>().Uint32Value();
   auto fail = [&](const char *syscall_name, int err) {
     Napi::Error e = Napi::Error::New(env, std::string(syscall_name) + ": " + strerror(err));
     e.Set("errno", Napi::Number::New(env, err));
@@ -551,13 +565,13 @@ Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
     return env.Undefined();
   };
   if (path.find('\0') != std::string::npos) return fail("openat2", EINVAL);
-  auto it = g_watchers.find(pid);
-  if (it == g_watchers.end() || it->second->id != id) return fail("pidfd_send_signal", ESRCH);
+  int pidfd = box_pidfd(target);
+  if (pidfd < 0) return fail("pidfd_send_signal", ESRCH);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/%d/root", pid);
   int root = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return fail("open /proc/PID/root", errno);
-  if (syscall(SYS_pidfd_send_signal, it->second->pidfd, 0, nullptr, 0) != 0) {
+  if (syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) {
     int err = errno;
     close(root);
     return fail("pidfd_send_signal", err);
@@ -573,6 +587,19 @@ Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
   int err = errno;
   close(root);
   if (fd < 0) return fail("openat2", err);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+/* pidfdOpen(pid): pidfd_open(2), close-on-exec; throws with `errno`. The caller checks it is the right process. */
+Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  long fd = syscall(SYS_pidfd_open, info[0].As<Napi::Number>().Int32Value(), 0);
+  if (fd < 0) {
+    Napi::Error e = Napi::Error::New(env, std::string("pidfd_open: ") + strerror(errno));
+    e.Set("errno", Napi::Number::New(env, errno));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   return Napi::Number::New(env, static_cast<double>(fd));
 }
 
@@ -722,6 +749,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("openInBox", Napi::Function::New(env, OpenInBox));
   exports.Set("exiting", Napi::Function::New(env, Exiting));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));

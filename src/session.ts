@@ -56,7 +56,7 @@ import { setupError } from './diagnose.js';
 import { CapsuleError, ConfigError } from './errors.js';
 import { acquireHostIds, type HostIdLease } from './ids.js';
 import { rlimitPlan } from './limits.js';
-import { native, type NativeExit, type NativeStepError } from './native.js';
+import { type BoxTarget, native, type NativeExit, type NativeStepError } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { acquireCgroup, nativeOptions, outOfDescriptors, type RunResult, runInCgroup } from './run.js';
 import { childFds } from './stdio.js';
@@ -120,7 +120,7 @@ const REAP_TIMEOUT_MS = 5000;
  * The state of one box: everything needed to end it, and nothing that refers back to the
  * Box object (the FinalizationRegistry and the exit hook hold this, not the Box).
  */
-class BoxState {
+class BoxState implements JoinTarget {
   pid = -1;
   id = -1;
   /** The box has a user namespace of its own (hostIds 'unique'): commands join it. */
@@ -136,6 +136,10 @@ class BoxState {
   /** Commands running now: their PID 1 (outside the box) and how to kill it. */
   readonly running = new Map<number, (signal: NodeJS.Signals) => boolean>();
   readonly settled = new Set<Promise<unknown>>();
+
+  target(): BoxTarget {
+    return { pid: this.pid, id: this.id };
+  }
 
   /** Synchronous part of ending the box: SIGKILL its PID 1 and every command's. */
   kill(): void {
@@ -261,65 +265,9 @@ export class Box {
     }
   }
 
-  async #exec(argv: readonly string[], options: ExecOptions): Promise<RunResult<string | Buffer>> {
-    if (typeof options !== 'object' || options === null)
-      throw new ConfigError('exec() takes an options object');
-    for (const key of Object.keys(options)) {
-      if (!EXEC_KEYS.has(key))
-        throw new ConfigError(
-          `exec(): ${key} is the box's, set at create() (exec takes ${[...EXEC_KEYS].join(', ')})`,
-          key,
-        );
-    }
+  #exec(argv: readonly string[], options: ExecOptions): Promise<RunResult<string | Buffer>> {
     const s = this.#alive('exec');
-    const input: RunOptions = { ...this.#options, ...options, argv };
-    const opts = resolveOptions(input);
-    /* Every command needs a cgroup of its own: it is how what it leaves running is ended. */
-    opts.cgroups = true;
-    const rlimits = rlimitPlan(opts.limits);
-    native();
-    const cgroup = await acquireCgroup(opts, null);
-    if (cgroup === null) {
-      throw new ConfigError(
-        'a session needs cgroups (each command runs in a cgroup of its own, which ends what it leaves ' +
-          'behind), and none is usable here: run where cgroups are mounted and writable',
-        'cgroups',
-      );
-    }
-    let pid = 0;
-    const onSpawn = options.onSpawn;
-    const run: RunOptions = {
-      ...input,
-      onSpawn: (sb) => {
-        pid = sb.pid;
-        s.running.set(pid, (sig) => sb.kill(sig));
-        onSpawn?.(sb);
-      },
-    };
-    try {
-      if (s.gone) throw goneError('exec');
-      return await runInCgroup(
-        opts,
-        run,
-        rlimits,
-        cgroup,
-        [],
-        null,
-        (n) => {
-          n.argv[0] = 'capsule-join';
-          n.join = { pid: s.pid, id: s.id, userns: s.userns };
-        },
-        /*
-         * The command's capsule-init is gone: end whatever the program left (reparented to the
-         * box's PID 1, still in this cgroup), so its hold on stdout or stderr ends too and the
-         * output reaches EOF. A fresh sandbox gets this from its PID 1's exit.
-         */
-        () => cgroup.killAll(),
-      );
-    } finally {
-      s.running.delete(pid);
-      await cgroup.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
-    }
+    return execIn(s, this.#options, argv, options, s.running);
   }
 
   /**
@@ -330,39 +278,7 @@ export class Box {
    * with the host file's mode and owned by the box's user.
    */
   async copyIn(hostPath: string, boxPath: string): Promise<void> {
-    const s = this.#alive('copyIn');
-    checkBoxPath('copyIn', boxPath);
-    let data: Buffer;
-    let mode: number;
-    try {
-      data = readFileSync(hostPath);
-      mode = statSync(hostPath).mode & 0o777;
-    } catch (e) {
-      throw new CapsuleError(`copyIn: cannot read ${hostPath} on the host: ${(e as Error).message}`);
-    }
-    const { O_WRONLY, O_CREAT, O_EXCL, O_NONBLOCK } = fsConstants;
-    let created = true;
-    let fd: number;
-    try {
-      fd = openInBox(s, 'copyIn', boxPath, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EEXIST') throw e;
-      created = false;
-      fd = openInBox(s, 'copyIn', boxPath, O_WRONLY | O_NONBLOCK, 0);
-    }
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new CapsuleError(`copyIn: ${boxPath} in the box is not a regular file`);
-      if (st.nlink > 1)
-        throw new CapsuleError(
-          `copyIn: ${boxPath} in the box has ${st.nlink} hard links: refused, a write would reach the others`,
-        );
-      if (created) fchownSync(fd, s.hostUid, s.hostGid);
-      ftruncateSync(fd, 0);
-      for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
-    } finally {
-      closeSync(fd);
-    }
+    copyInto(this.#alive('copyIn'), hostPath, boxPath);
   }
 
   /**
@@ -371,25 +287,7 @@ export class Box {
    * program planted to a host file, or to /, is never followed.
    */
   async copyOut(boxPath: string, hostPath: string): Promise<void> {
-    const s = this.#alive('copyOut');
-    checkBoxPath('copyOut', boxPath);
-    const fd = openInBox(s, 'copyOut', boxPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK, 0);
-    let data: Buffer;
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new CapsuleError(`copyOut: ${boxPath} in the box is not a regular file`);
-      const chunks: Buffer[] = [];
-      for (;;) {
-        const b = Buffer.allocUnsafe(1 << 16);
-        const n = readSync(fd, b, 0, b.length, null);
-        if (n === 0) break;
-        chunks.push(b.subarray(0, n));
-      }
-      data = Buffer.concat(chunks);
-    } finally {
-      closeSync(fd);
-    }
-    writeFileSync(hostPath, data);
+    copyOutOf(this.#alive('copyOut'), boxPath, hostPath);
   }
 
   /**
@@ -436,10 +334,147 @@ function checkBoxPath(what: string, p: string): void {
     );
 }
 
-/** The addon's openInBox, its error turned into one that names the path and what to do. */
-function openInBox(s: BoxState, what: string, boxPath: string, flags: number, mode: number): number {
+/** A box to run a command in or copy files through: one of ours, or one attach() checked. */
+interface JoinTarget {
+  target(): BoxTarget;
+  readonly userns: boolean;
+  readonly hostUid: number;
+  readonly hostGid: number;
+  readonly gone: boolean;
+}
+
+/** Run one command in a box (Box.exec, AttachedBox.exec). */
+async function execIn(
+  s: JoinTarget,
+  boxOptions: SessionOptions,
+  argv: readonly string[],
+  options: ExecOptions,
+  running: Map<number, (signal: NodeJS.Signals) => boolean>,
+): Promise<RunResult<string | Buffer>> {
+  if (typeof options !== 'object' || options === null)
+    throw new ConfigError('exec() takes an options object');
+  for (const key of Object.keys(options)) {
+    if (!EXEC_KEYS.has(key))
+      throw new ConfigError(
+        `exec(): ${key} is the box's, set at create() (exec takes ${[...EXEC_KEYS].join(', ')})`,
+        key,
+      );
+  }
+  const input: RunOptions = { ...boxOptions, ...options, argv };
+  const opts = resolveOptions(input);
+  /* Every command needs a cgroup of its own: it is how what it leaves running is ended. */
+  opts.cgroups = true;
+  const rlimits = rlimitPlan(opts.limits);
+  native();
+  const cgroup = await acquireCgroup(opts, null);
+  if (cgroup === null) {
+    throw new ConfigError(
+      'a session needs cgroups (each command runs in a cgroup of its own, which ends what it leaves ' +
+        'behind), and none is usable here: run where cgroups are mounted and writable',
+      'cgroups',
+    );
+  }
+  let pid = 0;
+  const onSpawn = options.onSpawn;
+  const run: RunOptions = {
+    ...input,
+    onSpawn: (sb) => {
+      pid = sb.pid;
+      running.set(pid, (sig) => sb.kill(sig));
+      onSpawn?.(sb);
+    },
+  };
   try {
-    return native().openInBox(s.pid, s.id, boxPath, flags, mode);
+    if (s.gone) throw goneError('exec');
+    return await runInCgroup(
+      opts,
+      run,
+      rlimits,
+      cgroup,
+      [],
+      null,
+      (n) => {
+        n.argv[0] = 'capsule-join';
+        n.join = { ...s.target(), userns: s.userns };
+      },
+      /*
+       * The command's capsule-init is gone: end whatever the program left (reparented to the
+       * box's PID 1, still in this cgroup), so its hold on stdout or stderr ends too and the
+       * output reaches EOF. A fresh sandbox gets this from its PID 1's exit.
+       */
+      () => cgroup.killAll(),
+    );
+  } finally {
+    running.delete(pid);
+    await cgroup.release().catch((e: Error) => process.emitWarning(e.message, 'CapsuleWarning'));
+  }
+}
+
+/**
+ * Copy a host file into a box: see Box.copyIn. An existing file is overwritten (refused if
+ * it has other hard links); a new one gets the host file's mode and the box's owner.
+ */
+function copyInto(s: JoinTarget, hostPath: string, boxPath: string): void {
+  checkBoxPath('copyIn', boxPath);
+  let data: Buffer;
+  let mode: number;
+  try {
+    data = readFileSync(hostPath);
+    mode = statSync(hostPath).mode & 0o777;
+  } catch (e) {
+    throw new CapsuleError(`copyIn: cannot read ${hostPath} on the host: ${(e as Error).message}`);
+  }
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NONBLOCK } = fsConstants;
+  let created = true;
+  let fd: number;
+  try {
+    fd = openInBox(s, 'copyIn', boxPath, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EEXIST') throw e;
+    created = false;
+    fd = openInBox(s, 'copyIn', boxPath, O_WRONLY | O_NONBLOCK, 0);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CapsuleError(`copyIn: ${boxPath} in the box is not a regular file`);
+    if (st.nlink > 1)
+      throw new CapsuleError(
+        `copyIn: ${boxPath} in the box has ${st.nlink} hard links: refused, a write would reach the others`,
+      );
+    if (created) fchownSync(fd, s.hostUid, s.hostGid);
+    ftruncateSync(fd, 0);
+    for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Copy a file out of a box: see Box.copyOut. */
+function copyOutOf(s: JoinTarget, boxPath: string, hostPath: string): void {
+  checkBoxPath('copyOut', boxPath);
+  const fd = openInBox(s, 'copyOut', boxPath, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK, 0);
+  let data: Buffer;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CapsuleError(`copyOut: ${boxPath} in the box is not a regular file`);
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const b = Buffer.allocUnsafe(1 << 16);
+      const n = readSync(fd, b, 0, b.length, null);
+      if (n === 0) break;
+      chunks.push(b.subarray(0, n));
+    }
+    data = Buffer.concat(chunks);
+  } finally {
+    closeSync(fd);
+  }
+  writeFileSync(hostPath, data);
+}
+
+/** The addon's openInBox, its error turned into one that names the path and what to do. */
+function openInBox(s: JoinTarget, what: string, boxPath: string, flags: number, mode: number): number {
+  try {
+    return native().openInBox(s.target(), boxPath, flags, mode);
   } catch (e) {
     const err = e as { errno?: number; syscall?: string; message?: string };
     const code = Object.entries(osConstants.errno).find(([, n]) => n === err.errno)?.[0] ?? 'EIO';
@@ -549,4 +584,105 @@ export async function create(options: SessionOptions): Promise<Box> {
   const resolved = resolveOptions({ ...options, argv: HOLD_ARGV });
   const state = await startBox(resolved);
   return new Box({ ...options }, resolved, state);
+}
+
+/** Where a box's PID 1 stands in time: field 22 of /proc/PID/stat (clock ticks since boot). */
+export function processStartTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+}
+
+/** A box another process owns (the CLI's holder), found by its PID 1: see {@link attach}. */
+export interface BoxRef {
+  /** Host PID of the box's PID 1. */
+  pid: number;
+  /** That process's start time (processStartTime), taken when the box was made. */
+  startTime: string;
+  /** The options the box was created with. */
+  options: SessionOptions;
+}
+
+/**
+ * A handle on a box another process owns: run commands in it and copy files, but not
+ * reset or destroy it (its owner does). Close it when done (it holds a pidfd).
+ */
+export class AttachedBox implements JoinTarget {
+  readonly userns: boolean;
+  readonly hostUid: number;
+  readonly hostGid: number;
+  #pidfd: number;
+  readonly #running = new Map<number, (signal: NodeJS.Signals) => boolean>();
+
+  /** @internal use attach() */
+  constructor(
+    readonly pid: number,
+    pidfd: number,
+    readonly options: SessionOptions,
+  ) {
+    this.#pidfd = pidfd;
+    this.userns = resolveOptions({ ...options, argv: HOLD_ARGV }).hostIds === 'unique';
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    this.hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+    this.hostGid = Number(/^Gid:\s+(\d+)/m.exec(status)?.[1]);
+  }
+
+  get gone(): boolean {
+    return this.#pidfd < 0;
+  }
+
+  target(): BoxTarget {
+    return { pid: this.pid, pidfd: this.#pidfd };
+  }
+
+  exec(argv: readonly string[], options: ExecOptions & { encoding: 'buffer' }): Promise<RunResult<Buffer>>;
+  exec(argv: readonly string[], options?: ExecOptions): Promise<RunResult<string>>;
+  async exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult<string | Buffer>> {
+    if (this.gone) throw goneError('exec');
+    try {
+      return await execIn(this, this.options, argv, options, this.#running);
+    } catch (e) {
+      throw outOfDescriptors(e) ?? e;
+    }
+  }
+
+  async copyIn(hostPath: string, boxPath: string): Promise<void> {
+    if (this.gone) throw goneError('copyIn');
+    copyInto(this, hostPath, boxPath);
+  }
+
+  async copyOut(boxPath: string, hostPath: string): Promise<void> {
+    if (this.gone) throw goneError('copyOut');
+    copyOutOf(this, boxPath, hostPath);
+  }
+
+  /** Close the pidfd; commands still running are not touched. */
+  close(): void {
+    if (this.#pidfd >= 0) closeSync(this.#pidfd);
+    this.#pidfd = -1;
+  }
+}
+
+/**
+ * Attach to a box another process owns, by its PID 1's pid and start time: pidfd_open(2),
+ * then the start time checked on /proc/PID, so a PID reused since the box ended is refused
+ * (the pidfd, once open, names that process and no other).
+ */
+export function attach(ref: BoxRef): AttachedBox {
+  let pidfd: number;
+  try {
+    pidfd = native().pidfdOpen(ref.pid);
+  } catch {
+    throw goneError('attach');
+  }
+  let start = '';
+  try {
+    start = processStartTime(ref.pid);
+  } catch {
+    /* gone */
+  }
+  if (start !== ref.startTime) {
+    closeSync(pidfd);
+    throw goneError('attach');
+  }
+  return new AttachedBox(ref.pid, pidfd, ref.options);
 }
