@@ -64,7 +64,9 @@ function cgroupDirsOf(pid: number): string[] {
     const [, controllers, path] = line.split(':') as [string, string, string];
     if (!path.includes('capsule')) continue;
     const h = controllers === '' ? '' : controllers.replace(/^name=/, '');
-    const dir = join('/sys/fs/cgroup', h === '' ? 'unified' : h, path);
+    /* The v2 hierarchy: /sys/fs/cgroup itself on a pure v2 machine, its unified/ in a hybrid one. */
+    const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
+    const dir = h === '' ? join(v2, path) : join('/sys/fs/cgroup', h, path);
     if (existsSync(dir)) dirs.push(dir);
   }
   return dirs;
@@ -299,24 +301,31 @@ describe('reset and destroy', () => {
   it('destroy() leaves no process, mount, cgroup with a process, or host-id lease behind', async () => {
     const mounts = mountCount();
     const box = await create({ rootfs: rootfs(), pidsLimit: 32 });
-    const running = box.exec(['/probe', 'sleep', '30000']);
-    await new Promise((r) => setTimeout(r, 100));
-    const pid = box.pid;
-    expect(alive(pid)).toBe(true);
-    const lease = join(HOST_ID_LOCK_DIR, String(hostUid(pid)));
-    const cgroups = cgroupDirsOf(pid);
-    expect(cgroups.length).toBeGreaterThan(0);
-    expect(existsSync(lease)).toBe(true);
-    await box.destroy();
-    expect((await running).signal).toBe('SIGKILL');
-    expect(alive(pid)).toBe(false);
-    expect(mountCount()).toBe(mounts);
-    expect(existsSync(lease)).toBe(false);
-    /* Back in the pool, empty, or removed. */
-    for (const d of cgroups)
-      if (existsSync(d)) expect(readFileSync(join(d, 'cgroup.procs'), 'utf8')).toBe('');
-    await expect(box.exec(['/bin/true'])).rejects.toThrow(/the box has ended/);
-    await box.destroy(); /* idempotent */
+    let running: Promise<unknown> = Promise.resolve();
+    try {
+      /* A command in flight when the box is destroyed: it is killed with the box. */
+      await new Promise((spawned) => {
+        running = box.exec(['/probe', 'sleep', '30000'], { onSpawn: spawned });
+      });
+      const pid = box.pid;
+      expect(alive(pid)).toBe(true);
+      const lease = join(HOST_ID_LOCK_DIR, String(hostUid(pid)));
+      const cgroups = cgroupDirsOf(pid);
+      expect(cgroups.length).toBeGreaterThan(0);
+      expect(existsSync(lease)).toBe(true);
+      await box.destroy();
+      expect(((await running) as { signal: string }).signal).toBe('SIGKILL');
+      expect(alive(pid)).toBe(false);
+      expect(mountCount()).toBe(mounts);
+      expect(existsSync(lease)).toBe(false);
+      /* Back in the pool, empty, or removed. */
+      for (const d of cgroups)
+        if (existsSync(d)) expect(readFileSync(join(d, 'cgroup.procs'), 'utf8')).toBe('');
+      await expect(box.exec(['/bin/true'])).rejects.toThrow(/the box has ended/);
+    } finally {
+      await box.destroy(); /* idempotent */
+      await running.catch(() => {});
+    }
   });
 });
 

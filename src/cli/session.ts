@@ -15,14 +15,14 @@
  * directory, which is atomic: two `create --name x` at once, one wins, the other is told.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { CapsuleError, ConfigError } from '../errors.js';
-import type { RunOptions } from '../options.js';
+import { resolveOptions, type RunOptions } from '../options.js';
 import { attach, type Box, create, processStartTime, type SessionOptions } from '../session.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { forward, stderr, stdout, write } from './streams.js';
@@ -96,6 +96,8 @@ function sessionOptionsFromFlags(rootfs: string, flags: RunFlags): SessionOption
 /** `capsule create`: take the name, start the holder, wait for its word. */
 async function createSession(name: string, rootfs: string, flags: RunFlags): Promise<void> {
   const options = sessionOptionsFromFlags(rootfs, flags);
+  /* Bad options fail here, as a ConfigError the CLI words with its flags, before any name is taken. */
+  resolveOptions({ ...options, argv: ['/capsule-hold'] });
   mkdirSync(SESSIONS_DIR, { recursive: true, mode: 0o700 });
   const dir = dirOf(name);
   try {
@@ -117,6 +119,7 @@ async function createSession(name: string, rootfs: string, flags: RunFlags): Pro
       detached: true /* its own session: a Ctrl-C in this terminal does not reach it */,
       stdio: ['ignore', 'pipe', log],
     });
+    closeSync(log);
     /* Its first line says how it went: "ready", or "error: MESSAGE" (then it exits). */
     let said = '';
     const code = await new Promise<number | null>((resolve) => {
@@ -334,7 +337,7 @@ export function registerSessionCommands(cli: Command): void {
       .argument('<prog>', 'absolute path of the program inside the box')
       .argument('[args...]', 'arguments for PROG, passed untouched')
       .addOption(new Option('-e, --env <KEY=VALUE>', 'set a variable; repeatable').argParser(parseEnv))
-      .option('--cwd <dir>', 'working directory inside the box', '/')
+      .option('--cwd <dir>', "working directory inside the box (default: the box's --cwd)")
       .addOption(
         new Option('--wall-time-limit <time>', 'wall-clock time of this command, e.g. 5s').argParser(
           unit(parseDurationMs),
