@@ -138,6 +138,20 @@ describe('a session', () => {
     expect(processesWith(marker)).toEqual([]);
   });
 
+  it('runs commands at the same time, each with its own result', async () => {
+    const results = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        box.exec(['/bin/sh', '-c', `echo ${i} > /tmp/c${i}; cat /tmp/c${i}; exit ${i}`]),
+      ),
+    );
+    expect(results.map((r) => [r.exitCode, r.stdout])).toEqual([
+      [0, '0\n'],
+      [1, '1\n'],
+      [2, '2\n'],
+      [3, '3\n'],
+    ]);
+  });
+
   it('refuses options that belong to the box, and argv at create()', async () => {
     await expect(box.exec(['/bin/true'], { memoryLimitBytes: 1 << 20 } as never)).rejects.toThrow(
       /memoryLimitBytes is the box's/,
