@@ -215,6 +215,16 @@ describe('isolation parity', () => {
     }
   });
 
+  it("no program argument selects capsule-init's hold or join mode (argv[0] is capsule's)", async () => {
+    for (const prog of ['/capsule-hold', '/capsule-join'])
+      await expect(run({ rootfs: rootfs(), argv: [prog] })).rejects.toMatchObject({
+        step: 'exec',
+        code: 'ENOENT',
+      });
+    const r = await run({ rootfs: rootfs(), argv: ['/bin/sh', '-c', 'exec -a capsule-hold /probe exit 4'] });
+    expect(r.exitCode).toBe(4);
+  });
+
   it("signals no host process: the command's capsule-init is not PID 1 and never kill(-1)s", async () => {
     /* The box runs as host uid 65534 (hostIds 'shared'), and so does this canary on the host. */
     const canary = spawn('/bin/sleep', ['60'], { uid: 65534, gid: 65534, stdio: 'ignore' });
@@ -288,6 +298,16 @@ describe('copyIn and copyOut', () => {
     expect(readFileSync(join(dir, 'passwd'), 'utf8')).toBe(
       readFileSync(join(rootfs(), 'etc/passwd'), 'utf8'),
     );
+  });
+
+  it('refuses to write a file with other hard links, and where the box is read-only', async () => {
+    const r = await box.exec(['/bin/sh', '-c', 'echo a > /tmp/one && /bin/busybox ln /tmp/one /tmp/two']);
+    expect(r.exitCode).toBe(0);
+    writeFileSync(join(dir, 'p'), 'p\n');
+    await expect(box.copyIn(join(dir, 'p'), '/tmp/two')).rejects.toThrow(/2 hard links/);
+    expect((await box.exec(['/bin/cat', '/tmp/one'])).stdout).toBe('a\n');
+    await expect(box.copyIn(join(dir, 'p'), '/etc/new')).rejects.toMatchObject({ code: 'EROFS' });
+    expect(existsSync(join(rootfs(), 'etc/new'))).toBe(false);
   });
 
   it('refuses what is not a regular file, and a relative path', async () => {
