@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
  * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,session  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { ensurePeers, makeRootfs } from './peers.js';
 import { benchRootfs } from './rootfs.js';
 import { benchSeccomp } from './seccomp.js';
 import { benchStreams } from './streams.js';
+import { benchSession } from './session.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -40,6 +42,7 @@ try {
   if (want('seccomp')) await benchSeccomp(rootfs, Math.min(runs, 1000));
   if (want('interactive')) await benchInteractive({ rootfs, n: runs });
   if (want('streams')) await benchStreams({ rootfs, n: Math.max(runs, 1000) });
+  if (want('session')) await benchSession(rootfs, Math.min(runs, 1000));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

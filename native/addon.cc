@@ -7,6 +7,8 @@
  *   configure({ initPath })           once: seal capsule-init into a memfd
  *   spawn(options, onExit) -> Promise<{ pid, id, stdio: [fd|-1 x3] }>
  *   kill(pid, id, signal) -> boolean  through that run's pidfd; false once it is reaped
+ *   openInBox({pid, id} | {pid, pidfd}, path, flags, mode) -> fd   a path inside a session's box
+ *   pidfdOpen(pid) -> fd              pidfd_open(2), for a box another process owns
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
@@ -33,6 +35,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+
+#include <linux/openat2.h>
 #include <string>
 
 #include "netns_pool.h"
@@ -140,6 +144,12 @@ struct Watcher {
 };
 std::map<int, Watcher *> g_watchers;
 double g_next_id = 1;
+/*
+ * Set by exiting() from a process 'exit' listener: Node then closes its handles
+ * (Environment::CleanupHandles) and a sandbox reaped then must not call into
+ * JavaScript, which can no longer run (napi_throw aborts the process).
+ */
+bool g_exiting = false;
 
 void on_poll_closed(uv_handle_t *h) { delete static_cast<Watcher *>(h->data); }
 
@@ -180,6 +190,7 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
   close(w->status_fd);
   close(w->error_fd);
   g_watchers.erase(w->pid);
+  if (g_exiting) return;
 
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
@@ -362,6 +373,7 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.tty_rows = static_cast<uint16_t>(u32(t, "rows", 65535));
     s.tty_cols = static_cast<uint16_t>(u32(t, "cols", 65535));
   }
+  s.unref = o.Get("unref").ToBoolean();
   return s;
 }
 
@@ -426,6 +438,10 @@ class SpawnWorker : public Napi::AsyncWorker {
         opts_(std::move(opts)),
         on_exit_(Napi::Persistent(on_exit)) {}
 
+  ~SpawnWorker() override {
+    if (opts_.join_pidfd >= 0) close(opts_.join_pidfd); /* our duplicate of the box's pidfd (Spawn) */
+  }
+
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   /* On a pool thread: the clone happens here, so the event loop never waits for it. */
@@ -452,6 +468,8 @@ class SpawnWorker : public Napi::AsyncWorker {
     uv_poll_init(loop, &w->poll, w->pidfd);
     w->poll.data = w;
     uv_poll_start(&w->poll, UV_READABLE, on_pidfd_readable);
+    /* A session's box waits for commands: it must not keep Node alive by itself (src/session.ts). */
+    if (opts_.unref) uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
     g_watchers[w->pid] = w;
 
     Napi::Object res = Napi::Object::New(env);
@@ -484,6 +502,19 @@ class SpawnWorker : public Napi::AsyncWorker {
   SpawnResult result_;
 };
 
+/*
+ * A box's PID 1, as a pidfd we hold: { pid, id } names a spawn of this process by its
+ * watcher (as kill() does); { pidfd } one the caller opened (pidfdOpen) and checked,
+ * for a box another process owns (the CLI's sessions). -1 when it is not there.
+ */
+int box_pidfd(const Napi::Object &j) {
+  Napi::Value fd = j.Get("pidfd");
+  if (fd.IsNumber()) return fd.As<Napi::Number>().Int32Value();
+  auto it = g_watchers.find(j.Get("pid").As<Napi::Number>().Int32Value());
+  if (it == g_watchers.end() || it->second->id != j.Get("id").As<Napi::Number>().DoubleValue()) return -1;
+  return it->second->pidfd;
+}
+
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!g_configured) {
@@ -492,6 +523,28 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   }
   SandboxOptions opts;
   if (!parse_checked(env, info[0], opts)) return env.Undefined();
+  /*
+   * join: { pid, id, userns } names a session's box by the watcher of its PID 1 (as
+   * kill() does), never by a PID alone. The pidfd is duplicated here, on the main
+   * thread where the watchers live, so the pool thread holds its own even if the box is
+   * reaped meanwhile (then join_box fails with ESRCH: the box is gone).
+   */
+  Napi::Value join = info[0].As<Napi::Object>().Get("join");
+  if (join.IsObject()) {
+    Napi::Object j = join.As<Napi::Object>();
+    int pidfd = box_pidfd(j);
+    if (pidfd < 0) {
+      Napi::Error::New(env, "capsule addon: the box to join has ended").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    opts.join_pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+    if (opts.join_pidfd < 0) {
+      Napi::Error::New(env, std::string("capsule addon: dup of the box's pidfd: ") + strerror(errno))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    opts.join_userns = j.Get("userns").ToBoolean();
+  }
   SpawnWorker *worker = new SpawnWorker(env, std::move(opts), info[1].As<Napi::Function>());
   Napi::Promise p = worker->Promise();
   worker->Queue();
@@ -515,6 +568,80 @@ Napi::Value Kill(const Napi::CallbackInfo &info) {
   if (it == g_watchers.end() || it->second->id != id) return Napi::Boolean::New(env, false);
   long r = syscall(SYS_pidfd_send_signal, it->second->pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(env, r == 0);
+}
+
+/*
+ * openInBox(pid, id, path, flags, mode): open `path` inside a session's box, for copyIn
+ * and copyOut (src/session.ts). The program can rename, replace or symlink anything in
+ * its box at any moment, so nothing here is a path string checked and then used:
+ *
+ *   1. open /proc/PID/root of the box's PID 1 (O_PATH): the box's root directory;
+ *   2. then check the watcher's pidfd still names a live process: if the PID had been
+ *      reused before step 1, the pidfd (which names the box's PID 1 and no other) would
+ *      show it dead, so the descriptor from step 1 is the box's root;
+ *   3. openat2(2) below that descriptor with RESOLVE_IN_ROOT (".." and absolute paths
+ *      stay inside it), RESOLVE_NO_SYMLINKS (no symlink anywhere on the path, the last
+ *      component included) and RESOLVE_NO_MAGICLINKS (no /proc/PID/fd/N jump out).
+ *
+ * Returns the descriptor (close-on-exec); throws an Error with `errno` and `syscall`.
+ */
+Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object target = info[0].As<Napi::Object>();
+  int pid = target.Get("pid").As<Napi::Number>().Int32Value();
+  std::string path = info[1].As<Napi::String>();
+  int flags = info[2].As<Napi::Number>().Int32Value();
+  unsigned mode = info[3].As<Napi::Number>().Uint32Value();
+  auto fail = [&](const char *syscall_name, int err) {
+    Napi::Error e = Napi::Error::New(env, std::string(syscall_name) + ": " + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("syscall", Napi::String::New(env, syscall_name));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  };
+  if (path.find('\0') != std::string::npos) return fail("openat2", EINVAL);
+  int pidfd = box_pidfd(target);
+  if (pidfd < 0) return fail("pidfd_send_signal", ESRCH);
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/%d/root", pid);
+  int root = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return fail("open /proc/PID/root", errno);
+  if (syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) {
+    int err = errno;
+    close(root);
+    return fail("pidfd_send_signal", err);
+  }
+  struct open_how how;
+  std::memset(&how, 0, sizeof how);
+  how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC | O_NOFOLLOW;
+  how.mode = (flags & O_CREAT) ? mode : 0;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd;
+  do fd = syscall(SYS_openat2, root, path.c_str(), &how, sizeof how);
+  while (fd < 0 && errno == EINTR);
+  int err = errno;
+  close(root);
+  if (fd < 0) return fail("openat2", err);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+/* pidfdOpen(pid): pidfd_open(2), close-on-exec; throws with `errno`. The caller checks it is the right process. */
+Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  long fd = syscall(SYS_pidfd_open, info[0].As<Napi::Number>().Int32Value(), 0);
+  if (fd < 0) {
+    Napi::Error e = Napi::Error::New(env, std::string("pidfd_open: ") + strerror(errno));
+    e.Set("errno", Napi::Number::New(env, errno));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+/* exiting(): the process is ending; reaps from now on call no JavaScript (see g_exiting). */
+Napi::Value Exiting(const Napi::CallbackInfo &info) {
+  g_exiting = true;
+  return info.Env().Undefined();
 }
 
 /* plan(options): the mount phase's operations for these options, without running anything. */
@@ -761,6 +888,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeRaw", Napi::Function::New(env, MakeRaw));
   exports.Set("restoreMode", Napi::Function::New(env, RestoreMode));
   exports.Set("kill", Napi::Function::New(env, Kill));
+  exports.Set("openInBox", Napi::Function::New(env, OpenInBox));
+  exports.Set("exiting", Napi::Function::New(env, Exiting));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));

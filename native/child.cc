@@ -21,6 +21,9 @@ extern "C" int capsule_child_main(void *arg) {
   /* Survive nothing we did not ask for: die with capsule, start with clean signals. (signals.cc) */
   child_signals_and_parent(cfg);
 
+  /* A command of a session enters the box that is already built instead. (child.cc) */
+  if (cfg->join_pidfd >= 0) child_join_box(cfg);
+
   /* A network namespace of its own, made ahead of time when one was ready. (child.cc) */
   child_set_netns(cfg);
 
@@ -52,6 +55,55 @@ extern "C" int capsule_child_main(void *arg) {
   child_identity(cfg);
 
   /* Become capsule-init, PID 1, which runs the program. (child.cc, init.c) */
+  child_exec_init(cfg);
+}
+
+/*
+ * A command of a session (src/session.ts): the box's PID 1 (capsule-init in
+ * its "hold" mode, init.c) already has the namespaces, the mounts and the
+ * root; this child enters them and then takes the same steps as a sandbox
+ * of its own from join_cgroup on, so the command gets the isolation the box
+ * had: the same identity, rlimits, descriptors and (in capsule-init) seccomp
+ * filter. Nothing is mounted: the box's mount namespace is used as it is.
+ *
+ * join_box: setns(2) with a pidfd (Linux 5.8) enters every namespace named
+ * in one call, all or nothing, and the pidfd names the box's PID 1 and no
+ * other process, even after its PID is reused. CLONE_NEWPID changes only
+ * the namespace of our children: the capsule-init we exec stays outside the
+ * box and its fork, the program, is inside (pid_namespaces(7)); so that
+ * capsule-init is not PID 1 and must never kill(-1) (init.c, join mode).
+ * CLONE_NEWNS moves our root and working directory to the box's root
+ * (setns(2)); it needs an fs_struct of our own (no CLONE_FS) and
+ * CAP_SYS_ADMIN and CAP_SYS_CHROOT, which we still hold. Not CLONE_NEWCGROUP:
+ * unshare_cgroupns makes one rooted at this command's own cgroup, as for a
+ * sandbox of its own, so /proc/self/cgroup reads "/". Not CLONE_NEWUSER: we
+ * need our privilege over the other namespaces first; set_userns enters the
+ * box's user namespace later through the same pidfd, where a fresh sandbox
+ * enters its own.
+ */
+void child_join_box(const struct child_config *cfg) {
+  long r = SYS2(__NR_setns, cfg->join_pidfd, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID);
+  if (sys_failed(r)) child_fail(cfg, STEP_join_box, r, "the box's PID 1 (pidfd)");
+  child_trace(cfg, STEP_join_box, -1);
+
+  child_join_cgroups(cfg);
+  child_unshare_cgroupns(cfg);
+
+  /* change_dir: setns left us at the box's root; the working directory resolves inside it. */
+  r = SYS1(__NR_chdir, cfg->cwd);
+  if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);
+  child_trace(cfg, STEP_change_dir, -1);
+
+  /* new_session: no controlling terminal (signals.cc). We are not a group leader, so it succeeds. */
+  r = SYS0(__NR_setsid);
+  if (sys_failed(r)) child_fail(cfg, STEP_new_session, r, "setsid");
+  child_trace(cfg, STEP_new_session, -1);
+
+  child_rlimits(cfg);
+  child_set_userns(cfg); /* userns_fd is the box's pidfd when the box has a user namespace (spawn.cc) */
+  child_fds(cfg, -1); /* a session command has no terminal of its own */
+  /* ---------------- privilege is dropped below this line ---------------- */
+  child_identity(cfg);
   child_exec_init(cfg);
 }
 

@@ -134,6 +134,12 @@ struct child_config {
   struct capsule_trace *trace; /* NULL unless --explain */
   int netns_fd; /* a fresh network namespace to join (netns_pool.cc), or -1: clone made one */
   int userns_fd; /* the sandbox's user namespace to join (userns.cc), or -1: stay host uid/gid */
+  /*
+   * A session's command (src/session.ts): the pidfd of the box's PID 1, whose
+   * namespaces the child joins instead of making its own and mounting
+   * anything (child_join_box); -1 for a sandbox of its own.
+   */
+  int join_pidfd;
 
   /*
    * A terminal of the program's own (tty.cc): the child's end of a socketpair
@@ -165,6 +171,7 @@ void child_signals_and_parent(const struct child_config *cfg);
 /* parent_pidfd: where capsule's pidfd is now (its parent number, or CAPSULE_FD_PARENT after arrange_fds). */
 void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
 void child_set_netns(const struct child_config *cfg);
+void child_join_box(const struct child_config *cfg) __attribute__((noreturn));
 void child_join_cgroups(const struct child_config *cfg);
 void child_unshare_cgroupns(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);

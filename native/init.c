@@ -36,6 +36,18 @@
  * "--tty": stdio is a pty of the sandbox's own (native/tty.cc), which the
  * program takes as its controlling terminal (set_controlling_tty). Programs
  * are absolute paths (src/options.ts), so the word cannot be one.
+ *
+ * Two more modes serve sessions (src/session.ts), chosen by argv[0], which
+ * capsule sets and no program argument can reach (the program is argv[1] on):
+ *
+ *   "capsule-hold": PID 1 of a session's box with no program. It only reaps
+ *      what is reparented to it, and exits (ending the box: the kernel kills
+ *      every process of the namespace) on CAPSULE_SIG_TERMINATE from outside.
+ *   "capsule-join": one command of a session. It runs outside the box's PID
+ *      namespace (child.cc join_box) and forks the program into it, so it is
+ *      not PID 1 of anything: it never kill(-1)s, which from here would reach
+ *      every host process of the same uid. Whatever the program leaves behind
+ *      is killed through the command's own cgroup by capsule (src/session.ts).
  * fds: 0-2 stdio, 3 error pipe, 4 status pipe, 5 seccomp program (optional).
  */
 #include <asm/poll.h>
@@ -108,6 +120,50 @@ static int forwarded(int sig) {
  */
 static int from_outside(const struct signalfd_siginfo *si) {
   return si->ssi_code == SI_USER && si->ssi_pid == 0;
+}
+
+/*
+ * The same question for a session's command ("capsule-join"), which is not in
+ * the box's PID namespace: capsule's signal arrives with capsule's own pid as
+ * we see it, which is our parent's (the thread that cloned us belongs to it).
+ * The program, inside the box, cannot name us at all: kill(2) and
+ * pidfd_open(2) resolve pids in the caller's namespace, where we have none.
+ */
+static long capsule_pid;
+static int from_capsule(const struct signalfd_siginfo *si) {
+  return si->ssi_code == SI_USER && (long)si->ssi_pid == capsule_pid;
+}
+
+static int same(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+/*
+ * "capsule-hold": PID 1 of a session's box. Reap whatever is reparented to us
+ * (orphans of every command), drop every other signal, and end on
+ * CAPSULE_SIG_TERMINATE from outside the namespace. SIGKILL from capsule ends
+ * us too; from inside it is not delivered to a namespace's init at all.
+ */
+static int main_hold(void) {
+  SYS5(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0); /* as main_init: no ptrace(2) of PID 1 */
+  SYS1(__NR_close, CAPSULE_FD_SECCOMP);          /* no program here: no filter to load */
+  SYS1(__NR_close, CAPSULE_FD_ERROR);            /* setup is over: capsule sees the pipe's EOF */
+  ksigset all = ~0UL;
+  SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &all, 0, SIGSETSIZE);
+  long sfd = SYS4(__NR_signalfd4, -1, &all, SIGSETSIZE, O_CLOEXEC);
+  if (sys_failed(sfd)) return 125;
+  for (;;) {
+    struct signalfd_siginfo si;
+    long n = SYS3(__NR_read, sfd, &si, sizeof si);
+    if (n != (long)sizeof si) continue; /* EINTR */
+    if (si.ssi_signo == SIGCHLD) {
+      while (SYS4(__NR_wait4, -1, 0, WNOHANG, 0) > 0) {
+      }
+    } else if (si.ssi_signo == CAPSULE_SIG_TERMINATE && from_outside(&si)) {
+      return 0;
+    }
+  }
 }
 
 /*
@@ -394,8 +450,10 @@ static long long now_ns(void) {
 
 static int main_init(int argc, char **argv, char **envp) {
   long long started_ns = now_ns();
-  int tty = argc >= 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 't' && argv[1][3] == 't' &&
-            argv[1][4] == 'y' && argv[1][5] == '\0';
+  if (argc == 1 && same(argv[0], "capsule-hold")) return main_hold();
+  const int join = same(argv[0], "capsule-join");
+  if (join) capsule_pid = SYS0(__NR_getppid);
+  int tty = argc >= 2 && same(argv[1], "--tty");
   if (tty) {
     argv++;
     argc--;
@@ -466,7 +524,7 @@ static int main_init(int argc, char **argv, char **envp) {
   /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
   SYS1(__NR_close, CAPSULE_FD_ERROR);
 
-  int status = 0, done = 0;
+  int status = 0, done = 0, reaped = 0;
   struct violation violation = {0, 0};
   struct pollfd fds[2] = {{(int)sfd, POLLIN, 0}, {(int)watched, POLLIN, 0}};
   while (!done) {
@@ -493,9 +551,10 @@ static int main_init(int argc, char **argv, char **envp) {
           if (p == program) {
             status = st;
             done = 1;
+            reaped = 1;
           }
         }
-      } else if (!from_outside(&si)) {
+      } else if (join ? !from_capsule(&si) : !from_outside(&si)) {
         /* From inside the sandbox: a control signal capsule did not send. Dropped. */
       } else if (sig == CAPSULE_SIG_TERMINATE) {
         status = SIGKILL; /* as if killed: the caller knows why, it sent this */
@@ -511,7 +570,13 @@ static int main_init(int argc, char **argv, char **envp) {
    * PID 1 reaches every other process of the namespace, not our own threads)
    * and reap it all, so their CPU time is counted in the rusage below.
    */
-  SYS2(__NR_kill, -1, SIGKILL);
+  if (!join) SYS2(__NR_kill, -1, SIGKILL);
+  /*
+   * A session's command: only the program, our own child, still unreaped so its
+   * pid cannot have been reused. What it started is in the command's cgroup,
+   * which capsule empties once we have exited (src/session.ts).
+   */
+  else if (!reaped) SYS2(__NR_kill, program, SIGKILL);
   long p;
   while ((p = SYS4(__NR_wait4, -1, 0, 0, 0)) > 0 || p == -4 /* EINTR */) {
   }

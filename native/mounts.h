@@ -79,6 +79,10 @@ struct SandboxOptions {
   /* A terminal of the program's own (tty.cc): stdio is its pty slave instead; needs dev_pts. */
   bool tty = false;
   uint16_t tty_rows = 0, tty_cols = 0;
+  /* A session's command: the box's PID 1 to join (a pidfd we own), and whether to join its user namespace too. */
+  int join_pidfd = -1;
+  bool join_userns = false;
+  bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
 };
 
 /* Owns the child's data until the child has exec'd. */

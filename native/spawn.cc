@@ -117,6 +117,7 @@ bool read_record(int fd, void *buf, unsigned long size) {
 
 void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, SpawnResult &out) {
   /* prepare: pipes, then everything the child reads, then its stack. */
+  const bool join = opts.join_pidfd >= 0; /* a session's command: nothing to mount, no namespace to make */
   int err_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
   int tty_sock[2] = {-1, -1}; /* with a terminal: the child sends the pty's master on [1] (tty.cc) */
   int userns_fd = -1; /* make_userns's, until the child has joined it */
@@ -139,8 +140,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     }
   }
 
-  plan_mounts(opts, plan);
-  {
+  if (!join) plan_mounts(opts, plan);
+  if (!join) {
     /* The bind sources, each opened once and cloned detached, before clone (mounts.cc). */
     capsule_step step;
     int err;
@@ -185,16 +186,17 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     plan.trace.count = 0;
     c.trace = opts.trace ? &plan.trace : nullptr;
     c.netns_fd = -1; /* taken from the pool right before clone, so no error path can leak it */
-    c.userns_fd = -1;
     c.tty_socket = opts.tty ? tty_sock[1] : -1;
     c.tty_uid = opts.host_uid != 0 ? opts.host_uid : opts.uid;
     c.tty_gid = opts.host_uid != 0 ? opts.host_gid : opts.gid;
     c.tty_rows = opts.tty_rows;
     c.tty_cols = opts.tty_cols;
+    c.userns_fd = join && opts.join_userns ? opts.join_pidfd : -1;
+    c.join_pidfd = opts.join_pidfd;
   }
 
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
-  if (opts.host_uid != 0) {
+  if (opts.host_uid != 0 && !join) {
     int err = 0;
     std::string what;
     out.userns_start_ns = opts.trace ? monotonic_ns() : 0;
@@ -240,9 +242,11 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
     /* With a pooled network namespace the child joins it (set_netns) instead of clone making one. */
-    plan.cfg.netns_fd = netns_pool_take();
-    const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
-                      CLONE_NEWUTS | (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+    plan.cfg.netns_fd = join ? -1 : netns_pool_take();
+    const int namespaces = join ? 0 /* join_box enters the box's */
+                                : CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                                      (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET);
+    const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces | SIGCHLD;
     out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid;
     int clone_errno = 0;

@@ -27,6 +27,7 @@
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
   STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \
+  STEP(join_box, "setns", "setns(2)", "a session's command: enter the box's mount, network, IPC, UTS and PID namespaces through its PID 1's pidfd, all at once") \
   STEP(join_cgroup, "write", "cgroups(7)", "enter the sandbox's cgroups before anything untrusted runs") \
   STEP(unshare_cgroupns, "unshare", "cgroup_namespaces(7)", "a cgroup namespace rooted at the sandbox's cgroup: /proc/self/cgroup shows /, not the host's paths") \
   STEP(make_mounts_private, "mount", "mount_namespaces(7)", "stop mounts propagating back to the host") \

@@ -134,6 +134,8 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return "setns(the sandbox's user namespace, CLONE_NEWUSER)";
     case 'set_netns':
       return 'setns(a fresh network namespace made ahead of time, CLONE_NEWNET)';
+    case 'join_box':
+      return "setns(the box's PID 1 pidfd, CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWPID)";
     case 'set_loopback_up':
       return 'ioctl(socket(AF_INET, SOCK_DGRAM), SIOCSIFFLAGS, "lo" IFF_UP)';
     case 'set_pdeathsig':

@@ -24,3 +24,12 @@ export { CapsuleError, ConfigError, SetupError } from './errors.js';
 export { CgroupError, type CgroupStep } from './cgroup/errors.js';
 export { STEPS, type Step } from './steps.js';
 export { BUILTIN_PROFILES, violationMessage, type Violation } from './seccomp/index.js';
+export {
+  attach,
+  AttachedBox,
+  Box,
+  create,
+  type BoxRef,
+  type ExecOptions,
+  type SessionOptions,
+} from './session.js';

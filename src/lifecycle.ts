@@ -77,6 +77,13 @@ export interface LaunchOptions {
   signal?: AbortSignal;
   /** Called once the sandbox runs, its watchdog armed; a throw ends it (see fail()). */
   onSpawn?: (sandbox: Sandbox) => void;
+  /**
+   * Change the addon's options just before the clone (a session's command joins its box
+   * instead of building a sandbox: src/session.ts).
+   */
+  adjust?: (n: NativeOptions) => void;
+  /** Refuse to launch without a cgroup: the ConfigError's message (a session's command needs one). */
+  requireCgroup?: string;
 }
 
 /** What the sandbox's end left for result(): read in the callback that reaped it. */
@@ -109,7 +116,7 @@ function cgroupManager(parent: string): CgroupManager {
 }
 
 /** The sandbox's cgroup, or null when it needs none and none is usable. */
-async function acquireCgroup(
+export async function acquireCgroup(
   o: ResolvedOptions,
   writes: CgroupWrite[] | null,
 ): Promise<SandboxCgroup | null> {
@@ -207,8 +214,9 @@ export class LaunchedSandbox {
       native(); /* fail on a missing addon before taking a cgroup */
       const writes: CgroupWrite[] = [];
       const cgroup = await acquireCgroup(opts, opts.explain ? writes : null);
+      if (cgroup === null && o.requireCgroup !== undefined) throw new ConfigError(o.requireCgroup, 'cgroups');
       const sb = new LaunchedSandbox(opts, cgroup, writes, o.signal);
-      await sb.start(rlimits);
+      await sb.start(rlimits, o.adjust);
       sb.running(o.onSpawn);
       return sb;
     } catch (e) {
@@ -217,7 +225,10 @@ export class LaunchedSandbox {
   }
 
   /** Host ids, stdio, the clone. On failure everything taken is released before the throw. */
-  private async start(rlimits: ReturnType<typeof rlimitPlan>): Promise<void> {
+  private async start(
+    rlimits: ReturnType<typeof rlimitPlan>,
+    adjust: LaunchOptions['adjust'],
+  ): Promise<void> {
     const addon = native();
     const opts = this.opts;
     const opened: number[] = [];
@@ -243,6 +254,7 @@ export class LaunchedSandbox {
       ));
       if (into) n.cgroupDirFd = into.dirFd;
       if (this.ids) Object.assign(n, { hostUid: this.ids.uid, hostGid: this.ids.gid });
+      adjust?.(n);
       const spawned = await addon.spawn(n, (e) => this.reaped(e));
       this.pid = spawned.pid;
       this.id = spawned.id;

@@ -57,7 +57,20 @@ export interface NativeOptions {
    * are its first window size (0: unset). Absent: none.
    */
   terminal?: { rows: number; cols: number };
+  /**
+   * A session's command (src/session.ts): join the box whose PID 1 is the spawn `{ pid, id }`
+   * (its namespaces, and its user namespace when `userns`) instead of building a sandbox.
+   */
+  join?: BoxTarget & { userns: boolean };
+  /** The exit watcher does not keep the event loop alive (a session's box, which only waits). */
+  unref?: boolean;
 }
+
+/**
+ * A session's box, by its PID 1: a spawn of this process (`{ pid, id }`, as kill() takes),
+ * or a pidfd the caller opened and checked, for a box another process owns.
+ */
+export type BoxTarget = { pid: number; id: number } | { pid: number; pidfd: number };
 
 /** One operation of the mount phase, as native/mounts.cc planned it. */
 export interface NativeOp {
@@ -191,6 +204,16 @@ export interface Addon {
    * an Error with `errno` and `syscall`.
    */
   pipe(): [number, number];
+  /**
+   * Open `path` inside the box `target`, resolved below its root
+   * by descriptor with no symlink followed (RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS |
+   * RESOLVE_NO_MAGICLINKS). Returns the fd; throws an Error with `errno` and `syscall`.
+   */
+  openInBox(target: BoxTarget, path: string, flags: number, mode: number): number;
+  /** pidfd_open(2) (close-on-exec); throws an Error with `errno`. The caller checks it names the right process. */
+  pidfdOpen(pid: number): number;
+  /** The process is ending (an 'exit' listener): a sandbox reaped from now on calls no JavaScript. */
+  exiting(): void;
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;

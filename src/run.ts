@@ -14,11 +14,11 @@ import { closeSync } from 'node:fs';
 
 import { deviceCgroupRules } from './devices/index.js';
 import { explainPlan, type ExplainStep } from './explain.js';
-import { LaunchedSandbox, nativeOptions } from './lifecycle.js';
+import { LaunchedSandbox, type LaunchOptions, nativeOptions } from './lifecycle.js';
 import { outOfDescriptors } from './out-of-fds.js';
 import { cgroupLimits, rlimitPlan } from './limits.js';
 import { native } from './native.js';
-import { resolveOptions, type RunOptions } from './options.js';
+import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { type Captured, capture, type OnChunkResult } from './output.js';
 import type { RunResult } from './result.js';
 import { feed } from './stdio.js';
@@ -30,12 +30,27 @@ export function run(options: RunOptions & { encoding: 'buffer' }): Promise<RunRe
 export function run(options: RunOptions): Promise<RunResult<string>>;
 export async function run(options: RunOptions): Promise<RunResult<string | Buffer>> {
   try {
-    const opts = resolveOptions(options);
-    const sb = await LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn });
-    return await sb.result(startStdio(sb, opts, options.onOutput, options.outputLimitBytes !== undefined));
+    return await runResolved(resolveOptions(options), options);
   } catch (e) {
     throw outOfDescriptors(e) ?? e;
   }
+}
+
+/**
+ * run() for options already resolved, with the lifecycle's launch hooks (a session's
+ * command: src/session.ts). `options` gives the callbacks and the AbortSignal.
+ */
+export async function runResolved(
+  opts: ResolvedOptions,
+  options: RunOptions,
+  hooks: Pick<LaunchOptions, 'adjust' | 'requireCgroup'> = {},
+): Promise<RunResult<string | Buffer>> {
+  const sb = await LaunchedSandbox.launch(opts, {
+    signal: options.signal,
+    onSpawn: options.onSpawn,
+    ...hooks,
+  });
+  return await sb.result(startStdio(sb, opts, options.onOutput, options.outputLimitBytes !== undefined));
 }
 
 /**

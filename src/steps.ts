@@ -11,6 +11,7 @@ export const STEPS = [
   { name: 'reset_signals', syscall: 'rt_sigaction', man: 'sigaction(2)', why: 'undo Node\'s handlers and SIG_IGN (SIGPIPE) so the program starts clean' },
   { name: 'set_netns', syscall: 'setns', man: 'setns(2)', why: 'join a fresh network namespace made ahead of time (only lo)' },
   { name: 'set_loopback_up', syscall: 'ioctl', man: 'netdevice(7)', why: 'lo up in the sandbox\'s own network namespace: 127.0.0.1 works, nothing routes out' },
+  { name: 'join_box', syscall: 'setns', man: 'setns(2)', why: 'a session\'s command: enter the box\'s mount, network, IPC, UTS and PID namespaces through its PID 1\'s pidfd, all at once' },
   { name: 'join_cgroup', syscall: 'write', man: 'cgroups(7)', why: 'enter the sandbox\'s cgroups before anything untrusted runs' },
   { name: 'unshare_cgroupns', syscall: 'unshare', man: 'cgroup_namespaces(7)', why: 'a cgroup namespace rooted at the sandbox\'s cgroup: /proc/self/cgroup shows /, not the host\'s paths' },
   { name: 'make_mounts_private', syscall: 'mount', man: 'mount_namespaces(7)', why: 'stop mounts propagating back to the host' },

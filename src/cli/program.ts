@@ -19,6 +19,7 @@ import { registerGcCommand } from './gc.js';
 import { cliMessage, type MessageContext } from './messages.js';
 import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
+import { registerSessionCommands } from './session.js';
 import { forward, stderr, stdout, write } from './streams.js';
 import { explainCommand, type RunFlags, runCommand, runOptionsFromFlags } from './run.js';
 import { CallerTerminal, callerWindowSize } from './tty.js';
@@ -179,6 +180,7 @@ export function program(): Command {
   );
   registerRootfsCommands(cli);
   registerGcCommand(cli);
+  registerSessionCommands(cli);
   return cli;
 }
 

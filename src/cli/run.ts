@@ -204,10 +204,17 @@ export function runOptionsFromFlags(rootfs: string, argv: string[], flags: RunFl
 
 /** The options that describe a sandbox, shared by `capsule run` and `capsule explain`. */
 function sandboxOptions(cmd: Command): Command {
+  return sandboxFlags(
+    cmd
+      .argument('<rootfs>', 'directory to use as the sandbox root (needs /proc, /dev, /tmp in it)')
+      .argument('<prog>', 'absolute path of the program inside ROOTFS')
+      .argument('[args...]', 'arguments for PROG, passed untouched'),
+  );
+}
+
+/** The flags that describe a sandbox (also `capsule create`'s, src/cli/session.ts). */
+export function sandboxFlags(cmd: Command): Command {
   return cmd
-    .argument('<rootfs>', 'directory to use as the sandbox root (needs /proc, /dev, /tmp in it)')
-    .argument('<prog>', 'absolute path of the program inside ROOTFS')
-    .argument('[args...]', 'arguments for PROG, passed untouched')
     .addOption(
       new Option(
         '--bind <HOST:SANDBOX[:ro|rw]>',
