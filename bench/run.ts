@@ -1,7 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams  --runs N
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,session  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams,session,box  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { benchRootfs } from './rootfs.js';
 import { benchSeccomp } from './seccomp.js';
 import { benchStreams } from './streams.js';
 import { benchSession } from './session.js';
+import { benchBox } from './box.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -43,6 +43,7 @@ try {
   if (want('interactive')) await benchInteractive({ rootfs, n: runs });
   if (want('streams')) await benchStreams({ rootfs, n: Math.max(runs, 1000) });
   if (want('session')) await benchSession(rootfs, Math.min(runs, 1000));
+  if (want('box')) await benchBox(rootfs, Math.min(runs, 500));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
