@@ -16,7 +16,8 @@
         "native/fds.cc",
         "native/identity.cc",
         "native/userns.cc",
-        "native/seccomp.cc"
+        "native/seccomp.cc",
+        "native/probe.cc"
       ],
       "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

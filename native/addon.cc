@@ -34,6 +34,7 @@
 #include <string>
 
 #include "netns_pool.h"
+#include "probe.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "userns.h"
@@ -626,6 +627,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("syscallName", Napi::Function::New(env, SyscallName));
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
+  probe_exports(env, exports);  /* probeSyscalls, probeUnshare, seccompLibrary (probe.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;
 }

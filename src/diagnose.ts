@@ -72,8 +72,32 @@ async function whyMissing(rootfs: string, program: string): Promise<string | und
   return undefined;
 }
 
-/** Known failures and what to do about them, by step and errno code. */
-function hintFor(step: string, code: string): string | undefined {
+/** What a hint caused by a missing kernel feature ends with. */
+export const DOCTOR_HINT = 'run `capsule doctor` to see what this machine lacks';
+
+/**
+ * Known failures and what to do about them, by step and errno code. Those a missing kernel
+ * feature causes (a system call, a namespace, a seccomp mode) point at `capsule doctor`.
+ */
+export function hintFor(step: string, code: string): string | undefined {
+  const hint = knownHint(step, code);
+  if (!missingFeature(step, code)) return hint;
+  return hint
+    ? `${hint}; ${DOCTOR_HINT}`
+    : `the kernel lacks this system call, or a seccomp filter around capsule refuses it: ${DOCTOR_HINT}`;
+}
+
+/** ENOSYS anywhere; clone's EINVAL, EPERM and ENOSPC; a user namespace that cannot be made; seccomp refused. */
+function missingFeature(step: string, code: string): boolean {
+  if (code === 'ENOSYS') return true;
+  if (step === 'clone') return code === 'EINVAL' || code === 'EPERM' || code === 'ENOSPC';
+  if (step === 'make_userns' || step === 'set_userns') return true;
+  if (step === 'load_seccomp') return code === 'EINVAL';
+  if (step === 'unshare_cgroupns') return code === 'EINVAL';
+  return false;
+}
+
+function knownHint(step: string, code: string): string | undefined {
   if (step === 'clone' && code === 'EPERM')
     return 'creating namespaces needs root (CAP_SYS_ADMIN): run capsule as root';
   if (step === 'clone' && code === 'ENOSPC')
