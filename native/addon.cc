@@ -299,6 +299,7 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Value host_uid = o.Get("hostUid"), host_gid = o.Get("hostGid"); /* optional: src/ids.ts */
   s.host_uid = host_uid.IsNumber() ? u32(o, "hostUid", UINT32_MAX - 1) : 0;
   s.host_gid = host_gid.IsNumber() ? u32(o, "hostGid", UINT32_MAX - 1) : 0;
+  s.rootless = o.Get("rootless").ToBoolean(); /* optional: src/rootless.ts */
   s.writable_root = o.Get("writableRoot").ToBoolean();
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();

@@ -62,6 +62,7 @@ struct SandboxOptions {
   int stdio[3] = {-1, -1, -1}; /* parent fds to become the child's 0, 1, 2 */
   int seccomp_fd = -1;
   bool trace = false; /* record each child step's time, for --explain */
+  bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
 };
 
 /* Owns the child's data until the child has exec'd. */
@@ -76,6 +77,7 @@ struct Plan {
   std::vector<int> source_fds;   /* detached trees from open_mount_sources: ours, closed after clone */
   uint64_t rootfs_ino = 0;       /* the rootfs as open_mount_sources saw it (statx(2)) */
   uint32_t rootfs_dev_major = 0, rootfs_dev_minor = 0;
+  std::string uid_map, gid_map; /* rootless: the child's own maps (rootless.cc) */
 
   Plan() = default;
   Plan(const Plan &) = delete;

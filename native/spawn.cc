@@ -24,6 +24,7 @@
 #include <ctime>
 
 #include "netns_pool.h"
+#include "rootless.h"
 #include "steps.h"
 #include "userns.h"
 
@@ -177,6 +178,12 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.trace = opts.trace ? &plan.trace : nullptr;
     c.netns_fd = -1; /* taken from the pool right before clone, so no error path can leak it */
     c.userns_fd = -1;
+    if (opts.rootless) {
+      rootless_prepare(opts, plan.uid_map, plan.gid_map);
+      c.rootless = 1;
+      c.uid_map = plan.uid_map.c_str();
+      c.gid_map = plan.gid_map.c_str();
+    }
   }
 
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
@@ -226,9 +233,12 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
     /* With a pooled network namespace the child joins it (set_netns) instead of clone making one. */
-    plan.cfg.netns_fd = netns_pool_take();
+    /* Rootless: the pool's namespaces belong to the initial user namespace, which we cannot setns into. */
+    plan.cfg.netns_fd = opts.rootless ? -1 : netns_pool_take();
+    /* Rootless: CLONE_NEWUSER, created first, owns every other namespace made here (rootless.cc). */
     const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
-                      CLONE_NEWUTS | (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+                      CLONE_NEWUTS | (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) |
+                      (opts.rootless ? CLONE_NEWUSER : 0) | SIGCHLD;
     out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid;
     int clone_errno = 0;
@@ -258,7 +268,9 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     if (netns_fd >= 0) close(netns_fd);
     close_fd(userns_fd); /* the same for the user namespace */
     if (pid < 0) {
-      fail(out, STEP_clone, clone_errno, "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
+      fail(out, STEP_clone, clone_errno,
+           opts.rootless ? "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS"
+                         : "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
       goto cleanup;
     }
     out.pid = pid;

@@ -44,6 +44,8 @@ export interface NativeOptions {
   seccompFd: number;
   /** Record each child step's time (--explain). */
   trace: boolean;
+  /** No CAP_SYS_ADMIN: clone makes a user namespace with the others, mapping uid and gid to the caller's (src/rootless.ts). */
+  rootless?: boolean;
 }
 
 /** One operation of the mount phase, as native/mounts.cc planned it. */

@@ -17,6 +17,7 @@ import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } f
 import { setupError } from './diagnose.js';
 import { ConfigError, SetupError } from './errors.js';
 import { acquireHostIds, type HostIdLease } from './ids.js';
+import { checkRootless, rootlessMode } from './rootless.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
@@ -197,11 +198,14 @@ async function runChecked(options: RunOptions): Promise<RunResult<string | Buffe
   const rlimits = rlimitPlan(opts.limits);
   throwIfAborted(options.signal);
   native(); /* fail on a missing addon before taking a cgroup */
+  /* Without CAP_SYS_ADMIN: a user namespace of the sandbox's own, no cgroup (src/rootless.ts). */
+  const rootless = rootlessMode();
+  if (rootless) checkRootless(options, opts);
   const cgroupWrites: CgroupWrite[] = [];
-  const cgroup = await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
+  const cgroup = rootless ? null : await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
   let ids: HostIdLease | null = null;
   try {
-    ids = opts.hostIds === 'unique' ? acquireHostIds(opts.hostIdRange) : null;
+    ids = opts.hostIds === 'unique' && !rootless ? acquireHostIds(opts.hostIdRange) : null;
     return await runInCgroup(opts, options, rlimits, cgroup, cgroupWrites, ids);
   } finally {
     /* The sandbox is gone (its PID 1 reaped, and with it every process it had): its host id is free. */
@@ -578,6 +582,7 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
+    ...(rootlessMode() ? { rootless: true } : {}),
   };
 }
 
