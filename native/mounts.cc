@@ -244,7 +244,12 @@ class Planner {
     for (const BindSpec &b : opts_.binds) {
       mount_op m = in_root(OP_BIND, STEP_bind_mount, b.target);
       m.source = plan_.keep(b.source);
-      m.flags = BIND_FROM_PARENT;
+      /*
+       * Rootless, open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the mount
+       * namespace, which only the child has (over its own): the child opens and
+       * clones the source itself, with the same single no-symlink lookup (do_bind).
+       */
+      m.flags = opts_.rootless ? BIND_IN_CHILD : BIND_FROM_PARENT;
       m.recursive = 1;
       m.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.read_only ? MOUNT_ATTR_RDONLY : 0);
       m.detail = plan_.keep(b.target + (b.option.empty() ? " (a device's bind)" : " (" + b.option + ".target)"));
@@ -364,15 +369,6 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
   plan.rootfs_dev_minor = stx.stx_dev_minor;
   for (mount_op &op : plan.mount_ops) {
     if (op.kind != OP_BIND || !(op.flags & BIND_FROM_PARENT)) continue;
-    if (opts.rootless) {
-      /*
-       * Rootless, open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over our mount
-       * namespace, which only the child has (over its own): the child opens and
-       * clones the source itself, with the same single no-symlink lookup (do_bind).
-       */
-      op.flags = (op.flags & ~BIND_FROM_PARENT) | BIND_IN_CHILD;
-      continue;
-    }
     struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
     int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, op.source, &how, sizeof how));
     if (src < 0) return failed(STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
