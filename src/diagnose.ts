@@ -91,7 +91,7 @@ export function hintFor(step: string, code: string): string | undefined {
 function missingFeature(step: string, code: string): boolean {
   if (code === 'ENOSYS') return true;
   if (step === 'clone') return code === 'EINVAL' || code === 'EPERM' || code === 'ENOSPC';
-  if (step === 'make_userns' || step === 'set_userns') return true;
+  if (step === 'make_userns' || step === 'set_userns' || step === 'map_user_ids') return true;
   if (step === 'load_seccomp') return code === 'EINVAL';
   if (step === 'unshare_cgroupns') return code === 'EINVAL';
   return false;
@@ -99,9 +99,11 @@ function missingFeature(step: string, code: string): boolean {
 
 function knownHint(step: string, code: string): string | undefined {
   if (step === 'clone' && code === 'EPERM')
-    return 'creating namespaces needs root (CAP_SYS_ADMIN): run capsule as root';
+    return 'the kernel refused the namespaces: without root, capsule needs unprivileged user namespaces (kernel.unprivileged_userns_clone, AppArmor’s kernel.apparmor_restrict_unprivileged_userns), and with root, a seccomp profile or LSM around capsule may refuse them';
   if (step === 'clone' && code === 'ENOSPC')
-    return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces';
+    return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces (user.max_user_namespaces = 0 turns off the user namespaces a run without root needs)';
+  if (step === 'map_user_ids')
+    return 'the user namespace gives no right to map ids here: AppArmor’s kernel.apparmor_restrict_unprivileged_userns = 1 (Ubuntu 23.10 and later) does this to programs without a profile that allows userns';
   if (step === 'clone' && code === 'EINVAL')
     return 'this kernel lacks one of the namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)';
   if (step === 'open_mount_target' && code === 'ELOOP')

@@ -23,6 +23,7 @@ import {
 import { type GpuDiscoveryOptions, listNvidiaGpus, nvidiaDriverFiles } from './devices/gpu.js';
 import { errnoName } from './diagnose.js';
 import { native } from './native.js';
+import { rootlessMode } from './rootless.js';
 
 /**
  * `ok`: the feature is there and capsule can use it. `missing`: it is not, and something
@@ -46,6 +47,8 @@ export interface DoctorCheck {
 export interface DoctorReport {
   /** The caller's effective uid, for which the checks were made. */
   uid: number;
+  /** The caller holds CAP_SYS_ADMIN: false means capsule runs rootless here (src/rootless.ts). */
+  privileged: boolean;
   kernel: string;
   checks: DoctorCheck[];
   /** No check is `missing`. */
@@ -90,6 +93,11 @@ export interface DoctorProbes {
 export interface DoctorOptions {
   /** The caller's effective uid and gid. @default process.geteuid(), process.getegid() */
   uid?: number;
+  /**
+   * Whether the caller holds CAP_SYS_ADMIN (runs as root does) or runs rootless.
+   * @default uid === 0 when `uid` is given, else what src/rootless.ts finds
+   */
+  privileged?: boolean;
   gid?: number;
   /** The caller's user name, for /etc/subuid. @default from /etc/passwd */
   user?: string;
@@ -268,11 +276,12 @@ function usernsChecks(
   p: DoctorProbes,
   o: Required<Pick<DoctorOptions, 'procRoot' | 'etcRoot'>> & {
     uid: number;
+    privileged: boolean;
     user: string | null;
     binDirs: string[];
   },
 ): DoctorCheck[] {
-  const root = o.uid === 0;
+  const root = o.privileged;
   const out: DoctorCheck[] = [];
   const S = 'user namespaces';
   /* Debian and Ubuntu's switch (kernel/fork.c patch): 0 keeps user namespaces to CAP_SYS_ADMIN. */
@@ -425,7 +434,7 @@ function favordynmods(o: { procRoot: string; cgroup: DetectOptions }, layout: Cg
   );
 }
 
-function cgroupChecks(o: { uid: number; procRoot: string; cgroup: DetectOptions }): {
+function cgroupChecks(o: { uid: number; privileged: boolean; procRoot: string; cgroup: DetectOptions }): {
   checks: DoctorCheck[];
   layout: CgroupLayout;
 } {
@@ -483,7 +492,7 @@ function cgroupChecks(o: { uid: number; procRoot: string; cgroup: DetectOptions 
   }
   /* Who may make cgroups: root where a hierarchy is writable, anyone else in a delegated v2 subtree. */
   const hierarchies = [...(layout.unified ? [layout.unified] : []), ...layout.v1];
-  if (o.uid === 0) {
+  if (o.privileged) {
     const writable = hierarchies.filter((h) => {
       try {
         accessSync(h.mountPoint, fsConstants.W_OK);
@@ -722,6 +731,7 @@ function fsAndDeviceChecks(procRoot: string, gpu: GpuDiscoveryOptions): DoctorCh
 /** Check every feature capsule uses, for the caller. Never throws for a missing feature. */
 export function doctor(opts: DoctorOptions = {}): DoctorReport {
   const uid = opts.uid ?? process.geteuid?.() ?? 0;
+  const privileged = opts.privileged ?? (opts.uid !== undefined ? uid === 0 : !rootlessMode());
   const procRoot = opts.procRoot ?? '/proc';
   const etcRoot = opts.etcRoot ?? '/etc';
   const probes = { ...nativeProbesLazy(), ...opts.probes } as DoctorProbes;
@@ -731,15 +741,15 @@ export function doctor(opts: DoctorOptions = {}): DoctorReport {
     '/bin',
   ];
   const user = opts.user ?? userName(uid, etcRoot);
-  const cg = cgroupChecks({ uid, procRoot, cgroup: opts.cgroup ?? {} });
+  const cg = cgroupChecks({ uid, privileged, procRoot, cgroup: opts.cgroup ?? {} });
   const checks = [
-    ...namespaceChecks(probes, uid === 0),
-    ...usernsChecks(probes, { uid, user, procRoot, etcRoot, binDirs }),
+    ...namespaceChecks(probes, privileged),
+    ...usernsChecks(probes, { uid, privileged, user, procRoot, etcRoot, binDirs }),
     ...cg.checks,
     ...syscallChecks(probes.syscalls(), cg.layout, probes.seccompLibrary()),
     ...fsAndDeviceChecks(procRoot, opts.gpu ?? {}),
   ];
-  return { uid, kernel: release(), checks, ok: checks.every((c) => c.status !== 'missing') };
+  return { uid, privileged, kernel: release(), checks, ok: checks.every((c) => c.status !== 'missing') };
 }
 
 /** The native probes, loaded only for those the caller did not replace. */
@@ -758,7 +768,7 @@ const MARK: Record<DoctorStatus, string> = { ok: '✓', missing: '✗', warn: '!
 /** The report as text: a section heading, then one line per check and an indented fix. */
 export function formatDoctor(report: DoctorReport): string {
   const lines = [
-    `capsule doctor: Linux ${report.kernel}, uid ${report.uid}${report.uid === 0 ? ' (root)' : ' (rootless)'}`,
+    `capsule doctor: Linux ${report.kernel}, uid ${report.uid}${report.privileged ? ' (root)' : ' (rootless)'}`,
   ];
   let section = '';
   for (const c of report.checks) {

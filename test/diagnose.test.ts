@@ -7,7 +7,8 @@ import { DOCTOR_HINT, hintFor, setupError } from '../src/diagnose.js';
 describe('hintFor', () => {
   it.each([
     ['clone', 'EINVAL', 'CONFIG_PID_NS'],
-    ['clone', 'EPERM', 'CAP_SYS_ADMIN'],
+    ['clone', 'EPERM', 'unprivileged user namespaces'],
+    ['map_user_ids', 'EPERM', 'kernel.apparmor_restrict_unprivileged_userns'],
     ['clone', 'ENOSPC', 'max_*_namespaces'],
     ['make_userns', 'ENOSPC', 'user.max_user_namespaces'],
     ['remount_ro', 'ENOSYS', 'mount_setattr(2) needs Linux 5.12'],

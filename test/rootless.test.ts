@@ -347,6 +347,49 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     expect(r.exitCode).toBe(report.ok ? 0 : 1);
   });
 
+  it.skipIf(!existsSync('/usr/bin/unshare'))(
+    'user.max_user_namespaces = 0 (set in a user namespace of the test, so the host is untouched): the run fails at clone naming the sysctl and `capsule doctor`, which crosses it',
+    async () => {
+      /* Root mapped to root in a user namespace whose limit is 0, every capability dropped: a rootless caller. */
+      const blocked = (args: string[]) =>
+        execa(
+          '/usr/bin/unshare',
+          [
+            '--user',
+            '--map-root-user',
+            '--',
+            '/bin/sh',
+            '-c',
+            'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"',
+            'sh',
+            '/usr/bin/setpriv',
+            '--bounding-set=-all',
+            '--inh-caps=-all',
+            '--',
+            process.execPath,
+            join(pkg, 'dist/capsule.mjs'),
+            ...args,
+          ],
+          { reject: false },
+        );
+      const r = await blocked(['run', f.rootfs, '/bin/true']);
+      expect(r.exitCode).toBe(125);
+      expect(r.stderr).toMatch(
+        /^capsule: clone failed: clone\(CLONE_NEWUSER\|.*\): No space left on device \(.*user\.max_user_namespaces = 0 .*run `capsule doctor`/,
+      );
+      const d = await blocked(['doctor', '--json']);
+      expect(d.exitCode).toBe(1);
+      const report = JSON.parse(d.stdout) as DoctorReport;
+      expect(report.privileged).toBe(false);
+      const check = (id: string) => report.checks.find((c) => c.id === id)!;
+      expect(check('userns.max_user_namespaces').status).toBe('missing');
+      expect(check('userns.max_user_namespaces').fix).toContain('sysctl -w user.max_user_namespaces=');
+      expect(check('userns.map').summary).toContain('ENOSPC');
+      expect(check('namespace.pid')).toMatchObject({ status: 'missing' });
+      expect(check('namespace.pid').fix).toContain('user namespaces are not available to you');
+    },
+  );
+
   it('leaves no process of that user behind', () => {
     expect(processesOfUser()).toEqual([]);
   });

@@ -19,7 +19,7 @@ describe('capsule doctor', () => {
     expect(text.exitCode).toBe(json.exitCode);
     const lines = text.stdout.split('\n');
     expect(lines[0]).toBe(
-      `capsule doctor: Linux ${report.kernel}, uid ${report.uid}${report.uid === 0 ? ' (root)' : ' (rootless)'}`,
+      `capsule doctor: Linux ${report.kernel}, uid ${report.uid}${report.privileged ? ' (root)' : ' (rootless)'}`,
     );
     for (const c of report.checks) {
       const at = lines.indexOf(`  ${MARK[c.status]} ${c.summary}`);
