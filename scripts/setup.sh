@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # libseccomp-dev: the seccomp filter compiler; runc: test/security/seccomp.test.ts compares
 # capsule's reading of Docker's seccomp profile with runc's (also a peer for `npm run bench`);
 # golang-go: the same test runs `go build` and a Go binary under the default profile.
-# bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
-packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go)
+# passwd (useradd, userdel) and util-linux (setpriv, unshare): test/rootless.test.ts runs capsule
+# as a throwaway user. bubblewrap: a peer for `npm run bench` (installed by the bench itself when
+# missing, not here).
+packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go passwd util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
