@@ -9,7 +9,7 @@
  * be pointed elsewhere (DoctorOptions), which is how test/doctor.test.ts builds machines that
  * lack a feature.
  */
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,7 +23,7 @@ import {
 import { type GpuDiscoveryOptions, listNvidiaGpus, nvidiaDriverFiles } from './devices/gpu.js';
 import { errnoName } from './diagnose.js';
 import { native } from './native.js';
-import { rootlessMode } from './rootless.js';
+import { delegatedCgroup, rootlessMode } from './rootless.js';
 
 /**
  * `ok`: the feature is there and capsule can use it. `missing`: it is not, and something
@@ -193,40 +193,6 @@ function findBinary(name: string, dirs: string[]): string | null {
       return path;
     } catch {
       /* not here */
-    }
-  }
-  return null;
-}
-
-/** The caller's cgroup v2 path (`0::/user.slice/...` of /proc/self/cgroup), or null. */
-function ownV2Cgroup(procRoot: string): string | null {
-  for (const line of (readText(join(procRoot, 'self/cgroup')) ?? '').split('\n')) {
-    if (line.startsWith('0::')) return line.slice(3);
-  }
-  return null;
-}
-
-/**
- * Where an unprivileged caller may make cgroups: the first of its own v2 cgroup and its
- * ancestors (up to the mount's root) that it owns and can write, as systemd's Delegate=yes
- * leaves it (cgroup-v2.rst, "Delegation Containment"). Null when there is none.
- */
-export function delegatedCgroup(layout: CgroupLayout, uid: number, procRoot: string): string | null {
-  const unified = layout.unified;
-  if (!unified) return null;
-  const own = ownV2Cgroup(procRoot);
-  if (own === null) return null;
-  const root = unified.root === '/' ? '' : unified.root;
-  if (!own.startsWith(root)) return null;
-  const parts = own.slice(root.length).split('/').filter(Boolean);
-  for (let n = parts.length; n >= 0; n--) {
-    const dir = join(unified.mountPoint, ...parts.slice(0, n));
-    try {
-      if (statSync(dir).uid !== uid) continue;
-      accessSync(dir, fsConstants.W_OK);
-      return dir;
-    } catch {
-      /* not there, or not ours */
     }
   }
   return null;

@@ -107,11 +107,10 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
   const rlimitNames: Record<number, string> = { 0: 'CPU', 1: 'FSIZE', 3: 'STACK', 4: 'CORE', 7: 'NOFILE' };
   switch (step) {
     case 'clone':
-      if (n.rootless)
-        return 'clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+      /* Rootless: clone makes the user namespace too, first (src/rootless.ts). */
       return (n.cgroupDirFd ?? -1) >= 0
-        ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
-        : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+        ? `clone3(${n.rootless ? 'CLONE_NEWUSER|' : ''}CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)`
+        : `clone(${n.rootless ? 'CLONE_NEWUSER|' : ''}CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)`;
     case 'make_userns': {
       const uid = n.hostUid ?? 'ID';
       const gid = n.hostGid ?? 'ID';

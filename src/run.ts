@@ -17,7 +17,7 @@ import { deviceCgroupLimits, deviceCgroupRules, deviceMode, setDeviceProgram } f
 import { setupError } from './diagnose.js';
 import { ConfigError, SetupError } from './errors.js';
 import { acquireHostIds, type HostIdLease } from './ids.js';
-import { checkRootless, rootlessMode } from './rootless.js';
+import { checkRootless, delegatedCgroupManager, rootlessCgroupFailed, rootlessMode } from './rootless.js';
 import { type CgroupWrite, explainPlan, explainRun, type ExplainStep } from './explain.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
@@ -136,6 +136,7 @@ function cgroupManager(parent: string): CgroupManager {
 async function acquireCgroup(
   o: ResolvedOptions,
   writes: CgroupWrite[] | null,
+  manager: CgroupManager = cgroupManager(o.cgroupParent),
 ): Promise<SandboxCgroup | null> {
   const base = cgroupLimits(o.limits);
   if (
@@ -146,7 +147,6 @@ async function acquireCgroup(
   ) {
     return null;
   }
-  const manager = cgroupManager(o.cgroupParent);
   const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
@@ -200,9 +200,14 @@ async function runChecked(options: RunOptions): Promise<RunResult<string | Buffe
   native(); /* fail on a missing addon before taking a cgroup */
   /* Without CAP_SYS_ADMIN: a user namespace of the sandbox's own, no cgroup (src/rootless.ts). */
   const rootless = rootlessMode();
-  if (rootless) checkRootless(options, opts);
+  const delegated = rootless ? delegatedCgroupManager(opts.cgroupParent) : null;
+  if (rootless) checkRootless(options, opts, delegated !== null);
   const cgroupWrites: CgroupWrite[] = [];
-  const cgroup = rootless ? null : await acquireCgroup(opts, opts.explain ? cgroupWrites : null);
+  const writes = opts.explain ? cgroupWrites : null;
+  const cgroup = !rootless
+    ? await acquireCgroup(opts, writes)
+    : delegated &&
+      (await acquireCgroup(opts, writes, delegated).catch(rootlessCgroupFailed(opts, delegated)));
   let ids: HostIdLease | null = null;
   try {
     ids = opts.hostIds === 'unique' && !rootless ? acquireHostIds(opts.hostIdRange) : null;

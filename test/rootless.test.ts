@@ -7,12 +7,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
+  chownSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -22,6 +25,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { detectCgroups } from '../src/cgroup/detect.js';
 import type { DoctorReport } from '../src/doctor.js';
 import { packageRoot } from '../src/native.js';
 import { mountCount } from './helpers/host.js';
@@ -387,6 +391,70 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
       expect(check('userns.map').summary).toContain('ENOSPC');
       expect(check('namespace.pid')).toMatchObject({ status: 'missing' });
       expect(check('namespace.pid').fix).toContain('user namespaces are not available to you');
+    },
+  );
+
+  it.skipIf(!detectCgroups().unified)(
+    'a cgroup v2 directory delegated to the user (chowned to it, the caller started inside) gives cgroup accounting, and limits as far as it offers controllers',
+    async () => {
+      const unified = detectCgroups().unified!;
+      const dir = join(unified.mountPoint, `capsule-rl-${process.pid}`);
+      mkdirSync(dir);
+      try {
+        /* What systemd's Delegate=yes does: the directory and its three delegation files are the user's. */
+        for (const p of [
+          dir,
+          ...['cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads'].map((f) => join(dir, f)),
+        ])
+          chownSync(p, uid, gid);
+        const inside = (cmd: string[]) =>
+          execa(
+            '/bin/sh',
+            [
+              '-c',
+              'echo $$ > "$0/cgroup.procs" && exec "$@"',
+              dir,
+              '/usr/bin/setpriv',
+              `--reuid=${uid}`,
+              `--regid=${gid}`,
+              '--clear-groups',
+              '--',
+              process.execPath,
+              ...cmd,
+            ],
+            { reject: false, cwd: pkg, env: { PATH: '/usr/bin:/bin' }, extendEnv: false },
+          );
+        const r = await inside([join(pkg, 'lib.mjs'), f.rootfs, '/bin/sh', '-c', 'id -u']);
+        expect(r.stderr).toBe('');
+        const result = JSON.parse(r.stdout) as Record<string, unknown>;
+        expect(result).toMatchObject({ exitCode: 0, stdout: '65534\n', accounting: 'cgroup', verdict: 'OK' });
+        const controllers = readFileSync(join(dir, 'cgroup.controllers'), 'utf8').split(/\s+/);
+        const mem = await inside([
+          join(pkg, 'dist/capsule.mjs'),
+          'run',
+          '--memory-limit',
+          '64m',
+          f.rootfs,
+          '/bin/true',
+        ]);
+        if (controllers.includes('memory')) {
+          expect(mem.stderr).toBe('');
+          expect(mem.exitCode).toBe(0);
+        } else {
+          expect(mem.exitCode).toBe(125);
+          expect(mem.stderr.trim()).toBe(
+            `capsule: --memory-limit needs the memory controller, which the cgroup delegated to you (${dir}) does not offer (it offers: ${controllers.filter(Boolean).join(' ') || 'none'}): ask for it to be delegated (systemd: Delegate=memory), or run capsule as root`,
+          );
+        }
+        /* The sandboxes' cgroups are gone with the run; only capsule's parent is left for us to remove. */
+        expect(
+          readdirSync(join(dir, 'capsule'), { withFileTypes: true }).filter((e) => e.isDirectory()),
+        ).toEqual([]);
+      } finally {
+        for (const sub of ['capsule', 'capsule.self'])
+          if (existsSync(join(dir, sub))) rmdirSync(join(dir, sub));
+        rmdirSync(dir);
+      }
     },
   );
 
