@@ -359,7 +359,7 @@ function usernsChecks(
         'userns.subid',
         S,
         'ok',
-        `${uidmap} and /etc/subuid grant ${subuid.map((s) => `${s.first}+${s.count}`).join(', ')}: a whole range of ids can be mapped`,
+        `${uidmap} and /etc/subuid grant ${subuid.map((s) => `${s.first}+${s.count}`).join(', ')}: a whole range of ids could be mapped (capsule maps one id today)`,
       ),
     );
   else
@@ -367,9 +367,8 @@ function usernsChecks(
       check(
         'userns.subid',
         S,
-        'warn',
-        `${uidmap && gidmap ? '' : 'no newuidmap/newgidmap; '}${subuid.length > 0 && subgid.length > 0 ? '' : `no /etc/subuid and /etc/subgid range for ${o.user ?? o.uid}; `}rootless runs map one id only`,
-        `as root: apt-get install uidmap (or your distribution's shadow package) and usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${o.user ?? o.uid}`,
+        'info',
+        `${uidmap && gidmap ? '' : 'no newuidmap/newgidmap; '}${subuid.length > 0 && subgid.length > 0 ? '' : `no /etc/subuid and /etc/subgid range for ${o.user ?? o.uid}; `}not needed: capsule maps one id (the sandbox's uid and gid to yours); a range would need uidmap and usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${o.user ?? o.uid}`,
       ),
     );
   return out;
