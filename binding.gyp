@@ -17,7 +17,9 @@
         "native/identity.cc",
         "native/userns.cc",
         "native/seccomp.cc",
-        "native/tty.cc"
+        "native/tty.cc",
+        "native/probe.cc",
+        "native/rootless.cc"
       ],
       "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -40,6 +40,7 @@
 #include <string>
 
 #include "netns_pool.h"
+#include "probe.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "tty.h"
@@ -312,6 +313,7 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Value host_uid = o.Get("hostUid"), host_gid = o.Get("hostGid"); /* optional: src/ids.ts */
   s.host_uid = host_uid.IsNumber() ? u32(o, "hostUid", UINT32_MAX - 1) : 0;
   s.host_gid = host_gid.IsNumber() ? u32(o, "hostGid", UINT32_MAX - 1) : 0;
+  s.rootless = o.Get("rootless").ToBoolean(); /* optional: src/rootless.ts */
   s.writable_root = o.Get("writableRoot").ToBoolean();
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();
@@ -900,6 +902,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
+  probe_exports(env, exports);  /* probeSyscalls, probeUnshare, seccompLibrary (probe.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   return exports;
 }

@@ -21,6 +21,9 @@ extern "C" int capsule_child_main(void *arg) {
   /* Survive nothing we did not ask for: die with capsule, start with clean signals. (signals.cc) */
   child_signals_and_parent(cfg);
 
+  /* Rootless: map our ids in the user namespace clone made, before anything else. (rootless.cc) */
+  child_map_user_ids(cfg);
+
   /* A command of a session enters the box that is already built instead. (child.cc) */
   if (cfg->join_pidfd >= 0) child_join_box(cfg);
 

@@ -52,6 +52,7 @@ enum mount_fd_slot {
 #define BIND_FROM_PARENT 1u /* source_fd: a tree the parent cloned before clone (open_mount_sources) */
 #define BIND_CHECK_ROOTFS 2u /* the target must be the inode the parent saw as the rootfs */
 #define BIND_SOURCE_DIR 4u  /* the source is a directory (the target must be one too) */
+#define BIND_IN_CHILD 8u    /* rootless: the child opens `source` (openat2, no symlinks) and clones it */
 
 /* OP_MKPOINT's flags. */
 #define MKPOINT_DIR 1u /* a directory (else an empty file, to bind a file onto) */
@@ -154,6 +155,10 @@ struct child_config {
   /* exec: capsule-init's argv is {"capsule-init", program, args..., NULL} */
   char *const *argv;
   char *const *envp;
+
+  /* rootless (rootless.cc): clone made a user namespace too; the child writes these maps into it. */
+  int rootless;
+  const char *uid_map, *gid_map;
 };
 
 /* Note the end of a step (or of mount op `op`) for --explain. */
@@ -170,6 +175,7 @@ void child_fail(const struct child_config *cfg, enum capsule_step step, long neg
 void child_signals_and_parent(const struct child_config *cfg);
 /* parent_pidfd: where capsule's pidfd is now (its parent number, or CAPSULE_FD_PARENT after arrange_fds). */
 void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd);
+void child_map_user_ids(const struct child_config *cfg);
 void child_set_netns(const struct child_config *cfg);
 void child_join_box(const struct child_config *cfg) __attribute__((noreturn));
 void child_join_cgroups(const struct child_config *cfg);

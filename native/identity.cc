@@ -47,10 +47,16 @@ void child_identity(const struct child_config *cfg) {
   }
   child_trace(cfg, STEP_drop_bounding_caps, -1);
 
-  /* set_groups: root's supplementary groups must not follow us in (setgroups(2)). */
-  r = SYS2(__NR_setgroups, 0, 0);
-  if (sys_failed(r)) child_fail(cfg, STEP_set_groups, r, "setgroups");
-  child_trace(cfg, STEP_set_groups, -1);
+  /*
+   * set_groups: root's supplementary groups must not follow us in (setgroups(2)).
+   * Rootless, setgroups is denied in our user namespace (map_user_ids) and the
+   * caller's groups cannot be dropped: the step is skipped (docs/security.md).
+   */
+  if (!cfg->rootless) {
+    r = SYS2(__NR_setgroups, 0, 0);
+    if (sys_failed(r)) child_fail(cfg, STEP_set_groups, r, "setgroups");
+    child_trace(cfg, STEP_set_groups, -1);
+  }
   /* set_gid before set_uid: once we are not root we may not change groups. */
   r = SYS3(__NR_setresgid, cfg->gid, cfg->gid, cfg->gid);
   if (sys_failed(r)) child_fail(cfg, STEP_set_gid, r, "setresgid");

@@ -170,6 +170,19 @@ class Planner {
     umask0.flags = 0;
     add(umask0);
     for (const DevNode &node : opts_.dev_nodes) {
+      if (opts_.rootless) {
+        /*
+         * bind_dev_node: rootless, mknod(2) is refused (a user namespace gets no
+         * CAP_MKNOD over devices, and nodes on a tmpfs it mounted would not open
+         * anyway: SB_I_NODEV). Bind the host's node, as bubblewrap does (rootless.cc).
+         */
+        add(in_dev(OP_MKFILE, STEP_bind_dev_node, node.path));
+        mount_op b = in_dev(OP_BIND, STEP_bind_dev_node, node.path);
+        b.source = plan_.keep(node.path);
+        b.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+        add(b);
+        continue;
+      }
       /* The kernel's dev_t encoding (new_encode_dev in include/linux/kdev_t.h). */
       uint64_t dev = (node.minor & 0xff) | (node.major << 8) | (static_cast<uint64_t>(node.minor & ~0xffu) << 12);
       mount_op n = in_dev(OP_MKNOD, STEP_make_dev_node, node.path);
@@ -240,7 +253,12 @@ class Planner {
     for (const BindSpec &b : opts_.binds) {
       mount_op m = in_root(OP_BIND, STEP_bind_mount, b.target);
       m.source = plan_.keep(b.source);
-      m.flags = BIND_FROM_PARENT;
+      /*
+       * Rootless, open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the mount
+       * namespace, which only the child has (over its own): the child opens and
+       * clones the source itself, with the same single no-symlink lookup (do_bind).
+       */
+      m.flags = opts_.rootless ? BIND_IN_CHILD : BIND_FROM_PARENT;
       m.recursive = 1;
       m.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.read_only ? MOUNT_ATTR_RDONLY : 0);
       m.detail = plan_.keep(b.target + (b.option.empty() ? " (a device's bind)" : " (" + b.option + ".target)"));
@@ -517,8 +535,25 @@ long attach(int mnt, int target) {
 long do_bind(const struct child_config *cfg, const struct mount_op *op, int target, int *tree) {
   long r;
   unsigned clone = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (op->recursive ? AT_RECURSIVE : 0);
+  unsigned kind_flags = op->flags;
   if (op->flags & BIND_FROM_PARENT) {
     *tree = op->source_fd;
+  } else if (op->flags & BIND_IN_CHILD) {
+    /* Rootless: what open_mount_sources does in the parent, here (rootless.cc). */
+    struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    long src = SYS4(__NR_openat2, AT_FDCWD, op->source, &how, sizeof how);
+    if (sys_failed(src)) return src;
+    r = SYS3(__NR_open_tree, src, "", clone | AT_EMPTY_PATH);
+    SYS1(__NR_close, src);
+    if (sys_failed(r)) return r;
+    *tree = static_cast<int>(r);
+    struct statx sst;
+    r = fd_statx(*tree, &sst);
+    if (sys_failed(r)) return r;
+    if (S_ISDIR(sst.stx_mode)) kind_flags |= BIND_SOURCE_DIR;
+    struct mount_attr attr = {op->attr_set, 0, MS_PRIVATE, 0};
+    r = SYS5(__NR_mount_setattr, *tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
+    if (sys_failed(r)) return r;
   } else {
     if (op->source)
       r = SYS3(__NR_open_tree, AT_FDCWD, op->source, clone);
@@ -545,7 +580,8 @@ long do_bind(const struct child_config *cfg, const struct mount_op *op, int targ
       (st.stx_ino != cfg->rootfs_ino || st.stx_dev_major != cfg->rootfs_dev_major ||
        st.stx_dev_minor != cfg->rootfs_dev_minor))
     return -EXDEV;
-  if ((op->flags & (BIND_FROM_PARENT | BIND_CHECK_ROOTFS)) && S_ISDIR(st.stx_mode) != !!(op->flags & BIND_SOURCE_DIR))
+  if ((op->flags & (BIND_FROM_PARENT | BIND_CHECK_ROOTFS | BIND_IN_CHILD)) &&
+      S_ISDIR(st.stx_mode) != !!(kind_flags & BIND_SOURCE_DIR))
     return S_ISDIR(st.stx_mode) ? -EISDIR : -ENOTDIR;
   return attach(*tree, target);
 }

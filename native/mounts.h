@@ -83,6 +83,7 @@ struct SandboxOptions {
   int join_pidfd = -1;
   bool join_userns = false;
   bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
+  bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
 };
 
 /* Owns the child's data until the child has exec'd. */
@@ -97,6 +98,7 @@ struct Plan {
   std::vector<int> source_fds;   /* detached trees from open_mount_sources: ours, closed after clone */
   uint64_t rootfs_ino = 0;       /* the rootfs as open_mount_sources saw it (statx(2)) */
   uint32_t rootfs_dev_major = 0, rootfs_dev_minor = 0;
+  std::string uid_map, gid_map; /* rootless: the child's own maps (rootless.cc) */
 
   Plan() = default;
   Plan(const Plan &) = delete;

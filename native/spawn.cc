@@ -25,6 +25,7 @@
 
 #include "netns_pool.h"
 #include "tty.h"
+#include "rootless.h"
 #include "steps.h"
 #include "userns.h"
 
@@ -193,6 +194,12 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.tty_cols = opts.tty_cols;
     c.userns_fd = join && opts.join_userns ? opts.join_pidfd : -1;
     c.join_pidfd = opts.join_pidfd;
+    if (opts.rootless) {
+      rootless_prepare(opts, plan.uid_map, plan.gid_map);
+      c.rootless = 1;
+      c.uid_map = plan.uid_map.c_str();
+      c.gid_map = plan.gid_map.c_str();
+    }
   }
 
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
@@ -241,11 +248,16 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    /* With a pooled network namespace the child joins it (set_netns) instead of clone making one. */
-    plan.cfg.netns_fd = join ? -1 : netns_pool_take();
-    const int namespaces = join ? 0 /* join_box enters the box's */
+    /*
+     * With a pooled network namespace the child joins it (set_netns) instead of clone making
+     * one. Rootless: the pool's namespaces belong to the initial user namespace, which we
+     * cannot setns into; CLONE_NEWUSER, created first, owns every other namespace made here
+     * (rootless.cc). A session's command makes none: join_box enters the box's.
+     */
+    plan.cfg.netns_fd = join || opts.rootless ? -1 : netns_pool_take();
+    const int namespaces = join ? 0
                                 : CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                                      (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET);
+                                      (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | (opts.rootless ? CLONE_NEWUSER : 0);
     const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces | SIGCHLD;
     out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid;
@@ -276,7 +288,9 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     if (netns_fd >= 0) close(netns_fd);
     close_fd(userns_fd); /* the same for the user namespace */
     if (pid < 0) {
-      fail(out, STEP_clone, clone_errno, "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
+      fail(out, STEP_clone, clone_errno,
+           opts.rootless ? "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS"
+                         : "CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS");
       goto cleanup;
     }
     out.pid = pid;

@@ -25,6 +25,7 @@
   STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
   STEP(check_parent, "poll", "pidfd_open(2)", "close the race where capsule died before pdeathsig was set") \
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
+  STEP(map_user_ids, "write", "user_namespaces(7)", "rootless: map the caller's uid and gid to the sandbox's in the user namespace clone made, setgroups denied") \
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
   STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \
   STEP(join_box, "setns", "setns(2)", "a session's command: enter the box's mount, network, IPC, UTS and PID namespaces through its PID 1's pidfd, all at once") \
@@ -42,6 +43,7 @@
   STEP(mount_sys, "fsmount", "sysfs(5)", "a read-only /sys when asked, /sys/firmware and powercap masked") \
   STEP(mount_dev, "fsmount", "tmpfs(5)", "a /dev with only the nodes the sandbox is given")        \
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
+  STEP(bind_dev_node, "move_mount", "user_namespaces(7)", "rootless: the host's null, zero, full, random, urandom, tty bound in, as a user namespace cannot mknod") \
   STEP(make_device_node, "mknodat", "mknod(2)", "a host device the caller asked for (--device, --gpu), its mode the access asked") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
   STEP(mount_dev_pts, "fsmount", "pts(4)", "a private devpts instance, when asked")                \

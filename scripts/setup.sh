@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # tmux: test/cli/tty.test.ts types into `capsule run -it` as a person would and reads the screen.
 # bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
 packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go default-jdk-headless rustc strace
-  node-typescript tmux)
+  node-typescript tmux passwd util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

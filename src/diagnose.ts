@@ -72,12 +72,38 @@ async function whyMissing(rootfs: string, program: string): Promise<string | und
   return undefined;
 }
 
-/** Known failures and what to do about them, by step and errno code. */
-function hintFor(step: string, code: string): string | undefined {
+/** What a hint caused by a missing kernel feature ends with. */
+export const DOCTOR_HINT = 'run `capsule doctor` to see what this machine lacks';
+
+/**
+ * Known failures and what to do about them, by step and errno code. Those a missing kernel
+ * feature causes (a system call, a namespace, a seccomp mode) point at `capsule doctor`.
+ */
+export function hintFor(step: string, code: string): string | undefined {
+  const hint = knownHint(step, code);
+  if (!missingFeature(step, code)) return hint;
+  return hint
+    ? `${hint}; ${DOCTOR_HINT}`
+    : `the kernel lacks this system call, or a seccomp filter around capsule refuses it: ${DOCTOR_HINT}`;
+}
+
+/** ENOSYS anywhere; clone's EINVAL, EPERM and ENOSPC; a user namespace that cannot be made; seccomp refused. */
+function missingFeature(step: string, code: string): boolean {
+  if (code === 'ENOSYS') return true;
+  if (step === 'clone') return code === 'EINVAL' || code === 'EPERM' || code === 'ENOSPC';
+  if (step === 'make_userns' || step === 'set_userns' || step === 'map_user_ids') return true;
+  if (step === 'load_seccomp') return code === 'EINVAL';
+  if (step === 'unshare_cgroupns') return code === 'EINVAL';
+  return false;
+}
+
+function knownHint(step: string, code: string): string | undefined {
   if (step === 'clone' && code === 'EPERM')
-    return 'creating namespaces needs root (CAP_SYS_ADMIN): run capsule as root';
+    return 'the kernel refused the namespaces: without root, capsule needs unprivileged user namespaces (kernel.unprivileged_userns_clone, AppArmor’s kernel.apparmor_restrict_unprivileged_userns), and with root, a seccomp profile or LSM around capsule may refuse them';
   if (step === 'clone' && code === 'ENOSPC')
-    return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces';
+    return 'a namespace limit was reached: see /proc/sys/user/max_*_namespaces (user.max_user_namespaces = 0 turns off the user namespaces a run without root needs)';
+  if (step === 'map_user_ids')
+    return 'the user namespace gives no right to map ids here: AppArmor’s kernel.apparmor_restrict_unprivileged_userns = 1 (Ubuntu 23.10 and later) does this to programs without a profile that allows userns';
   if (step === 'clone' && code === 'EINVAL')
     return 'this kernel lacks one of the namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)';
   if (step === 'open_mount_target' && code === 'ELOOP')

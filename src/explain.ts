@@ -118,9 +118,10 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
   const rlimitNames: Record<number, string> = { 0: 'CPU', 1: 'FSIZE', 3: 'STACK', 4: 'CORE', 7: 'NOFILE' };
   switch (step) {
     case 'clone':
+      /* Rootless: clone makes the user namespace too, first (src/rootless.ts). */
       return (n.cgroupDirFd ?? -1) >= 0
-        ? 'clone3(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)'
-        : 'clone(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)';
+        ? `clone3(${n.rootless ? 'CLONE_NEWUSER|' : ''}CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_INTO_CGROUP, SIGCHLD)`
+        : `clone(${n.rootless ? 'CLONE_NEWUSER|' : ''}CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_VM|CLONE_VFORK|CLONE_PIDFD, SIGCHLD)`;
     case 'make_userns': {
       const uid = n.hostUid ?? 'ID';
       const gid = n.hostGid ?? 'ID';
@@ -129,6 +130,11 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
           ? ` (ID leased from ${o.hostIdRange.first}-${o.hostIdRange.first + o.hostIdRange.count - 1})`
           : '';
       return `a helper: setresuid(-1, ${uid}, -1); unshare(CLONE_NEWUSER); uid_map "${o.uid} ${uid} 1", gid_map "${o.gid} ${gid} 1"${leased}`;
+    }
+    case 'map_user_ids': {
+      const uid = process.geteuid?.() ?? 0;
+      const gid = process.getegid?.() ?? 0;
+      return `write("/proc/self/setgroups", "deny"); gid_map "${o.gid} ${gid} 1"; uid_map "${o.uid} ${uid} 1"`;
     }
     case 'set_userns':
       return "setns(the sandbox's user namespace, CLONE_NEWUSER)";
@@ -207,6 +213,7 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
 
 /** The child steps that are not mount operations, in order (each traced with op -1). */
 const CHILD_STEPS_WITHOUT_OPS = new Set([
+  'map_user_ids',
   'set_netns',
   'set_loopback_up',
   'set_pdeathsig',
@@ -332,15 +339,19 @@ export function explainPlan(
 ): ExplainStep[] {
   const steps: ExplainStep[] = [];
   if (cgroupNote) steps.push(entry('set_cgroup_limits', 'parent', cgroupNote, null, null));
-  if (o.hostIds === 'unique')
-    steps.push(entry('make_userns', 'parent', renderStep('make_userns', o, n), null, null));
+  /* Rootless (src/rootless.ts): clone's user namespace, mapped by the child; no lease, pool or groups. */
+  const rootless = n.rootless === true;
+  const leased = o.hostIds === 'unique' && !rootless;
+  if (leased) steps.push(entry('make_userns', 'parent', renderStep('make_userns', o, n), null, null));
   steps.push(entry('clone', 'parent', renderStep('clone', o, n), null, null));
   const childOrder = STEPS.map((s) => s.name).filter(
     (name) =>
       name !== 'prepare' &&
       name !== 'clone' &&
       name !== 'make_userns' &&
-      (name !== 'set_userns' || o.hostIds === 'unique') &&
+      (name !== 'set_userns' || leased) &&
+      (name !== 'map_user_ids' || rootless) &&
+      !(rootless && (name === 'set_netns' || name === 'set_groups')) &&
       (!TERMINAL_STEPS.has(name) || o.terminal !== null),
   );
   const opsByStep = new Map<string, NativeOp[]>();

@@ -53,7 +53,8 @@ import { type CgroupWrite, explainRun } from './explain.js';
 import { acquireHostIds, type HostIdLease } from './ids.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
-import type { ResolvedOptions, Sandbox } from './options.js';
+import type { ResolvedOptions, RunOptions, Sandbox } from './options.js';
+import { checkRootless, delegatedCgroupManager, rootlessCgroupFailed, rootlessMode } from './rootless.js';
 import { outOfDescriptors } from './out-of-fds.js';
 import type { Captured } from './output.js';
 import { decodeExit, type RunResult } from './result.js';
@@ -84,6 +85,8 @@ export interface LaunchOptions {
   adjust?: (n: NativeOptions) => void;
   /** Refuse to launch without a cgroup: the ConfigError's message (a session's command needs one). */
   requireCgroup?: string;
+  /** The options as the caller gave them, for errors that depend on what was said, not resolved (rootless). */
+  options?: RunOptions;
 }
 
 /** What the sandbox's end left for result(): read in the callback that reaped it. */
@@ -119,6 +122,7 @@ function cgroupManager(parent: string): CgroupManager {
 export async function acquireCgroup(
   o: ResolvedOptions,
   writes: CgroupWrite[] | null,
+  manager?: CgroupManager,
 ): Promise<SandboxCgroup | null> {
   const base = cgroupLimits(o.limits);
   if (
@@ -129,7 +133,7 @@ export async function acquireCgroup(
   ) {
     return null;
   }
-  const manager = cgroupManager(o.cgroupParent);
+  manager ??= cgroupManager(o.cgroupParent);
   const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
@@ -212,8 +216,16 @@ export class LaunchedSandbox {
       const rlimits = rlimitPlan(opts.limits);
       throwIfAborted(o.signal);
       native(); /* fail on a missing addon before taking a cgroup */
+      /* Without CAP_SYS_ADMIN: a user namespace of the sandbox's own, a delegated cgroup or none (src/rootless.ts). */
+      const rootless = rootlessMode();
+      const delegated = rootless ? delegatedCgroupManager(opts.cgroupParent) : null;
+      if (rootless)
+        checkRootless(o.options ?? { rootfs: opts.rootfs, argv: opts.argv }, opts, delegated !== null);
       const writes: CgroupWrite[] = [];
-      const cgroup = await acquireCgroup(opts, opts.explain ? writes : null);
+      const w = opts.explain ? writes : null;
+      const cgroup = !rootless
+        ? await acquireCgroup(opts, w)
+        : delegated && (await acquireCgroup(opts, w, delegated).catch(rootlessCgroupFailed(opts, delegated)));
       if (cgroup === null && o.requireCgroup !== undefined) throw new ConfigError(o.requireCgroup, 'cgroups');
       const sb = new LaunchedSandbox(opts, cgroup, writes, o.signal);
       await sb.start(rlimits, o.adjust);
@@ -240,7 +252,7 @@ export class LaunchedSandbox {
     throwIfAborted(this.signal);
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
     try {
-      this.ids = opts.hostIds === 'unique' ? acquireHostIds(opts.hostIdRange) : null;
+      this.ids = opts.hostIds === 'unique' && !rootlessMode() ? acquireHostIds(opts.hostIdRange) : null;
       this.startedAt = performance.now();
       const stdio = childFds(opts, opened);
       const cgroup = this.cgroup;
@@ -488,6 +500,7 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
+    ...(rootlessMode() ? { rootless: true } : {}),
     ...(o.terminal
       ? {
           argv: ['capsule-init', '--tty', ...o.argv],

@@ -64,6 +64,8 @@ export interface NativeOptions {
   join?: BoxTarget & { userns: boolean };
   /** The exit watcher does not keep the event loop alive (a session's box, which only waits). */
   unref?: boolean;
+  /** No CAP_SYS_ADMIN: clone makes a user namespace with the others, mapping uid and gid to the caller's (src/rootless.ts). */
+  rootless?: boolean;
 }
 
 /**

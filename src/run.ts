@@ -48,6 +48,7 @@ export async function runResolved(
   const sb = await LaunchedSandbox.launch(opts, {
     signal: options.signal,
     onSpawn: options.onSpawn,
+    options,
     ...hooks,
   });
   return await sb.result(startStdio(sb, opts, options.onOutput, options.outputLimitBytes !== undefined));

@@ -60,6 +60,7 @@ import { type BoxTarget, native, type NativeExit, type NativeStepError } from '.
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { acquireCgroup, nativeOptions } from './lifecycle.js';
 import { outOfDescriptors } from './out-of-fds.js';
+import { rootlessMode } from './rootless.js';
 import { type RunResult, runResolved } from './run.js';
 import { childFds } from './stdio.js';
 
@@ -569,6 +570,11 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
 export async function create(options: SessionOptions): Promise<Box> {
   if (typeof options !== 'object' || options === null)
     throw new ConfigError('create() takes an options object');
+  if (rootlessMode())
+    throw new ConfigError(
+      'create(): sessions need root for now (each command joins the box through setns(2) and a cgroup of its ' +
+        'own); without root, run() each command in a fresh sandbox',
+    );
   if (Object.hasOwn(options, 'terminal'))
     throw new ConfigError(
       "create(): terminal is run()'s (and `capsule run -t`'s): a session's commands get pipes",

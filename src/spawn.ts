@@ -132,7 +132,10 @@ export function spawn(options: SpawnOptions): SpawnedSandbox {
     stderr: options.stderr ?? 'pipe',
   });
   if (options.outputLimitBytes === undefined) opts.limits.outputLimitBytes = null;
-  return streamed(opts, LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn }));
+  return streamed(
+    opts,
+    LaunchedSandbox.launch(opts, { signal: options.signal, onSpawn: options.onSpawn, options }),
+  );
 }
 
 /**

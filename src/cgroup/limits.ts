@@ -89,7 +89,7 @@ export function missingControllerError(controller: CgroupController, layout: Cgr
       ? 'no cgroup filesystem is mounted (/proc/self/mountinfo has no cgroup or cgroup2 entry)'
       : `no v1 hierarchy with "${controller}" and no v2 cgroup.controllers listing it`;
   return new CgroupError(
-    `cgroup ${controller} controller not found (${why}): run on a machine with the ${controller} controller, or drop ${FLAG[controller]}`,
+    `cgroup ${controller} controller not found (${why}): run on a machine with the ${controller} controller (run \`capsule doctor\` to see this machine's cgroups), or drop ${FLAG[controller]}`,
     { step: 'detect', controller },
   );
 }

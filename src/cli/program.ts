@@ -15,6 +15,7 @@ import type { Sandbox } from '../options.js';
 import type { RunResult } from '../run.js';
 import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerGcCommand } from './gc.js';
 import { cliMessage, type MessageContext } from './messages.js';
 import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
@@ -181,6 +182,7 @@ export function program(): Command {
   registerRootfsCommands(cli);
   registerGcCommand(cli);
   registerSessionCommands(cli);
+  registerDoctorCommand(cli);
   return cli;
 }
 

@@ -378,7 +378,7 @@ describe('CgroupManager without usable cgroups', () => {
     const m = new CgroupManager({ layout: none, cleanupOnExit: false });
     expect(m.acquire({})).toBeNull();
     expect(() => m.acquire({ pidsLimit: 10 })).toThrow(
-      /^cgroup pids controller not found \(no cgroup filesystem is mounted .*\): run on a machine with the pids controller, or drop --pids-limit$/,
+      /^cgroup pids controller not found \(no cgroup filesystem is mounted .*\): run on a machine with the pids controller \(run `capsule doctor` to see this machine's cgroups\), or drop --pids-limit$/,
     );
     m.close();
   });

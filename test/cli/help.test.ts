@@ -14,6 +14,7 @@ describe('--help', () => {
     [['rootfs', 'build']],
     [['rootfs', 'check']],
     [['gc']],
+    [['doctor']],
   ])('capsule %j --help has a usage line and examples, and exits 0', async (words) => {
     const r = await execa('node', [cli, ...words, '--help'], { reject: false });
     expect(r.exitCode).toBe(0);
