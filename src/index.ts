@@ -30,6 +30,7 @@ export {
   Box,
   create,
   type BoxRef,
+  type BoxSpawnOptions,
   type ExecOptions,
   type SessionOptions,
 } from './session.js';

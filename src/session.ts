@@ -56,12 +56,19 @@ import { setupError } from './diagnose.js';
 import { CapsuleError, ConfigError } from './errors.js';
 import { acquireHostIds, type HostIdLease } from './ids.js';
 import { rlimitPlan } from './limits.js';
-import { type BoxTarget, native, type NativeExit, type NativeStepError } from './native.js';
+import {
+  type BoxTarget,
+  native,
+  type NativeExit,
+  type NativeOptions,
+  type NativeStepError,
+} from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
-import { acquireCgroup, nativeOptions } from './lifecycle.js';
+import { acquireCgroup, LaunchedSandbox, nativeOptions } from './lifecycle.js';
 import { outOfDescriptors } from './out-of-fds.js';
 import { rootlessMode } from './rootless.js';
 import { type RunResult, runResolved } from './run.js';
+import { type SpawnedSandbox, type SpawnOptions, streamed } from './spawn.js';
 import { childFds } from './stdio.js';
 
 /** Everything run() takes except what belongs to one command. */
@@ -95,6 +102,13 @@ export type ExecOptions = Pick<
   | 'cpuTimeLimitMs'
   | 'outputLimitBytes'
 >;
+
+/**
+ * What box.spawn() takes: exec()'s options with spawn()'s stdio (each defaults to 'pipe', a
+ * stream), no onOutput or encoding (read the streams).
+ */
+export type BoxSpawnOptions = Omit<ExecOptions, 'stdin' | 'stdout' | 'stderr' | 'encoding' | 'onOutput'> &
+  Pick<SpawnOptions, 'stdin' | 'stdout' | 'stderr'>;
 
 const EXEC_KEYS = new Set<string>([
   'stdin',
@@ -283,6 +297,22 @@ export class Box {
   }
 
   /**
+   * Start one command in the box with Node streams, as spawn() starts a fresh sandbox:
+   * stdin, stdout and stderr default to 'pipe' (streams, back-pressure both ways, output
+   * not kept), and `result` is the command's result as exec() gives it. Throws a
+   * ConfigError for bad options and a CapsuleError when the box is gone; a failed join
+   * rejects `result` and `pid` with a SetupError.
+   */
+  spawn(argv: readonly string[], options: BoxSpawnOptions = {}): SpawnedSandbox {
+    const s = this.#alive('spawn');
+    const spawned = spawnIn(s, this.#options, argv, options, s.running);
+    const settled = spawned.result.catch(() => {});
+    s.settled.add(settled);
+    void settled.then(() => s.settled.delete(settled));
+    return spawned;
+  }
+
+  /**
    * Copy a host file into the box. `boxPath` is absolute inside the box and resolved below
    * its root by descriptor: a symlink anywhere on it (the last component included) is
    * refused, never followed, so nothing the program planted sends the write to the host.
@@ -359,6 +389,72 @@ const NEEDS_CGROUPS =
   'a session needs cgroups (each command runs in a cgroup of its own, which ends what it leaves ' +
   'behind), and none is usable here: run where cgroups are mounted and writable';
 
+/** A command's options checked against what exec() takes (the rest is the box's). */
+function checkExecKeys(what: string, options: object, refused: readonly string[] = []): void {
+  if (typeof options !== 'object' || options === null)
+    throw new ConfigError(`${what}() takes an options object`);
+  for (const key of Object.keys(options)) {
+    if (refused.includes(key))
+      throw new ConfigError(`${what}(): ${key} is exec()'s: with ${what}(), read the streams`, key);
+    if (!EXEC_KEYS.has(key))
+      throw new ConfigError(
+        `${what}(): ${key} is the box's, set at create() (${what} takes ${[...EXEC_KEYS].filter((k) => !refused.includes(k)).join(', ')})`,
+        key,
+      );
+  }
+}
+
+/** How a command joins its box: the addon's options changed just before the clone. */
+function joinHooks(s: JoinTarget) {
+  return {
+    adjust: (n: NativeOptions) => {
+      n.argv[0] = 'capsule-join';
+      n.join = { ...s.target(), userns: s.userns };
+    },
+    requireCgroup: NEEDS_CGROUPS,
+  };
+}
+
+/** Start one command in a box with streams (Box.spawn): spawn()'s machinery over a join. */
+function spawnIn(
+  s: JoinTarget,
+  boxOptions: SessionOptions,
+  argv: readonly string[],
+  options: BoxSpawnOptions,
+  running: Map<number, (signal: NodeJS.Signals) => boolean>,
+): SpawnedSandbox {
+  checkExecKeys('spawn', options, ['encoding', 'onOutput']);
+  const input: RunOptions = {
+    ...boxOptions,
+    ...options,
+    argv,
+    stdin: options.stdin ?? 'pipe',
+    stdout: options.stdout ?? 'pipe',
+    stderr: options.stderr ?? 'pipe',
+  };
+  const opts = resolveOptions(input);
+  opts.cgroups = true; /* as for exec: the command's leftovers end with its cgroup */
+  if (options.outputLimitBytes === undefined) opts.limits.outputLimitBytes = null; /* nothing is kept */
+  if (s.gone) throw goneError('spawn');
+  let pid = 0;
+  const launched = LaunchedSandbox.launch(opts, {
+    signal: options.signal,
+    onSpawn: (sb) => {
+      pid = sb.pid;
+      running.set(pid, (sig) => sb.kill(sig));
+      options.onSpawn?.(sb);
+    },
+    options: input,
+    ...joinHooks(s),
+  });
+  const spawned = streamed(opts, launched);
+  void spawned.result.then(
+    () => running.delete(pid),
+    () => running.delete(pid),
+  );
+  return spawned;
+}
+
 /** Run one command in a box (Box.exec, AttachedBox.exec). */
 async function execIn(
   s: JoinTarget,
@@ -367,15 +463,7 @@ async function execIn(
   options: ExecOptions,
   running: Map<number, (signal: NodeJS.Signals) => boolean>,
 ): Promise<RunResult<string | Buffer>> {
-  if (typeof options !== 'object' || options === null)
-    throw new ConfigError('exec() takes an options object');
-  for (const key of Object.keys(options)) {
-    if (!EXEC_KEYS.has(key))
-      throw new ConfigError(
-        `exec(): ${key} is the box's, set at create() (exec takes ${[...EXEC_KEYS].join(', ')})`,
-        key,
-      );
-  }
+  checkExecKeys('exec', options);
   const input: RunOptions = { ...boxOptions, ...options, argv };
   const opts = resolveOptions(input);
   /* Every command needs a cgroup of its own: it is how what it leaves running is ended. */
@@ -397,13 +485,7 @@ async function execIn(
      * whatever the program left (reparented to the box's PID 1, still in that cgroup), so
      * its hold on stdout or stderr ends and the output reaches EOF (src/lifecycle.ts).
      */
-    return await runResolved(opts, run, {
-      adjust: (n) => {
-        n.argv[0] = 'capsule-join';
-        n.join = { ...s.target(), userns: s.userns };
-      },
-      requireCgroup: NEEDS_CGROUPS,
-    });
+    return await runResolved(opts, run, joinHooks(s));
   } finally {
     running.delete(pid);
   }

@@ -152,6 +152,57 @@ describe('a session', () => {
     ]);
   });
 
+  it('box.spawn(): a server kept up over streams, in the box, seeing what exec() left; EOF ends it', async () => {
+    await box.exec(['/bin/sh', '-c', 'echo from-exec > /tmp/spawn-state']);
+    const server = box.spawn(['/bin/sh', '-c', 'cat /tmp/spawn-state; while read l; do echo "got $l"; done']);
+    const lines: string[] = [];
+    let pending = '';
+    const next = () =>
+      new Promise<string>((resolve) => {
+        const take = () => {
+          const i = pending.indexOf('\n');
+          if (i < 0) return false;
+          resolve(pending.slice(0, i));
+          pending = pending.slice(i + 1);
+          return true;
+        };
+        if (take()) return;
+        const onData = (c: Buffer) => {
+          pending += c.toString();
+          if (take()) server.stdout!.off('data', onData);
+        };
+        server.stdout!.on('data', onData);
+      });
+    lines.push(await next());
+    for (const word of ['one', 'two']) {
+      server.stdin!.write(`${word}\n`);
+      lines.push(await next());
+    }
+    expect(lines).toEqual(['from-exec', 'got one', 'got two']);
+    const pid = await server.pid;
+    expect(alive(pid)).toBe(true);
+    server.stdin!.end();
+    const r = await server.result;
+    expect(r).toMatchObject({ verdict: 'OK', exitCode: 0, stdout: '' });
+    /* The streamed command is gone, and the box is still up for the next. */
+    expect(alive(pid)).toBe(false);
+    expect((await box.exec(['/bin/echo', 'after'])).stdout).toBe('after\n');
+  });
+
+  it('box.spawn(): kill() and a wall limit end that command only; bad options throw at once', async () => {
+    const s = box.spawn(['/probe', 'sleep', '10000'], { stdin: 'ignore' });
+    await s.pid;
+    s.kill('SIGKILL');
+    expect((await s.result).signal).toBe('SIGKILL');
+    const slow = box.spawn(['/probe', 'sleep', '10000'], { wallTimeLimitMs: 200, stdout: 'ignore' });
+    expect(await slow.result).toMatchObject({ verdict: 'TIME_LIMIT', timeLimit: 'wall' });
+    expect(() => box.spawn(['/bin/true'], { onOutput: () => {} } as never)).toThrow(/onOutput is exec\(\)'s/);
+    expect(() => box.spawn(['/bin/true'], { memoryLimitBytes: 1 << 20 } as never)).toThrow(
+      /memoryLimitBytes is the box's/,
+    );
+    expect((await box.exec(['/bin/echo', 'ok'])).stdout).toBe('ok\n');
+  });
+
   it('refuses options that belong to the box, and argv at create()', async () => {
     await expect(box.exec(['/bin/true'], { memoryLimitBytes: 1 << 20 } as never)).rejects.toThrow(
       /memoryLimitBytes is the box's/,

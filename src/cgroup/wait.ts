@@ -6,10 +6,15 @@
 import { rmdirSync } from 'node:fs';
 import { cgroupFsError } from './errors.js';
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/*
+ * Made on first use, not when the module loads: the CLI's start-up snapshot
+ * (src/cli/snapshot.ts) is built where SharedArrayBuffer does not exist.
+ */
+let sleeper: Int32Array | undefined;
 
 /** Block the thread for `ms` milliseconds; only for exit handlers and the synchronous gc. */
 export function sleepSync(ms: number): void {
+  sleeper ??= new Int32Array(new SharedArrayBuffer(4));
   Atomics.wait(sleeper, 0, 0, ms);
 }
 

@@ -26,6 +26,8 @@ import { makeBusyboxRootfs } from '../helpers/rootfs.js';
 
 const TMUX = '/usr/bin/tmux';
 const cli = join(import.meta.dirname, '../../dist/capsule.mjs');
+/* What a person types: the installed command (dist/capsule, started from the CLI's snapshot). */
+const installed = join(import.meta.dirname, '../../dist/capsule');
 const noPty = noPtyReason();
 
 let dir: string;
@@ -70,7 +72,7 @@ class Pane {
       script,
       [
         `stty -g > ${this.out}/before`,
-        `node ${cli} run -it -e 'PS1=box$ ' ${capsuleArgs} ${program}`,
+        `${installed} run -it -e 'PS1=box$ ' ${capsuleArgs} ${program}`,
         `echo "capsule exited $?"`,
         `stty -g > ${this.out}/after`,
         'exec sleep 3600',
@@ -117,7 +119,7 @@ class Pane {
       try {
         const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === shell && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(cli))
+        if (ppid === shell && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(installed))
           return Number(name);
       } catch {
         /* gone */
