@@ -36,4 +36,4 @@ fi
 # line at the start of one.
 export CI=1
 exec "$vm" --timeout 840 -- bash -c \
-  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts; rc=$?; echo; exit $rc'
+  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/rootless.test.ts test/spawn.test.ts; rc=$?; echo; exit $rc'

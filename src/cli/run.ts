@@ -45,7 +45,7 @@ function parseIdRange(value: string): { first: number; count: number } {
 }
 
 /** Adapt a units.ts parser to commander: its errors become InvalidArgumentError. */
-function unit(parse: (v: string) => number): (v: string) => number {
+export function unit(parse: (v: string) => number): (v: string) => number {
   return (value) => {
     try {
       return parse(value);

@@ -26,7 +26,7 @@ import { resolveOptions, type RunOptions } from '../options.js';
 import { attach, type Box, create, processStartTime, type SessionOptions } from '../session.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { forward, stderr, stdout, write } from './streams.js';
-import { parseEnv, type RunFlags, runOptionsFromFlags, sandboxFlags } from './run.js';
+import { parseEnv, type RunFlags, runOptionsFromFlags, sandboxFlags, unit } from './run.js';
 
 export const SESSIONS_DIR = '/run/capsule/sessions';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -296,16 +296,6 @@ interface ExecFlags {
   wallTimeLimit?: number;
   cpuTimeLimit?: number;
   outputLimit?: number;
-}
-
-function unit(parse: (v: string) => number): (v: string) => number {
-  return (value) => {
-    try {
-      return parse(value);
-    } catch (e) {
-      throw new InvalidArgumentError((e as Error).message.replace(/^capsule: /, ''));
-    }
-  };
 }
 
 /** Add the session commands to the capsule program. */
