@@ -10,7 +10,7 @@
  */
 import type { NativeExit, NativeOp, NativeOptions, NativeTrace } from './native.js';
 import type { ResolvedOptions } from './options.js';
-import { filterNote } from './seccomp/cache.js';
+import { filterNote, filterOrigin } from './seccomp/cache.js';
 import { type Step, STEPS } from './steps.js';
 
 export interface ExplainStep {
@@ -203,7 +203,13 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return 'clone(SIGCHLD)';
     case 'load_seccomp':
       if (n.seccompFd < 0) return '(no filter)';
-      return `seccomp(SECCOMP_SET_MODE_FILTER)${filterNote(n.seccompFd) ? `; the profile ${filterNote(n.seccompFd)}` : ''}`;
+      return [
+        'seccomp(SECCOMP_SET_MODE_FILTER)',
+        filterOrigin(n.seccompFd),
+        filterNote(n.seccompFd) && `the profile ${filterNote(n.seccompFd)}`,
+      ]
+        .filter(Boolean)
+        .join('; ');
     case 'exec':
       return `execve(${o.argv.map((a) => JSON.stringify(a)).join(', ')})`;
     default:

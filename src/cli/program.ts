@@ -220,7 +220,11 @@ function writeReports(flags: RunFlags, files: ReportFile[], report: object, meta
 }
 
 /** Run the CLI; never throws, sets process.exitCode. */
-export async function main(argv: string[] = process.argv): Promise<void> {
+/**
+ * Run the command line. `cli` is program()'s command tree, made beforehand by the CLI's
+ * start-up snapshot (src/cli/snapshot.ts); a tree parses one command line, once.
+ */
+export async function main(argv: string[] = process.argv, cli?: Command): Promise<void> {
   try {
     /*
      * `--explain=json`: commander would take a value for `--explain [format]` from the next
@@ -229,7 +233,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
      */
     const i = argv.indexOf('--explain=json');
     if (i >= 0) argv = [...argv.slice(0, i), '--explain', '--explain-json', ...argv.slice(i + 1)];
-    await program().parseAsync(argv);
+    await (cli ?? program()).parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
       if (

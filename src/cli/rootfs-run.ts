@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { RootfsError } from '../../rootfs-tools/errors.js';
+import { selfCommand } from './self.js';
 
 /** The calls that look a path up; a failure with ENOENT or ENOTDIR means "not there". */
 const LOOKUPS = [
@@ -114,8 +115,7 @@ export async function runAndTrace(
       'rootfs check --run traces the program with strace, which this host does not have: apt-get install strace',
     );
   }
-  const cli = process.argv[1];
-  if (!cli) throw new RootfsError('INVALID', 'rootfs check --run cannot find the capsule CLI to run');
+  const [node, cli] = selfCommand();
   const work = mkdtempSync(join(tmpdir(), 'capsule-check-run-'));
   const log = join(work, 'trace');
   try {
@@ -131,7 +131,7 @@ export async function runAndTrace(
         '-e',
         `trace=${[...LOOKUPS.filter((c) => c !== 'opendir'), ...SPAWNS].join(',')}`,
         '--',
-        process.execPath,
+        node,
         cli,
         'run',
         dir,

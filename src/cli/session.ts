@@ -25,6 +25,7 @@ import { CapsuleError, ConfigError } from '../errors.js';
 import { resolveOptions, type RunOptions } from '../options.js';
 import { attach, type Box, create, processStartTime, type SessionOptions } from '../session.js';
 import { parseBytes, parseDurationMs } from '../units.js';
+import { selfCommand } from './self.js';
 import { forward, stderr, stdout, write } from './streams.js';
 import { parseEnv, type RunFlags, runOptionsFromFlags, sandboxFlags, unit } from './run.js';
 
@@ -115,7 +116,8 @@ async function createSession(name: string, rootfs: string, flags: RunFlags): Pro
   try {
     writeFileSync(join(dir, 'options.json'), JSON.stringify(options), { mode: 0o600 });
     const log = openSync(join(dir, 'holder.log'), 'w', 0o600);
-    const holder = spawn(process.execPath, [process.argv[1]!, HOLDER, name], {
+    const [node, cli] = selfCommand();
+    const holder = spawn(node, [cli, HOLDER, name], {
       detached: true /* its own session: a Ctrl-C in this terminal does not reach it */,
       stdio: ['ignore', 'pipe', log],
     });

@@ -27,6 +27,11 @@ export interface CompiledFilter {
    * rule that denies an unknown name is refused instead (a ConfigError).
    */
   unknown: string[];
+  /**
+   * Where the program came from: `'build'`, compiled by `npm run build:ts` into
+   * dist/seccomp (src/seccomp/precompiled.ts); `'run'`, by libseccomp in this process.
+   */
+  origin: 'build' | 'run';
 }
 
 const cache = new Map<string, CompiledFilter>();
@@ -90,16 +95,23 @@ export function compileCached(p: SeccompProfile, source: string): CompiledFilter
     return hit;
   }
   let out;
+  /* Compiled at build time when it is this very profile (src/seccomp/precompiled.ts). */
+  const pre = precompiledFilter(p, key);
   try {
-    /* Compiled at build time when it is this very profile (src/seccomp/precompiled.ts). */
-    out = precompiledFilter(p, key) ?? native().compileSeccomp({ ...p, pfc: false });
+    out = pre ?? native().compileSeccomp({ ...p, pfc: false });
   } catch (e) {
     throw new ConfigError(
       `seccomp profile ${source} cannot be compiled: ${(e as Error).message}`,
       'seccompProfile',
     );
   }
-  const compiled = { fd: out.fd, instructions: out.instructions, ignored: out.ignored, unknown: out.unknown };
+  const compiled: CompiledFilter = {
+    fd: out.fd,
+    instructions: out.instructions,
+    ignored: out.ignored,
+    unknown: out.unknown,
+    origin: pre ? 'build' : 'run',
+  };
   cache.set(key, compiled);
   byObject.set(p, compiled);
   byFd.set(compiled.fd, compiled);
@@ -120,6 +132,14 @@ function unknownNote(c: CompiledFilter): string {
 export function filterNote(fd: number): string | null {
   const c = byFd.get(fd);
   return c && c.unknown.length > 0 ? unknownNote(c) : null;
+}
+
+/** Where --explain says the filter in `fd` came from: its size, and who compiled it when. */
+export function filterOrigin(fd: number): string | null {
+  const c = byFd.get(fd);
+  if (!c) return null;
+  const when = c.origin === 'build' ? 'at build time (dist/seccomp)' : 'by libseccomp in this process';
+  return `${c.instructions} BPF instructions, compiled ${when}`;
 }
 
 /** libseccomp's pseudo-code for a profile, for `docs/security.md` and for reading a filter by eye. */

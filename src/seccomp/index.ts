@@ -12,6 +12,7 @@ export {
   cachedFilters,
   compileCached,
   filterNote,
+  filterOrigin,
   filterText,
   profileKey,
   rememberKey,

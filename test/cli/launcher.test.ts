@@ -62,6 +62,28 @@ describe('dist/capsule, the installed command', () => {
     }
   });
 
+  it('loads the built-in seccomp program compiled at build time, as --explain says', async () => {
+    for (const cmd of [[launcher], ['node', join(dist, 'capsule.mjs')]]) {
+      const r = await execa(cmd[0]!, [...cmd.slice(1), 'explain', rootfs, '/bin/true'], { reject: false });
+      expect(r.stdout).toMatch(
+        /load_seccomp +seccomp\(SECCOMP_SET_MODE_FILTER\); \d+ BPF instructions, compiled at build time \(dist\/seccomp\)/,
+      );
+    }
+  });
+
+  it('runs a session from the snapshot: create starts its holder, exec and rm reach it', async () => {
+    const name = `launcher-${process.pid}`;
+    const created = await execa(launcher, ['create', '--name', name, rootfs], { reject: false });
+    try {
+      expect([created.exitCode, created.stderr]).toEqual([0, '']);
+      const r = await execa(launcher, ['exec', name, '/bin/echo', 'in the box'], { reject: false });
+      expect([r.exitCode, r.stdout]).toEqual([0, 'in the box']);
+    } finally {
+      const rm = await execa(launcher, ['rm', name], { reject: false });
+      expect(rm.exitCode).toBe(0);
+    }
+  });
+
   it('forwards SIGTERM to the program when started from the snapshot', async () => {
     const proc = execa(
       launcher,
