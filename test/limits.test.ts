@@ -18,10 +18,18 @@ const MiB = 1024 * 1024;
 
 describe('CPU time', () => {
   it('reports the CPU time a program burns, within 10%', async () => {
+    /*
+     * The cgroup counts every cycle of the sandbox, starting capsule-init and the probe
+     * included: a few ms here, over 50 ms on run-in-v2's emulated CPU, where CI once saw
+     * 553 ms. So the burn's 10% is measured above what the same start costs there.
+     */
+    let start = 0;
+    for (let i = 0; i < 3; i++)
+      start = Math.max(start, (await run({ rootfs, argv: ['/probe', 'burn', '0'] })).cpuTimeMs);
     const r = await run({ rootfs, argv: ['/probe', 'burn', '500'] });
     expect(r.verdict).toBe('OK');
     expect(r.cpuTimeMs).toBeGreaterThan(450);
-    expect(r.cpuTimeMs).toBeLessThan(550);
+    expect(r.cpuTimeMs).toBeLessThan(550 + start);
   });
 
   it('counts every thread of a multithreaded burner', async () => {
