@@ -11,6 +11,7 @@
  * it would writing to a slow reader directly), then goes on, or stops if it gave false.
  */
 import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 
 export interface Captured {
   data: Buffer;
@@ -28,36 +29,51 @@ export function capture(
   onChunk?: (chunk: Buffer) => OnChunkResult,
 ): Promise<Captured> {
   if (fd < 0) return Promise.resolve({ data: Buffer.alloc(0), truncated: false });
+  return readCapped(new Socket({ fd, readable: true, writable: false }), capBytes, onCap, onChunk);
+}
+
+/**
+ * capture() for a stream already open (a pipe's Socket, a terminal's master): read it to
+ * its 'close', keeping at most capBytes (nothing with `keep` false: capBytes then counts
+ * what went through to onChunk). `stop` ends the reading when onChunk says its destination
+ * is gone; by default it destroys the stream.
+ */
+export function readCapped(
+  stream: Readable,
+  capBytes: number | null,
+  onCap: () => void,
+  onChunk?: (chunk: Buffer) => OnChunkResult,
+  { keep = true, stop = () => void stream.destroy() }: { keep?: boolean; stop?: () => void } = {},
+): Promise<Captured> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let kept = 0;
     let truncated = false;
-    const socket = new Socket({ fd, readable: true, writable: false });
-    socket.on('data', (chunk: Buffer) => {
+    stream.on('data', (chunk: Buffer) => {
       if (truncated) return;
       if (capBytes !== null && kept + chunk.length > capBytes) {
         chunk = chunk.subarray(0, capBytes - kept);
         truncated = true;
       }
       if (chunk.length > 0) {
-        chunks.push(chunk);
+        if (keep) chunks.push(chunk);
         kept += chunk.length;
         const more = onChunk?.(chunk);
         if (more === false) {
-          socket.destroy(); /* 'close' follows and resolves with what was kept */
+          stop(); /* 'close' follows and resolves with what was kept */
           return;
         }
         if (more instanceof Promise) {
-          socket.pause();
+          stream.pause();
           more.then(
-            (v) => (v === false ? socket.destroy() : socket.resume()),
-            () => socket.resume(),
+            (v) => (v === false ? stop() : stream.resume()),
+            () => stream.resume(),
           );
         }
       }
       if (truncated) onCap();
     });
-    socket.on('error', () => {}); /* EOF and errors both end in 'close' */
-    socket.on('close', () => resolve({ data: Buffer.concat(chunks, kept), truncated }));
+    stream.on('error', () => {}); /* EOF and errors both end in 'close' */
+    stream.on('close', () => resolve({ data: Buffer.concat(chunks), truncated }));
   });
 }

@@ -20,7 +20,7 @@ import { ReadStream } from 'node:tty';
 
 import { ConfigError } from './errors.js';
 import { native } from './native.js';
-import type { Captured, OnChunkResult } from './output.js';
+import { type Captured, type OnChunkResult, readCapped } from './output.js';
 
 /** A terminal's window size, in character cells. */
 export interface TerminalSize {
@@ -151,40 +151,8 @@ export class TerminalMaster {
     onChunk: ((c: Buffer) => OnChunkResult) | undefined,
     keep: boolean,
   ): Promise<Captured> {
-    const socket = this.reader;
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      let kept = 0;
-      let truncated = false;
-      socket.on('data', (chunk: Buffer) => {
-        if (truncated) return;
-        if (capBytes !== null && kept + chunk.length > capBytes) {
-          chunk = chunk.subarray(0, capBytes - kept);
-          truncated = true;
-        }
-        if (chunk.length > 0) {
-          if (keep) chunks.push(chunk);
-          kept += chunk.length;
-          const more = onChunk?.(chunk);
-          if (more === false) {
-            /* Nobody reads the terminal any more: hang it up, as closing a terminal window does. */
-            this.close();
-            return;
-          }
-          if (more instanceof Promise) {
-            socket.pause();
-            more.then(
-              (v) => (v === false ? this.close() : socket.resume()),
-              () => socket.resume(),
-            );
-          }
-        }
-        if (truncated) onCap();
-      });
-      socket.on('error', () => {}); /* EIO is the end of a terminal; errors end in 'close' too */
-      socket.on('close', () => resolve({ data: Buffer.concat(chunks), truncated }));
-      socket.resume();
-    });
+    /* EIO is the end of a terminal; nobody reading it any more hangs it up, as closing a window does. */
+    return readCapped(this.reader, capBytes, onCap, onChunk, { keep, stop: () => this.close() });
   }
 
   resize(size: TerminalSize): boolean {

@@ -6,50 +6,20 @@
  * the point is made in the overlay's tmpfs: nothing may ever be made in the host's / or
  * in the rootfs directory, and the bind stays read-only.
  */
-import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { rlimitPlan } from '../../src/limits.js';
-import { native, type NativeExit, type NativeStepError } from '../../src/native.js';
 import { resolveOptions } from '../../src/options.js';
-import { nativeOptions } from '../../src/run.js';
-import { BUSYBOX, makeBusyboxRootfs } from '../helpers/rootfs.js';
+import { launchOutcomes, raceFixture, withRacer } from './race.js';
 
 let dir: string;
 let rootfs: string;
 let racer: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'capsule-mount-points-'));
-  rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs);
-  makeBusyboxRootfs(rootfs, BUSYBOX);
-  racer = join(dir, 'rename_exchange');
-  await promisify(execFile)('cc', [
-    '-D_GNU_SOURCE',
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    racer,
-    join(import.meta.dirname, 'racers/rename_exchange.c'),
-  ]);
+  ({ dir, rootfs, racer } = await raceFixture('capsule-mount-points-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -83,32 +53,7 @@ describe('missing mount points under a rename-exchange race', () => {
     });
     expect(opts.mountPoints.map((m) => m.path)).toEqual([`/race/a/${name}`, target]);
     const before = tree(rootfs);
-    const devnull = openSync('/dev/null', 'r+');
-    const outcomes = new Map<string, number>();
-    const child = spawn(racer, [race, 'a', 'b'], { stdio: 'ignore' });
-    try {
-      for (let i = 0; i < 300; i++) {
-        const n = nativeOptions(opts, [devnull, devnull, devnull], [], rlimitPlan(opts.limits));
-        let key: string;
-        try {
-          const exit = await new Promise<NativeExit>((resolve, reject) => {
-            native().spawn(n, resolve).catch(reject);
-          });
-          key = `ran, status ${exit.report?.waitStatus}`;
-        } catch (e) {
-          const rec = e as NativeStepError;
-          if (typeof rec.step !== 'string') throw e;
-          key = `refused at ${rec.step}, errno ${rec.errno}`;
-        }
-        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-      }
-    } finally {
-      closeSync(devnull);
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-    expect(child.signalCode).toBe('SIGKILL');
+    const outcomes = await withRacer(racer, race, () => launchOutcomes(opts, 300));
     expect(existsSync(join('/', name))).toBe(false);
     expect(readdirSync(source)).toEqual([]);
     /* The rootfs has the same names as before (a and b may have traded places). */

@@ -6,51 +6,24 @@
  * may ever reach that directory, and a mount target under a symlinked
  * directory is refused before anything starts.
  */
-import { execFile, spawn } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ConfigError, run, SetupError } from '../../src/index.js';
-import { rlimitPlan } from '../../src/limits.js';
-import { native, type NativeExit, type NativeStepError } from '../../src/native.js';
 import { resolveOptions } from '../../src/options.js';
-import { nativeOptions } from '../../src/run.js';
-import { BUSYBOX, makeBusyboxRootfs } from '../helpers/rootfs.js';
+import { launchOutcomes, raceFixture, withRacer as racing } from './race.js';
 
 let dir: string;
 let rootfs: string;
 let racer: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'capsule-mount-races-'));
-  rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs);
-  makeBusyboxRootfs(rootfs, BUSYBOX);
-  racer = join(dir, 'rename_exchange');
-  await promisify(execFile)('cc', [
-    '-D_GNU_SOURCE',
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    racer,
-    join(import.meta.dirname, 'racers/rename_exchange.c'),
-  ]);
+  ({ dir, rootfs, racer } = await raceFixture('capsule-mount-races-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const withRacer = <T>(race: string, body: () => Promise<T>) => racing(racer, race, body);
 
 /** The race's rootfs entries and a world-writable host directory to bind read-only over them. */
 function raceSetup(name: string) {
@@ -74,19 +47,6 @@ function raceSetup(name: string) {
   return { race, source, script, target: `/${name}/a/proc` };
 }
 
-async function withRacer<T>(race: string, body: () => Promise<T>): Promise<T> {
-  const child = spawn(racer, [race, 'a', 'b'], { stdio: 'ignore' });
-  try {
-    return await body();
-  } finally {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-    /* The racer raced all along: it ends by our signal, not by a failed rename. */
-    expect(child.signalCode).toBe('SIGKILL');
-  }
-}
-
 describe('a rename-exchange race inside the rootfs (CVE-2021-30465)', () => {
   it('never lets a write through a readOnly bind: 300 launches, checked before the race began', async () => {
     /*
@@ -100,29 +60,7 @@ describe('a rename-exchange race inside the rootfs (CVE-2021-30465)', () => {
       argv: ['/bin/sh', '-c', script],
       binds: [{ source, target, readOnly: true }],
     });
-    const devnull = openSync('/dev/null', 'r+');
-    const outcomes = new Map<string, number>();
-    try {
-      await withRacer(race, async () => {
-        for (let i = 0; i < 300; i++) {
-          const n = nativeOptions(opts, [devnull, devnull, devnull], [], rlimitPlan(opts.limits));
-          let key: string;
-          try {
-            const exit = await new Promise<NativeExit>((resolve, reject) => {
-              native().spawn(n, resolve).catch(reject);
-            });
-            key = `ran, status ${exit.report?.waitStatus}`;
-          } catch (e) {
-            const rec = e as NativeStepError;
-            if (typeof rec.step !== 'string') throw e;
-            key = `refused at ${rec.step}, errno ${rec.errno}`;
-          }
-          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-        }
-      });
-    } finally {
-      closeSync(devnull);
-    }
+    const outcomes = await withRacer(race, () => launchOutcomes(opts, 300));
     expect({ writes: readdirSync(source), outcomes }).toEqual({
       writes: [],
       outcomes: expect.any(Map),
