@@ -103,13 +103,15 @@ function startStdio(
       });
     const cap = opts.limits.outputLimitBytes;
     const keep = opts.terminal?.keepOutput ?? true;
-    return Promise.all([
+    const outputs = Promise.all([
       term
         ? /* Output that is not kept is capped only where a cap was asked for. */
           term.output(keep || explicitCap ? cap : null, onCap, forward('stdout'), keep)
         : capture(stdoutFd, cap, onCap, forward('stdout')),
       capture(stderrFd, cap, onCap, forward('stderr')),
-    ]).finally(() => term?.close());
+    ]);
+    /* The master goes once its output has ended; a run without a terminal adds no promise. */
+    return term ? outputs.finally(() => term.close()) : outputs;
   } catch (e) {
     sb.fail(e);
     for (const fd of [stdoutFd, stderrFd]) if (fd >= 0) closeSync(fd);
