@@ -66,6 +66,80 @@ export interface NativeOptions {
   unref?: boolean;
   /** No CAP_SYS_ADMIN: clone makes a user namespace with the others, mapping uid and gid to the caller's (src/rootless.ts). */
   rootless?: boolean;
+  /** OCI runtime mode: see NativeOci. */
+  oci?: NativeOci;
+}
+
+/**
+ * OCI runtime mode (src/oci): a container as an OCI bundle's config.json describes it, in
+ * place of capsule's own sandbox layout. With `oci`, NativeOptions' own mount fields
+ * (writableRoot, overlay, box, mountPoints, tmp*, dev*, sys, binds) are not used: the mounts
+ * are exactly `mounts`, in order. argv is `['capsule-oci', program, ...args]`; a program
+ * without a '/' is looked up in the PATH of `env` inside the container, before create
+ * returns (ENOENT fails create, as runc's does). uid/gid are process.user's.
+ *
+ * spawn() resolves once the container is created: every step done, capsule-init waiting
+ * for a byte on `startFd` before it forks the program (`start`), or for a signal (which
+ * ends it, status 128 + signal). The container outlives the calling process: no parent-death
+ * signal, no status pipe read; capsule-init's exit code is the program's (128 + signal).
+ */
+export interface NativeOci {
+  /** A FIFO the caller opened O_RDWR: capsule-init reads one byte from it before it forks the program. -1: start at once (`run`). */
+  startFd: number;
+  /**
+   * The namespaces the container gets: a new one (fd -1) or one to join (an open descriptor of
+   * a namespace file, e.g. /proc/PID/ns/net or a bind-mounted one: pods share a network
+   * namespace so). A type not listed is the caller's own (the host's).
+   */
+  namespaces: { type: 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'cgroup' | 'user'; fd: number }[];
+  /** With a new user namespace: linux.uidMappings / gidMappings. */
+  uidMappings: { containerID: number; hostID: number; size: number }[];
+  gidMappings: { containerID: number; hostID: number; size: number }[];
+  /** root.readonly */
+  rootReadonly: boolean;
+  /** linux.rootfsPropagation as MS_* flags (MS_PRIVATE | MS_REC by default, as runc). */
+  rootPropagation: number;
+  /** mounts, in order, each resolved inside the rootfs (symlinks stay inside it), missing mount points made. */
+  mounts: NativeOciMount[];
+  /** linux.maskedPaths: /dev/null over a file, an empty read-only tmpfs over a directory; absent paths skipped. */
+  maskedPaths: string[];
+  /** linux.readonlyPaths: a read-only bind of themselves; absent paths skipped. */
+  readonlyPaths: string[];
+  /** linux.sysctl, written under /proc/sys in the container's namespaces. */
+  sysctl: { key: string; value: string }[];
+  /** linux.devices: made with mknod in the container's /dev (after the mounts). type 'u' is 'c'. */
+  devices: { path: string; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+  /** process.user.additionalGids; umask: -1 for the default (0022). */
+  additionalGids: number[];
+  umask: number;
+  /** process.capabilities as capability numbers; ambient must be in permitted and inheritable. */
+  capabilities: { bounding: number[]; effective: number[]; permitted: number[]; inheritable: number[]; ambient: number[] };
+  noNewPrivileges: boolean;
+  /** Set the hostname (only with a new UTS namespace); '' leaves it. */
+  hostname: string;
+}
+/*
+ * `exec` into a container: NativeOptions.join names the container's PID 1 (a checked pidfd)
+ * and `oci` is given as for create, with startFd -1 and namespaces, mounts, maskedPaths,
+ * readonlyPaths, sysctl and devices empty (the container's are used as they are). argv is
+ * `['capsule-oci-join', program, ...args]`; capsule-oci-join forwards every signal sent to it
+ * to the program and exits with its code: the pid engines wait on (`exec --pid-file`).
+ */
+
+/** One entry of config.json's mounts, as native/oci.cc takes it. */
+export interface NativeOciMount {
+  destination: string;
+  /** 'bind' (with `source` a host path, absolute), or a filesystem type: proc, tmpfs, devpts, mqueue, sysfs, cgroup, ... */
+  type: string;
+  source: string;
+  /** rbind */
+  recursive: boolean;
+  /** MOUNT_ATTR_* to set (ro, nosuid, nodev, noexec, noatime, ...), applied before the mount is attached. */
+  attrs: number;
+  /** MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE (| MS_REC), 0 for none: applied once attached. */
+  propagation: number;
+  /** The filesystem's options as fsconfig(2) key/value pairs (value null: a flag). Not for 'bind'. */
+  data: [string, string | null][];
 }
 
 /**
@@ -231,6 +305,11 @@ export interface Addon {
   };
   /** A filter compiled earlier (struct sock_filter[] bytes) into a sealed memfd, owned by the caller. */
   sealFilter(bytes: Uint8Array): number;
+  /**
+   * Send `fd` over the unix socket at `socketPath` (SCM_RIGHTS), as runc hands a terminal's
+   * master to `--console-socket`. Throws an Error with `errno` and `syscall`.
+   */
+  sendFd(socketPath: string, fd: number): void;
   /** libseccomp's run-time version, "major.minor.micro". */
   libseccompVersion: string;
   syscallName(nr: number, auditArch: number): string;
