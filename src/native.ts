@@ -79,13 +79,16 @@ export interface NativeOptions {
  * returns (ENOENT fails create, as runc's does). uid/gid are process.user's.
  *
  * spawn() resolves once the container is created: every step done, capsule-init waiting
- * for a byte on `startFd` before it forks the program (`start`), or for a signal (which
- * ends it, status 128 + signal). The container outlives the calling process: no parent-death
+ * for startSignal before it forks the program (`start`); any other signal from outside ends
+ * it then (exit code 128 + signal), SIGKILL as always. The container outlives the calling process: no parent-death
  * signal, no status pipe read; capsule-init's exit code is the program's (128 + signal).
  */
 export interface NativeOci {
-  /** A FIFO the caller opened O_RDWR: capsule-init reads one byte from it before it forks the program. -1: start at once (`run`). */
-  startFd: number;
+  /**
+   * capsule-init waits, before it forks the program, for Addon.startSignal sent from outside the
+   * container (`start`: pidfd_send_signal to its PID 1); false: start at once (`run`).
+   */
+  waitForStart: boolean;
   /**
    * The namespaces the container gets: a new one (fd -1) or one to join (an open descriptor of
    * a namespace file, e.g. /proc/PID/ns/net or a bind-mounted one: pods share a network
@@ -293,6 +296,8 @@ export interface Addon {
   steps(): { name: string; syscall: string; man: string; why: string }[];
   strerror(errno: number): string;
   terminateSignal: number;
+  /** The signal that releases a created OCI container (NativeOci.waitForStart). */
+  startSignal: number;
   /** Compile with libseccomp into a sealed memfd (owned by the caller); throws with libseccomp's reason. */
   compileSeccomp(p: NativeSeccompProfile): {
     fd: number;
