@@ -123,7 +123,7 @@ export interface NativeOci {
 }
 /*
  * `exec` into a container: NativeOptions.join names the container's PID 1 (a checked pidfd)
- * and `oci` is given as for create, with startFd -1 and namespaces, mounts, maskedPaths,
+ * and `oci` is given as for create, with waitForStart false and namespaces, mounts, maskedPaths,
  * readonlyPaths, sysctl and devices empty (the container's are used as they are). argv is
  * `['capsule-oci-join', program, ...args]`; capsule-oci-join forwards every signal sent to it
  * to the program and exits with its code: the pid engines wait on (`exec --pid-file`).
