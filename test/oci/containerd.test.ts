@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Containerd, HANDLER } from './containerd.js';
+import { Containerd, containerdConfig, HANDLER } from './containerd.js';
 import { CriClient } from './cri.js';
 import {
   cgroupDirs,
@@ -32,6 +32,21 @@ const PAUSE = 'localhost/capsule-pause:test';
 const NS = 'capsule-test';
 const rt = ociRuntime();
 if (rt.skip) console.warn(`test/oci/containerd: skipped: ${rt.skip}`);
+
+/*
+ * docs/kubernetes.md shows the runtime entry to put in a node's containerd config: it must be
+ * the one these tests run (with the runtime's path where the page says
+ * /usr/local/bin/capsule-runc).
+ */
+describe('docs/kubernetes.md', () => {
+  it('shows the containerd runtime entry that the CRI test runs', () => {
+    const page = readFileSync(join(import.meta.dirname, '../../docs/kubernetes.md'), 'utf8');
+    const block = page.match(/<!-- containerd-runtime-entry:[^\n]*-->\n\n```toml\n([\s\S]*?)```/);
+    expect(block, 'the marked toml block in docs/kubernetes.md').not.toBeNull();
+    const config = containerdConfig('/tmp/x', '/usr/local/bin/capsule-runc', PAUSE);
+    expect(config).toContain((block as RegExpMatchArray)[1]);
+  });
+});
 
 /** Polls an async check every 100 ms until it returns a value or `ms` pass. */
 async function poll<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
@@ -186,9 +201,13 @@ describe.skipIf(rt.skip !== undefined)(`containerd with ${rt.path ?? '(none)'}`,
       NS,
       ctrRun('capsule-kill', '--rm', IMAGE, 'capsule-kill', 'sleep', '1000'),
     );
-    await waitFor('the task to run', 10_000, () =>
-      /capsule-kill\s+\d+\s+RUNNING/.test(containerd.ctr(NS, ['task', 'list'])) ? true : undefined,
-    );
+    let stderr = '';
+    run.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor('the task to run', 10_000, () => {
+      if (run.exitCode !== null)
+        throw new Error(`ctr run exited ${run.exitCode} before the task ran: ${stderr.trim()}`);
+      return /capsule-kill\s+\d+\s+RUNNING/.test(containerd.ctr(NS, ['task', 'list'])) ? true : undefined;
+    });
     containerd.ctr(NS, ['task', 'kill', '--signal', 'SIGKILL', 'capsule-kill']);
     expect(await exited(run)).toBe(137);
     expect(containerd.ctr(NS, ['container', 'list', '--quiet']).trim()).toBe('');

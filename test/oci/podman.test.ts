@@ -155,7 +155,12 @@ describe.skipIf(rt.skip !== undefined)(`podman --runtime ${rt.path ?? '(none)'}`
     tmux('new-session', '-d', '-x', '100', '-y', '30', 'sh', script);
     try {
       const screen = () => tmux('capture-pane', '-p', '-J');
-      await waitFor('the shell prompt', 15_000, () => (screen().includes('box$') ? true : undefined));
+      await waitFor('the shell prompt', 15_000, () => {
+        const s = screen();
+        if (s.includes('podman exited'))
+          throw new Error(`podman ended before the shell prompt:\n${s.trim()}`);
+        return s.includes('box$') ? true : undefined;
+      });
       /* What is typed reaches the shell through the terminal, and the size is the pane's. */
       tmux('send-keys', 'tty; stty size; echo typed-$((6*7))', 'Enter');
       const out = await waitFor('the output', 10_000, () => {
