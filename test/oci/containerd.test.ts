@@ -20,6 +20,7 @@ import {
   exited,
   leftovers,
   makeOciArchive,
+  memoryLimitOf,
   ociRuntime,
   removeCgroupTree,
   runtimeForEngines,
@@ -196,6 +197,29 @@ describe.skipIf(rt.skip !== undefined)(`containerd with ${rt.path ?? '(none)'}`,
     containerd.ctr(NS, ['container', 'delete', 'capsule-exec']);
   });
 
+  it('pauses and resumes a task, and lists its processes (ctr task pause, resume, ps)', async () => {
+    containerd.ctr(NS, ctrRun('capsule-pause', '--detach', IMAGE, 'capsule-pause', 'sleep', '1000'));
+    const state = () => containerd.ctr(NS, ['task', 'list']).match(/capsule-pause\s+(\d+)\s+(\w+)/);
+    containerd.ctr(NS, ['task', 'pause', 'capsule-pause']);
+    expect(state()?.[2]).toBe('PAUSED');
+    containerd.ctr(NS, ['task', 'resume', 'capsule-pause']);
+    expect(state()?.[2]).toBe('RUNNING');
+    /* ps: the task's processes as host PIDs; here only its init, the sleep. */
+    const pid = state()?.[1];
+    const ps = containerd.ctr(NS, ['task', 'ps', 'capsule-pause']);
+    expect(
+      ps
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/)[0]),
+    ).toEqual([pid]);
+    containerd.ctr(NS, ['task', 'kill', '--signal', 'SIGKILL', 'capsule-pause']);
+    await waitFor('the task to stop', 10_000, () => (state()?.[2] === 'STOPPED' ? true : undefined));
+    containerd.ctr(NS, ['task', 'delete', 'capsule-pause']);
+    containerd.ctr(NS, ['container', 'delete', 'capsule-pause']);
+  });
+
   it('kills a running task (ctr task kill), and ctr run reports the signal', async () => {
     const run = containerd.ctrSpawn(
       NS,
@@ -271,6 +295,13 @@ describe.skipIf(rt.skip !== undefined)(`containerd with ${rt.path ?? '(none)'}`,
       expect(podNetns).toMatch(new RegExp(`^${dir}/state/`));
       expect(`net:[${statSync(podNetns).ino}]`).toBe(podNet);
       expect(netnsOf(ctrInfo.runtimeSpec)).toBe(`/proc/${podInfo.pid}/ns/net`);
+
+      /* UpdateContainerResources (kubelet's resize): the new memory limit is the workload cgroup's. */
+      await cri.call('UpdateContainerResources', {
+        container_id: ctr,
+        linux: { memory_limit_in_bytes: 64 * 1024 * 1024, cpu_shares: 512 },
+      });
+      expect(memoryLimitOf(ctrInfo.pid)).toBe(String(64 * 1024 * 1024));
 
       /* ExecSync (kubectl exec, probes) runs in the container; it lets the workload end. */
       const exec = await cri.call('ExecSync', { container_id: ctr, cmd: ['touch', '/tmp/go'], timeout: 10 });

@@ -230,6 +230,26 @@ export function removeCgroupTree(path: string): void {
 }
 
 /**
+ * The memory limit of a process's cgroup, read from the host: `memory.limit_in_bytes` of its
+ * memory cgroup on v1, `memory.max` of its cgroup on v2 (cgroups(7), /proc/PID/cgroup).
+ */
+export function memoryLimitOf(pid: number): string {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+  const v1 = lines.find((l) => l.split(':')[1]?.split(',').includes('memory'));
+  const roots = cgroupRoots();
+  if (v1) {
+    const root = roots.find((r) => basename(r) === 'memory' || basename(r).split(',').includes('memory'));
+    return readFileSync(
+      join(root as string, v1.split(':')[2] as string, 'memory.limit_in_bytes'),
+      'utf8',
+    ).trim();
+  }
+  const v2 = lines.find((l) => l.startsWith('0::')) as string;
+  const root = roots.find((r) => r === '/sys/fs/cgroup' || r.endsWith('/unified')) as string;
+  return readFileSync(join(root, v2.slice(3), 'memory.max'), 'utf8').trim();
+}
+
+/**
  * What a suite left behind that is its own: mounts under its temp dir, processes whose
  * command line names it, cgroups under its parent. Empty when all is clean.
  */

@@ -17,6 +17,7 @@ import {
   cgroupDirs,
   leftovers,
   makeBusyboxTar,
+  memoryLimitOf,
   ociRuntime,
   removeCgroupTree,
   runtimeForEngines,
@@ -118,6 +119,21 @@ describe.skipIf(rt.skip !== undefined)(`podman --runtime ${rt.path ?? '(none)'}`
     expect(state.Status).toBe('exited');
     expect(state.ExitCode).toBe(0);
     podman.run(['rm', 'capsule-exec']);
+  });
+
+  it('pauses and resumes a container, updates its resources, execs with a terminal (pause, unpause, update, exec -t)', () => {
+    podman.run(['run', '--detach', '--name', 'capsule-pause', ...podman.runOptions, IMAGE, 'sleep', '1000']);
+    const inspect = () => JSON.parse(podman.run(['inspect', 'capsule-pause']))[0].State;
+    podman.run(['pause', 'capsule-pause']);
+    expect(inspect().Status).toBe('paused');
+    podman.run(['unpause', 'capsule-pause']);
+    expect(inspect().Status).toBe('running');
+    /* update: the new memory limit is the container cgroup's, seen from the host. */
+    podman.run(['update', '--memory', '64m', 'capsule-pause']);
+    expect(memoryLimitOf(inspect().Pid)).toBe(String(64 * 1024 * 1024));
+    /* exec -t: the exec'd process gets a terminal of its own (the runtime's --console-socket). */
+    expect(podman.run(['exec', '--tty', 'capsule-pause', 'tty']).trim()).toMatch(/^\/dev\/pts\/\d+$/);
+    podman.run(['rm', '--force', '--time', '0', 'capsule-pause']);
   });
 
   it('kills a running container with a signal (kill)', async () => {
