@@ -17,6 +17,7 @@ import { Containerd, containerdConfig, HANDLER } from './containerd.js';
 import { CriClient } from './cri.js';
 import {
   cgroupDirs,
+  cgroupPathsOf,
   exited,
   leftovers,
   makeOciArchive,
@@ -206,6 +207,8 @@ describe.skipIf(rt.skip !== undefined)(`containerd with ${rt.path ?? '(none)'}`,
     expect(state()?.[2]).toBe('RUNNING');
     /* ps: the task's processes as host PIDs; here only its init, the sleep. */
     const pid = state()?.[1];
+    /* Its cgroup, in every hierarchy, is the one ctr run --cgroup named. */
+    for (const path of cgroupPathsOf(Number(pid))) expect(path).toBe(`${cgroupParent}/capsule-pause`);
     const ps = containerd.ctr(NS, ['task', 'ps', 'capsule-pause']);
     expect(
       ps
@@ -295,6 +298,11 @@ describe.skipIf(rt.skip !== undefined)(`containerd with ${rt.path ?? '(none)'}`,
       expect(podNetns).toMatch(new RegExp(`^${dir}/state/`));
       expect(`net:[${statSync(podNetns).ino}]`).toBe(podNet);
       expect(netnsOf(ctrInfo.runtimeSpec)).toBe(`/proc/${podInfo.pid}/ns/net`);
+
+      /* Both cgroups, in every hierarchy, are under the pod's cgroup_parent. */
+      for (const pid of [podInfo.pid, ctrInfo.pid])
+        for (const path of cgroupPathsOf(pid))
+          expect(path.startsWith(`${cgroupParent}/pod/`), path).toBe(true);
 
       /* UpdateContainerResources (kubelet's resize): the new memory limit is the workload cgroup's. */
       await cri.call('UpdateContainerResources', {

@@ -249,6 +249,14 @@ export function memoryLimitOf(pid: number): string {
   return readFileSync(join(root, v2.slice(3), 'memory.max'), 'utf8').trim();
 }
 
+/** The cgroup paths of a process, one per hierarchy (/proc/PID/cgroup, cgroups(7)). */
+export function cgroupPathsOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(':').slice(2).join(':'));
+}
+
 /**
  * What a suite left behind that is its own: mounts under its temp dir, processes whose
  * command line names it, cgroups under its parent. Empty when all is clean.

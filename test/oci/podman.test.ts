@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { noPtyReason } from '../helpers/host.js';
 import {
   cgroupDirs,
+  cgroupPathsOf,
   leftovers,
   makeBusyboxTar,
   memoryLimitOf,
@@ -129,6 +130,9 @@ describe.skipIf(rt.skip !== undefined)(`podman --runtime ${rt.path ?? '(none)'}`
     podman.run(['unpause', 'capsule-pause']);
     expect(inspect().Status).toBe('running');
     /* update: the new memory limit is the container cgroup's, seen from the host. */
+    /* Its cgroup, in every hierarchy, is under the suite's --cgroup-parent. */
+    for (const path of cgroupPathsOf(inspect().Pid))
+      expect(path.startsWith(`${cgroupParent}/`), path).toBe(true);
     podman.run(['update', '--memory', '64m', 'capsule-pause']);
     expect(memoryLimitOf(inspect().Pid)).toBe(String(64 * 1024 * 1024));
     /* exec -t: the exec'd process gets a terminal of its own (the runtime's --console-socket). */
