@@ -387,12 +387,16 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     for (;;) {
       int n = poll(fds, 2, -1);
       if (n < 0 && errno == EINTR) continue;
-      if (fds[0].revents) break; /* an error record, or EOF: read below */
+      /*
+       * The ready record first: with "capsule-oci-now" the program may have
+       * exec'd (closing the error pipe) or failed to by the time we look;
+       * that is the run's result, not create's.
+       */
       if (fds[1].revents & POLLIN) {
         capsule_init_report record;
         ready = read_record(status_pipe[0], &record, sizeof record) && record.magic == CAPSULE_READY_MAGIC;
       }
-      break;
+      break; /* ready, or an error record or EOF on either pipe: read below */
     }
     if (!ready) {
       if (!(read_record(err_pipe[0], &out.error, sizeof out.error) && out.error.magic == CAPSULE_ERROR_MAGIC))
