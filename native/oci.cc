@@ -360,6 +360,29 @@ void oci_session(const struct child_config *cfg) {
   child_trace(cfg, STEP_new_session, -1);
 }
 
+/*
+ * /dev/console with a terminal (config-linux.md, "Default Devices"): the
+ * pty's slave bound over an empty file in a /dev the config mounted, as
+ * runc does: a clone of the slave's own mount entry (open_tree(2) on its
+ * descriptor), never a name looked up again.
+ */
+void bind_console(const struct child_config *cfg, int slave) {
+  const int dev = cfg->mount_fds[MOUNT_FD_DEV];
+  if (dev < 0) return;
+  long r = SYS4(__NR_openat, dev, "console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (!sys_failed(r)) SYS1(__NR_close, r);
+  struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  long target = sys_failed(r) ? r : SYS4(__NR_openat2, dev, "console", &how, sizeof how);
+  long tree = sys_failed(target) ? target : SYS3(__NR_open_tree, slave, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+  if (!sys_failed(tree))
+    r = SYS5(__NR_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  else
+    r = tree;
+  if (!sys_failed(tree)) SYS1(__NR_close, tree);
+  if (!sys_failed(target)) SYS1(__NR_close, target);
+  if (sys_failed(r)) child_fail(cfg, STEP_open_pty, r, "/dev/console (the terminal's slave bound over it)");
+}
+
 }  // namespace
 
 /*
@@ -383,6 +406,7 @@ void child_oci(const struct child_config *cfg) {
   if (oci->new_cgroupns) child_unshare_cgroupns(cfg);
   child_mounts(cfg);
   const int tty_fd = child_open_pty(cfg);
+  if (tty_fd >= 0) bind_console(cfg, tty_fd);
   child_pivot_root(cfg);
   oci_session(cfg);
   child_rlimits(cfg);

@@ -295,6 +295,64 @@ describe("config.json's choices", () => {
   });
 });
 
+describe('a terminal', () => {
+  it('the program gets a pty from the container devpts, also bound over /dev/console', async () => {
+    const oci = ociOptions({
+      waitForStart: false,
+      mounts: [
+        ...ociOptions().mounts,
+        {
+          destination: '/dev/pts',
+          type: 'devpts',
+          source: 'devpts',
+          recursive: false,
+          attrs: NOSUID | NOEXEC,
+          propagation: 0,
+          data: [
+            ['newinstance', null],
+            ['ptmxmode', '0666'],
+            ['mode', '0620'],
+          ],
+        },
+      ],
+    });
+    const l = await launch(
+      options(
+        [
+          'sh',
+          '-c',
+          'readlink /proc/self/fd/0; stat -L -c "%t:%T" /dev/console /proc/self/fd/0; ls -l /dev/ptmx',
+        ],
+        oci,
+        {
+          terminal: { rows: 24, cols: 80 },
+        },
+      ),
+    );
+    const master = (l as unknown as { terminal: [number, number] }).terminal;
+    const exit = await l.exit;
+    let out = '';
+    const buf = Buffer.alloc(4096);
+    for (;;) {
+      let n = 0;
+      try {
+        n = readSync(master[0], buf);
+      } catch {
+        break; /* EIO: the slave's last holder is gone */
+      }
+      if (n === 0) break;
+      out += buf.subarray(0, n).toString();
+    }
+    for (const fd of master) if (fd >= 0) closeSync(fd);
+    for (const fd of l.stdio) if (fd >= 0) closeSync(fd);
+    expect(exit.initStatus).toBe(0);
+    const lines = out.trim().split(/\r?\n/);
+    expect(lines[0]).toBe('/dev/pts/0');
+    expect(lines[1]).toBe(lines[2]); /* /dev/console is the program's own terminal */
+    expect(out).toContain('/dev/ptmx -> pts/ptmx');
+  });
+});
+
 describe('exec into a running container', () => {
   it('joins its namespaces: same hostname, sees its processes, exits with the program code', async () => {
     const container = await launch(
