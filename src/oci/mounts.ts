@@ -11,8 +11,12 @@
  * - bind, rbind: a bind mount (whatever `type` says);
  * - private, shared, slave, unbindable and their r- forms: propagation, the last one wins;
  * - defaults, async, nomand, nolazytime, loud, noiversion: the kernel's defaults, nothing to do;
+ * - tmpcopyup (runc's and crun's: copy what the directory held into the new tmpfs; podman
+ *   adds it to every --tmpfs and to the tmpfs mounts of --read-only): accepted where there is
+ *   nothing to copy (the directory is absent or empty in the rootfs, as /tmp of most images),
+ *   refused otherwise: capsule does not copy;
  * - refused, naming the option: sync, dirsync, mand, lazytime, silent, iversion, remount
- *   (superblock flags capsule does not set), runc's tmpcopyup, the recursive attributes of
+ *   (superblock flags capsule does not set), the recursive attributes of
  *   runc 1.1 (rro, rnosuid, ...), idmap/ridmap (runtime-spec 1.2 idmapped mounts);
  * - anything else: the filesystem's option (newinstance, ptmxmode=0666, mode=755, size=65536k,
  *   gid=5, hidepid=2, ...), which the kernel checks at create: an option the filesystem does not
@@ -22,7 +26,8 @@
  * the container is given, which create makes; expandCgroupMount below turns one into mounts the
  * addon can make, once that is known.
  */
-import { isAbsolute, posix, resolve } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { isAbsolute, join, posix, resolve } from 'node:path';
 
 import type { NativeOciMount } from '../native.js';
 import { absent, type Fields } from './fields.js';
@@ -85,7 +90,7 @@ const ATTRS: Record<string, [number, number]> = {
 };
 
 /** Options that ask for what the kernel does anyway. */
-const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion']);
+const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion', 'notmpcopyup']);
 
 const REFUSED: Record<string, string> = {
   sync: 'a superblock flag capsule does not set',
@@ -95,7 +100,6 @@ const REFUSED: Record<string, string> = {
   silent: 'a superblock flag capsule does not set',
   iversion: 'a superblock flag capsule does not set',
   remount: 'a remount, which a new container has nothing to apply to',
-  tmpcopyup: "runc's extension (copy the directory's content into the tmpfs), which capsule does not have",
   idmap: 'an idmapped mount (runtime-spec 1.2), which capsule does not support',
   ridmap: 'an idmapped mount (runtime-spec 1.2), which capsule does not support',
 };
@@ -105,8 +109,28 @@ export const MOUNT_TYPES = ['proc', 'tmpfs', 'devpts', 'mqueue', 'sysfs', 'cgrou
 
 const MOUNT_KEYS = ['destination', 'type', 'source', 'options', 'uidMappings', 'gidMappings'];
 
-/** One entry of config.json's mounts. */
-export function readMount(f: Fields, field: string, raw: unknown, bundle: string): NativeOciMount {
+/**
+ * Does the directory at `destination` in the rootfs hold anything (for tmpcopyup)? Read on the
+ * host below the rootfs; a symlink on the way is followed there, not inside the rootfs, so the
+ * answer errs towards "yes" (an error) rather than a silent loss.
+ */
+function hasContent(rootfs: string, destination: string): boolean {
+  try {
+    return readdirSync(join(rootfs, destination)).length > 0;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'ENOTDIR';
+  }
+}
+
+/** One entry of config.json's mounts; `rootfs` is root.path resolved (for tmpcopyup). */
+export function readMount(
+  f: Fields,
+  field: string,
+  raw: unknown,
+  bundle: string,
+  rootfs: string,
+): NativeOciMount {
   const m = f.object(field, raw, MOUNT_KEYS);
   f.unsupported(
     `${field}.uidMappings`,
@@ -130,9 +154,12 @@ export function readMount(f: Fields, field: string, raw: unknown, bundle: string
   let attrs = 0;
   let propagation = 0;
   const data: [string, string | null][] = [];
+  let copyUp = -1;
   options.forEach((opt, j) => {
     const of = `${field}.options[${j}]`;
-    if (opt === 'bind' || opt === 'rbind') {
+    if (opt === 'tmpcopyup') {
+      copyUp = j;
+    } else if (opt === 'bind' || opt === 'rbind') {
       bind = true;
       recursive = opt === 'rbind';
     } else if (opt in ATTRS) {
@@ -182,6 +209,16 @@ export function readMount(f: Fields, field: string, raw: unknown, bundle: string
       );
     }
     if (source === '') source = type;
+  }
+  if (copyUp >= 0) {
+    const of = `${field}.options[${copyUp}]`;
+    if (type !== 'tmpfs') f.fail(of, `"tmpcopyup" is for tmpfs mounts, not ${type}`);
+    if (hasContent(rootfs, destination)) {
+      f.fail(
+        of,
+        `"tmpcopyup" would copy what ${destination} holds in the rootfs into the tmpfs, which capsule does not do: remove the option (the tmpfs then starts empty) or the mount`,
+      );
+    }
   }
   return { destination, type, source, recursive, attrs, propagation, data };
 }

@@ -34,7 +34,10 @@
  * | linux.personality                    | only {domain: LINUX, flags: []}: what every process has      |
  * | linux.resources blockIO, network, rdma | only when empty ({} or nulls, as Go writes them)           |
  * | process.user.uid/gid absent          | 0, as runc reads a missing number                            |
- * | mount options defaults, async, nomand, nolazytime, loud, noiversion | the kernel's defaults  |
+ * | mount options defaults, async, nomand, nolazytime, loud, noiversion, notmpcopyup | the kernel's defaults |
+ * | mount option tmpcopyup               | only where the directory is absent or empty in the rootfs: nothing to copy (podman's --tmpfs and --read-only send it) |
+ * | linux.devices[].fileMode file type bits | only the device's own type (podman --privileged sends st_mode); mknod is given the type anyway |
+ * | process.apparmorProfile "unconfined" | what `--security-opt apparmor=unconfined` sends: no confinement, which is what capsule gives |
  * | capabilities above cap_last_cap      | dropped with a warning: this kernel has no such capability to grant (runc does the same) |
  * | ambient capabilities not both permitted and inheritable | dropped with a warning: the kernel refuses to raise them (PR_CAP_AMBIENT_RAISE, EPERM); runc warns and goes on, and `runc spec` writes such a set |
  * Warnings are in plan.warnings, for the command line's log.
@@ -227,7 +230,7 @@ export function readConfig(json: unknown, bundleDir: string, id: string): Contai
   const proc = readProcess(f, c.process, warnings);
   const mounts: NativeOciMount[] = f
     .optArray('mounts', c.mounts)
-    .map((m, i) => readMount(f, `mounts[${i}]`, m, bundle));
+    .map((m, i) => readMount(f, `mounts[${i}]`, m, bundle, rootfs));
 
   const sysctl = readSysctl(f, linux.sysctl, has, joinNamespaces);
   /* domainname is set as the kernel.domainname sysctl of the new UTS namespace (setdomainname(2)). */
@@ -417,8 +420,9 @@ function readProcess(f: Fields, v: unknown, warnings: string[]) {
     f.unsupported(
       `process.${k}`,
       p[k],
-      `capsule has no AppArmor or SELinux support: remove process.${k} or leave it empty`,
-      emptyValue,
+      `capsule has no AppArmor or SELinux support: remove process.${k} or leave it empty` +
+        (k === 'apparmorProfile' ? ' (or "unconfined": podman --security-opt apparmor=unconfined)' : ''),
+      (x) => emptyValue(x) || (k === 'apparmorProfile' && x === 'unconfined'),
     );
 
   const args = f.strings('process.args', p.args);
@@ -598,6 +602,9 @@ function sameAsHost(path: string, self: string): boolean {
   }
 }
 
+/** S_IFCHR, S_IFBLK, S_IFIFO (inode(7)) per linux.devices type. */
+const S_IFMT_OF: Record<string, number> = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 };
+
 function readDevices(f: Fields, v: unknown): NativeOci['devices'] {
   const seen = new Set<string>();
   return f.optArray('linux.devices', v).map((raw, i) => {
@@ -612,12 +619,27 @@ function readDevices(f: Fields, v: unknown): NativeOci['devices'] {
     /* A FIFO has no device number; the others need both (config-linux.md, "Devices"). */
     const major = type === 'p' && absent(d.major) ? 0 : f.int(`${field}.major`, d.major, 0, 4095);
     const minor = type === 'p' && absent(d.minor) ? 0 : f.int(`${field}.minor`, d.minor, 0, 2 ** 20 - 1);
+    /*
+     * Permission bits; the file type bits may come too (podman --privileged sends the host
+     * device's st_mode, 0o20644), and must then be the device's type, which mknod(2) is given anyway.
+     */
+    let fileMode = 0o666;
+    if (!absent(d.fileMode)) {
+      fileMode = f.int(`${field}.fileMode`, d.fileMode, 0, 0o177777);
+      const fmt = fileMode & 0o170000;
+      if (fmt !== 0 && fmt !== S_IFMT_OF[type])
+        f.fail(
+          `${field}.fileMode`,
+          `0o${fileMode.toString(8)} has the file type bits of another kind of file than type ${show(type)}: give the permission bits only`,
+        );
+      fileMode &= 0o7777;
+    }
     return {
       path,
       type,
       major,
       minor,
-      fileMode: absent(d.fileMode) ? 0o666 : f.int(`${field}.fileMode`, d.fileMode, 0, 0o7777),
+      fileMode,
       uid: absent(d.uid) ? 0 : f.int(`${field}.uid`, d.uid, 0, U32_MAX),
       gid: absent(d.gid) ? 0 : f.int(`${field}.gid`, d.gid, 0, U32_MAX),
     };

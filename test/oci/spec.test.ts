@@ -193,6 +193,106 @@ describe('real clients', () => {
     expect(plan.resources.pids).toEqual({ limit: 100 });
   });
 
+  it('podman run with options: read-only root, user, caps, binds, tmpfs (tmpcopyup), device, sysctl, limits', () => {
+    const plan = read(fixture('podman-options.json'));
+    const { native } = plan;
+    const oci = native.oci;
+    expect(oci.rootReadonly).toBe(true);
+    expect(native).toMatchObject({ uid: 1000, gid: 1000, cwd: '/tmp', hostname: 'opts' });
+    expect(oci.additionalGids).toEqual([1000, 5]);
+    const caps = ['CAP_NET_RAW', 'CAP_SYS_PTRACE'].map(cap);
+    expect(oci.capabilities).toEqual({
+      bounding: caps,
+      effective: caps,
+      permitted: caps,
+      inheritable: caps,
+      ambient: caps,
+    });
+    expect(oci.noNewPrivileges).toBe(true);
+    expect(plan.oomScoreAdj).toBe(100);
+    const byDest = Object.fromEntries(oci.mounts.map((m) => [m.destination, m]));
+    expect(byDest['/data']).toMatchObject({
+      type: 'bind',
+      source: '/tmp/ocispec-cap/vol',
+      recursive: true,
+      attrs: MOUNT_ATTR.RDONLY,
+      propagation: MS.PRIVATE | MS.REC,
+    });
+    expect(byDest['/data2']).toMatchObject({
+      type: 'bind',
+      recursive: true,
+      attrs: 0,
+      propagation: MS.SHARED | MS.REC,
+    });
+    /* tmpcopyup with nothing to copy (the test's rootfs is empty): accepted, and not passed on. */
+    expect(byDest['/scratch']).toMatchObject({
+      type: 'tmpfs',
+      attrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
+      data: [
+        ['size', '1m'],
+        ['mode', '1777'],
+      ],
+    });
+    expect(byDest['/tmp']!.data).toEqual([]);
+    expect(oci.devices).toEqual([
+      { path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 },
+    ]);
+    expect(oci.sysctl).toEqual([
+      { key: 'kernel.shmmax', value: '1000000' },
+      { key: 'net.ipv4.ip_forward', value: '1' },
+      { key: 'net.ipv4.ping_group_range', value: '0 0' },
+    ]);
+    expect(plan.resources.memory).toEqual({
+      limit: 100 * 1024 * 1024,
+      swap: 200 * 1024 * 1024,
+      swappiness: 10,
+    });
+    expect(plan.resources.cpu).toEqual({ cpus: '0' });
+    expect(plan.resources.devices[1]).toEqual({
+      allow: true,
+      type: 'c',
+      major: 10,
+      minor: 229,
+      access: 'rwm',
+    });
+  });
+
+  it('podman run --privileged: every host device (st_mode as fileMode), every capability, no masks', () => {
+    const plan = read(fixture('podman-privileged.json'));
+    const oci = plan.native.oci;
+    expect(oci.devices.length).toBeGreaterThan(10);
+    expect(oci.devices.every((d) => d.fileMode <= 0o7777)).toBe(true);
+    expect(oci.devices.find((d) => d.path === '/dev/autofs')).toMatchObject({
+      type: 'c',
+      major: 10,
+      minor: 235,
+      fileMode: 0o644,
+    });
+    expect(oci.capabilities.bounding).toContain(cap('CAP_SYS_ADMIN'));
+    expect(oci.capabilities.bounding.length).toBeGreaterThanOrEqual(40);
+    expect(oci.maskedPaths).toEqual([]);
+    expect(oci.readonlyPaths).toEqual([]);
+    expect(oci.mounts.find((m) => m.destination === '/sys')!.attrs & MOUNT_ATTR.RDONLY).toBe(0);
+    expect(plan.seccomp).toBeNull();
+    expect(plan.resources.devices).toEqual([
+      { allow: true, type: 'a', major: null, minor: null, access: 'rwm' },
+    ]);
+  });
+
+  it("podman run with the host's pid, network, ipc and uts: only a mount namespace", () => {
+    const plan = read(fixture('podman-hostns.json'));
+    expect(plan.native.oci.namespaces).toEqual([{ type: 'mount', fd: -1 }]);
+    expect(plan.native.oci.hostname).toBe('');
+    expect(plan.seccomp).toBeNull();
+  });
+
+  it('podman run --uidmap/--gidmap: a user namespace with its mappings', () => {
+    const plan = read(fixture('podman-userns.json'));
+    expect(plan.native.oci.namespaces.map((n) => n.type)).toContain('user');
+    expect(plan.native.oci.uidMappings).toEqual([{ containerID: 0, hostID: 100000, size: 65536 }]);
+    expect(plan.native.oci.gidMappings).toEqual([{ containerID: 0, hostID: 100000, size: 65536 }]);
+  });
+
   it('containerd (ctr run): devices rules, cpu shares, a new network namespace, noNewPrivileges', () => {
     const plan = read(fixture('containerd-ctr-run.json'));
     const oci = plan.native.oci;
@@ -846,6 +946,22 @@ describe('errors name the field and say what to do', () => {
     );
   });
 
+  it('devices: file type bits in fileMode must be the device type', () => {
+    rejects(
+      (c) => (c.linux.devices = [{ path: '/dev/x', type: 'c', major: 1, minor: 3, fileMode: 0o60666 }]),
+      /linux\.devices\[0\]\.fileMode: 0o60666 has the file type bits of another kind of file than type "c"/,
+    );
+    const c = minimal();
+    c.linux.devices = [{ path: '/dev/x', type: 'b', major: 8, minor: 0, fileMode: 0o60600 }];
+    expect(read(c).native.oci.devices[0]!.fileMode).toBe(0o600);
+  });
+
+  it('apparmorProfile "unconfined" asks for nothing and is accepted', () => {
+    const c = minimal();
+    c.process.apparmorProfile = 'unconfined';
+    expect(() => read(c)).not.toThrow();
+  });
+
   it('mounts', () => {
     const mount = (m: unknown) => (c: Config) => (c.mounts = [m]);
     rejects(
@@ -873,10 +989,19 @@ describe('errors name the field and say what to do', () => {
       mount({ destination: '/x', type: 'tmpfs', options: ['sync'] }),
       /mounts\[0\]\.options\[0\]: "sync" is a superblock flag/,
     );
+    mkdirSync(join(rootfs, 'full'), { recursive: true });
+    writeFileSync(join(rootfs, 'full', 'f'), 'x');
     rejects(
-      mount({ destination: '/x', type: 'tmpfs', options: ['tmpcopyup'] }),
-      /mounts\[0\]\.options\[0\]: "tmpcopyup" is runc's extension/,
+      mount({ destination: '/full', type: 'tmpfs', options: ['nosuid', 'tmpcopyup'] }),
+      /mounts\[0\]\.options\[1\]: "tmpcopyup" would copy what \/full holds in the rootfs into the tmpfs, which capsule does not do/,
     );
+    rejects(
+      mount({ destination: '/x', type: 'proc', options: ['tmpcopyup'] }),
+      /mounts\[0\]\.options\[0\]: "tmpcopyup" is for tmpfs mounts, not proc/,
+    );
+    const ok = minimal();
+    ok.mounts = [{ destination: '/absent', type: 'tmpfs', options: ['tmpcopyup'] }];
+    expect(read(ok).native.oci.mounts[0]!.data).toEqual([]);
     rejects(
       mount({ destination: '/x', type: 'bind', source: '/h', options: ['rbind', 'rro'] }),
       /mounts\[0\]\.options\[1\]: "rro" \(runc's recursive mount attribute\) is not supported/,
