@@ -14,9 +14,16 @@
  *   inheritable or ambient; RLIMIT_NOFILE and RLIMIT_NPROC; the network namespace joined by
  *   path (/run/netns/netns-...) and sysctl net.ipv4.ping_group_range; masked and read-only
  *   paths; its seccomp profile (OCI form, x86_64 + x86 + x32); pids.limit 2048.
+ * - podman --tmpfs and --read-only: tmpfs mounts with tmpcopyup; --privileged: every host device
+ *   in linux.devices with its st_mode as fileMode, every capability, no masked paths.
  * - containerd 1.6 (`ctr run`): /proc, /dev, /dev/pts, /dev/shm and /run as tmpfs, /dev/mqueue,
  *   /sys; the device cgroup rules of runc's default devices; cpu.shares 1024; noNewPrivileges;
  *   no seccomp profile (ctr gives none unless --seccomp).
+ * - containerd's CRI plugin (what kubelet drives): the pause container joins the network
+ *   namespace CNI made (a bind mount under containerd's state dir) and sets the pod's hostname;
+ *   a workload joins the pause container's pid, ipc, uts and network namespaces by
+ *   /proc/PID/ns/* and has a mount namespace of its own; binds of the pod's hosts, hostname,
+ *   resolv.conf and /dev/shm; /sys/fs/cgroup as a cgroup mount.
  * - `runc spec` and `crun spec`: their defaults (root "rootfs" read-only, terminal, ambient
  *   capabilities not in the inheritable set, see below).
  * The mounts are exactly the config's: capsule adds none in the OCI mode.

@@ -337,6 +337,41 @@ describe('real clients', () => {
     expect(plan.native.argv).toEqual(['capsule-oci', 'echo', 'hi']);
   });
 
+  it("containerd's CRI plugin (kubelet's path): the pause container and a workload joining its namespaces by path", () => {
+    const pause = read(fixture('containerd-cri-pause.json'));
+    expect(pause.native.argv).toEqual(['capsule-oci', 'sleep', '2147483647']);
+    expect(pause.native.oci.hostname).toBe('capsule-pod');
+    expect(pause.native.oci.rootReadonly).toBe(true);
+    expect(pause.joinNamespaces).toEqual([
+      {
+        index: 4,
+        type: 'network',
+        path: expect.stringMatching(/\/io\.containerd\.grpc\.v1\.cri\/netns\/cni-/),
+      },
+    ]);
+    expect(pause.oomScoreAdj).toBe(0);
+    expect(pause.resources.cpu).toEqual({ shares: 2 });
+    expect(pause.native.oci.mounts.filter((m) => m.destination === '/dev/shm').map((m) => m.type)).toEqual([
+      'tmpfs',
+      'bind',
+    ]);
+
+    const work = read(fixture('containerd-cri-workload.json'));
+    expect(work.joinNamespaces.map((j) => [j.type, j.path.replace(/\d+/, 'PID')])).toEqual([
+      ['pid', '/proc/PID/ns/pid'],
+      ['ipc', '/proc/PID/ns/ipc'],
+      ['uts', '/proc/PID/ns/uts'],
+      ['network', '/proc/PID/ns/net'],
+    ]);
+    expect(work.native.oci.namespaces.find((n) => n.type === 'mount')).toEqual({ type: 'mount', fd: -1 });
+    expect(work.native.oci.mounts.find((m) => m.destination === '/etc/hosts')).toMatchObject({
+      type: 'bind',
+      recursive: true,
+      propagation: MS.PRIVATE | MS.REC,
+    });
+    expect(work.native.oci.mounts.find((m) => m.destination === '/sys/fs/cgroup')?.type).toBe('cgroup');
+  });
+
   it('runc spec: the relative rootfs, read-only root, and ambient capabilities the kernel would refuse', () => {
     const c = JSON.parse(readFileSync(join(FIXTURES, 'runc-spec.json'), 'utf8')) as Config;
     const plan = read(c);
