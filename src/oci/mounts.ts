@@ -123,6 +123,25 @@ function hasContent(rootfs: string, destination: string): boolean {
   }
 }
 
+/*
+ * Mount points inside /proc that runc allows (libcontainer/rootfs_linux.go, checkProcMount):
+ * the files lxcfs emulates. A mount anywhere else under /proc could hide what the kernel
+ * reports about the container (CVE-2019-19921 replaced /proc/self/attr/* so); onto /proc
+ * itself only a proc filesystem goes.
+ */
+const PROC_MOUNTS_ALLOWED = new Set([
+  '/proc/cpuinfo',
+  '/proc/diskstats',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/swaps',
+  '/proc/uptime',
+  '/proc/loadavg',
+  '/proc/slabinfo',
+  '/proc/net/dev',
+  '/proc/sys/kernel/ns_last_pid',
+]);
+
 /** One entry of config.json's mounts; `rootfs` is root.path resolved (for tmpcopyup). */
 export function readMount(
   f: Fields,
@@ -210,6 +229,15 @@ export function readMount(
     }
     if (source === '') source = type;
   }
+  if (destination === '/')
+    f.fail(`${field}.destination`, "is the container's root: give the root in root.path");
+  if (destination === '/proc' && type !== 'proc')
+    f.fail(`${field}.destination`, `only a proc filesystem can be mounted on /proc, not ${type}`);
+  if (destination.startsWith('/proc/') && !PROC_MOUNTS_ALLOWED.has(destination))
+    f.fail(
+      `${field}.destination`,
+      `${destination} is inside /proc, where only ${[...PROC_MOUNTS_ALLOWED].join(', ')} may be mounted over (as runc allows, for lxcfs)`,
+    );
   if (copyUp >= 0) {
     const of = `${field}.options[${copyUp}]`;
     if (type !== 'tmpfs') f.fail(of, `"tmpcopyup" is for tmpfs mounts, not ${type}`);

@@ -56,7 +56,8 @@
  * none), personality other than plain LINUX; seccomp agents (listenerPath, SCMP_ACT_NOTIFY),
  * seccomp flags other than TSYNC; resources memory.kernelTCP, cpu.burst, cpu.idle, non-empty
  * blockIO/network/rdma; idmapped mounts; mount types other than proc, tmpfs, devpts, mqueue,
- * sysfs, cgroup, cgroup2 and binds; the mount options mounts.ts lists; unknown rlimits and
+ * sysfs, cgroup, cgroup2 and binds; the mount options mounts.ts lists; mounts onto / or
+ * inside /proc (but for lxcfs's files, as runc); unknown rlimits and
  * capability names; sysctls that are not namespaced (runc's list); a hostname or domainname
  * without a UTS namespace; a user namespace without mappings, mappings without one; a
  * systemd-style cgroupsPath (slice:prefix:name).

@@ -1000,6 +1000,25 @@ describe('errors name the field and say what to do', () => {
   it('mounts', () => {
     const mount = (m: unknown) => (c: Config) => (c.mounts = [m]);
     rejects(
+      mount({ destination: '/proc/self/attr', type: 'tmpfs' }),
+      /mounts\[0\]\.destination: \/proc\/self\/attr is inside \/proc, where only \/proc\/cpuinfo, .* may be mounted over/,
+    );
+    rejects(
+      mount({ destination: '/proc/', type: 'bind', source: '/tmp' }),
+      /mounts\[0\]\.destination: only a proc filesystem can be mounted on \/proc, not bind/,
+    );
+    rejects(mount({ destination: '/', type: 'tmpfs' }), /mounts\[0\]\.destination: is the container's root/);
+    const lxcfs = minimal();
+    lxcfs.mounts = [
+      {
+        destination: '/proc/meminfo',
+        type: 'bind',
+        source: '/var/lib/lxcfs/proc/meminfo',
+        options: ['bind'],
+      },
+    ];
+    expect(read(lxcfs).native.oci.mounts[0]!.destination).toBe('/proc/meminfo');
+    rejects(
       mount({ destination: 'proc', type: 'proc' }),
       /mounts\[0\]\.destination: must be an absolute path/,
     );
