@@ -3,8 +3,11 @@
  * into a ContainerPlan (plan.ts). Everything is checked before anything runs; an error is a
  * ConfigError whose message names the field by its path (`config.json:
  * linux.resources.memory.limit: must be an integer >= -1, got "x"`) and whose `option` is that
- * path. Nothing is silently ignored: a field capsule does not know or cannot honour is an error
- * naming it, unless the table below says why accepting it is harmless. No child process, one
+ * path. Nothing is silently ignored: a field of the runtime spec that capsule cannot honour is
+ * an error naming it, unless the table below says why accepting it is harmless. A property the
+ * spec does not define is ignored with a warning naming it (plan.warnings), as the spec requires
+ * (config.md, "Extensibility": runtimes MUST NOT generate an error on an unknown property, and
+ * MUST ignore it; runtime-tools' misc_props checks it); `strict` makes it an error instead. No child process, one
  * read of config.json, a realpath and a stat of the root: this runs on every create.
  *
  * What engines send (captured from real clients on this machine, test/oci/fixtures/):
@@ -43,13 +46,14 @@
  * | process.user.uid/gid absent          | 0, as runc reads a missing number                            |
  * | mount options defaults, async, nomand, nolazytime, loud, noiversion, notmpcopyup | the kernel's defaults |
  * | mount option tmpcopyup               | only where the directory is absent or empty in the rootfs: nothing to copy (podman's --tmpfs and --read-only send it) |
+ * | filesystem options on a bind mount    | left out with a warning: mount(2) ignores data with MS_BIND (runtime-tools' mounts test sends them) |
  * | linux.devices[].fileMode file type bits | only the device's own type (podman --privileged sends st_mode); mknod is given the type anyway |
  * | process.apparmorProfile "unconfined" | what `--security-opt apparmor=unconfined` sends: no confinement, which is what capsule gives |
  * | capabilities above cap_last_cap      | dropped with a warning: this kernel has no such capability to grant (runc does the same) |
  * | ambient capabilities not both permitted and inheritable | dropped with a warning: the kernel refuses to raise them (PR_CAP_AMBIENT_RAISE, EPERM); runc warns and goes on, and `runc spec` writes such a set |
  * Warnings are in plan.warnings, for the command line's log.
  *
- * Refused, each an error naming the field: unknown fields anywhere; solaris, windows, vm, zos;
+ * Refused, each an error naming the field: solaris, windows, vm, zos;
  * process.commandLine, user.username, scheduler, ioPriority, execCPUAffinity; a non-empty
  * apparmorProfile or selinuxLabel (capsule has no LSM support), linux.mountLabel;
  * linux.intelRdt, memoryPolicy, netDevices, timeOffsets, the `time` namespace (the addon has
@@ -60,7 +64,7 @@
  * inside /proc (but for lxcfs's files, as runc); unknown rlimits and
  * capability names; sysctls that are not namespaced (runc's list); a hostname or domainname
  * without a UTS namespace; a user namespace without mappings, mappings without one; a
- * systemd-style cgroupsPath (slice:prefix:name).
+ * systemd-style cgroupsPath (slice:prefix:name); no mount namespace at all.
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -160,8 +164,18 @@ const RLIMITS: Record<string, number> = {
 const U32_MAX = 2 ** 32 - 1;
 const I64_MIN = Number.MIN_SAFE_INTEGER;
 
+export interface ReadOptions {
+  /**
+   * A property the runtime spec does not define is an error, not a warning. The spec requires
+   * runtimes to ignore them (config.md, "Extensibility"; runtime-tools' misc_props checks it),
+   * so this is for people checking a config of their own, where a misspelt field
+   * (`noNewPrivilges`) would otherwise only be logged. @default false
+   */
+  strict?: boolean;
+}
+
 /** Read BUNDLE/config.json into a plan. Throws ConfigError. */
-export function readBundle(bundleDir: string, id: string): ContainerPlan {
+export function readBundle(bundleDir: string, id: string, opts: ReadOptions = {}): ContainerPlan {
   const bundle = resolve(bundleDir);
   const file = join(bundle, 'config.json');
   let text: string;
@@ -180,12 +194,17 @@ export function readBundle(bundleDir: string, id: string): ContainerPlan {
   } catch (e) {
     throw new ConfigError(`config.json: ${file} is not valid JSON: ${(e as Error).message}`, 'bundle');
   }
-  return readConfig(json, bundle, id);
+  return readConfig(json, bundle, id, opts);
 }
 
 /** A parsed config.json into a plan; `bundleDir` resolves root.path and relative bind sources. */
-export function readConfig(json: unknown, bundleDir: string, id: string): ContainerPlan {
-  const f = new Fields();
+export function readConfig(
+  json: unknown,
+  bundleDir: string,
+  id: string,
+  { strict = false }: ReadOptions = {},
+): ContainerPlan {
+  const f = new Fields('config.json', strict);
   if (typeof id !== 'string' || !/^[A-Za-z0-9_+.-]+$/.test(id) || id === '.' || id === '..') {
     throw new ConfigError(
       `container id ${show(id)}: must be letters, digits and _ + - . (as runc requires)`,
@@ -193,7 +212,7 @@ export function readConfig(json: unknown, bundleDir: string, id: string): Contai
     );
   }
   const bundle = resolve(bundleDir);
-  const warnings: string[] = [];
+  const warnings = f.warnings;
   const c = f.object('', json, TOP_KEYS);
 
   const ociVersion = f.string('ociVersion', c.ociVersion);
@@ -209,10 +228,15 @@ export function readConfig(json: unknown, bundleDir: string, id: string): Contai
   const rootReadonly = f.bool('root.readonly', (c.root as Json).readonly);
 
   const { namespaces, joinNamespaces, has } = readNamespaces(f, linux.namespaces);
-  if (!has('mount') || joinNamespaces.some((j) => j.type === 'mount'))
+  /*
+   * Without a mount namespace runc builds the container's root in the host's (pivot_root and
+   * all): capsule refuses. Joining one by path is what the spec allows and runc does; the
+   * container's mounts are then made in that namespace.
+   */
+  if (!has('mount'))
     f.fail(
       'linux.namespaces',
-      'needs a new mount namespace ({"type": "mount"} without a path): capsule builds the container\'s root in one',
+      'needs a mount namespace ({"type": "mount"}): capsule does not build a container\'s root in the host\'s',
     );
   const uidMappings = readMappings(f, 'linux.uidMappings', linux.uidMappings);
   const gidMappings = readMappings(f, 'linux.gidMappings', linux.gidMappings);
@@ -254,7 +278,10 @@ export function readConfig(json: unknown, bundleDir: string, id: string): Contai
 
   const seccomp = absent(linux.seccomp)
     ? null
-    : normalizeProfile(linux.seccomp, 'config.json', { oci: true });
+    : normalizeProfile(linux.seccomp, 'config.json', {
+        oci: true,
+        unknownField: (field) => f.unknown(`linux.seccomp.${field}`, 'not a field of linux.seccomp'),
+      });
 
   const oci: NativeOci = {
     waitForStart: true,
