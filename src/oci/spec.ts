@@ -46,6 +46,7 @@
  * | linux.personality                    | only {domain: LINUX, flags: []}: what every process has      |
  * | linux.resources blockIO, network, rdma | only when empty ({} or nulls, as Go writes them)           |
  * | process.user.uid/gid absent          | 0, as runc reads a missing number                            |
+ * | process.capabilities absent          | no capabilities at all (runc leaves the caller's, all of them: capsule takes the safe reading) |
  * | mount options defaults, async, nomand, nolazytime, loud, noiversion, notmpcopyup | the kernel's defaults |
  * | mount option tmpcopyup               | only where the directory is absent or empty in the rootfs: nothing to copy (podman's --tmpfs and --read-only send it) |
  * | filesystem options on a bind mount    | left out with a warning: mount(2) ignores data with MS_BIND (runtime-tools' mounts test sends them) |
@@ -74,7 +75,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { NativeOci, NativeOciMount } from '../native.js';
 import { normalizeProfile } from '../seccomp/profile.js';
-import { capabilityNumber, capLastCap } from './caps.js';
+import { CAPABILITIES, capabilityNumber, capLastCap } from './caps.js';
 import { absent, emptyValue, Fields, type Json, show } from './fields.js';
 import { readMount, rootPropagation } from './mounts.js';
 import type { ContainerPlan, OciHook, OciHooks, OciResources } from './plan.js';
@@ -559,6 +560,13 @@ function readCapabilities(f: Fields, v: unknown, warnings: string[]): NativeOci[
     });
     out[set] = numbers;
   }
+  /* capset(2): "the new effective set must be a subset of the new permitted set", else EPERM. */
+  const notPermitted = out.effective.find((n) => !out.permitted.includes(n));
+  if (notPermitted !== undefined)
+    f.fail(
+      'process.capabilities.effective',
+      `${CAPABILITIES[notPermitted]} is not in process.capabilities.permitted: the kernel refuses an effective capability that is not permitted (capset(2)); add it to permitted or remove it`,
+    );
   /* PR_CAP_AMBIENT_RAISE needs the capability in both permitted and inheritable (prctl(2)). */
   const dropped = out.ambient.filter((n) => !out.permitted.includes(n) || !out.inheritable.includes(n));
   if (dropped.length > 0) {

@@ -816,6 +816,10 @@ describe('errors name the field and say what to do', () => {
       /unknown capability "cap_kill": names are upper case/,
     );
     rejects(
+      (c) => (c.process.capabilities = { effective: ['CAP_KILL'], permitted: [] }),
+      /process\.capabilities\.effective: CAP_KILL is not in process\.capabilities\.permitted: the kernel refuses/,
+    );
+    rejects(
       (c) => (c.process.capabilities = { all: [] }),
       /process\.capabilities\.all: unknown field/,
       undefined,
