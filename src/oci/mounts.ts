@@ -10,7 +10,8 @@
  *   no- forms), nodiratime/diratime, nosymfollow/symfollow: MOUNT_ATTR_*, the last of a pair wins;
  * - bind, rbind: a bind mount (whatever `type` says);
  * - private, shared, slave, unbindable and their r- forms: propagation, the last one wins;
- * - defaults, async, nomand, nolazytime, loud, noiversion: the kernel's defaults, nothing to do;
+ * - defaults, async, nomand, nolazytime, loud, noiversion: the kernel's defaults, nothing to do
+ *   (notmpcopyup undoes a tmpcopyup before it);
  * - tmpcopyup (runc's and crun's: copy what the directory held into the new tmpfs; podman
  *   adds it to every --tmpfs and to the tmpfs mounts of --read-only): accepted where there is
  *   nothing to copy (the directory is absent or empty in the rootfs, as /tmp of most images),
@@ -91,7 +92,7 @@ const ATTRS: Record<string, [number, number]> = {
 };
 
 /** Options that ask for what the kernel does anyway. */
-const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion', 'notmpcopyup']);
+const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion']);
 
 const REFUSED: Record<string, string> = {
   sync: 'a superblock flag capsule does not set',
@@ -177,8 +178,8 @@ export function readMount(
   let copyUp = -1;
   options.forEach((opt, j) => {
     const of = `${field}.options[${j}]`;
-    if (opt === 'tmpcopyup') {
-      copyUp = j;
+    if (opt === 'tmpcopyup' || opt === 'notmpcopyup') {
+      copyUp = opt === 'tmpcopyup' ? j : -1;
     } else if (opt === 'bind' || opt === 'rbind') {
       bind = true;
       recursive = opt === 'rbind';

@@ -1088,6 +1088,8 @@ describe('errors name the field and say what to do', () => {
     const ok = minimal();
     ok.mounts = [{ destination: '/absent', type: 'tmpfs', options: ['tmpcopyup'] }];
     expect(read(ok).native.oci.mounts[0]!.data).toEqual([]);
+    ok.mounts = [{ destination: '/full', type: 'tmpfs', options: ['tmpcopyup', 'notmpcopyup'] }];
+    expect(read(ok).native.oci.mounts[0]!.data).toEqual([]);
     rejects(
       mount({ destination: '/x', type: 'bind', source: '/h', options: ['rbind', 'rro'] }),
       /mounts\[0\]\.options\[1\]: "rro" \(runc's recursive mount attribute\) is not supported/,
