@@ -385,8 +385,8 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
   for (uint32_t i = 0; i < sysctl.Length(); i++) {
     Napi::Object kv = sysctl.Get(i).As<Napi::Object>();
     std::string key = str(kv, "key");
-    if (key.find("..") != std::string::npos || key.find('/') != std::string::npos)
-      bad("oci.sysctl", "a key is dotted names: " + key);
+    /* Dotted names, or already a path below /proc/sys (sysctl.d(5) takes both); never a way out of it. */
+    if (key.empty() || key[0] == '/' || key.find("..") != std::string::npos) bad("oci.sysctl", "not a sysctl key: " + key);
     c.sysctl.push_back({key, str(kv, "value")});
   }
   Napi::Array devices = array(o, "devices");
@@ -418,7 +418,10 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
     c.set_hostname = true;
     s.hostname = hostname;
   }
-  if (c.set_hostname && !(c.new_namespaces & CLONE_NEWUTS)) bad("oci.hostname", "needs a new uts namespace");
+  bool uts_joined = false;
+  for (const auto &j : c.joins) uts_joined |= j.first == CLONE_NEWUTS;
+  if (c.set_hostname && !(c.new_namespaces & CLONE_NEWUTS) && !uts_joined)
+    bad("oci.hostname", "needs a uts namespace of the container's own");
 }
 
 SandboxOptions parse_options(const Napi::Object &o) {

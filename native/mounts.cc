@@ -498,7 +498,9 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
     /* OCI: the mount point made just before (make_path) is a directory or a file, as the source is. */
     if (oci && i > 0 && plan.mount_ops[i - 1].kind == OP_MKPATH && S_ISDIR(stx.stx_mode))
       plan.mount_ops[i - 1].flags |= MKPOINT_DIR;
-    struct mount_attr attr = {op.attr_set, 0, MS_PRIVATE, 0};
+    /* An atime mode replaces the tree's own only with MOUNT_ATTR__ATIME cleared (mount_setattr(2)). */
+    const uint64_t atime = op.attr_set & (MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME) ? MOUNT_ATTR__ATIME : 0;
+    struct mount_attr attr = {op.attr_set, atime, MS_PRIVATE, 0};
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
       return failed(STEP_remount_bind, op.detail);
   }
@@ -902,6 +904,26 @@ long do_mask(const struct mount_op *op, int target) {
   return r;
 }
 
+/*
+ * An OCI mount whose target, once resolved, is inside a procfs although its
+ * destination does not name /proc/...: a symlink in the rootfs led there (an
+ * image can carry one). Mounting over /proc's files is how runc's
+ * CVE-2019-19921 disabled a security module; refuse it (EPERM), whatever
+ * the link says. A destination that names /proc/... was checked by name in
+ * src/oci/mounts.ts (lxcfs's files only).
+ */
+long oci_target_check(const struct mount_op *op, int target) {
+  if (op->step != STEP_mount_oci) return 0;
+  struct statfs_buf {
+    long f_type, rest[15];
+  } st;
+  long r = SYS2(__NR_fstatfs, target, &st);
+  if (sys_failed(r)) return r;
+  const char *t = op->target;
+  const bool named = t[0] == '/' && t[1] == 'p' && t[2] == 'r' && t[3] == 'o' && t[4] == 'c' && t[5] == '/';
+  return st.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ && !named ? -EPERM : 0;
+}
+
 /* The propagation an OCI mount asks for, on the mount now attached at its target (looked up again). */
 long set_propagation(const struct child_config *cfg, const struct mount_op *op) {
   int target = -1, owned = 0;
@@ -955,10 +977,13 @@ void child_mounts(const struct child_config *cfg) {
       }
       case OP_BIND:
         open_target(cfg, op, &target, &owned);
-        if (target >= 0) r = do_bind(cfg, op, target, &made);
+        if (target >= 0) r = oci_target_check(op, target);
+        if (target >= 0 && !sys_failed(r)) r = do_bind(cfg, op, target, &made);
         break;
       case OP_FSMOUNT:
         open_target(cfg, op, &target, &owned);
+        r = oci_target_check(op, target);
+        if (sys_failed(r)) break;
         r = do_fsmount(op, target, &made);
         break;
       case OP_OVERLAY:

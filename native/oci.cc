@@ -132,7 +132,8 @@ class OciPlanner {
 
     for (const auto &kv : oci_.sysctl) {
       std::string path = "proc/sys/";
-      for (char c : kv.first) path += c == '.' ? '/' : c;
+      const bool slashed = kv.first.find('/') != std::string::npos;
+      for (char c : kv.first) path += c == '.' && !slashed ? '/' : c;
       mount_op s = in_root(OP_SYSCTL, STEP_write_sysctl, "/" + path, "linux.sysctl " + kv.first);
       s.follow = 0; /* OP_SYSCTL refuses every symlink itself */
       s.source = plan_.keep(kv.second);

@@ -289,6 +289,26 @@ describe("config.json's choices", () => {
     expect(existsSync(join(rootfs, 'etc/capsule-mounted'))).toBe(true);
   });
 
+  it('refuses a mount that a symlink in the rootfs leads into /proc (CVE-2019-19921)', async () => {
+    symlinkSync('/proc/sys', join(rootfs, 'procsym'));
+    const oci = ociOptions({
+      mounts: [
+        ...ociOptions().mounts,
+        {
+          destination: '/procsym/kernel',
+          type: 'tmpfs',
+          source: 'tmpfs',
+          recursive: false,
+          attrs: 0,
+          propagation: 0,
+          data: [],
+        },
+      ],
+    });
+    await expect(launch(options(['true'], oci))).rejects.toMatchObject({ step: 'mount_oci', errno: 1 });
+    rmSync(join(rootfs, 'procsym'));
+  });
+
   it('refuses a configuration without a mount namespace, naming the field', async () => {
     const oci = ociOptions({ namespaces: [{ type: 'pid', fd: -1 }] });
     await expect(launch(options(['true'], oci))).rejects.toThrow(/oci\.namespaces.*mount namespace/);
