@@ -137,6 +137,10 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/capsule-oci-validation-XXXXXX")
 mkdir -p "$work/tmp" "$work/state" "$work/out"
+# The bundles go to $work/tmp; as under /tmp, the path to them must be searchable by anyone: a
+# container with a user namespace (linux_uid_mappings, linux_ns_nopath) bind-mounts its bundle
+# as a uid that is not root outside.
+chmod 0755 "$work" "$work/tmp"
 # Mount points before the run: anything new under $work, or named like the suite's bundles
 # (ocitest*), afterwards is a leak (other mounts on a shared machine come and go on their own).
 mounts_before=$(awk '{print $5}' /proc/self/mountinfo | sort -u)
