@@ -4,7 +4,9 @@
  * container's process to exit, and `delete ID`, for runc, crun and capsule-runc
  * (dist/capsule-runc, when it is built) on the same rootfs, p50/p99 per phase and ratios;
  * then `podman run --rm` end to end with each runtime. The timing loop is bench/oci-cycle.c,
- * a child subreaper, so that waiting for the container costs a waitpid(2), not a poll.
+ * a child subreaper, so that waiting for the container costs a waitpid(2), not a poll. The
+ * runtimes take turns (chunks of 10 lifecycles, podman run by run), so that drift in the load
+ * of this shared machine hits them alike.
  *
  *   npm run bench -- --only oci [--runs N]
  *
@@ -23,7 +25,7 @@ import { basename, join } from 'node:path';
 
 import { packageRoot } from '../src/native.js';
 import { spawnWait } from './peers.js';
-import { printTable, type Sample, timeRuns } from './stats.js';
+import { printTable, type Sample } from './stats.js';
 
 export interface OciBenchOptions {
   dir: string;
@@ -138,33 +140,47 @@ export async function benchOci({ dir, rootfs, n, podmanRuns = 30 }: OciBenchOpti
   const states: Record<string, string> = {};
   try {
     // --- the OCI command line -------------------------------------------------------------
-    const total: Sample[] = [];
-    const phases: Record<string, Sample[]> = { create: [], start: [], wait: [], delete: [] };
+    // Interleaved in chunks, runtime after runtime, so that drift in the machine's load (it is
+    // shared) hits them alike; each runtime's first chunk is preceded by unmeasured runs.
+    const rows: Record<string, number[][]> = {};
+    const argvOf: Record<string, (chunk: number, count: number, warm: number) => string[]> = {};
     for (const r of runtimes) {
       const bundle = makeBundle(work, rootfs, r.name);
       const state = join(work, `state-${r.name}`);
       states[r.path] = state;
-      const argv = [
-        cycle,
-        String(n),
-        String(Math.min(20, n)),
-        bundle,
-        join(work, `${r.name}.pid`),
-        `capsule-bench-${process.pid}`,
-        r.path,
-        '--root',
-        state,
-      ];
-      const cmd = hidden.includes(r.name) ? hidingUnified(argv) : argv;
-      const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20 });
-      const rows = out
-        .trim()
-        .split('\n')
-        .map((l) => l.split(' ').map(Number));
-      total.push({ name: r.name, times: rows.map((x) => x[0]!), note: note(r) });
-      for (const [i, p] of ['create', 'start', 'wait', 'delete'].entries())
-        phases[p]!.push({ name: r.name, times: rows.map((x) => x[i + 1]!) });
+      rows[r.name] = [];
+      argvOf[r.name] = (chunk, count, warm) => {
+        const argv = [
+          cycle,
+          String(count),
+          String(warm),
+          bundle,
+          join(work, `${r.name}.pid`),
+          `capsule-bench-${process.pid}-${chunk}`,
+          r.path,
+          '--root',
+          state,
+        ];
+        return hidden.includes(r.name) ? hidingUnified(argv) : argv;
+      };
     }
+    const chunk = 10;
+    for (let done = 0, c = 0; done < n; done += chunk, c++) {
+      const order = c % 2 ? [...runtimes].reverse() : runtimes;
+      for (const r of order) {
+        const cmd = argvOf[r.name]!(c, Math.min(chunk, n - done), c === 0 ? Math.min(20, n) : 0);
+        const out = execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20 });
+        for (const l of out.trim().split('\n')) rows[r.name]!.push(l.split(' ').map(Number));
+      }
+    }
+    const total: Sample[] = runtimes.map((r) => ({
+      name: r.name,
+      times: rows[r.name]!.map((x) => x[0]!),
+      note: note(r),
+    }));
+    const phases: Record<string, Sample[]> = {};
+    for (const [i, p] of ['create', 'start', 'wait', 'delete'].entries())
+      phases[p] = runtimes.map((r) => ({ name: r.name, times: rows[r.name]!.map((x) => x[i + 1]!) }));
     if (total.length > 0) {
       printTable(
         `OCI command line: create + start + wait + delete of busybox true (${n} runs each; ms)`,
@@ -195,8 +211,7 @@ export async function benchOci({ dir, rootfs, n, podmanRuns = 30 }: OciBenchOpti
     const tar = join(work, 'rootfs.tar');
     execFileSync('tar', ['-C', rootfs, '-cf', tar, '.']);
     execFileSync(podman, [...base, 'import', tar, image], { stdio: 'ignore' });
-    const podmanSamples: Sample[] = [];
-    for (const r of runtimes) {
+    const podmanArgv = (r: Runtime) => {
       const argv = [
         podman,
         ...base,
@@ -215,13 +230,21 @@ export async function benchOci({ dir, rootfs, n, podmanRuns = 30 }: OciBenchOpti
         image,
         '/bin/true',
       ];
-      const cmd = hidden.includes(r.name) ? hidingUnified(argv) : argv;
-      podmanSamples.push({
-        name: `podman + ${r.name}`,
-        times: await timeRuns(podmanRuns, () => spawnWait(cmd[0]!, cmd.slice(1)), 3),
-        note: note(r),
-      });
-    }
+      return hidden.includes(r.name) ? hidingUnified(argv) : argv;
+    };
+    const podmanTimes: Record<string, number[]> = Object.fromEntries(runtimes.map((r) => [r.name, []]));
+    for (let i = -3; i < podmanRuns; i++)
+      for (const r of i % 2 ? [...runtimes].reverse() : runtimes) {
+        const cmd = podmanArgv(r);
+        const t = performance.now();
+        await spawnWait(cmd[0]!, cmd.slice(1));
+        if (i >= 0) podmanTimes[r.name]!.push(performance.now() - t);
+      }
+    const podmanSamples: Sample[] = runtimes.map((r) => ({
+      name: `podman + ${r.name}`,
+      times: podmanTimes[r.name]!,
+      note: note(r),
+    }));
     printTable(
       `podman run --rm busybox true, end to end (${podmanRuns} runs each; --network none; ms)`,
       podmanSamples,
