@@ -276,6 +276,10 @@ for p in "${programs[@]}"; do
     why="$(grep -cE . <<<"$not_ok") of $((n_ok + n_not_ok)) checks not ok"
   elif [[ $rc -ne 0 ]]; then
     why="exited $rc"
+  elif [[ $rc -eq 0 && ! -s $tap ]]; then
+    # process_rlimits_fail and process_capabilities_fail print no TAP at all: they exit 0 when
+    # the runtime refused the config, and 1 (util.Fatal) when it did not
+    why=
   elif [[ -z $plan || $plan -ne $((n_ok + n_not_ok)) ]]; then
     why="no complete TAP plan (plan ${plan:-none}, $((n_ok + n_not_ok)) results)"
   elif [[ $plan -eq 0 ]] && grep -qE '^ +"?error"?:' "$tap"; then
@@ -288,6 +292,9 @@ for p in "${programs[@]}"; do
     echo "fail  $p ($why, ${secs}s)"
     [[ -n $not_ok ]] && sed 's/^/        /' <<<"$not_ok" | head -20
     if [[ -z $not_ok && -s $err ]]; then tail -5 "$err" | sed 's/^/        stderr: /'; fi
+  elif [[ -z $plan ]]; then
+    passed=$((passed + 1))
+    echo "pass  $p (exit 0 and no TAP: the runtime refused the config, as it must; ${secs}s)"
   elif [[ $plan -eq 0 ]]; then
     passed=$((passed + 1))
     echo "pass  $p (1..0: no checks and no error diagnostic, ${secs}s)"
