@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams,session,box  --runs N
+ * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams,session,box,oci  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { benchSeccomp } from './seccomp.js';
 import { benchStreams } from './streams.js';
 import { benchSession } from './session.js';
 import { benchBox } from './box.js';
+import { benchOci } from './oci.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -44,6 +45,7 @@ try {
   if (want('streams')) await benchStreams({ rootfs, n: Math.max(runs, 1000) });
   if (want('session')) await benchSession(rootfs, Math.min(runs, 1000));
   if (want('box')) await benchBox(rootfs, Math.min(runs, 500));
+  if (want('oci')) await benchOci({ dir, rootfs, n: Math.min(runs, 300) });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
