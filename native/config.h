@@ -159,6 +159,12 @@ struct child_config {
   /* rootless (rootless.cc): clone made a user namespace too; the child writes these maps into it. */
   int rootless;
   const char *uid_map, *gid_map;
+  /*
+   * Rootless with a subordinate id range: the child's end of the id-map
+   * helper's socket, -1 when the child writes uid_map and gid_map itself.
+   * Read only when `rootless` is set.
+   */
+  int map_socket;
 };
 
 /* Note the end of a step (or of mount op `op`) for --explain. */

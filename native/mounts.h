@@ -6,6 +6,7 @@
 #define CAPSULE_MOUNTS_H
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -84,7 +85,16 @@ struct SandboxOptions {
   bool join_userns = false;
   bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
   bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
+  /*
+   * Rootless with a subordinate id range (/etc/subuid, /etc/subgid): the
+   * setuid helpers that write the maps ("": the child maps one id each), and
+   * the maps as (inside, outside, count) triples, passed to them as they are.
+   */
+  std::string newuidmap, newgidmap;
+  std::vector<uint32_t> uid_ranges, gid_ranges;
 };
+
+struct IdMapHelper; /* rootless.cc */
 
 /* Owns the child's data until the child has exec'd. */
 struct Plan {
@@ -99,6 +109,7 @@ struct Plan {
   uint64_t rootfs_ino = 0;       /* the rootfs as open_mount_sources saw it (statx(2)) */
   uint32_t rootfs_dev_major = 0, rootfs_dev_minor = 0;
   std::string uid_map, gid_map; /* rootless: the child's own maps (rootless.cc) */
+  std::shared_ptr<IdMapHelper> id_mapper; /* rootless with a range: the thread that runs newuidmap (rootless.cc) */
 
   Plan() = default;
   Plan(const Plan &) = delete;

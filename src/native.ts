@@ -66,8 +66,28 @@ export interface NativeOptions {
   unref?: boolean;
   /** No CAP_SYS_ADMIN: clone makes a user namespace with the others, mapping uid and gid to the caller's (src/rootless.ts). */
   rootless?: boolean;
+  /**
+   * Rootless with a subordinate id range: newuidmap/newgidmap (their absolute paths) write
+   * these maps for the child instead of its own single-id ones (native/rootless.cc).
+   */
+  idMap?: NativeIdMap;
   /** OCI runtime mode: see NativeOci. */
   oci?: NativeOci;
+}
+
+/** One line of a uid_map or gid_map: ids inside..inside+count-1 are outside..outside+count-1 on the host. */
+export interface NativeIdRange {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+/** The maps of a rootless sandbox with a subordinate range, and the setuid tools that write them. */
+export interface NativeIdMap {
+  newuidmap: string;
+  newgidmap: string;
+  uids: NativeIdRange[];
+  gids: NativeIdRange[];
 }
 
 /**
@@ -111,12 +131,26 @@ export interface NativeOci {
   /** linux.sysctl, written under /proc/sys in the container's namespaces. */
   sysctl: { key: string; value: string }[];
   /** linux.devices: made with mknod in the container's /dev (after the mounts). type 'u' is 'c'. */
-  devices: { path: string; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+  devices: {
+    path: string;
+    type: 'c' | 'b' | 'u' | 'p';
+    major: number;
+    minor: number;
+    fileMode: number;
+    uid: number;
+    gid: number;
+  }[];
   /** process.user.additionalGids; umask: -1 for the default (0022). */
   additionalGids: number[];
   umask: number;
   /** process.capabilities as capability numbers; ambient must be in permitted and inheritable. */
-  capabilities: { bounding: number[]; effective: number[]; permitted: number[]; inheritable: number[]; ambient: number[] };
+  capabilities: {
+    bounding: number[];
+    effective: number[];
+    permitted: number[];
+    inheritable: number[];
+    ambient: number[];
+  };
   noNewPrivileges: boolean;
   /** Set the hostname (only with a new UTS namespace); '' leaves it. */
   hostname: string;

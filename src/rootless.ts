@@ -18,6 +18,7 @@
  * docs/security.md says what differs.
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
 import {
@@ -31,6 +32,7 @@ import { isCgroupError } from './cgroup/errors.js';
 import { CgroupManager } from './cgroup/manager.js';
 import { ConfigError } from './errors.js';
 import type { Limits } from './limits.js';
+import type { NativeIdMap } from './native.js';
 import type { RunOptions } from './options.js';
 
 /** CAP_SYS_ADMIN's bit in /proc/self/status's CapEff (capability.h). */
@@ -220,3 +222,144 @@ export function checkRootless(
       'hostIds',
     );
 }
+
+/** A caller's entry in /etc/subuid or /etc/subgid: `count` ids from `start`, its own to map. */
+export interface SubordinateRange {
+  start: number;
+  count: number;
+}
+
+/**
+ * The first entry of a subid file (subuid(5): `name-or-uid:start:count` per line) that names
+ * the user by login name or by uid, as newuidmap(1) reads it; null when none does.
+ */
+export function subordinateRange(text: string, uid: number, name: string | null): SubordinateRange | null {
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if (who === undefined || start === undefined || count === undefined || who.startsWith('#')) continue;
+    if (who !== String(uid) && (name === null || who !== name)) continue;
+    const s = Number(start);
+    const c = Number(count);
+    if (!Number.isInteger(s) || !Number.isInteger(c) || s < 0 || c <= 0 || s + c > 2 ** 32 - 1) continue;
+    return { start: s, count: c };
+  }
+  return null;
+}
+
+/** Where newuidmap and newgidmap are looked for (the uidmap package puts them in /usr/bin). */
+const TOOL_DIRS = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin'];
+
+function findTool(name: string): string | null {
+  for (const dir of TOOL_DIRS) {
+    const path = join(dir, name);
+    try {
+      accessSync(path, fsConstants.X_OK);
+      return path;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+let userName: string | null | undefined;
+
+/** The caller's login name (getpwuid(3) through os.userInfo), or null when no entry names its uid. */
+function callerName(): string | null {
+  if (userName === undefined) {
+    try {
+      userName = userInfo().username;
+    } catch {
+      userName = null;
+    }
+  }
+  return userName;
+}
+
+/** How a rootless sandbox's ids are mapped, and why that way (for --explain and doctor). */
+export interface RootlessIdPlan {
+  /** The range maps newuidmap and newgidmap write; null: the child maps one id each. */
+  map: NativeIdMap | null;
+  why: string;
+}
+
+/**
+ * The maps of a rootless sandbox. With an entry for the caller in both /etc/subuid and
+ * /etc/subgid and both tools installed, the range: the sandbox's 0 is the caller (so the
+ * files the caller owns, the rootfs among them, are root's inside), and 1..count are the
+ * subordinate ids, so the sandbox's nobody (65534) is a host id of no one's, not the caller.
+ * Otherwise one id each: the sandbox's uid is the caller on the host. A sandbox uid or gid the
+ * range does not cover is refused (ConfigError) rather than quietly mapped the weaker way.
+ */
+export function rootlessIdPlan(
+  ids: { uid: number; gid: number },
+  env: {
+    etc?: string;
+    uid?: number;
+    gid?: number;
+    name?: string | null;
+    tools?: [string, string] | null;
+  } = {},
+): RootlessIdPlan {
+  const uid = env.uid ?? process.geteuid?.() ?? 0;
+  const gid = env.gid ?? process.getegid?.() ?? 0;
+  const name = env.name !== undefined ? env.name : callerName();
+  const etc = env.etc ?? '/etc';
+  const read = (file: string) => readOptional(join(etc, file)) ?? '';
+  const subuid = subordinateRange(read('subuid'), uid, name);
+  const subgid = subordinateRange(read('subgid'), uid, name);
+  const single = `one id each: the sandbox's uid ${ids.uid} is your uid ${uid} on the host`;
+  if (!subuid || !subgid)
+    return {
+      map: null,
+      why: `${single} (${!subuid ? `${etc}/subuid` : `${etc}/subgid`} grants ${name ?? `uid ${uid}`} no range)`,
+    };
+  const tools =
+    env.tools !== undefined ? env.tools : ([findTool('newuidmap'), findTool('newgidmap')] as const);
+  if (!tools || !tools[0] || !tools[1])
+    return {
+      map: null,
+      why: `${single} (newuidmap and newgidmap are not installed: apt-get install uidmap)`,
+    };
+  for (const [option, id, range, file] of [
+    ['uid', ids.uid, subuid, 'subuid'],
+    ['gid', ids.gid, subgid, 'subgid'],
+  ] as const) {
+    if (id > range.count)
+      throw new ConfigError(
+        `${option} ${id} lies outside the ids ${etc}/${file} grants ${name ?? `uid ${uid}`} (${range.count}, mapped to the sandbox's 1-${range.count}): ` +
+          `choose a ${option} from 1 to ${range.count}, or ask for a range of 65536 (usermod --add-sub${option}s START-END ${name ?? ''})`.trimEnd(),
+        option,
+      );
+  }
+  const map: NativeIdMap = {
+    newuidmap: tools[0],
+    newgidmap: tools[1],
+    uids: [
+      { inside: 0, outside: uid, count: 1 },
+      { inside: 1, outside: subuid.start, count: subuid.count },
+    ],
+    gids: [
+      { inside: 0, outside: gid, count: 1 },
+      { inside: 1, outside: subgid.start, count: subgid.count },
+    ],
+  };
+  const host = ids.uid === 0 ? uid : subuid.start + ids.uid - 1;
+  return {
+    map,
+    why: `the range ${etc}/subuid and ${etc}/subgid grant ${name ?? `uid ${uid}`}: the sandbox's uid ${ids.uid} is host uid ${host}${ids.uid === 0 ? ' (you)' : ', not yours'}`,
+  };
+}
+
+/** The addon's rootless fields for a run: the user namespace, and the range when there is one. */
+export function rootlessNativeOptions(o: { uid: number; gid: number }): {
+  rootless: true;
+  idMap?: NativeIdMap;
+} {
+  const { map } = rootlessIdPlan(o);
+  return map ? { rootless: true, idMap: map } : { rootless: true };
+}
+
+/** The hint for newuidmap or newgidmap refusing the range (map_user_ids with a range). */
+export const ID_MAP_TOOL_HINT =
+  'newuidmap or newgidmap refused the range /etc/subuid or /etc/subgid grants you: check that both files name you (user:start:count, subuid(5)), that the range overlaps no other user, and that the tools are setuid root (ls -l /usr/bin/newuidmap); or remove your entries to run with one id mapped';
