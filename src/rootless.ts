@@ -2,8 +2,10 @@
  * Rootless runs: capsule without CAP_SYS_ADMIN in the initial user namespace (a plain user).
  *
  * The sandbox is then built inside a user namespace that clone(2) makes together with the
- * others (native/rootless.cc): the caller's uid maps to the sandbox's (`uid`, default nobody),
- * and so does its gid, with setgroups denied. Mounts, pivot_root, /proc, /dev (the host's nodes
+ * others (native/rootless.cc). Its ids: a subordinate range when /etc/subuid and /etc/subgid
+ * grant the caller one (rootlessIdPlan: the sandbox's 0 is the caller, 1.. the range, written
+ * by newuidmap/newgidmap), else the caller's uid alone maps to the sandbox's (`uid`, default
+ * nobody), and so does its gid, with setgroups denied. Mounts, pivot_root, /proc, /dev (the host's nodes
  * bound in), binds, capabilities, seccomp and no_new_privs work as with root. What a user
  * namespace cannot do is refused up front with one line naming what to enable:
  *  - cgroup limits (memory, pids, CPU, cpuset, CPU time) need cgroups the caller may write: a
