@@ -19,7 +19,14 @@
  *    caller on the host.
  * docs/security.md says what differs.
  */
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  existsSync,
+  constants as fsConstants,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -365,3 +372,57 @@ export function rootlessNativeOptions(o: { uid: number; gid: number }): {
 /** The hint for newuidmap or newgidmap refusing the range (map_user_ids with a range). */
 export const ID_MAP_TOOL_HINT =
   'newuidmap or newgidmap refused the range /etc/subuid or /etc/subgid grants you: check that both files name you (user:start:count, subuid(5)), that the range overlaps no other user, and that the tools are setuid root (ls -l /usr/bin/newuidmap); or remove your entries to run with one id mapped';
+
+/**
+ * Where `capsule gc` looks without root: every cgroup under the topmost directory on the way
+ * from the caller's own v2 cgroup up that it owns (systemd's user@UID.service with
+ * Delegate=yes, or a directory root chowned to it), that holds a `parent` directory. A crashed
+ * capsule's sandboxes sit under the delegated directory it ran in, which is another scope than
+ * the one gc runs in, so the whole owned subtree is searched (`depth` levels, directories
+ * only). Each is returned as a layout whose unified hierarchy starts there, for gcCgroups.
+ */
+export function delegatedGcLayouts(
+  layout: CgroupLayout,
+  uid: number,
+  procRoot: string,
+  parent: string,
+  depth = 8,
+): CgroupLayout[] {
+  const unified = layout.unified;
+  const own = unified ? ownV2Cgroup(procRoot) : null;
+  if (!unified || own === null) return [];
+  const root = unified.root === '/' ? '' : unified.root;
+  if (!own.startsWith(root)) return [];
+  const parts = own.slice(root.length).split('/').filter(Boolean);
+  let top: string | null = null;
+  for (let n = parts.length; n >= 0; n--) {
+    const dir = join(unified.mountPoint, ...parts.slice(0, n));
+    try {
+      if (statSync(dir).uid !== uid) break;
+    } catch {
+      break;
+    }
+    top = dir;
+  }
+  if (top === null) return [];
+  const found: string[] = [];
+  const walk = (dir: string, left: number) => {
+    if (existsSync(join(dir, parent))) found.push(dir);
+    if (left === 0) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch {
+      return;
+    }
+    /* Not into capsule's own parent: its sandboxes are what gc judges, not more roots. */
+    for (const e of entries) if (join(dir, e) !== join(dir, parent)) walk(join(dir, e), left - 1);
+  };
+  walk(top, depth);
+  return found.map((dir) => {
+    const h: CgroupHierarchy = { ...unified, mountPoint: dir, root: '/' };
+    return { mode: 'v2', unified: h, v1: [], controllers: {}, disabled: [] };
+  });
+}

@@ -374,7 +374,9 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup', 'user'])
       expect(status(`namespace.${ns}`)).toBe('ok');
     expect(status('userns.map')).toBe('ok');
-    expect(report.checks.find((c) => c.id === 'userns.subid')!.summary).toMatch(/capsule maps one id: the sandbox's uid is yours on the host/);
+    expect(report.checks.find((c) => c.id === 'userns.subid')!.summary).toMatch(
+      /capsule maps one id: the sandbox's uid is yours on the host/,
+    );
     expect(r.exitCode).toBe(report.ok ? 0 : 1);
   });
 
@@ -503,6 +505,72 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
           rmdirSync(leaf);
         }
         rmdirSync(dir);
+      }
+    },
+  );
+
+  it.skipIf(!detectCgroups().unified)(
+    "capsule gc as that user removes a crashed run's sandbox cgroup in its delegated subtree, killing what is inside, and keeps live ones",
+    async () => {
+      const unified = detectCgroups().unified!;
+      /* As systemd's user@UID.service with Delegate=yes: a directory the user owns, a scope per caller below. */
+      const dir = join(unified.mountPoint, `capsule-rl-gc-${process.pid}`);
+      mkdirSync(dir);
+      const own = (d: string) => {
+        for (const p of [
+          d,
+          ...['cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads'].map((n) => join(d, n)),
+        ])
+          chownSync(p, uid, gid);
+      };
+      own(dir);
+      const crashed = join(dir, 'crashed.scope');
+      const gcScope = join(dir, 'gc.scope');
+      const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+      /* A sandbox cgroup of a capsule process that cannot exist (a pid above pid_max), and one of a live one (ours). */
+      const dead = join(crashed, 'capsule', `${pidMax + 1}-12345-1`);
+      const myStart = readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
+      const live = join(crashed, 'capsule', `${process.pid}-${myStart}-1`);
+      const asUser = ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
+      let sleeper: ReturnType<typeof execa> | undefined;
+      try {
+        execFileSync(asUser[0]!, [...asUser.slice(1), '/bin/mkdir', '-p', crashed, gcScope, dead, live]);
+        /* What a killed capsule leaves: a process of the user's still in its sandbox's cgroup. */
+        sleeper = execa(
+          '/bin/sh',
+          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dead, ...asUser, '/bin/sleep', '600'],
+          {
+            reject: false,
+          },
+        );
+        for (let i = 0; i < 200 && readFileSync(join(dead, 'cgroup.procs'), 'utf8').trim() === ''; i++)
+          await new Promise((r) => setTimeout(r, 25));
+        const inside = Number(readFileSync(join(dead, 'cgroup.procs'), 'utf8').trim());
+        expect(inside).toBeGreaterThan(0);
+        const r = await execa(
+          '/bin/sh',
+          [
+            '-c',
+            'echo $$ > "$0/cgroup.procs" && exec "$@"',
+            gcScope,
+            ...asUser,
+            process.execPath,
+            join(pkg, 'dist/capsule.mjs'),
+            'gc',
+            '--json',
+          ],
+          { reject: false, cwd: pkg, env: { PATH: '/usr/bin:/bin' }, extendEnv: false },
+        );
+        expect(r.stderr).toBe('');
+        expect(r.exitCode).toBe(0);
+        expect(JSON.parse(r.stdout)).toEqual({ removed: [dead], killed: [inside], failed: [], live: [live] });
+        expect(existsSync(dead)).toBe(false);
+        expect((await sleeper).signal).toBe('SIGKILL');
+      } finally {
+        sleeper?.kill('SIGKILL');
+        await sleeper;
+        for (const d of [dead, live, join(crashed, 'capsule'), crashed, gcScope, dir])
+          if (existsSync(d)) rmdirSync(d);
       }
     },
   );
