@@ -509,6 +509,16 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     },
   );
 
+  it('sessions are refused in one line that says why and what to do instead', async () => {
+    const r = await capsule(['create', '--name', `rl${process.pid}`, f.rootfs]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /sessions need root: each command joins the sandbox's namespaces and runs in a cgroup of its own, .*capsule run each command/,
+    );
+  });
+
   it.skipIf(!detectCgroups().unified)(
     "capsule gc as that user removes a crashed run's sandbox cgroup in its delegated subtree, killing what is inside, and keeps live ones",
     async () => {
