@@ -35,8 +35,8 @@
  *                          PID namespace (unix(7), SO_PASSCRED; the child's own
  *                          getpid() says 1, CLONE_NEWPID); then read(socket) and
  *                          wait, its ids still unmapped
- *   helper                 newuidmap PID ranges..., newgidmap PID ranges...
- *                          (posix_spawn, waitpid), then one reply record:
+ *   helper                 newuidmap PID ranges... and newgidmap PID ranges...
+ *                          at once (posix_spawn, waitpid), then one reply record:
  *                          errno 0, or the errno and what the tool printed
  *   child                  goes on, or fails map_user_ids with that record
  *
@@ -99,58 +99,70 @@ struct IdMapHelper {
     sock[1] = -1;
   }
 
-  /*
-   * Run one tool and wait for it; 0, or an errno with reply.detail naming
-   * the command and the last line it printed (shadow's tools print why they
-   * refused: the range not granted, the write that failed and its errno).
-   */
-  int run_tool(const std::vector<std::string> &args, map_reply &reply) {
+  /* One run of newuidmap or newgidmap: started, then finished (both run at once). */
+  struct Tool {
+    std::string cmd; /* the command line, for the detail */
+    pid_t pid = -1;
+    int out = -1; /* its stdout and stderr */
+    int err = 0;  /* posix_spawn's errno, or 0 */
+  };
+
+  static Tool start_tool(const std::vector<std::string> &args) {
+    Tool t;
+    for (const std::string &a : args) t.cmd += (t.cmd.empty() ? "" : " ") + a;
     std::vector<char *> argv;
     for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
-    std::string cmd;
-    for (const std::string &a : args) cmd += (cmd.empty() ? "" : " ") + a;
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
-      snprintf(reply.detail, sizeof reply.detail, "pipe2 for %s", cmd.c_str());
-      return errno;
+      t.err = errno;
+      return t;
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-    pid_t pid;
-    int e = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    t.err = posix_spawn(&t.pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
-    if (e != 0) {
-      close(out[0]);
-      snprintf(reply.detail, sizeof reply.detail, "posix_spawn %s", args[0].c_str());
-      return e;
+    if (t.err != 0) close(out[0]);
+    else t.out = out[0];
+    return t;
+  }
+
+  /*
+   * Wait for a tool; 0, or an errno with reply.detail naming the command and
+   * the last line it printed (shadow's tools print why they refused: the
+   * range not granted, the write that failed and its errno).
+   */
+  static int finish_tool(Tool &t, map_reply &reply) {
+    if (t.err != 0) {
+      snprintf(reply.detail, sizeof reply.detail, "posix_spawn %s", t.cmd.c_str());
+      return t.err;
     }
     std::string said;
     char buf[512];
     ssize_t n;
-    while ((n = read(out[0], buf, sizeof buf)) != 0) {
+    while ((n = read(t.out, buf, sizeof buf)) != 0) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) break;
       if (said.size() < 4096) said.append(buf, static_cast<size_t>(n));
     }
-    close(out[0]);
+    close(t.out);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(t.pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
     const size_t nl = said.rfind('\n');
     if (nl != std::string::npos) said = said.substr(nl + 1);
     if (WIFSIGNALED(status))
-      snprintf(reply.detail, sizeof reply.detail, "%s: killed by signal %d", cmd.c_str(), WTERMSIG(status));
+      snprintf(reply.detail, sizeof reply.detail, "%s: killed by signal %d", t.cmd.c_str(), WTERMSIG(status));
     else
-      snprintf(reply.detail, sizeof reply.detail, "%s: %s", cmd.c_str(),
+      snprintf(reply.detail, sizeof reply.detail, "%s: %s", t.cmd.c_str(),
                said.empty() ? "exited non-zero, saying nothing" : said.c_str());
-    /* The tools exit 1 for every refusal; EPERM is what the kernel would say to a map not granted. */
+    /* The tools exit 1 for every refusal; EPERM is what the kernel says to a map not granted. */
     return EPERM;
   }
 
@@ -185,8 +197,16 @@ struct IdMapHelper {
       std::vector<std::string> u = uid_args, g = gid_args;
       u.insert(u.begin() + 1, std::to_string(pid));
       g.insert(g.begin() + 1, std::to_string(pid));
-      reply.err = run_tool(u, reply);
-      if (reply.err == 0) reply.err = run_tool(g, reply);
+      /* Both at once: neither map depends on the other, and each tool is a setuid exec. */
+      Tool tu = start_tool(u), tg = start_tool(g);
+      map_reply other;
+      std::memset(&other, 0, sizeof other);
+      reply.err = finish_tool(tu, reply);
+      const int gerr = finish_tool(tg, other);
+      if (reply.err == 0 && gerr != 0) {
+        reply.err = gerr;
+        std::memcpy(reply.detail, other.detail, sizeof reply.detail);
+      }
     }
     while (send(sock[0], &reply, sizeof reply, MSG_NOSIGNAL) < 0 && errno == EINTR) {
     }
