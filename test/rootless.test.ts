@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   accessSync,
+  chmodSync,
   chownSync,
   constants as fsConstants,
   copyFileSync,
@@ -590,11 +591,20 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
    * unique to this run, appended and then removed, leaving both files as they were. A read-only
    * /etc (the cgroup v2 VM) or no newuidmap cannot grant one.
    */
+  /*
+   * A subordinate range (/etc/subuid, /etc/subgid) for the throwaway user, its name unique to
+   * this run. A writable /etc: the entry is appended, then removed, leaving both files as they
+   * were. A read-only /etc (the cgroup v2 VM, run-in-v2, where the user has no passwd entry
+   * either): copies of /etc/passwd, /etc/subuid and /etc/subgid with the user's lines are
+   * bind-mounted over them for these tests and unmounted after, as newuidmap reads those paths.
+   */
+  const etcRO = !etcWritable();
+  const OVERLAID = ['/etc/passwd', '/etc/subuid', '/etc/subgid'];
   const rangeSkip =
     !existsSync('/usr/bin/newuidmap') || !existsSync('/usr/bin/newgidmap')
       ? 'newuidmap and newgidmap are missing (apt-get install uidmap)'
-      : !etcWritable()
-        ? '/etc is read-only, so no /etc/subuid entry can be added'
+      : etcRO && !OVERLAID.every((file) => existsSync(file))
+        ? `/etc is read-only and lacks one of ${OVERLAID.join(', ')} to bind a copy over`
         : null;
   describe.skipIf(rangeSkip !== null)(
     `with a subordinate id range${rangeSkip ? ` (skipped: ${rangeSkip})` : ''}`,
@@ -604,8 +614,23 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
       const entry = () => `${NAME}:${START}:65536\n`;
       const existed = new Map<string, boolean>();
       const added = new Map<string, string>();
+      let copies = '';
+      const mounted: string[] = [];
 
       beforeAll(() => {
+        if (etcRO) {
+          copies = mkdtempSync(join(tmpdir(), 'capsule-rl-etc-'));
+          for (const file of OVERLAID) {
+            const text = readFileSync(file, 'utf8');
+            const line = file === '/etc/passwd' ? `${NAME}:x:${uid}:${gid}::/:/usr/sbin/nologin\n` : entry();
+            const copy = join(copies, file.slice('/etc/'.length));
+            writeFileSync(copy, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}`);
+            chmodSync(copy, 0o644);
+            execFileSync('mount', ['--bind', copy, file]);
+            mounted.push(file);
+          }
+          return;
+        }
         for (const file of ['/etc/subuid', '/etc/subgid']) {
           existed.set(file, existsSync(file));
           const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
@@ -614,6 +639,11 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
         }
       });
       afterAll(() => {
+        if (etcRO) {
+          for (const file of mounted.reverse()) execFileSync('umount', [file]);
+          if (copies) rmSync(copies, { recursive: true, force: true });
+          return;
+        }
         /* Only our line goes (a change another writer made since stays); a file we made goes too. */
         for (const file of ['/etc/subuid', '/etc/subgid']) {
           const now = readFileSync(file, 'utf8');
