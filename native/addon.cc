@@ -438,6 +438,21 @@ SandboxOptions parse_options(const Napi::Object &o) {
   s.host_uid = host_uid.IsNumber() ? u32(o, "hostUid", UINT32_MAX - 1) : 0;
   s.host_gid = host_gid.IsNumber() ? u32(o, "hostGid", UINT32_MAX - 1) : 0;
   s.rootless = o.Get("rootless").ToBoolean(); /* optional: src/rootless.ts */
+  Napi::Value id_map = o.Get("idMap"); /* optional: a subordinate range, src/rootless.ts */
+  if (s.rootless && id_map.IsObject()) {
+    Napi::Object m = id_map.As<Napi::Object>();
+    s.newuidmap = str(m, "newuidmap");
+    s.newgidmap = str(m, "newgidmap");
+    for (const char *key : {"uids", "gids"}) {
+      Napi::Value a = m.Get(key);
+      std::vector<uint32_t> &out = key[0] == 'u' ? s.uid_ranges : s.gid_ranges;
+      Napi::Array arr = a.IsArray() ? a.As<Napi::Array>() : Napi::Array::New(o.Env());
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Object r = arr.Get(i).As<Napi::Object>();
+        for (const char *f : {"inside", "outside", "count"}) out.push_back(u32(r, f));
+      }
+    }
+  }
   s.writable_root = o.Get("writableRoot").ToBoolean();
   s.tmp_size_bytes = u64(o, "tmpSizeBytes");
   s.dev_pts = o.Get("devPts").ToBoolean();

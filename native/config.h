@@ -178,6 +178,12 @@ struct child_config {
   /* rootless (rootless.cc): clone made a user namespace too; the child writes these maps into it. */
   int rootless;
   const char *uid_map, *gid_map;
+  /*
+   * Rootless with a subordinate id range: the child's end of the id-map
+   * helper's socket, -1 when the child writes uid_map and gid_map itself.
+   * Read only when `rootless` is set.
+   */
+  int map_socket;
 
   /* OCI runtime mode (oci.cc): NULL for capsule's own sandbox. */
   const struct oci_child *oci;

@@ -49,10 +49,12 @@ void child_identity(const struct child_config *cfg) {
 
   /*
    * set_groups: root's supplementary groups must not follow us in (setgroups(2)).
-   * Rootless, setgroups is denied in our user namespace (map_user_ids) and the
-   * caller's groups cannot be dropped: the step is skipped (docs/security.md).
+   * Rootless with one id mapped, setgroups is denied in our user namespace
+   * (map_user_ids) and the caller's groups cannot be dropped: the step is
+   * skipped (docs/security.md). With a subordinate range newgidmap leaves
+   * setgroups allowed, so they are dropped as with root.
    */
-  if (!cfg->rootless) {
+  if (!cfg->rootless || cfg->map_socket >= 0) {
     r = SYS2(__NR_setgroups, 0, 0);
     if (sys_failed(r)) child_fail(cfg, STEP_set_groups, r, "setgroups");
     child_trace(cfg, STEP_set_groups, -1);

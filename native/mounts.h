@@ -6,6 +6,7 @@
 #define CAPSULE_MOUNTS_H
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -119,7 +120,16 @@ struct SandboxOptions {
   bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
   bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
   OciOptions oci;        /* OCI runtime mode (oci.cc) */
+  /*
+   * Rootless with a subordinate id range (/etc/subuid, /etc/subgid): the
+   * setuid helpers that write the maps ("": the child maps one id each), and
+   * the maps as (inside, outside, count) triples, passed to them as they are.
+   */
+  std::string newuidmap, newgidmap;
+  std::vector<uint32_t> uid_ranges, gid_ranges;
 };
+
+struct IdMapHelper; /* rootless.cc */
 
 /* Owns the child's data until the child has exec'd. */
 struct Plan {
@@ -138,6 +148,7 @@ struct Plan {
   struct oci_child oci;
   std::vector<int> oci_join_fds, oci_join_types;
   std::vector<uint64_t> oci_filter; /* struct sock_filter[], 8 bytes each */
+  std::shared_ptr<IdMapHelper> id_mapper; /* rootless with a range: the thread that runs newuidmap (rootless.cc) */
 
   Plan() = default;
   Plan(const Plan &) = delete;

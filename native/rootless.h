@@ -1,6 +1,8 @@
 /*
  * Rootless runs (rootless.cc): the user namespace clone makes with the
- * others, and the child's own single-id maps.
+ * others, mapped either by the child itself (one id each) or, when
+ * /etc/subuid and /etc/subgid grant the caller a range, by newuidmap(1) and
+ * newgidmap(1) run from a helper thread of the parent.
  */
 #ifndef CAPSULE_ROOTLESS_H
 #define CAPSULE_ROOTLESS_H
@@ -9,7 +11,18 @@
 
 #include "mounts.h"
 
-/* Parent half, before clone: the uid_map and gid_map lines (sandbox id -> the caller's). */
-void rootless_prepare(const SandboxOptions &opts, std::string &uid_map, std::string &gid_map);
+/*
+ * Parent half, before clone: fills the child's rootless fields of plan.cfg.
+ * With opts.newuidmap set it also starts the id-map helper (IdMapHelper,
+ * rootless.cc) the child will ask; false with err and what set when that
+ * could not be started.
+ */
+bool rootless_prepare(const SandboxOptions &opts, Plan &plan, int &err, std::string &what);
+
+/*
+ * Parent half, after clone returned (the child has exec'd or exited, so its
+ * end of the helper's socket is closed): wait for the helper thread to end.
+ */
+void rootless_after_clone(Plan &plan);
 
 #endif

@@ -228,11 +228,14 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
       c.oci = &plan.oci;
       c.fd_sources[CAPSULE_FD_SECCOMP] = -1; /* loaded by the child (oci.cc) */
     }
-    if (opts.rootless) {
-      rootless_prepare(opts, plan.uid_map, plan.gid_map);
-      c.rootless = 1;
-      c.uid_map = plan.uid_map.c_str();
-      c.gid_map = plan.gid_map.c_str();
+  }
+  if (opts.rootless) {
+    /* map_user_ids: the maps, or the helper that writes a range (rootless.cc). */
+    int err = 0;
+    std::string what;
+    if (!rootless_prepare(opts, plan, err, what)) {
+      fail(out, STEP_map_user_ids, err, what.c_str());
+      goto cleanup;
     }
   }
 
@@ -353,6 +356,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     /* The child has joined it (or is gone): the sandbox holds the namespace now, not us. */
     if (netns_fd >= 0) close(netns_fd);
     close_fd(userns_fd); /* the same for the user namespace */
+    if (opts.rootless) rootless_after_clone(plan);
     if (pid < 0) {
       fail(out, STEP_clone, clone_errno,
            opts.rootless ? "CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS"

@@ -25,7 +25,7 @@
   STEP(set_pdeathsig, "prctl", "PR_SET_PDEATHSIG(2const)", "the sandbox dies if capsule dies")     \
   STEP(check_parent, "poll", "pidfd_open(2)", "close the race where capsule died before pdeathsig was set") \
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
-  STEP(map_user_ids, "write", "user_namespaces(7)", "rootless: map the caller's uid and gid to the sandbox's in the user namespace clone made, setgroups denied") \
+  STEP(map_user_ids, "write", "user_namespaces(7)", "rootless: map the sandbox's ids in the user namespace clone made: the caller's uid and gid alone (setgroups denied), or a subordinate range through newuidmap and newgidmap") \
   STEP(join_namespace, "setns", "setns(2)", "OCI: enter a namespace config.json names by path (a pod's network, IPC or UTS namespace)") \
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
   STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \

@@ -10,6 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { isElf, readElfInterpreter, readShebang } from '../rootfs-tools/elf.js';
 import { SetupError } from './errors.js';
 import { native, type NativeStepError } from './native.js';
+import { ID_MAP_TOOL_HINT } from './rootless.js';
 import type { Step } from './steps.js';
 
 /**
@@ -166,6 +167,10 @@ export async function setupError(
     if (step === 'exec' && code === 'ENOENT') hint = (await whyMissing(ctx.rootfs, ctx.program)) ?? hint;
     const what = step === 'exec' ? ctx.program : 'capsule-init';
     message = `cannot execute ${what} in ${ctx.rootfsArg}: ${text}${hint ? ` (${hint})` : ''}`;
+  } else if (step === 'map_user_ids' && /new[ug]idmap /.test(rec.detail)) {
+    /* Rootless with a range: the tool's own words are the detail (src/rootless.ts). */
+    hint = ID_MAP_TOOL_HINT;
+    message = `${step} failed: ${rec.detail}: ${text} (${hint})`;
   } else {
     message = `${step} failed: ${rec.syscall}(${rec.detail}): ${text}${hint ? ` (${hint})` : ''}`;
   }

@@ -347,7 +347,7 @@ function usernsChecks(
       ),
     );
 
-  /* newuidmap/newgidmap (shadow's uidmap package) map a whole /etc/subuid range. */
+  /* newuidmap/newgidmap (shadow's uidmap package) map a whole /etc/subuid range (src/rootless.ts rootlessIdPlan). */
   const uidmap = findBinary('newuidmap', o.binDirs);
   const gidmap = findBinary('newgidmap', o.binDirs);
   const subuid = subordinateRanges(readText(join(o.etcRoot, 'subuid')) ?? '', o.user, o.uid);
@@ -359,7 +359,7 @@ function usernsChecks(
         'userns.subid',
         S,
         'ok',
-        `${uidmap} and /etc/subuid grant ${subuid.map((s) => `${s.first}+${s.count}`).join(', ')}: a whole range of ids could be mapped (capsule maps one id today)`,
+        `${uidmap} and /etc/subuid grant ${subuid.map((s) => `${s.first}+${s.count}`).join(', ')}: the sandbox's ids are mapped from that range, so its nobody is not you on the host (newuidmap and newgidmap write the maps)`,
       ),
     );
   else
@@ -368,7 +368,7 @@ function usernsChecks(
         'userns.subid',
         S,
         'info',
-        `${uidmap && gidmap ? '' : 'no newuidmap/newgidmap; '}${subuid.length > 0 && subgid.length > 0 ? '' : `no /etc/subuid and /etc/subgid range for ${o.user ?? o.uid}; `}not needed: capsule maps one id (the sandbox's uid and gid to yours); a range would need uidmap and usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${o.user ?? o.uid}`,
+        `${uidmap && gidmap ? '' : 'no newuidmap/newgidmap; '}${subuid.length > 0 && subgid.length > 0 ? '' : `no /etc/subuid and /etc/subgid range for ${o.user ?? o.uid}; `}capsule maps one id: the sandbox's uid is yours on the host, so a program can write the files you own that it reaches; for a range of its own, install uidmap and run usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${o.user ?? o.uid}`,
       ),
     );
   return out;

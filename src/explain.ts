@@ -10,6 +10,7 @@
  */
 import type { NativeExit, NativeOp, NativeOptions, NativeTrace } from './native.js';
 import type { ResolvedOptions } from './options.js';
+import { rootlessIdPlan } from './rootless.js';
 import { filterNote, filterOrigin } from './seccomp/cache.js';
 import { type Step, STEPS } from './steps.js';
 
@@ -132,9 +133,16 @@ function renderStep(step: string, o: ResolvedOptions, n: NativeOptions): string 
       return `a helper: setresuid(-1, ${uid}, -1); unshare(CLONE_NEWUSER); uid_map "${o.uid} ${uid} 1", gid_map "${o.gid} ${gid} 1"${leased}`;
     }
     case 'map_user_ids': {
+      /* Which map, and why (src/rootless.ts): a subordinate range through newuidmap, or one id each. */
+      const { why } = rootlessIdPlan(o);
+      if (n.idMap) {
+        const line = (rs: { inside: number; outside: number; count: number }[]) =>
+          rs.map((r) => `${r.inside} ${r.outside} ${r.count}`).join(' ');
+        return `write(helper socket), read(helper socket): the parent's helper thread runs ${n.idMap.newuidmap} PID ${line(n.idMap.uids)}; ${n.idMap.newgidmap} PID ${line(n.idMap.gids)} (${why})`;
+      }
       const uid = process.geteuid?.() ?? 0;
       const gid = process.getegid?.() ?? 0;
-      return `write("/proc/self/setgroups", "deny"); gid_map "${o.gid} ${gid} 1"; uid_map "${o.uid} ${uid} 1"`;
+      return `write("/proc/self/setgroups", "deny"); gid_map "${o.gid} ${gid} 1"; uid_map "${o.uid} ${uid} 1" (${why})`;
     }
     case 'set_userns':
       return "setns(the sandbox's user namespace, CLONE_NEWUSER)";
@@ -357,7 +365,7 @@ export function explainPlan(
       name !== 'make_userns' &&
       (name !== 'set_userns' || leased) &&
       (name !== 'map_user_ids' || rootless) &&
-      !(rootless && (name === 'set_netns' || name === 'set_groups')) &&
+      !(rootless && (name === 'set_netns' || (name === 'set_groups' && !n.idMap))) &&
       (!TERMINAL_STEPS.has(name) || o.terminal !== null),
   );
   const opsByStep = new Map<string, NativeOp[]>();

@@ -54,7 +54,13 @@ import { acquireHostIds, type HostIdLease } from './ids.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
 import type { ResolvedOptions, RunOptions, Sandbox } from './options.js';
-import { checkRootless, delegatedCgroupManager, rootlessCgroupFailed, rootlessMode } from './rootless.js';
+import {
+  checkRootless,
+  delegatedCgroupManager,
+  rootlessCgroupFailed,
+  rootlessMode,
+  rootlessNativeOptions,
+} from './rootless.js';
 import { outOfDescriptors } from './out-of-fds.js';
 import type { Captured } from './output.js';
 import { decodeExit, type RunResult } from './result.js';
@@ -500,7 +506,7 @@ export function nativeOptions(
     stdio,
     seccompFd: o.seccompFd,
     trace: o.explain,
-    ...(rootlessMode() ? { rootless: true } : {}),
+    ...(rootlessMode() ? rootlessNativeOptions(o) : {}),
     ...(o.terminal
       ? {
           argv: ['capsule-init', '--tty', ...o.argv],

@@ -66,8 +66,28 @@ export interface NativeOptions {
   unref?: boolean;
   /** No CAP_SYS_ADMIN: clone makes a user namespace with the others, mapping uid and gid to the caller's (src/rootless.ts). */
   rootless?: boolean;
+  /**
+   * Rootless with a subordinate id range: newuidmap/newgidmap (their absolute paths) write
+   * these maps for the child instead of its own single-id ones (native/rootless.cc).
+   */
+  idMap?: NativeIdMap;
   /** OCI runtime mode: see NativeOci. */
   oci?: NativeOci;
+}
+
+/** One line of a uid_map or gid_map: ids inside..inside+count-1 are outside..outside+count-1 on the host. */
+export interface NativeIdRange {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+/** The maps of a rootless sandbox with a subordinate range, and the setuid tools that write them. */
+export interface NativeIdMap {
+  newuidmap: string;
+  newgidmap: string;
+  uids: NativeIdRange[];
+  gids: NativeIdRange[];
 }
 
 /**

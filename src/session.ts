@@ -644,6 +644,23 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
 }
 
 /**
+ * Sessions without CAP_SYS_ADMIN are refused (ConfigError), before anything is made. Why:
+ * every command of a box runs in a cgroup of its own (it is how what a command leaves running
+ * is ended, and how its CPU time and memory are its own), which without root needs a delegated
+ * subtree; and it enters the box through setns(2) into namespaces the box's user namespace
+ * owns, which the join path (native/child.cc child_join_box) does only for hostIds' leased
+ * namespace, not yet for a rootless box's (whose ids the command must not map again).
+ * `what` names the caller (create(), `capsule create`), `instead` the way that works.
+ */
+export function refuseRootlessSession(what: string, instead: string): void {
+  if (!rootlessMode()) return;
+  throw new ConfigError(
+    `${what}: sessions need root: each command joins the sandbox's namespaces and runs in a cgroup of its own, ` +
+      `which capsule does not yet do from a user namespace; without root, ${instead} in a fresh sandbox, or run capsule as root`,
+  );
+}
+
+/**
  * Start a sandbox that stays up, for {@link Box.exec} to run commands in. Takes run()'s
  * options except those of one command (argv, stdio, encoding, signal, callbacks, explain).
  * Validates them as run() does (ConfigError), and fails with a SetupError naming the step
@@ -652,11 +669,7 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
 export async function create(options: SessionOptions): Promise<Box> {
   if (typeof options !== 'object' || options === null)
     throw new ConfigError('create() takes an options object');
-  if (rootlessMode())
-    throw new ConfigError(
-      'create(): sessions need root for now (each command joins the box through setns(2) and a cgroup of its ' +
-        'own); without root, run() each command in a fresh sandbox',
-    );
+  refuseRootlessSession('create()', 'run() each command');
   if (Object.hasOwn(options, 'terminal'))
     throw new ConfigError(
       "create(): terminal is run()'s (and `capsule run -t`'s): a session's commands get pipes",

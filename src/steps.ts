@@ -9,7 +9,7 @@ export const STEPS = [
   { name: 'set_pdeathsig', syscall: 'prctl', man: 'PR_SET_PDEATHSIG(2const)', why: 'the sandbox dies if capsule dies' },
   { name: 'check_parent', syscall: 'poll', man: 'pidfd_open(2)', why: 'close the race where capsule died before pdeathsig was set' },
   { name: 'reset_signals', syscall: 'rt_sigaction', man: 'sigaction(2)', why: 'undo Node\'s handlers and SIG_IGN (SIGPIPE) so the program starts clean' },
-  { name: 'map_user_ids', syscall: 'write', man: 'user_namespaces(7)', why: 'rootless: map the caller\'s uid and gid to the sandbox\'s in the user namespace clone made, setgroups denied' },
+  { name: 'map_user_ids', syscall: 'write', man: 'user_namespaces(7)', why: 'rootless: map the sandbox\'s ids in the user namespace clone made: the caller\'s uid and gid alone (setgroups denied), or a subordinate range through newuidmap and newgidmap' },
   { name: 'join_namespace', syscall: 'setns', man: 'setns(2)', why: 'OCI: enter a namespace config.json names by path (a pod\'s network, IPC or UTS namespace)' },
   { name: 'set_netns', syscall: 'setns', man: 'setns(2)', why: 'join a fresh network namespace made ahead of time (only lo)' },
   { name: 'set_loopback_up', syscall: 'ioctl', man: 'netdevice(7)', why: 'lo up in the sandbox\'s own network namespace: 127.0.0.1 works, nothing routes out' },

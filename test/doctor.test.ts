@@ -278,6 +278,7 @@ describe('doctor on a machine of our making', () => {
     expect(byId(r, 'userns.subid').summary).toContain(
       'no newuidmap/newgidmap; no /etc/subuid and /etc/subgid range for ann',
     );
+    expect(byId(r, 'userns.subid').summary).toContain("the sandbox's uid is yours on the host");
     /* The same machine for root: only max_user_namespaces matters (hostIds use user namespaces). */
     const asRoot = doctor({ ...opts, uid: 0, probes: fakeProbes() });
     expect(byId(asRoot, 'userns.unprivileged_userns_clone').status).toBe('info');
@@ -298,6 +299,7 @@ describe('doctor on a machine of our making', () => {
     const r = doctor({ ...opts, uid: 1234, probes: fakeProbes() });
     expect(byId(r, 'userns.subid')).toMatchObject({ status: 'ok' });
     expect(byId(r, 'userns.subid').summary).toContain('100000+65536');
+    expect(byId(r, 'userns.subid').summary).toContain("the sandbox's ids are mapped from that range");
     expect(subordinateRanges('ann:1:2\n#x\nbob:3:4\n1234:5:6\n', 'ann', 1234)).toEqual([
       { first: 1, count: 2 },
       { first: 5, count: 6 },

@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   accessSync,
+  chmodSync,
   chownSync,
   constants as fsConstants,
   copyFileSync,
@@ -30,6 +31,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { detectCgroups } from '../src/cgroup/detect.js';
 import type { DoctorReport } from '../src/doctor.js';
 import { packageRoot } from '../src/native.js';
+import { rootlessIdPlan, subordinateRange } from '../src/rootless.js';
 import { mountCount } from './helpers/host.js';
 import { cleanup, type Fixture, hostState, makeFixture, markUnread } from './security/fixtures.js';
 
@@ -122,13 +124,13 @@ afterAll(async () => {
   await cleanup(f);
 });
 
-/** `capsule ARGS` as the throwaway user. */
-function capsule(args: string[]) {
+/** `capsule ARGS` as the throwaway user (with its own gid unless `asGid` says otherwise). */
+function capsule(args: string[], asGid = gid) {
   return execa(
     '/usr/bin/setpriv',
     [
       `--reuid=${uid}`,
-      `--regid=${gid}`,
+      `--regid=${asGid}`,
       '--clear-groups',
       '--',
       process.execPath,
@@ -373,7 +375,9 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     for (const ns of ['mnt', 'pid', 'net', 'uts', 'ipc', 'cgroup', 'user'])
       expect(status(`namespace.${ns}`)).toBe('ok');
     expect(status('userns.map')).toBe('ok');
-    expect(report.checks.find((c) => c.id === 'userns.subid')!.summary).toMatch(/capsule maps one id/);
+    expect(report.checks.find((c) => c.id === 'userns.subid')!.summary).toMatch(
+      /capsule maps one id: the sandbox's uid is yours on the host/,
+    );
     expect(r.exitCode).toBe(report.ok ? 0 : 1);
   });
 
@@ -506,7 +510,301 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     },
   );
 
+  it('sessions are refused in one line that says why and what to do instead', async () => {
+    const r = await capsule(['create', '--name', `rl${process.pid}`, f.rootfs]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /sessions need root: each command joins the sandbox's namespaces and runs in a cgroup of its own, .*capsule run each command/,
+    );
+  });
+
+  it.skipIf(!detectCgroups().unified)(
+    "capsule gc as that user removes a crashed run's sandbox cgroup in its delegated subtree, killing what is inside, and keeps live ones",
+    async () => {
+      const unified = detectCgroups().unified!;
+      /* As systemd's user@UID.service with Delegate=yes: a directory the user owns, a scope per caller below. */
+      const dir = join(unified.mountPoint, `capsule-rl-gc-${process.pid}`);
+      mkdirSync(dir);
+      const own = (d: string) => {
+        for (const p of [
+          d,
+          ...['cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads'].map((n) => join(d, n)),
+        ])
+          chownSync(p, uid, gid);
+      };
+      own(dir);
+      const crashed = join(dir, 'crashed.scope');
+      const gcScope = join(dir, 'gc.scope');
+      const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+      /* A sandbox cgroup of a capsule process that cannot exist (a pid above pid_max), and one of a live one (ours). */
+      const dead = join(crashed, 'capsule', `${pidMax + 1}-12345-1`);
+      const myStart = readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
+      const live = join(crashed, 'capsule', `${process.pid}-${myStart}-1`);
+      const asUser = ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
+      let sleeper: ReturnType<typeof execa> | undefined;
+      try {
+        execFileSync(asUser[0]!, [...asUser.slice(1), '/bin/mkdir', '-p', crashed, gcScope, dead, live]);
+        /* What a killed capsule leaves: a process of the user's still in its sandbox's cgroup. */
+        sleeper = execa(
+          '/bin/sh',
+          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dead, ...asUser, '/bin/sleep', '600'],
+          {
+            reject: false,
+          },
+        );
+        for (let i = 0; i < 200 && readFileSync(join(dead, 'cgroup.procs'), 'utf8').trim() === ''; i++)
+          await new Promise((r) => setTimeout(r, 25));
+        const inside = Number(readFileSync(join(dead, 'cgroup.procs'), 'utf8').trim());
+        expect(inside).toBeGreaterThan(0);
+        const r = await execa(
+          '/bin/sh',
+          [
+            '-c',
+            'echo $$ > "$0/cgroup.procs" && exec "$@"',
+            gcScope,
+            ...asUser,
+            process.execPath,
+            join(pkg, 'dist/capsule.mjs'),
+            'gc',
+            '--json',
+          ],
+          { reject: false, cwd: pkg, env: { PATH: '/usr/bin:/bin' }, extendEnv: false },
+        );
+        expect(r.stderr).toBe('');
+        expect(r.exitCode).toBe(0);
+        expect(JSON.parse(r.stdout)).toEqual({ removed: [dead], killed: [inside], failed: [], live: [live] });
+        expect(existsSync(dead)).toBe(false);
+        expect((await sleeper).signal).toBe('SIGKILL');
+      } finally {
+        sleeper?.kill('SIGKILL');
+        await sleeper;
+        for (const d of [dead, live, join(crashed, 'capsule'), crashed, gcScope, dir])
+          if (existsSync(d)) rmdirSync(d);
+      }
+    },
+  );
+
+  /*
+   * A subordinate range (/etc/subuid, /etc/subgid): an entry for the throwaway user, its name
+   * unique to this run, appended and then removed, leaving both files as they were. A read-only
+   * /etc (the cgroup v2 VM) or no newuidmap cannot grant one.
+   */
+  /*
+   * A subordinate range (/etc/subuid, /etc/subgid) for the throwaway user, its name unique to
+   * this run. A writable /etc: the entry is appended, then removed, leaving both files as they
+   * were. A read-only /etc (the cgroup v2 VM, run-in-v2, where the user has no passwd entry
+   * either): copies of /etc/passwd, /etc/subuid and /etc/subgid with the user's lines are
+   * bind-mounted over them for these tests and unmounted after, as newuidmap reads those paths.
+   */
+  const etcRO = !etcWritable();
+  const OVERLAID = ['/etc/passwd', '/etc/subuid', '/etc/subgid'];
+  const rangeSkip =
+    !existsSync('/usr/bin/newuidmap') || !existsSync('/usr/bin/newgidmap')
+      ? 'newuidmap and newgidmap are missing (apt-get install uidmap)'
+      : etcRO && !OVERLAID.every((file) => existsSync(file))
+        ? `/etc is read-only and lacks one of ${OVERLAID.join(', ')} to bind a copy over`
+        : null;
+  describe.skipIf(rangeSkip !== null)(
+    `with a subordinate id range${rangeSkip ? ` (skipped: ${rangeSkip})` : ''}`,
+    () => {
+      /* Far above any id useradd hands out, and distinct per run. */
+      const START = 400_000_000 + (process.pid % 1000) * 65_536;
+      const entry = () => `${NAME}:${START}:65536\n`;
+      const existed = new Map<string, boolean>();
+      const added = new Map<string, string>();
+      let copies = '';
+      const mounted: string[] = [];
+
+      beforeAll(() => {
+        if (etcRO) {
+          copies = mkdtempSync(join(tmpdir(), 'capsule-rl-etc-'));
+          for (const file of OVERLAID) {
+            const text = readFileSync(file, 'utf8');
+            const line = file === '/etc/passwd' ? `${NAME}:x:${uid}:${gid}::/:/usr/sbin/nologin\n` : entry();
+            const copy = join(copies, file.slice('/etc/'.length));
+            writeFileSync(copy, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}`);
+            chmodSync(copy, 0o644);
+            execFileSync('mount', ['--bind', copy, file]);
+            mounted.push(file);
+          }
+          return;
+        }
+        for (const file of ['/etc/subuid', '/etc/subgid']) {
+          existed.set(file, existsSync(file));
+          const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+          added.set(file, `${text === '' || text.endsWith('\n') ? '' : '\n'}${entry()}`);
+          writeFileSync(file, text + added.get(file)!);
+        }
+      });
+      afterAll(() => {
+        if (etcRO) {
+          for (const file of mounted.reverse()) execFileSync('umount', [file]);
+          if (copies) rmSync(copies, { recursive: true, force: true });
+          return;
+        }
+        /* Only our line goes (a change another writer made since stays); a file we made goes too. */
+        for (const file of ['/etc/subuid', '/etc/subgid']) {
+          const now = readFileSync(file, 'utf8');
+          const line = added.get(file) ?? entry();
+          const at = now.indexOf(line);
+          const left = at < 0 ? now : now.slice(0, at) + now.slice(at + line.length);
+          if (!existed.get(file) && left === '') rmSync(file);
+          else writeFileSync(file, left);
+        }
+      });
+
+      it("maps the whole range through newuidmap: the sandbox's nobody is a subordinate id, not the caller", async () => {
+        const r = await capsule([
+          'run',
+          f.rootfs,
+          '/bin/sh',
+          '-c',
+          'id; cat /proc/self/uid_map /proc/self/gid_map; grep ^Groups: /proc/self/status',
+        ]);
+        expect(r.stderr).toBe('');
+        expect(r.exitCode).toBe(0);
+        const lines = r.stdout.split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+        expect(lines[0]).toMatch(/^uid=65534\(nobody\) gid=65534\(nogroup\)/);
+        expect(lines.slice(1, 5)).toEqual([
+          `0 ${uid} 1`,
+          `1 ${START} 65536`,
+          `0 ${gid} 1`,
+          `1 ${START} 65536`,
+        ]);
+        /* newgidmap left setgroups allowed, so the caller's groups were dropped (set_groups). */
+        expect(lines[5]).toBe('Groups:');
+      });
+
+      it("the program cannot write the caller's files, and what it makes belongs to a subordinate id", async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'capsule-rl-range-'));
+        try {
+          writeFileSync(join(dir, 'mine'), 'caller\n', { mode: 0o644 });
+          mkdirSync(join(dir, 'open'), { mode: 0o777 });
+          execFileSync('chmod', ['0777', join(dir, 'open')]);
+          for (const p of [dir, join(dir, 'mine'), join(dir, 'open')]) chownSync(p, uid, gid);
+          execFileSync('chmod', ['0755', dir]);
+          const r = await capsule([
+            'run',
+            '--bind',
+            `${dir}:/data:rw`,
+            f.rootfs,
+            '/bin/sh',
+            '-c',
+            'echo x >> /data/mine && echo wrote-mine; touch /data/open/made && echo made; stat -c %u /data/mine',
+          ]);
+          expect(r.exitCode).toBe(0);
+          expect(r.stdout.split('\n')).not.toContain('wrote-mine');
+          expect(r.stdout.split('\n')).toContain('made');
+          /* The caller's own files are root's inside: the sandbox's 0 is the caller. */
+          expect(r.stdout.split('\n')).toContain('0');
+          expect(readFileSync(join(dir, 'mine'), 'utf8')).toBe('caller\n');
+          const made = statSync(join(dir, 'open/made'));
+          expect(made.uid).toBe(START + 65534 - 1);
+          expect(made.uid).not.toBe(uid);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+
+      it('--explain says the range is mapped by newuidmap and newgidmap, and set_groups is back', async () => {
+        const r = await capsule(['run', '--explain', f.rootfs, '/bin/true']);
+        expect(r.exitCode).toBe(0);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `map_user_ids .*/newuidmap PID 0 ${uid} 1 1 ${START} 65536; \\S*/newgidmap PID 0 ${gid} 1 1 ${START} 65536 \\(the range /etc/subuid and /etc/subgid grant ${NAME}: the sandbox's uid 65534 is host uid ${START + 65533}, not yours\\)`,
+          ),
+        );
+        expect(r.stderr).toMatch(/child {2}set_groups/);
+      });
+
+      it('a uid the range does not cover is refused in one line', async () => {
+        const r = await capsule(['run', '--uid', '70000', f.rootfs, '/bin/true']);
+        expect(r.exitCode).not.toBe(0);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(/uid 70000 lies outside the ids \/etc\/subuid grants/);
+      });
+
+      it('fails closed, naming the step, the tool and its words, when newuidmap refuses the range', async () => {
+        /* newuidmap checks the caller's gid against its passwd entry's: a different one is refused. */
+        const r = await capsule(['run', f.rootfs, '/bin/echo', 'ran'], gid + 1);
+        expect(r.exitCode).not.toBe(0);
+        expect(r.stdout).not.toContain('ran');
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(
+          /map_user_ids failed: \/usr\/bin\/newuidmap \d+ 0 \d+ 1 1 \d+ 65536: newuidmap: .+: Operation not permitted \(newuidmap or newgidmap refused the range/,
+        );
+      });
+    },
+  );
+
   it('leaves no process of that user behind', () => {
     expect(processesOfUser()).toEqual([]);
+  });
+});
+
+describe('rootlessIdPlan: which map a rootless sandbox gets', () => {
+  const etc = mkdtempSync(join(tmpdir(), 'capsule-subid-'));
+  afterAll(() => rmSync(etc, { recursive: true, force: true }));
+  const plan = (
+    subuid: string,
+    subgid: string,
+    ids = { uid: 65534, gid: 65534 },
+    tools: [string, string] | null = ['/t/newuidmap', '/t/newgidmap'],
+  ) => {
+    writeFileSync(join(etc, 'subuid'), subuid);
+    writeFileSync(join(etc, 'subgid'), subgid);
+    return rootlessIdPlan(ids, { etc, uid: 1500, gid: 1600, name: 'ann', tools });
+  };
+
+  it('reads the entry by login name or by uid, skipping comments, others and malformed lines', () => {
+    expect(subordinateRange('# c\nbob:1:2\nann:x:5\nann:100000:65536\n', 1500, 'ann')).toEqual({
+      start: 100000,
+      count: 65536,
+    });
+    expect(subordinateRange('1500:200000:10\n', 1500, null)).toEqual({ start: 200000, count: 10 });
+    expect(subordinateRange('ann:1:0\nbob:5:5\n', 1500, 'ann')).toBeNull();
+  });
+
+  it('maps 0 to the caller and 1.. to the range when both files grant one and the tools are there', () => {
+    const p = plan('ann:100000:65536\n', '1500:300000:65536\n');
+    expect(p.map).toEqual({
+      newuidmap: '/t/newuidmap',
+      newgidmap: '/t/newgidmap',
+      uids: [
+        { inside: 0, outside: 1500, count: 1 },
+        { inside: 1, outside: 100000, count: 65536 },
+      ],
+      gids: [
+        { inside: 0, outside: 1600, count: 1 },
+        { inside: 1, outside: 300000, count: 65536 },
+      ],
+    });
+    expect(p.why).toContain("the sandbox's uid 65534 is host uid 165533, not yours");
+  });
+
+  it('falls back to one id each, saying why, without an entry in either file or without the tools', () => {
+    expect(plan('', 'ann:1:65536\n')).toMatchObject({
+      map: null,
+      why: expect.stringContaining('/subuid grants ann no range'),
+    });
+    expect(plan('ann:1:65536\n', '')).toMatchObject({
+      map: null,
+      why: expect.stringContaining('/subgid grants ann no range'),
+    });
+    expect(plan('ann:1:65536\n', 'ann:1:65536\n', undefined, null)).toMatchObject({
+      map: null,
+      why: expect.stringContaining('apt-get install uidmap'),
+    });
+  });
+
+  it('refuses a sandbox uid or gid the range does not cover, naming the option', () => {
+    expect(() => plan('ann:100000:1000\n', 'ann:1:65536\n')).toThrow(
+      /^uid 65534 lies outside the ids .*subuid grants ann \(1000/,
+    );
+    expect(() => plan('ann:100000:65536\n', 'ann:1:65536\n', { uid: 1, gid: 70000 })).toThrow(
+      /^gid 70000 lies outside/,
+    );
   });
 });

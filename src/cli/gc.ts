@@ -29,7 +29,9 @@ export function gcCommand(): Command {
       'after',
       '\nA sandbox cgroup is named after the capsule process that made it (pid and start time), so gc\n' +
         'removes only those whose process is gone, after killing anything left inside; it never\n' +
-        'touches a cgroup capsule did not create.\n\nExamples:\n' +
+        'touches a cgroup capsule did not create. Without root it searches the cgroup v2 subtree\n' +
+        'delegated to you (the topmost directory above your own cgroup that you own), where\n' +
+        'rootless runs make theirs.\n\nExamples:\n' +
         '  capsule gc\n' +
         '  capsule gc --json\n' +
         '  capsule gc --cgroup-parent judge/capsule',
@@ -38,7 +40,20 @@ export function gcCommand(): Command {
       /* Loaded when used, so that other commands start without the cgroup layer. */
       const { detectCgroups } = await import('../cgroup/detect.js');
       const { gcCgroups } = await import('../cgroup/gc.js');
-      const result = gcCgroups(detectCgroups(), { parent: flags.cgroupParent });
+      const { delegatedGcLayouts, rootlessMode } = await import('../rootless.js');
+      const layout = detectCgroups();
+      /* Without root: the subtree delegated to the caller, where its rootless runs made theirs (src/rootless.ts). */
+      const layouts = rootlessMode()
+        ? delegatedGcLayouts(layout, process.geteuid?.() ?? 0, '/proc', flags.cgroupParent)
+        : [layout];
+      const result: GcResult = { removed: [], killed: [], failed: [], live: [] };
+      for (const l of layouts) {
+        const r = gcCgroups(l, { parent: flags.cgroupParent });
+        result.removed.push(...r.removed);
+        result.killed.push(...r.killed);
+        result.failed.push(...r.failed);
+        result.live.push(...r.live);
+      }
       write(stdout(), flags.json ? `${JSON.stringify(result)}\n` : formatGcResult(result));
       if (result.failed.length > 0) process.exitCode = 1;
     });

@@ -23,7 +23,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { CapsuleError, ConfigError } from '../errors.js';
 import { resolveOptions, type RunOptions } from '../options.js';
-import { attach, type Box, create, processStartTime, type SessionOptions } from '../session.js';
+import {
+  attach,
+  type Box,
+  create,
+  processStartTime,
+  refuseRootlessSession,
+  type SessionOptions,
+} from '../session.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { selfCommand } from './self.js';
 import { forward, stderr, stdout, write } from './streams.js';
@@ -99,6 +106,8 @@ async function createSession(name: string, rootfs: string, flags: RunFlags): Pro
   const options = sessionOptionsFromFlags(rootfs, flags);
   /* Bad options fail here, as a ConfigError the CLI words with its flags, before any name is taken. */
   resolveOptions({ ...options, argv: ['/capsule-hold'] });
+  /* Without root, refused before /run/capsule is touched (root's, and not writable to the caller). */
+  refuseRootlessSession('create', 'capsule run each command');
   mkdirSync(SESSIONS_DIR, { recursive: true, mode: 0o700 });
   const dir = dirOf(name);
   try {
