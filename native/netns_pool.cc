@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -132,4 +133,126 @@ int netns_pool_take() {
   p.ready.pop_front();
   p.wanted.notify_one();
   return fd;
+}
+
+/* ------------------------ ns_release_later (see .h) ----------------------- */
+
+namespace {
+
+struct Releaser {
+  std::mutex mu;
+  std::condition_variable ready_cv;
+  bool started = false;
+  bool ready = false;   /* the thread has its own table; `send_fd` may be used */
+  int send_fd = -1;     /* our end of the socket pair; -1: close inline */
+};
+Releaser &releaser() {
+  static Releaser *r = new Releaser(); /* never freed: see pool() */
+  return *r;
+}
+
+void *release_loop(void *arg) {
+  const int sock = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  Releaser &r = releaser();
+  /*
+   * A table of our own (unshare(2) CLONE_FILES: a copy of the process's), then
+   * every copy but our socket closed: closing a duplicate drops no lock and
+   * ends no file (the process still holds each), and POSIX locks belong to the
+   * table that took them, not to ours (fcntl(2)). close_range(2) is Linux 5.9.
+   */
+  bool ok = unshare(CLONE_FILES) == 0;
+  if (ok && sock > 0) ok = syscall(SYS_close_range, 0u, static_cast<unsigned>(sock - 1), 0u) == 0;
+  if (ok) ok = syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0u, 0u) == 0;
+  {
+    std::lock_guard<std::mutex> lk(r.mu);
+    if (!ok) {
+      close(r.send_fd);
+      r.send_fd = -1;
+    }
+    r.ready = true;
+  }
+  r.ready_cv.notify_all();
+  /* A table that could not be emptied goes with the thread: its exit closes every copy in it. */
+  if (!ok) return nullptr;
+  for (;;) {
+    char byte;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return nullptr;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int fd;
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      close(fd); /* the last reference: the namespace is torn down here */
+    }
+  }
+}
+
+/* Start the thread once; true when `send_fd` can be used. Called with r.mu held. */
+bool start_releaser(Releaser &r, std::unique_lock<std::mutex> &lk) {
+  if (!r.started) {
+    r.started = true;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    r.send_fd = sv[0];
+    pthread_t t;
+    pthread_attr_t attr;
+    bool made = false;
+    if (pthread_attr_init(&attr) == 0) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      made = pthread_create(&t, &attr, release_loop, reinterpret_cast<void *>(static_cast<intptr_t>(sv[1]))) == 0;
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      pthread_attr_destroy(&attr);
+    }
+    if (!made) {
+      close(sv[0]);
+      close(sv[1]);
+      r.send_fd = -1;
+      return false;
+    }
+    /* Once the thread has its own table, its end in ours can go (it keeps its copy). */
+    r.ready_cv.wait(lk, [&] { return r.ready; });
+    close(sv[1]);
+  }
+  return r.ready && r.send_fd >= 0;
+}
+
+}  // namespace
+
+void ns_release_later(int fd) {
+  if (fd < 0) return;
+  Releaser &r = releaser();
+  std::unique_lock<std::mutex> lk(r.mu);
+  if (start_releaser(r, lk)) {
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    /* Non-blocking: a full queue (the thread far behind) closes here instead, as before. */
+    sendmsg(r.send_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  /* In flight the socket holds the namespace; ours is a duplicate now (or the only one, if the send failed). */
+  close(fd);
 }
