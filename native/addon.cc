@@ -140,8 +140,6 @@ struct Watcher {
   napi_env env;
   Napi::FunctionReference on_exit;
   int pid, pidfd, error_fd, status_fd;
-  /* The sandbox's mount namespace, let go off this thread once it is reaped (netns_pool.h), or -1. */
-  int mntns_fd;
   /* This spawn's number, never reused in the process: what kill() is addressed by (see Kill). */
   double id;
 };
@@ -192,7 +190,6 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
   close(w->pidfd);
   close(w->status_fd);
   close(w->error_fd);
-  ns_release_later(w->mntns_fd);
   g_watchers.erase(w->pid);
   if (g_exiting) return;
 
@@ -467,7 +464,6 @@ class SpawnWorker : public Napi::AsyncWorker {
     w->pidfd = result_.pidfd;
     w->error_fd = result_.error_fd;
     w->status_fd = result_.status_fd;
-    w->mntns_fd = result_.mntns_fd;
     w->id = g_next_id++;
     uv_loop_t *loop = nullptr;
     napi_get_uv_event_loop(env, &loop);

@@ -23,27 +23,4 @@ void netns_pool_configure();
  */
 int netns_pool_take();
 
-/*
- * A sandbox's mount namespace let go off the event loop.
- *
- * When a sandbox's last process exits, the kernel tears its mount namespace
- * down before the parent is told (exit_task_namespaces comes before
- * exit_notify, kernel/exit.c), and unmounting waits for an RCU grace period
- * (namespace_unlock's synchronize_rcu_expedited, fs/namespace.c). Measured on
- * this project's VM (bench/exit-ns.c), a child with 4 mounts after pivot_root, from its _exit to
- * the parent's waitpid: 0.09-0.11 ms p50 and 3.8-6.7 ms p99 when the exit tears
- * the namespace down, 0.03 ms p50 and 0.15-0.21 ms p99 when the parent holds it.
- * So the parent holds a descriptor of each sandbox's mount namespace (spawn.cc)
- * and, once the sandbox is reaped, hands it here: a thread of its own closes it,
- * and the teardown and its wait happen there, after the result.
- *
- * The thread has a descriptor table of its own (unshare(CLONE_FILES), every
- * inherited copy closed), and the descriptor reaches it over a socket
- * (SCM_RIGHTS, unix(7)): from the moment of this call it is in no table of the
- * process, so /proc/self/fd shows nothing held. Takes ownership of `fd`; -1 is
- * ignored. Without the thread (it could not start) the descriptor is closed
- * here, as before.
- */
-void ns_release_later(int fd);
-
 #endif

@@ -15,13 +15,11 @@
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -116,26 +114,6 @@ bool read_record(int fd, void *buf, unsigned long size) {
   do n = read(fd, buf, size);
   while (n < 0 && errno == EINTR);
   return n == static_cast<ssize_t>(size);
-}
-
-/*
- * A descriptor of the sandbox's mount namespace, so that its teardown happens
- * where the parent lets it go, not in the exit of the sandbox's last process
- * (netns_pool.h ns_release_later). The child has exec'd capsule-init in its
- * final namespace by now (CLONE_VFORK). PIDFD_GET_MNT_NAMESPACE (Linux 6.11,
- * ioctl on a pidfd, returns an O_CLOEXEC nsfs descriptor); before it,
- * /proc/PID/ns/mnt, where the PID is still our unreaped child's. -1 when
- * neither works (the sandbox already gone): the exit tears it down, as before.
- */
-static int hold_mount_namespace(int pidfd, int pid) {
-#ifndef PIDFD_GET_MNT_NAMESPACE
-#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
-#endif
-  int fd = ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE, 0);
-  if (fd >= 0) return fd;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
-  return open(path, O_RDONLY | O_CLOEXEC);
 }
 
 void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, SpawnResult &out) {
@@ -362,7 +340,6 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   out.ok = true;
   out.error_fd = err_pipe[0];
   out.status_fd = status_pipe[0];
-  if (!join) out.mntns_fd = hold_mount_namespace(out.pidfd, out.pid);
   return;
 
 cleanup:

@@ -4,7 +4,6 @@
 import {
   chmodSync,
   copyFileSync,
-  readdirSync,
   readlinkSync,
   mkdirSync,
   mkdtempSync,
@@ -389,40 +388,6 @@ describe('bad input is one clear ConfigError before anything runs', () => {
 });
 
 describe('no leaks', () => {
-  /** The mount namespaces (nsfs inode numbers) any thread of this process holds a descriptor of. */
-  const heldMountNamespaces = () => {
-    const held = new Set<string>();
-    for (const task of readdirSync('/proc/self/task'))
-      for (const fd of readdirSync(`/proc/self/task/${task}/fd`)) {
-        try {
-          const link = readlinkSync(`/proc/self/task/${task}/fd/${fd}`);
-          if (link.startsWith('mnt:[')) held.add(link);
-        } catch {
-          /* closed while we looked */
-        }
-      }
-    return held;
-  };
-
-  it("holds each sandbox's mount namespace while it runs, and lets every one go once it is reaped", async () => {
-    /* The addon holds it so that its teardown is not on the exit's path (native/netns_pool.h ns_release_later). */
-    let ns = '';
-    const r = await run({
-      rootfs,
-      argv: ['/bin/sleep', '0.2'],
-      onSpawn: ({ pid }) => {
-        ns = readlinkSync(`/proc/${pid}/ns/mnt`);
-        expect(heldMountNamespaces().has(ns)).toBe(true);
-      },
-    });
-    expect(r.exitCode).toBe(0);
-    await Promise.all(Array.from({ length: 20 }, () => run({ rootfs, argv: ['/bin/true'] })));
-    /* The last ones go on the releasing thread, just after the results: wait for it (not a timing). */
-    for (let i = 0; i < 200 && heldMountNamespaces().size > 0; i++)
-      await new Promise((w) => setTimeout(w, 10));
-    expect([...heldMountNamespaces()]).toEqual([]);
-  });
-
   it('leaves no mount, zombie or descriptor behind after many runs, in parallel too', async () => {
     /*
      * Warm at the same concurrency: the addon opens its memfd and pidfd once, and the
