@@ -1,5 +1,5 @@
 /* What the exit of a sandbox-like child costs its parent when the exit tears the mount namespace
- * down, against the parent holding the namespace (native/netns_pool.h ns_release_later).
+ * down, against the parent holding the namespace (see docs/performance.md: measured, not kept).
  * Child: new mount, PID, IPC and UTS namespaces, rootfs bound, proc and two tmpfs mounted,
  * pivot_root, old root detached; then it tells the parent, which (with HOLD=1) opens
  * /proc/PID/ns/mnt, lets it go, and times from the child's _exit to its own waitpid.
