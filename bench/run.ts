@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, peers side by side, medians and p99. Timings are
- * printed, never asserted. Options: --only launch,judge,cgroup,rootfs,seccomp,interactive,streams,session,box,oci  --runs N
+ * printed, never asserted. Options: --only table,launch,judge,cgroup,rootfs,seccomp,interactive,streams,session,box,oci  --runs N
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { benchStreams } from './streams.js';
 import { benchSession } from './session.js';
 import { benchBox } from './box.js';
 import { benchOci } from './oci.js';
+import { benchTable } from './table.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -36,6 +37,7 @@ const dir = mkdtempSync(join(tmpdir(), 'capsule-bench-'));
 try {
   const rootfs = makeRootfs(dir);
   console.log(`capsule benchmarks: node ${process.version}, ${runs} runs; medians and p99 in ms`);
+  if (want('table')) await benchTable({ dir, rootfs, n: runs });
   if (want('launch')) await benchLaunch({ dir, rootfs, n: runs });
   if (want('judge')) await benchJudge({ rootfs, n: Math.min(runs, 1000) });
   if (want('cgroup')) await benchCgroups();

@@ -388,14 +388,24 @@ function favordynmods(o: { procRoot: string; cgroup: DetectOptions }, layout: Cg
     );
   if (layout.mode === 'none')
     return check('cgroup.favordynmods', 'cgroups', 'info', 'favordynmods: no cgroup mounted');
-  const target = layout.unified?.mountPoint ?? layout.v1[0]?.mountPoint ?? '/sys/fs/cgroup';
+  /*
+   * cgroup_threadgroup_rwsem is one for the whole host, so favordynmods on any hierarchy
+   * turns it on for all (kernel/cgroup/cgroup.c cgroup_favor_dynmods). A v2 mount takes it on
+   * remount; a v1 hierarchy refuses flag changes on remount (cgroup1_reconfigure), so where
+   * there is no v2 mount the way is a named v1 hierarchy of its own, without controllers.
+   */
+  const cost =
+    'It changes the whole host: fork and exit of every process pay a little more (the cgroup_threadgroup_rwsem stays in its slow-reader mode), in return for fast moves between cgroups; capsule never sets it (docs/performance.md)';
+  const how = layout.unified
+    ? `mount -o remount,favordynmods ${layout.unified.mountPoint}`
+    : 'mkdir -p /run/capsule-favordynmods && mount -t cgroup -o none,name=capsule-favordynmods,favordynmods cgroup /run/capsule-favordynmods (undone by umount, once no cgroup was made in it)';
   const v2only = layout.mode === 'v2';
   return check(
     'cgroup.favordynmods',
     'cgroups',
     'warn',
     `favordynmods is off: ${v2only ? 'a run born in its cgroup (clone3 CLONE_INTO_CGROUP) does not need it, but moving' : 'moving'} a process into a cgroup can wait for an RCU grace period (~6 ms measured here, docs/cgroups.md)`,
-    `your choice, as root: mount -o remount,favordynmods ${target}. It changes the whole host: fork and exit of every process pay a little more (the cgroup_threadgroup_rwsem stays in its slow-reader mode), in return for fast moves between cgroups; capsule never sets it`,
+    `your choice, as root: ${how}. ${cost}`,
   );
 }
 

@@ -224,6 +224,35 @@ describe('doctor on a machine of our making', () => {
     expect(r.ok).toBe(false);
   });
 
+  it('on cgroup v1 alone, suggests favordynmods by a hierarchy of its own: v1 refuses it on remount', () => {
+    /* The HYBRID machine without its v2 mount. cgroup1_reconfigure refuses flag changes at remount. */
+    const { opts } = machine({
+      mountinfo: HYBRID.split('\n')
+        .filter((l) => !l.includes('cgroup2'))
+        .join('\n'),
+    });
+    const r = doctor({ ...opts, uid: 0, probes: fakeProbes() });
+    expect(byId(r, 'cgroup.layout').summary).toMatch(/^v1:/);
+    const favor = byId(r, 'cgroup.favordynmods');
+    expect(favor.status).toBe('warn');
+    expect(favor.fix).not.toContain('remount');
+    expect(favor.fix).toContain('mount -t cgroup -o none,name=capsule-favordynmods,favordynmods cgroup');
+    expect(favor.fix).toContain('fork and exit of every process');
+  });
+
+  it('reads a v1 layout with a favordynmods hierarchy of its own as on', () => {
+    const fav =
+      '50 23 0:40 / /run/capsule-favordynmods rw,relatime - cgroup cgroup rw,favordynmods,name=capsule-favordynmods\n';
+    const { opts } = machine({
+      mountinfo:
+        HYBRID.split('\n')
+          .filter((l) => !l.includes('cgroup2'))
+          .join('\n') + fav,
+    });
+    const r = doctor({ ...opts, uid: 0, probes: fakeProbes() });
+    expect(byId(r, 'cgroup.favordynmods').status).toBe('ok');
+  });
+
   it('reads a pure v2 layout with favordynmods on', () => {
     const { opts } = machine({ mountinfo: V2_FAVOR });
     const r = doctor({ ...opts, uid: 0, probes: fakeProbes() });

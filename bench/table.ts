@@ -1,0 +1,136 @@
+/**
+ * Issue (10)'s table, from one run: /bin/true from the same static busybox rootfs under
+ * fork+exec (C), node spawn, capsule's library (one at a time, 2 at once, 4 in flight),
+ * bwrap, runc, and a judge's run with every limit on; p50, p99, runs/s and the ratio to
+ * fork+exec, then which of the issue's goals the figures meet. Rows are measured one after
+ * the other in the same process, so a busy machine hits them alike only roughly: compare
+ * the ratios, and rerun when another load came and went.
+ *
+ *   npm run bench -- --only table [--runs N]
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { run } from '../src/index.js';
+import { packageRoot } from '../src/native.js';
+import { makeRuncBundle, spawnWait } from './peers.js';
+import { type Sample, summary, timeConcurrent, timeRuns } from './stats.js';
+
+const MiB = 1024 * 1024;
+/** The judge bench's limits (bench/judge.ts): every limit capsule has. */
+const JUDGE = {
+  cpuTimeLimitMs: 1000,
+  wallTimeLimitMs: 2000,
+  memoryLimitBytes: 64 * MiB,
+  pidsLimit: 16,
+  outputLimitBytes: MiB,
+  fileSizeLimitBytes: MiB,
+  openFilesLimit: 64,
+  stackLimitBytes: 8 * MiB,
+};
+
+interface Row extends Sample {
+  key: string;
+}
+
+export async function benchTable({ dir, rootfs, n }: { dir: string; rootfs: string; n: number }) {
+  const root = packageRoot();
+  const forkexec = join(dir, 'forkexec');
+  execFileSync('cc', ['-O2', '-o', forkexec, join(root, 'bench/forkexec.c')]);
+  const trueBin = join(rootfs, 'bin/true');
+  const prog = join(rootfs, 'judge-prog');
+  execFileSync('cc', ['-static', '-O2', '-o', prog, join(root, 'bench/judge-prog.c')]);
+  const lib = async () => {
+    const r = await run({ rootfs, argv: ['/bin/true'] });
+    if (r.exitCode !== 0) throw new Error(`bench: /bin/true exited ${r.exitCode}: ${r.stderr}`);
+  };
+  const judge = async () => {
+    const r = await run({ rootfs, argv: ['/judge-prog'], stdin: '7\n', ...JUDGE });
+    if (r.stdout !== '49\n') throw new Error(`bench: judge run answered ${JSON.stringify(r.stdout)}`);
+  };
+  const rows: Row[] = [];
+  const floor = execFileSync(forkexec, [String(n), trueBin], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map(Number);
+  rows.push({ key: 'fork', name: 'fork+exec (C)', times: floor });
+  rows.push({
+    key: 'spawn',
+    name: 'node spawn, no sandbox',
+    times: await timeRuns(Math.min(n, 1000), () => spawnWait(trueBin, [])),
+  });
+  rows.push({ key: 'lib', name: 'capsule library', times: await timeRuns(n, lib) });
+  for (const k of [2, 4]) {
+    await timeConcurrent(40, k, lib); /* warm-up */
+    const c = await timeConcurrent(n, k, lib);
+    rows.push({
+      key: `lib${k}`,
+      name: k === 2 ? 'capsule library, 2 at once' : 'capsule library, 4 in flight',
+      ...c,
+    });
+  }
+  const bwrapArgs = ['--unshare-all', '--die-with-parent', '--ro-bind', rootfs, '/'];
+  rows.push({
+    key: 'bwrap',
+    name: 'bwrap spawned from node',
+    times: await timeRuns(Math.min(n, 500), () =>
+      spawnWait('bwrap', [...bwrapArgs, '--proc', '/proc', '--dev', '/dev', '/bin/true']),
+    ),
+  });
+  const bundle = makeRuncBundle(dir, rootfs);
+  let id = 0;
+  rows.push({
+    key: 'runc',
+    name: 'runc run',
+    times: await timeRuns(
+      Math.min(n, 100),
+      () => spawnWait('runc', ['run', '--bundle', bundle, `capsule-bench-${process.pid}-${id++}`]),
+      5,
+    ),
+  });
+  rows.push({
+    key: 'judge',
+    name: 'judge run, every limit on',
+    times: await timeRuns(Math.min(n, 1000), judge),
+  });
+  await timeConcurrent(40, 4, judge);
+  rows.push({
+    key: 'judge4',
+    name: 'judge run, every limit on, 4 in flight',
+    ...(await timeConcurrent(Math.min(n, 1000), 4, judge)),
+  });
+  printIssueTable(rows);
+}
+
+function printIssueTable(rows: Row[]): void {
+  const st = new Map(
+    rows.map((r) => {
+      const s = summary(r.times);
+      return [r.key, { ...s, rps: r.runsPerSecond ?? 1000 / s.mean }];
+    }),
+  );
+  const base = st.get('fork')!.p50;
+  console.log(`\n/bin/true, static busybox rootfs (issue 10's table; ms per run, one process, one run)`);
+  console.log('| | runs | p50 ms | p99 ms | runs/s | p50 vs fork+exec |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    const s = st.get(r.key)!;
+    console.log(
+      `| ${r.name} | ${s.n} | ${s.p50.toFixed(3)} | ${s.p99.toFixed(3)} | ${s.rps.toFixed(0)} | ${(s.p50 / base).toFixed(2)}x |`,
+    );
+  }
+  const lib = st.get('lib')!;
+  const four = st.get('lib4')!;
+  const judge = st.get('judge')!;
+  const judge4 = st.get('judge4')!;
+  const goal = (name: string, value: string, met: boolean) =>
+    console.log(`  ${met ? 'met    ' : 'NOT met'}  ${name}: ${value}`);
+  console.log("\nThe issue's goals, on these figures:");
+  goal('library p50 <= 1.2 ms', `${lib.p50.toFixed(3)} ms`, lib.p50 <= 1.2);
+  goal('library p50 <= 2x fork+exec', `${(lib.p50 / base).toFixed(2)}x`, lib.p50 <= 2 * base);
+  goal('library p99 <= 3 ms', `${lib.p99.toFixed(3)} ms`, lib.p99 <= 3);
+  goal('library >= 800 runs/s with 4 in flight', `${four.rps.toFixed(0)} runs/s`, four.rps >= 800);
+  goal('judge p50 <= 1.5 ms', `${judge.p50.toFixed(3)} ms`, judge.p50 <= 1.5);
+  goal('judge p99 <= 4 ms', `${judge.p99.toFixed(3)} ms`, judge.p99 <= 4);
+  goal('judge >= 700 runs/s (4 in flight)', `${judge4.rps.toFixed(0)} runs/s`, judge4.rps >= 700);
+}
