@@ -574,6 +574,7 @@ static int main_init(int argc, char **argv, char **envp) {
   long long started_ns = now_ns();
   if (argc == 1 && same(argv[0], "capsule-hold")) return main_hold();
   const int oci = starts_with(argv[0], "capsule-oci");
+  const int oci_wait = same(argv[0], "capsule-oci"); /* before "--tty" shifts argv */
   oci_join = same(argv[0], "capsule-oci-join");
   oci_pid1 = SYS0(__NR_getpid) == 1;
   const int join = same(argv[0], "capsule-join") || oci_join;
@@ -635,7 +636,7 @@ static int main_init(int argc, char **argv, char **envp) {
     ready.magic = CAPSULE_READY_MAGIC;
     ready.started_ns = started_ns;
     SYS3(__NR_write, CAPSULE_FD_STATUS, &ready, sizeof ready);
-    if (same(argv[0], "capsule-oci")) {
+    if (oci_wait) {
       int code = wait_for_start(sfd);
       if (code) return code;
     }

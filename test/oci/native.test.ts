@@ -51,6 +51,22 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+function devpts(): NativeOci['mounts'][number] {
+  return {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    recursive: false,
+    attrs: NOSUID | NOEXEC,
+    propagation: 0,
+    data: [
+      ['newinstance', null],
+      ['ptmxmode', '0666'],
+      ['mode', '0620'],
+    ],
+  };
+}
+
 function ociOptions(over: Partial<NativeOci> = {}): NativeOci {
   return {
     waitForStart: true,
@@ -188,6 +204,22 @@ describe('create and start', () => {
     rmSync(marker);
   });
 
+  it('with a terminal too, create waits for start', async () => {
+    const oci = ociOptions({ mounts: [...ociOptions().mounts, devpts()] });
+    const l = await launch(
+      options(['sh', '-c', 'touch /shared/tty-ran'], oci, { terminal: { rows: 24, cols: 80 } }),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(join(shared, 'tty-ran'))).toBe(false);
+    process.kill(l.pid, native().startSignal);
+    const exit = await l.exit;
+    for (const fd of [...l.stdio, ...(l as unknown as { terminal: number[] }).terminal])
+      if (fd >= 0) closeSync(fd);
+    expect(exit.initStatus).toBe(0);
+    expect(existsSync(join(shared, 'tty-ran'))).toBe(true);
+    rmSync(join(shared, 'tty-ran'));
+  });
+
   it('a signal other than start ends a created container with 128 + signal, the program never run', async () => {
     const marker = join(shared, 'never');
     const l = await launch(options(['sh', '-c', 'touch /shared/never'], ociOptions()));
@@ -319,22 +351,7 @@ describe('a terminal', () => {
   it('the program gets a pty from the container devpts, also bound over /dev/console', async () => {
     const oci = ociOptions({
       waitForStart: false,
-      mounts: [
-        ...ociOptions().mounts,
-        {
-          destination: '/dev/pts',
-          type: 'devpts',
-          source: 'devpts',
-          recursive: false,
-          attrs: NOSUID | NOEXEC,
-          propagation: 0,
-          data: [
-            ['newinstance', null],
-            ['ptmxmode', '0666'],
-            ['mode', '0620'],
-          ],
-        },
-      ],
+      mounts: [...ociOptions().mounts, devpts()],
     });
     const l = await launch(
       options(
