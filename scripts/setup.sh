@@ -15,8 +15,12 @@ cd "$(dirname "$0")/.."
 # strace: `capsule rootfs check --run` traces the program with it (test/rootfs-tools/packages.test.ts).
 # tmux: test/cli/tty.test.ts types into `capsule run -it` as a person would and reads the screen.
 # bubblewrap: a peer for `npm run bench` (installed by the bench itself when missing, not here).
+# podman, containerd, containernetworking-plugins: test/oci runs them as real clients of
+# capsule-runc (each test starts its own under a temp dir and stops it); the CRI test's pod
+# network uses the plugins' loopback. uidmap: newuidmap/newgidmap, for rootless sandboxes with
+# a subordinate id range (test/rootless.test.ts).
 packages=(build-essential python3 busybox-static libseccomp-dev runc golang-go default-jdk-headless rustc strace
-  node-typescript tmux passwd util-linux)
+  node-typescript tmux passwd util-linux podman containerd containernetworking-plugins uidmap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
