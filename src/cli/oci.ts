@@ -82,7 +82,8 @@ export class OciLog {
         err(`${this.name}: cannot write --log ${this.file}: ${(e as Error).message}\n`);
       }
     }
-    if (level !== 'debug' || !this.file) err(`${this.name}: ${level === 'error' ? '' : level + ': '}${msg}\n`);
+    if (level !== 'debug' || !this.file)
+      err(`${this.name}: ${level === 'error' ? '' : level + ': '}${msg}\n`);
   }
 }
 
@@ -96,7 +97,8 @@ export function logFlags(argv: string[]): { log?: string; logFormat: 'text' | 'j
   let debug = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const value = (flag: string) => (a === flag ? argv[++i] : a.startsWith(flag + '=') ? a.slice(flag.length + 1) : undefined);
+    const value = (flag: string) =>
+      a === flag ? argv[++i] : a.startsWith(flag + '=') ? a.slice(flag.length + 1) : undefined;
     if (a === '--debug' || a === '-debug') debug = true;
     const l = value('--log') ?? value('-log');
     if (l !== undefined) log = l;
@@ -107,7 +109,8 @@ export function logFlags(argv: string[]): { log?: string; logFormat: 'text' | 'j
 }
 
 function version(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 const int = (flag: string) => (v: string) => {
@@ -120,7 +123,9 @@ export function parseBytes(flag: string): (v: string) => number {
   return (v) => {
     const m = /^(-?\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(v.trim());
     if (!m) throw new InvalidArgumentError(`${flag} takes a size such as 512m or 1g`);
-    const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase()]!;
+    const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[
+      m[2]!.toLowerCase()
+    ]!;
     return Math.round(Number(m[1]) * unit);
   };
 }
@@ -211,11 +216,16 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
     .description("capsule's OCI runtime: runc's command line over capsule's sandbox")
     .option('--root <dir>', 'where container state is kept (a tmpfs)', DEFAULT_ROOT)
     .option('--log <file>', 'also write errors and warnings to FILE')
-    .addOption(new Option('--log-format <format>', 'format of --log lines').choices(['text', 'json']).default('text'))
+    .addOption(
+      new Option('--log-format <format>', 'format of --log lines').choices(['text', 'json']).default('text'),
+    )
     .option('--debug', 'log debug lines too')
     .option('--systemd-cgroup', 'not supported: capsule manages cgroupfs paths (linux.cgroupsPath)')
     .option('--criu <path>', 'accepted for runc compatibility; capsule has no checkpoint/restore')
-    .option('--rootless <value>', "accepted for runc compatibility ('true', 'false', 'auto'); capsule detects it")
+    .option(
+      '--rootless <value>',
+      "accepted for runc compatibility ('true', 'false', 'auto'); capsule detects it",
+    )
     .version(`${name} version ${version()}\nspec: ${OCI_VERSION}`, '-v, --version')
     .enablePositionalOptions()
     .exitOverride()
@@ -224,12 +234,15 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
   const g = (cmd: Command): Globals => {
     const o = cmd.optsWithGlobals<Globals>();
     if (o.systemdCgroup) {
-      throw new CapsuleError('--systemd-cgroup is not supported: capsule manages cgroupfs paths; drop the flag (and give linux.cgroupsPath as a path)');
+      throw new CapsuleError(
+        '--systemd-cgroup is not supported: capsule manages cgroupfs paths; drop the flag (and give linux.cgroupsPath as a path)',
+      );
     }
     return o;
   };
   const warn = (m: string) => log().line('warning', m);
-  const add = (c: Command) => cli.addCommand(c.exitOverride().configureOutput({ writeOut: out, writeErr: err, outputError: () => {} }));
+  const add = (c: Command) =>
+    cli.addCommand(c.exitOverride().configureOutput({ writeOut: out, writeErr: err, outputError: () => {} }));
 
   add(
     new Command('create')
@@ -241,18 +254,24 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
       .option('--no-new-keyring', 'accepted: capsule never makes a session keyring')
       .option('--preserve-fds <n>', 'not supported unless 0', int('--preserve-fds'), 0)
       .argument('<id>', 'container id', id)
-      .action(async (cid: string, f: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number }, cmd: Command) => {
-        const o = g(cmd);
-        if (f.preserveFds) throw new CapsuleError('--preserve-fds is not supported by capsule');
-        const plan = await readBundlePlan(bundleDir(f.bundle), cid);
-        await createContainer(cid, plan, {
-          root: o.root,
-          ...(f.pidFile ? { pidFile: f.pidFile } : {}),
-          ...(f.consoleSocket ? { consoleSocket: f.consoleSocket } : {}),
-          warn,
-        });
-        done(0);
-      }),
+      .action(
+        async (
+          cid: string,
+          f: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: number },
+          cmd: Command,
+        ) => {
+          const o = g(cmd);
+          if (f.preserveFds) throw new CapsuleError('--preserve-fds is not supported by capsule');
+          const plan = await readBundlePlan(bundleDir(f.bundle), cid);
+          await createContainer(cid, plan, {
+            root: o.root,
+            ...(f.pidFile ? { pidFile: f.pidFile } : {}),
+            ...(f.consoleSocket ? { consoleSocket: f.consoleSocket } : {}),
+            warn,
+          });
+          done(0);
+        },
+      ),
   );
   add(
     new Command('start')
@@ -274,7 +293,9 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
   );
   add(
     new Command('kill')
-      .description("send SIGNAL (default SIGTERM) to the container's PID 1, or with --all to every process of it")
+      .description(
+        "send SIGNAL (default SIGTERM) to the container's PID 1, or with --all to every process of it",
+      )
       .option('-a, --all', 'every process in the container')
       .argument('<id>', 'container id', id)
       .argument('[signal]', 'a name (SIGKILL, KILL) or a number (9)', 'SIGTERM')
@@ -309,7 +330,13 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
       .action(
         async (
           cid: string,
-          f: { bundle: string; pidFile?: string; consoleSocket?: string; detach?: boolean; preserveFds: number },
+          f: {
+            bundle: string;
+            pidFile?: string;
+            consoleSocket?: string;
+            detach?: boolean;
+            preserveFds: number;
+          },
           cmd: Command,
         ) => {
           const o = g(cmd);
@@ -328,8 +355,11 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
   );
   add(
     new Command('exec')
-      .description('run a new process in a running container (its exit status is the command\'s)')
-      .option('-p, --process <file>', "a runtime-spec process JSON ('-': stdin), in place of COMMAND and the flags")
+      .description("run a new process in a running container (its exit status is the command's)")
+      .option(
+        '-p, --process <file>',
+        "a runtime-spec process JSON ('-': stdin), in place of COMMAND and the flags",
+      )
       .option('-d, --detach', 'return once the process runs')
       .option('--pid-file <file>', "write the process's host pid to FILE")
       .option('--console-socket <path>', "a unix socket to send the terminal's master to")
@@ -370,8 +400,10 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
         ) => {
           const o = g(cmd);
           if (f.preserveFds) throw new CapsuleError('--preserve-fds is not supported by capsule');
-          if (f.processLabel) throw new CapsuleError('--process-label is not supported: capsule has no SELinux support');
-          if (f.apparmor) throw new CapsuleError('--apparmor is not supported: capsule has no AppArmor support');
+          if (f.processLabel)
+            throw new CapsuleError('--process-label is not supported: capsule has no SELinux support');
+          if (f.apparmor)
+            throw new CapsuleError('--apparmor is not supported: capsule has no AppArmor support');
           let p: ExecProcess;
           if (f.process) {
             if (argv.length > 0) throw new CapsuleError('exec takes --process FILE or a COMMAND, not both');
@@ -413,7 +445,11 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
       .action((f: { bundle: string; rootless?: boolean }) => {
         const file = join(bundleDir(f.bundle), 'config.json');
         if (existsSync(file)) throw new CapsuleError(`${file} exists: remove it first`);
-        const spec = defaultSpec({ rootless: f.rootless === true, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+        const spec = defaultSpec({
+          rootless: f.rootless === true,
+          uid: process.getuid?.() ?? 0,
+          gid: process.getgid?.() ?? 0,
+        });
         try {
           writeFileSync(file, JSON.stringify(spec, null, '\t') + '\n', { flag: 'wx' });
         } catch (e) {
@@ -425,20 +461,30 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
   add(
     new Command('list')
       .description('list the containers under --root')
-      .addOption(new Option('-f, --format <format>', 'table or json').choices(['table', 'json']).default('table'))
+      .addOption(
+        new Option('-f, --format <format>', 'table or json').choices(['table', 'json']).default('table'),
+      )
       .option('-q, --quiet', 'ids only')
       .action((f: { format: string; quiet?: boolean }, cmd: Command) => {
         const all = listContainers(g(cmd).root);
         if (f.quiet) out(all.map((c) => c.id + '\n').join(''));
         else if (f.format === 'json') out(JSON.stringify(all) + '\n');
-        else out(table(['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], all.map((c) => [c.id, String(c.pid), c.status, c.bundle, c.created, c.owner])));
+        else
+          out(
+            table(
+              ['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'],
+              all.map((c) => [c.id, String(c.pid), c.status, c.bundle, c.created, c.owner]),
+            ),
+          );
         done(0);
       }),
   );
   add(
     new Command('ps')
-      .description("the processes of a container (ps(1) columns; --format json: a JSON array of pids)")
-      .addOption(new Option('-f, --format <format>', 'table or json').choices(['table', 'json']).default('table'))
+      .description('the processes of a container (ps(1) columns; --format json: a JSON array of pids)')
+      .addOption(
+        new Option('-f, --format <format>', 'table or json').choices(['table', 'json']).default('table'),
+      )
       .argument('<id>', 'container id', id)
       .argument('[ps-options...]', 'options for ps(1)', [])
       .passThroughOptions()
@@ -449,13 +495,17 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
           return done(0);
         }
         const ps = spawnSync('ps', psArgs.length > 0 ? psArgs : ['-ef'], { encoding: 'utf8' });
-        if (ps.status !== 0) throw new CapsuleError(`ps ${psArgs.join(' ')} failed: ${ps.stderr.trim() || ps.error?.message}`);
+        if (ps.status !== 0)
+          throw new CapsuleError(`ps ${psArgs.join(' ')} failed: ${ps.stderr.trim() || ps.error?.message}`);
         const lines = ps.stdout.split('\n');
         const header = lines[0] ?? '';
         const col = header.trim().split(/\s+/).indexOf('PID');
         if (col < 0) throw new CapsuleError('ps output has no PID column: give ps options that print one');
         const want = new Set(pids.map(String));
-        out([header, ...lines.slice(1).filter((l) => want.has(l.trim().split(/\s+/)[col] ?? ''))].join('\n') + '\n');
+        out(
+          [header, ...lines.slice(1).filter((l) => want.has(l.trim().split(/\s+/)[col] ?? ''))].join('\n') +
+            '\n',
+        );
         done(0);
       }),
   );
@@ -517,7 +567,8 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n';
+  const fmt = (r: string[]) =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n';
   return [head, ...rows].map(fmt).join('');
 }
 
@@ -531,11 +582,20 @@ export async function ociMain(name: string, args: string[]): Promise<number> {
   let code = 0;
   try {
     log.line('debug', `${name} ${args.join(' ')}`);
-    await ociProgram(name, (c) => (code = c), () => log).parseAsync(args, { from: 'user' });
+    await ociProgram(
+      name,
+      (c) => (code = c),
+      () => log,
+    ).parseAsync(args, { from: 'user' });
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
       log.line('error', e.message.replace(/^error: /, ''));
       return EXIT_OCI_FAILED;
     }

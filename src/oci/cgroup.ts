@@ -68,10 +68,16 @@ export function containerHierarchies(layout: CgroupLayout): CgroupHierarchy[] {
  * mkdir the container's cgroup in each hierarchy, write `resources`, open what the addon
  * joins. On failure everything made here is removed again.
  */
-export function makeContainerCgroup(rel: string, resources: OciResources, layout = detectCgroups()): ContainerCgroup {
+export function makeContainerCgroup(
+  rel: string,
+  resources: OciResources,
+  layout = detectCgroups(),
+): ContainerCgroup {
   const hierarchies = containerHierarchies(layout);
   if (hierarchies.length === 0) {
-    throw new CapsuleError(`no writable cgroup hierarchy is mounted: ${layout.mode}; mount cgroupfs (v1 or v2) read-write`);
+    throw new CapsuleError(
+      `no writable cgroup hierarchy is mounted: ${layout.mode}; mount cgroupfs (v1 or v2) read-write`,
+    );
   }
   const made: string[] = [];
   const fds: number[] = [];
@@ -97,7 +103,9 @@ export function makeContainerCgroup(rel: string, resources: OciResources, layout
       }
       made.push(dir);
       if (readPidsOf(dir, null).length > 0) {
-        throw new CapsuleError(`cgroup ${dir} (linux.cgroupsPath) already has processes in it: give each container its own`);
+        throw new CapsuleError(
+          `cgroup ${dir} (linux.cgroupsPath) already has processes in it: give each container its own`,
+        );
       }
       if (h.version === 1) {
         writeV1(h, dir, resources);
@@ -155,7 +163,8 @@ function deviceLine(r: OciResources['devices'][number]): string {
 /** Write linux.resources to one v1 directory: only the files of the controllers it carries. */
 function writeV1(h: CgroupHierarchy, dir: string, r: OciResources, update = false): void {
   const has = (c: string) => h.controllers.includes(c);
-  const w = (file: string, value: string | number, c: string) => writeCgroupFile(join(dir, file), String(value), c);
+  const w = (file: string, value: string | number, c: string) =>
+    writeCgroupFile(join(dir, file), String(value), c);
   if (has('memory') && r.memory) {
     const m = r.memory;
     if (m.limit !== undefined) {
@@ -199,11 +208,12 @@ function writeV1(h: CgroupHierarchy, dir: string, r: OciResources, update = fals
 /** OCI cpu.shares (2..262144) to cgroup v2 cpu.weight (1..10000), as runc and crun convert. */
 export function sharesToWeight(shares: number): number {
   if (shares === 0) return 100;
-  return Math.round(1 + ((Math.max(2, Math.min(262144, shares)) - 2) * 9999) / 262142);
+  return 1 + Math.floor(((Math.max(2, Math.min(262144, shares)) - 2) * 9999) / 262142);
 }
 
 function writeV2(dir: string, r: OciResources, current?: { period: number }): void {
-  const w = (file: string, value: string | number, c: string | null) => writeCgroupFile(join(dir, file), String(value), c);
+  const w = (file: string, value: string | number, c: string | null) =>
+    writeCgroupFile(join(dir, file), String(value), c);
   if (r.memory) {
     const m = r.memory;
     if (m.limit !== undefined) w('memory.max', m.limit < 0 ? 'max' : m.limit, 'memory');
@@ -226,7 +236,10 @@ function writeV2(dir: string, r: OciResources, current?: { period: number }): vo
   }
   for (const [file, value] of Object.entries(r.unified ?? {})) {
     if (file.includes('/') || file.startsWith('.')) {
-      throw new ConfigError(`linux.resources.unified key ${JSON.stringify(file)} is not a cgroup file name`, 'linux.resources.unified');
+      throw new ConfigError(
+        `linux.resources.unified key ${JSON.stringify(file)} is not a cgroup file name`,
+        'linux.resources.unified',
+      );
     }
     w(file, value, null);
   }
@@ -238,16 +251,25 @@ function writeV2(dir: string, r: OciResources, current?: { period: number }): vo
  * exactly removes it; any other deny cannot be expressed and is an error naming the field.
  * null: no rules at all (nothing attached).
  */
-function v2DeviceRules(r: OciResources): { type: 'c' | 'b'; major: number | '*'; minor: number | '*'; access: string }[] | null {
+function v2DeviceRules(
+  r: OciResources,
+): { type: 'c' | 'b'; major: number | '*'; minor: number | '*'; access: string }[] | null {
   if (r.devices.length === 0) return null;
   let allow: { type: 'c' | 'b' | 'a'; major: number | '*'; minor: number | '*'; access: string }[] = [];
   for (const d of r.devices) {
-    const rule = { type: d.type, major: d.major ?? ('*' as const), minor: d.minor ?? ('*' as const), access: d.access || 'rwm' };
+    const rule = {
+      type: d.type,
+      major: d.major ?? ('*' as const),
+      minor: d.minor ?? ('*' as const),
+      access: d.access || 'rwm',
+    };
     if (d.allow) allow.push(rule);
     else if (d.type === 'a' && rule.major === '*' && rule.minor === '*') allow = [];
     else {
       const before = allow.length;
-      allow = allow.filter((a) => !(a.type === rule.type && a.major === rule.major && a.minor === rule.minor));
+      allow = allow.filter(
+        (a) => !(a.type === rule.type && a.major === rule.major && a.minor === rule.minor),
+      );
       if (allow.length === before) {
         throw new ConfigError(
           `linux.resources.devices: a deny rule (${deviceLine(d)}) after allow rules it does not undo exactly cannot be expressed on cgroup v2 by capsule`,
@@ -300,7 +322,10 @@ export function cgroupPids(paths: string[]): number[] {
 
 /** The freezer: v1 freezer.state FROZEN/THAWED (freezer-subsystem.txt), v2 cgroup.freeze 1/0. */
 export async function setFrozen(path: string, version: 0 | 1 | 2, frozen: boolean): Promise<void> {
-  if (version === 0) throw new CapsuleError('this container has no freezer cgroup (no v1 freezer hierarchy, no cgroup v2): pause and resume need one');
+  if (version === 0)
+    throw new CapsuleError(
+      'this container has no freezer cgroup (no v1 freezer hierarchy, no cgroup v2): pause and resume need one',
+    );
   if (version === 1) {
     writeCgroupFile(join(path, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED', 'freezer');
     /* FREEZING is transient: wait until the kernel says FROZEN (or THAWED). */

@@ -71,7 +71,9 @@ export interface Created {
 
 /** linux.seccomp in state.json: JSON has no bigint, so argument values are strings there. */
 export function encodeProfile(p: SeccompProfile | null): string | null {
-  return p === null ? null : JSON.stringify(p, (_k, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v));
+  return p === null
+    ? null
+    : JSON.stringify(p, (_k, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v));
 }
 
 export function decodeProfile(s: string | null): SeccompProfile | null {
@@ -97,7 +99,9 @@ export { exitCode as nativeExitCode };
  */
 export async function createContainer(id: string, plan: ContainerPlan, o: CreateOptions): Promise<Created> {
   if (plan.terminal && !o.consoleSocket) {
-    throw new CapsuleError('process.terminal is true but no --console-socket was given: the terminal needs somewhere to go');
+    throw new CapsuleError(
+      'process.terminal is true but no --console-socket was given: the terminal needs somewhere to go',
+    );
   }
   if (o.consoleSocket && !plan.terminal) {
     throw new CapsuleError('--console-socket was given but process.terminal is false in config.json');
@@ -112,13 +116,19 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     cgroupPaths = cg.paths;
     cleanup.push(() => cg.closeFds());
 
-    const oci = { ...plan.native.oci, waitForStart: true, namespaces: plan.native.oci.namespaces.map((n) => ({ ...n })) };
+    const oci = {
+      ...plan.native.oci,
+      waitForStart: true,
+      namespaces: plan.native.oci.namespaces.map((n) => ({ ...n })),
+    };
     for (const j of plan.joinNamespaces) {
       let fd: number;
       try {
         fd = openSync(j.path, constants.O_RDONLY);
       } catch (e) {
-        throw new CapsuleError(`linux.namespaces: cannot open the ${j.type} namespace ${j.path}: ${(e as Error).message}`);
+        throw new CapsuleError(
+          `linux.namespaces: cannot open the ${j.type} namespace ${j.path}: ${(e as Error).message}`,
+        );
       }
       cleanup.push(() => closeSync(fd));
       oci.namespaces[j.index]!.fd = fd;
@@ -134,7 +144,9 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       cgroupDirFd: cg.dirFd,
       seccompFd,
       unref: true,
-      ...(plan.terminal ? { terminal: { rows: plan.consoleSize?.height ?? 0, cols: plan.consoleSize?.width ?? 0 } } : {}),
+      ...(plan.terminal
+        ? { terminal: { rows: plan.consoleSize?.height ?? 0, cols: plan.consoleSize?.width ?? 0 } }
+        : {}),
     };
     const out = await native().spawn(options, (e) => o.onExit?.(e));
     spawned = { pid: out.pid, id: out.id };
@@ -146,7 +158,9 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       try {
         native().sendFd(o.consoleSocket!, reader);
       } catch (e) {
-        throw new CapsuleError(`--console-socket ${o.consoleSocket}: cannot send the terminal: ${(e as Error).message}`);
+        throw new CapsuleError(
+          `--console-socket ${o.consoleSocket}: cannot send the terminal: ${(e as Error).message}`,
+        );
       } finally {
         closeSync(reader);
         if (writer >= 0) closeSync(writer);
@@ -156,7 +170,9 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       try {
         writeFileSync(`/proc/${out.pid}/oom_score_adj`, String(plan.oomScoreAdj));
       } catch (e) {
-        throw new CapsuleError(`process.oomScoreAdj: cannot write /proc/${out.pid}/oom_score_adj: ${(e as Error).message}`);
+        throw new CapsuleError(
+          `process.oomScoreAdj: cannot write /proc/${out.pid}/oom_score_adj: ${(e as Error).message}`,
+        );
       }
     }
     const userns = plan.native.oci.namespaces.some((n) => n.type === 'user');
@@ -258,7 +274,8 @@ function signalPid1(s: ContainerState, signal: number): void {
   try {
     process.kill(s.pid, signal);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') throw new CapsuleError(`container ${s.id} is not running`);
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH')
+      throw new CapsuleError(`container ${s.id} is not running`);
     throw e;
   } finally {
     closeSync(fd);
@@ -273,15 +290,25 @@ export function currentStatus(s: ContainerState): OciStatus {
 }
 
 /** start: release a created container (runtime.md "start"), then its poststart hooks. */
-export async function startContainer(root: string, id: string, warn: (m: string) => void = () => {}): Promise<void> {
+export async function startContainer(
+  root: string,
+  id: string,
+  warn: (m: string) => void = () => {},
+): Promise<void> {
   const { lock, state } = await lockExisting(root, id);
   try {
     const status = currentStatus(state);
-    if (status !== 'created') throw new CapsuleError(`cannot start a container that is ${status}: only a created one starts`);
+    if (status !== 'created')
+      throw new CapsuleError(`cannot start a container that is ${status}: only a created one starts`);
     signalPid1(state, native().startSignal);
     state.status = 'running';
     writeState(root, state);
-    await runHooksWarning('poststart', state.hooks.poststart, JSON.stringify(specState(state, 'running')), warn);
+    await runHooksWarning(
+      'poststart',
+      state.hooks.poststart,
+      JSON.stringify(specState(state, 'running')),
+      warn,
+    );
   } finally {
     lock.release();
   }
@@ -315,7 +342,8 @@ export async function killContainer(root: string, id: string, signal: number, al
         }
       }
       /* A frozen cgroup holds its signals until thawed: SIGKILL must still end it. */
-      if (signal === 9 && status === 'paused') await setFrozen(state.freezerPath, state.freezerVersion, false);
+      if (signal === 9 && status === 'paused')
+        await setFrozen(state.freezerPath, state.freezerVersion, false);
     } else signalPid1(state, signal);
   } finally {
     lock.release();
@@ -326,7 +354,12 @@ export async function killContainer(root: string, id: string, signal: number, al
  * delete: a stopped (or created) container's resources go: its cgroup, its state; then the
  * poststop hooks. A running one needs `force` (SIGKILL to everything, then the same).
  */
-export async function deleteContainer(root: string, id: string, force: boolean, warn: (m: string) => void = () => {}): Promise<void> {
+export async function deleteContainer(
+  root: string,
+  id: string,
+  force: boolean,
+  warn: (m: string) => void = () => {},
+): Promise<void> {
   let held: { lock: ContainerLock; state: ContainerState };
   try {
     held = await lockExisting(root, id);
@@ -339,7 +372,9 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
   try {
     const status = currentStatus(state);
     if ((status === 'running' || status === 'paused') && !force) {
-      throw new CapsuleError(`cannot delete container ${id} that is ${status}: stop it first, or use --force`);
+      throw new CapsuleError(
+        `cannot delete container ${id} that is ${status}: stop it first, or use --force`,
+      );
     }
     if (status !== 'stopped') {
       try {
@@ -351,7 +386,12 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
     /* Kills whatever is left (a thawed freezer first), waits until each directory is empty, rmdir. */
     removeCgroupDirsSync(state.cgroupPaths);
     await waitGone(state);
-    await runHooksWarning('poststop', state.hooks.poststop, JSON.stringify(specState(state, 'stopped')), warn);
+    await runHooksWarning(
+      'poststop',
+      state.hooks.poststop,
+      JSON.stringify(specState(state, 'stopped')),
+      warn,
+    );
     removeContainerDir(root, id, lock);
   } finally {
     lock.release();
@@ -362,7 +402,10 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
 async function waitGone(s: ContainerState, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (sameLiveProcess(s.pid, s.pidStartTime)) {
-    if (Date.now() > deadline) throw new CapsuleError(`container ${s.id}'s process ${s.pid} did not end within ${timeoutMs / 1000} s of SIGKILL`);
+    if (Date.now() > deadline)
+      throw new CapsuleError(
+        `container ${s.id}'s process ${s.pid} did not end within ${timeoutMs / 1000} s of SIGKILL`,
+      );
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -421,8 +464,10 @@ export async function pauseContainer(root: string, id: string, frozen: boolean):
   const { lock, state } = await lockExisting(root, id);
   try {
     const status = currentStatus(state);
-    if (frozen && status !== 'running') throw new CapsuleError(`cannot pause container ${id} that is ${status}`);
-    if (!frozen && status !== 'paused') throw new CapsuleError(`cannot resume container ${id} that is ${status}: it is not paused`);
+    if (frozen && status !== 'running')
+      throw new CapsuleError(`cannot pause container ${id} that is ${status}`);
+    if (!frozen && status !== 'paused')
+      throw new CapsuleError(`cannot resume container ${id} that is ${status}: it is not paused`);
     await setFrozen(state.freezerPath, state.freezerVersion, frozen);
   } finally {
     lock.release();
@@ -433,7 +478,8 @@ export async function pauseContainer(root: string, id: string, frozen: boolean):
 export async function updateContainer(root: string, id: string, r: OciResources): Promise<void> {
   const { lock, state } = await lockExisting(root, id);
   try {
-    if (currentStatus(state) === 'stopped') throw new CapsuleError(`cannot update container ${id} that is stopped`);
+    if (currentStatus(state) === 'stopped')
+      throw new CapsuleError(`cannot update container ${id} that is stopped`);
     updateContainerCgroup(state.cgroupPaths, r);
   } finally {
     lock.release();
@@ -453,14 +499,16 @@ export interface ExecOptions {
  * or with null at once under `detach` (the process outlives this command).
  */
 export async function execContainer(id: string, p: ExecProcess, o: ExecOptions): Promise<number | null> {
-  if (p.terminal && !o.consoleSocket) throw new CapsuleError('exec --tty needs --console-socket: the terminal needs somewhere to go');
+  if (p.terminal && !o.consoleSocket)
+    throw new CapsuleError('exec --tty needs --console-socket: the terminal needs somewhere to go');
   const { lock, state } = await lockExisting(o.root, id);
   const fds: number[] = [];
   let exited: Promise<NativeExit>;
   let spawned: { pid: number; id: number };
   try {
     const status = currentStatus(state);
-    if (status !== 'running' && status !== 'created') throw new CapsuleError(`cannot exec in container ${id} that is ${status}`);
+    if (status !== 'running' && status !== 'created')
+      throw new CapsuleError(`cannot exec in container ${id} that is ${status}`);
     const pidfd = openContainerPidfd(state);
     fds.push(pidfd);
     const cgroupFds: number[] = [];
@@ -506,7 +554,9 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
       trace: false,
       join: { pid: state.pid, pidfd, userns: state.exec.userns },
       unref: o.detach === true,
-      ...(p.terminal ? { terminal: { rows: p.consoleSize?.height ?? 0, cols: p.consoleSize?.width ?? 0 } } : {}),
+      ...(p.terminal
+        ? { terminal: { rows: p.consoleSize?.height ?? 0, cols: p.consoleSize?.width ?? 0 } }
+        : {}),
       oci: {
         waitForStart: false,
         namespaces: [],

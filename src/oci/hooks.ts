@@ -32,7 +32,11 @@ export async function runHook(kind: string, hook: OciHook, state: string): Promi
       hook.timeout !== undefined
         ? setTimeout(() => {
             child.kill('SIGKILL');
-            reject(new CapsuleError(`${kind} hook ${hook.path} timed out after ${hook.timeout} s (hooks.${kind}[].timeout)`));
+            reject(
+              new CapsuleError(
+                `${kind} hook ${hook.path} timed out after ${hook.timeout} s (hooks.${kind}[].timeout)`,
+              ),
+            );
           }, hook.timeout * 1000)
         : undefined;
     child.stderr!.on('data', (d: Buffer) => {

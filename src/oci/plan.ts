@@ -28,11 +28,32 @@ export interface OciHooks {
 
 /** linux.resources, validated and in capsule's units; absent fields: no limit set. */
 export interface OciResources {
-  memory?: { limit?: number; reservation?: number; swap?: number; kernel?: number; swappiness?: number; disableOOMKiller?: boolean };
-  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string; realtimeRuntime?: number; realtimePeriod?: number };
+  memory?: {
+    limit?: number;
+    reservation?: number;
+    swap?: number;
+    kernel?: number;
+    swappiness?: number;
+    disableOOMKiller?: boolean;
+  };
+  cpu?: {
+    shares?: number;
+    quota?: number;
+    period?: number;
+    cpus?: string;
+    mems?: string;
+    realtimeRuntime?: number;
+    realtimePeriod?: number;
+  };
   pids?: { limit: number };
   /** The device cgroup's rules, in order (the last match wins, as the kernel's v1 list and runc's v2 program do). */
-  devices: { allow: boolean; type: 'a' | 'c' | 'b'; major: number | null; minor: number | null; access: string }[];
+  devices: {
+    allow: boolean;
+    type: 'a' | 'c' | 'b';
+    major: number | null;
+    minor: number | null;
+    access: string;
+  }[];
   blockIO?: unknown;
   hugepageLimits?: { pageSize: string; limit: number }[];
   network?: unknown;

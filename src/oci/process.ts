@@ -8,25 +8,73 @@ import type { NativeOci } from '../native.js';
 
 /** capability(7) numbers, CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40), in order. */
 export const CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
-  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
 ] as const;
 
 /** getrlimit(2) resource numbers on Linux. */
 export const RLIMITS: Record<string, number> = {
-  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5,
-  RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10,
-  RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
 };
 
 export function capabilityNumber(name: string, field: string): number {
-  const n = (CAPABILITIES as readonly string[]).indexOf(name.toUpperCase().startsWith('CAP_') ? name.toUpperCase() : `CAP_${name.toUpperCase()}`);
+  const n = (CAPABILITIES as readonly string[]).indexOf(
+    name.toUpperCase().startsWith('CAP_') ? name.toUpperCase() : `CAP_${name.toUpperCase()}`,
+  );
   if (n < 0) throw new CapsuleError(`${field}: unknown capability ${JSON.stringify(name)}`);
   return n;
 }
@@ -63,7 +111,13 @@ export function parseProcess(p: unknown, where: string): ExecProcess {
   if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
     throw new CapsuleError(`${where}: process.args must be a non-empty array of strings`);
   }
-  for (const unsupported of ['apparmorProfile', 'selinuxLabel', 'ioPriority', 'scheduler', 'execCPUAffinity']) {
+  for (const unsupported of [
+    'apparmorProfile',
+    'selinuxLabel',
+    'ioPriority',
+    'scheduler',
+    'execCPUAffinity',
+  ]) {
     if (o[unsupported] !== undefined && o[unsupported] !== '') {
       throw new CapsuleError(`${where}: process.${unsupported} is not supported by capsule`);
     }
@@ -81,7 +135,9 @@ export function parseProcess(p: unknown, where: string): ExecProcess {
     additionalGids: Array.isArray(user.additionalGids) ? (user.additionalGids as number[]).map(Number) : [],
     umask: user.umask === undefined ? -1 : Number(user.umask),
     terminal: o.terminal === true,
-    ...(size && size.height !== undefined && size.width !== undefined ? { consoleSize: { height: size.height, width: size.width } } : {}),
+    ...(size && size.height !== undefined && size.width !== undefined
+      ? { consoleSize: { height: size.height, width: size.width } }
+      : {}),
     capabilities: {
       bounding: caps(c.bounding, `${where}: process.capabilities.bounding`),
       effective: caps(c.effective, `${where}: process.capabilities.effective`),
@@ -92,7 +148,8 @@ export function parseProcess(p: unknown, where: string): ExecProcess {
     noNewPrivileges: o.noNewPrivileges === true,
     rlimits: rl.map((r) => {
       const resource = RLIMITS[String(r.type).toUpperCase()];
-      if (resource === undefined) throw new CapsuleError(`${where}: process.rlimits: unknown type ${JSON.stringify(r.type)}`);
+      if (resource === undefined)
+        throw new CapsuleError(`${where}: process.rlimits: unknown type ${JSON.stringify(r.type)}`);
       return { resource, soft: Number(r.soft), hard: Number(r.hard) };
     }),
   };

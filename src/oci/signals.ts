@@ -24,6 +24,9 @@ export function parseSignal(raw: string): number {
     if (n >= RTMIN && n <= RTMAX) return n;
   }
   const n = (constants.signals as Record<string, number | undefined>)[name];
-  if (n === undefined) throw new CapsuleError(`unknown signal ${JSON.stringify(raw)}: give a name (SIGTERM, TERM) or a number (15)`);
+  if (n === undefined)
+    throw new CapsuleError(
+      `unknown signal ${JSON.stringify(raw)}: give a name (SIGTERM, TERM) or a number (15)`,
+    );
   return n;
 }

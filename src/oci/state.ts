@@ -121,7 +121,9 @@ export function readState(root: string, id: string): ContainerState | null {
   try {
     return JSON.parse(text) as ContainerState;
   } catch (e) {
-    throw new CapsuleError(`the state of container ${id} (${statePath(root, id)}) is not JSON: ${(e as Error).message}`);
+    throw new CapsuleError(
+      `the state of container ${id} (${statePath(root, id)}) is not JSON: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -188,7 +190,8 @@ export function sameLiveProcess(pid: number, startTime: string): boolean {
 /** The status a command reports: the saved one while the container's PID 1 lives, else stopped. */
 export function liveStatus(s: ContainerState): OciStatus {
   if (s.status === 'stopped') return 'stopped';
-  if (s.status === 'creating') return s.pid > 0 && sameLiveProcess(s.pid, s.pidStartTime) ? 'creating' : 'stopped';
+  if (s.status === 'creating')
+    return s.pid > 0 && sameLiveProcess(s.pid, s.pidStartTime) ? 'creating' : 'stopped';
   return sameLiveProcess(s.pid, s.pidStartTime) ? s.status : 'stopped';
 }
 
@@ -217,7 +220,8 @@ export async function lockContainer(root: string, id: string, create: boolean): 
     try {
       mkdirSync(dir, { mode: 0o711 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CapsuleError(`container with id ${id} already exists`);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new CapsuleError(`container with id ${id} already exists`);
       throw new CapsuleError(`cannot create the state directory ${dir}: ${(e as Error).message}`);
     }
   }
@@ -233,7 +237,9 @@ export async function lockContainer(root: string, id: string, create: boolean): 
         throw new CapsuleError(`cannot lock container ${id} (${dir}/0): ${(e as Error).message}`);
       }
       if (Date.now() >= deadline) {
-        throw new CapsuleError(`container ${id} is locked by another command for more than ${LOCK_WAIT_MS / 1000} s`);
+        throw new CapsuleError(
+          `container ${id} is locked by another command for more than ${LOCK_WAIT_MS / 1000} s`,
+        );
       }
       await new Promise((r) => setTimeout(r, delay));
       continue;
@@ -286,7 +292,10 @@ function safeReaddir(dir: string): string[] {
  * that died before writing it, or one that a delete just emptied: it is removed (under the
  * lock) and the id does not exist.
  */
-export async function lockExisting(root: string, id: string): Promise<{ lock: ContainerLock; state: ContainerState }> {
+export async function lockExisting(
+  root: string,
+  id: string,
+): Promise<{ lock: ContainerLock; state: ContainerState }> {
   const lock = await lockContainer(root, id, false);
   let state: ContainerState | null;
   try {
