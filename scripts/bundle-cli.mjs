@@ -80,7 +80,10 @@ if (made.status === 0) {
  * dist/capsule-runc from the snapshot, dist/capsule-runc.mjs (a one-line module that loads
  * the bundle) without it.
  */
-writeFileSync(join(dist, 'capsule-runc.mjs'), "// capsule-runc without the start-up snapshot: the bundle, which sees its name in argv[1].\nimport './capsule.mjs';\n");
+writeFileSync(
+  join(dist, 'capsule-runc.mjs'),
+  "// capsule-runc without the start-up snapshot: the bundle, which sees its name in argv[1].\nimport './capsule.mjs';\n",
+);
 for (const name of ['capsule', 'capsule-runc']) {
   const launcher = join(dist, name);
   writeFileSync(

@@ -504,7 +504,7 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
   const { lock, state } = await lockExisting(o.root, id);
   const fds: number[] = [];
   let exited: Promise<NativeExit>;
-  let spawned: { pid: number; id: number };
+  let spawned: { pid: number; id: number } | null = null;
   try {
     const status = currentStatus(state);
     if (status !== 'running' && status !== 'created')
@@ -591,6 +591,8 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
     }
     if (o.pidFile) writePidFile(o.pidFile, out.pid);
   } catch (e) {
+    /* The process runs but its terminal or pid file could not be handed over: it must not stay. */
+    if (spawned) native().kill(spawned.pid, spawned.id, 9);
     lock.release();
     throw e;
   } finally {
