@@ -1,0 +1,294 @@
+/**
+ * The OCI command line, as engines run it: dist/capsule-runc (and `capsule oci`), its
+ * flags, its errors (one line on stderr, exit 1, a JSON line in --log under --log-format
+ * json), and the lifecycle commands on containers whose PID 1 is a `sleep` of the test's
+ * own in a real cgroup under /capsule-test/ (state, list, ps, kill, pause, resume, update,
+ * delete), so that the command line is tested apart from the addon's container.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { detectCgroups } from '../../src/cgroup/detect.js';
+import { containerHierarchies, makeContainerCgroup, removeCgroupDirsSync } from '../../src/oci/cgroup.js';
+import { type ContainerState, procStat, writeState } from '../../src/oci/state.js';
+import { fakeState } from './helpers.js';
+
+const dist = join(import.meta.dirname, '../../dist');
+const runc = join(dist, 'capsule-runc');
+const tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-cli-'));
+const root = join(tmp, 'root');
+const children: ChildProcess[] = [];
+const cgroups: string[][] = [];
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const p of cgroups) removeCgroupDirsSync(p);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const cli = (args: string[], opts: { input?: string } = {}) =>
+  execa(runc, args, {
+    reject: false,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+  });
+
+function oneErrorLine(r: { exitCode?: number; stderr: string }, text: string | RegExp): void {
+  expect(r.exitCode).toBe(1);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(
+    typeof text === 'string' ? new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : text,
+  );
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+const usable = containerHierarchies(detectCgroups()).length > 0;
+
+/** A container whose PID 1 is a sleep of ours, in its own cgroup under /capsule-test/. */
+function container(
+  id: string,
+  over: Partial<ContainerState> = {},
+): { state: ContainerState; child: ChildProcess } {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  children.push(child);
+  const cg = makeContainerCgroup(`capsule-test/oci-cli-${process.pid}-${id}`, { devices: [] });
+  cgroups.push(cg.paths);
+  for (const p of cg.paths) writeFileSync(join(p, 'cgroup.procs'), String(child.pid));
+  cg.closeFds();
+  const state = fakeState(id, child.pid!, {
+    cgroupPaths: cg.paths,
+    freezerPath: cg.freezerPath,
+    freezerVersion: cg.freezerVersion,
+    ...over,
+  });
+  const dir = join(root, id);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeState(root, state);
+  return { state, child };
+}
+
+const gone = (c: ChildProcess) =>
+  new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
+
+describe('the command line', () => {
+  it('is a bin of the package, and `capsule oci` is the same', async () => {
+    const pkg = JSON.parse(readFileSync(join(dist, '../package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    expect(pkg.bin['capsule-runc']).toBe('dist/capsule-runc');
+    const a = await cli(['--version']);
+    expect(a.exitCode).toBe(0);
+    expect(a.stdout).toMatch(/^capsule-runc version \d+\.\d+\.\d+\nspec: 1\.\d+\.\d+$/);
+    const b = await execa(join(dist, 'capsule'), ['oci', '--version'], { reject: false, stdin: 'ignore' });
+    expect(b.stdout).toMatch(/^capsule oci version /);
+    const c = await execa(process.execPath, [join(dist, 'capsule-runc.mjs'), '--version'], { reject: false });
+    expect(c.stdout).toBe(a.stdout);
+  });
+
+  it('features: the runtime-spec features document', async () => {
+    const r = await cli(['features']);
+    expect(r.exitCode).toBe(0);
+    const f = JSON.parse(r.stdout) as {
+      hooks: string[];
+      linux: {
+        namespaces: string[];
+        capabilities: string[];
+        cgroup: Record<string, boolean>;
+        seccomp: { actions: string[]; archs: string[] };
+      };
+    };
+    expect(f.hooks).toContain('poststop');
+    expect(f.linux.namespaces).toEqual(expect.arrayContaining(['pid', 'network', 'mount', 'user', 'cgroup']));
+    expect(f.linux.capabilities).toContain('CAP_SYS_ADMIN');
+    expect(f.linux.cgroup).toMatchObject({ v1: true, v2: true, systemd: false });
+    expect(f.linux.seccomp.actions).toContain('SCMP_ACT_ERRNO');
+    expect(f.linux.seccomp.archs).toContain('SCMP_ARCH_X86_64');
+  });
+
+  it('spec writes config.json once, and a rootless one maps root to the caller', async () => {
+    const b = join(tmp, 'specb');
+    mkdirSync(b);
+    expect((await cli(['spec', '-b', b])).exitCode).toBe(0);
+    const s = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as {
+      root: { path: string };
+      linux: { namespaces: { type: string }[]; resources: { pids: { limit: number } } };
+    };
+    expect(s.root.path).toBe('rootfs');
+    expect(s.linux.namespaces.map((n) => n.type)).toContain('cgroup');
+    expect(s.linux.resources.pids.limit).toBe(1024);
+    oneErrorLine(await cli(['spec', '--bundle', b]), 'config.json exists: remove it first');
+    rmSync(join(b, 'config.json'));
+    expect((await cli(['spec', '--rootless', '--bundle', b])).exitCode).toBe(0);
+    const r = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as {
+      linux: { uidMappings: { hostID: number }[]; namespaces: { type: string }[] };
+    };
+    expect(r.linux.uidMappings[0]!.hostID).toBe(process.getuid!());
+    expect(r.linux.namespaces.map((n) => n.type)).toContain('user');
+    expect(r.linux.namespaces.map((n) => n.type)).not.toContain('network');
+  });
+
+  it.each([
+    [['bogus'], "unknown command 'bogus'"],
+    [['--root', root, 'state', '../etc'], 'invalid container id "../etc"'],
+    [['--root', root, 'state', 'nosuch'], 'container nosuch does not exist'],
+    [['--root', root, 'kill', 'nosuch', 'SIGNOPE'], 'unknown signal "SIGNOPE"'],
+    [['--systemd-cgroup', '--root', root, 'state', 'x'], '--systemd-cgroup is not supported'],
+    [['--root', root, 'delete', 'nosuch'], 'container nosuch does not exist'],
+    [['--root', root, 'create', '--preserve-fds', '2', 'x'], '--preserve-fds is not supported'],
+    [['--root', root, 'exec', 'nosuch'], 'container nosuch does not exist'],
+    [['--root', root, 'update', '--memory', 'lots', 'x'], '--memory takes a size'],
+    [['--root', root, 'checkpoint', 'x'], 'checkpoint is not supported by capsule'],
+  ])('%j fails with one line and exit 1', async (args, text) => {
+    oneErrorLine(await cli(args), text);
+  });
+
+  it('--log-format json: each error is a JSON line in --log, as containerd reads it', async () => {
+    const log = join(tmp, 'log.json');
+    const r = await cli(['--log', log, '--log-format', 'json', '--root', root, 'state', 'nosuch']);
+    oneErrorLine(r, 'container nosuch does not exist');
+    await cli(['--log', log, '--log-format', 'json', 'bogus']);
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: 'error', msg: 'container nosuch does not exist' });
+    expect(lines[1]!.msg).toBe("unknown command 'bogus'");
+    expect(Number.isNaN(Date.parse(lines[1]!.time!))).toBe(false);
+  });
+
+  it('--log in text: a logrus line', async () => {
+    const log = join(tmp, 'log.txt');
+    await cli(['--log', log, '--root', root, 'delete', 'nosuch']);
+    expect(readFileSync(log, 'utf8')).toMatch(
+      /^time="[^"]+" level=error msg="container nosuch does not exist"\n$/,
+    );
+  });
+
+  it('delete --force of an id that does not exist succeeds, as runc', async () => {
+    expect((await cli(['--root', root, 'delete', '--force', 'nosuch'])).exitCode).toBe(0);
+  });
+});
+
+describe.skipIf(!usable)('the lifecycle commands on a container', () => {
+  it('state, list, ps, kill, then delete of the stopped container', async () => {
+    const { state, child } = container('c1');
+    const s = await cli(['--root', root, 'state', 'c1']);
+    expect(s.exitCode).toBe(0);
+    expect(JSON.parse(s.stdout)).toMatchObject({
+      ociVersion: '1.2.0',
+      id: 'c1',
+      status: 'created',
+      pid: child.pid,
+      bundle: state.bundle,
+      annotations: { a: 'b' },
+    });
+
+    const l = await cli(['--root', root, 'list', '--format', 'json']);
+    expect(
+      (JSON.parse(l.stdout) as { id: string; status: string }[]).find((c) => c.id === 'c1'),
+    ).toMatchObject({ status: 'created', pid: child.pid });
+    expect((await cli(['--root', root, 'list'])).stdout).toMatch(
+      /^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED\s+OWNER\nc1\s+\d+\s+created\s/,
+    );
+
+    const ps = await cli(['--root', root, 'ps', '--format', 'json', 'c1']);
+    expect(JSON.parse(ps.stdout)).toEqual([child.pid]);
+    const pst = await cli(['--root', root, 'ps', 'c1']);
+    expect(pst.stdout.split('\n')[1]).toMatch(/sleep 60/);
+
+    expect((await cli(['--root', root, 'kill', 'c1', 'KILL'])).exitCode).toBe(0);
+    await gone(child);
+    expect(child.signalCode).toBe('SIGKILL');
+    expect(JSON.parse((await cli(['--root', root, 'state', 'c1'])).stdout)).toMatchObject({
+      status: 'stopped',
+      pid: 0,
+    });
+    oneErrorLine(await cli(['--root', root, 'kill', 'c1']), 'container c1 is not running');
+    oneErrorLine(await cli(['--root', root, 'start', 'c1']), 'cannot start a container that is stopped');
+
+    expect((await cli(['--root', root, 'delete', 'c1'])).exitCode).toBe(0);
+    expect(existsSync(join(root, 'c1'))).toBe(false);
+    for (const p of state.cgroupPaths) expect(existsSync(p)).toBe(false);
+  });
+
+  it('kill takes runc signal spellings, and --all reaches every process of the cgroup', async () => {
+    const { child } = container('c2', { status: 'running' });
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    children.push(other);
+    const st = JSON.parse((await cli(['--root', root, 'state', 'c2'])).stdout) as { status: string };
+    expect(st.status).toBe('running');
+    /* The second process joins the container's cgroup (as an exec'd one would). */
+    const paths = JSON.parse(readFileSync(join(root, 'c2', 'state.json'), 'utf8')) as ContainerState;
+    for (const p of paths.cgroupPaths) writeFileSync(join(p, 'cgroup.procs'), String(other.pid));
+    expect(JSON.parse((await cli(['--root', root, 'ps', '-f', 'json', 'c2'])).stdout)).toEqual(
+      [child.pid, other.pid].sort((a, b) => a! - b!),
+    );
+    expect((await cli(['--root', root, 'kill', '--all', 'c2', '15'])).exitCode).toBe(0);
+    await gone(child);
+    await gone(other);
+    expect([child.signalCode, other.signalCode]).toEqual(['SIGTERM', 'SIGTERM']);
+    expect((await cli(['--root', root, 'delete', 'c2'])).exitCode).toBe(0);
+  });
+
+  it('pause, resume and update a running container; delete refuses it without --force', async () => {
+    const { state, child } = container('c3', { status: 'running' });
+    expect((await cli(['--root', root, 'pause', 'c3'])).exitCode).toBe(0);
+    expect(JSON.parse((await cli(['--root', root, 'state', 'c3'])).stdout).status).toBe('paused');
+    oneErrorLine(await cli(['--root', root, 'pause', 'c3']), 'cannot pause container c3 that is paused');
+    expect((await cli(['--root', root, 'resume', 'c3'])).exitCode).toBe(0);
+    expect(JSON.parse((await cli(['--root', root, 'state', 'c3'])).stdout).status).toBe('running');
+
+    expect((await cli(['--root', root, 'update', '--pids-limit', '33', 'c3'])).exitCode).toBe(0);
+    const pidsDir = state.cgroupPaths.find((p) => existsSync(join(p, 'pids.max')))!;
+    expect(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim()).toBe('33');
+    expect(
+      (await cli(['--root', root, 'update', '-r', '-', 'c3'], { input: '{"pids":{"limit":44}}' })).exitCode,
+    ).toBe(0);
+    expect(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim()).toBe('44');
+
+    oneErrorLine(await cli(['--root', root, 'delete', 'c3']), 'cannot delete container c3 that is running');
+    expect((await cli(['--root', root, 'pause', 'c3'])).exitCode).toBe(0);
+    /* --force: SIGKILL, even to a frozen container, and everything goes. */
+    expect((await cli(['--root', root, 'delete', '--force', 'c3'])).exitCode).toBe(0);
+    await gone(child);
+    expect(child.signalCode).toBe('SIGKILL');
+    expect(existsSync(join(root, 'c3'))).toBe(false);
+    for (const p of state.cgroupPaths) expect(existsSync(p)).toBe(false);
+  });
+
+  it('concurrent deletes of one container: one succeeds, the others find no container', async () => {
+    const { state, child } = container('c4');
+    child.kill('SIGKILL');
+    await gone(child);
+    const rs = await Promise.all(Array.from({ length: 6 }, () => cli(['--root', root, 'delete', 'c4'])));
+    expect(rs.filter((r) => r.exitCode === 0)).toHaveLength(1);
+    for (const r of rs.filter((x) => x.exitCode !== 0)) oneErrorLine(r, 'container c4 does not exist');
+    expect(existsSync(join(root, 'c4'))).toBe(false);
+    for (const p of state.cgroupPaths) expect(existsSync(p)).toBe(false);
+    expect(procStat(child.pid!)).toBeNull();
+  });
+
+  it('poststop hooks run on delete with the state on stdin; a failing one is a warning', async () => {
+    const out = join(tmp, 'hook-out');
+    const { child } = container('c5', {
+      hooks: {
+        poststart: [],
+        poststop: [
+          { path: '/bin/sh', args: ['sh', '-c', `cat > ${out}`], env: [] },
+          { path: '/bin/false', args: ['false'], env: [] },
+        ],
+      },
+    });
+    child.kill('SIGKILL');
+    await gone(child);
+    const r = await cli(['--root', root, 'delete', 'c5']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/warning: poststop hook \/bin\/false exited with 1/);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ id: 'c5', status: 'stopped' });
+  });
+});
