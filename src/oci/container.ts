@@ -10,7 +10,7 @@
  * command finds it by pid *and* start time (a reused pid is never taken for it), and works
  * on it under the id's lock.
  */
-import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 
@@ -105,6 +105,18 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
   }
   if (o.consoleSocket && !plan.terminal) {
     throw new CapsuleError('--console-socket was given but process.terminal is false in config.json');
+  }
+  for (const kind of ['createContainer', 'startContainer'] as const) {
+    if (plan.hooks[kind].length > 0) {
+      throw new CapsuleError(
+        `hooks.${kind} is not supported by capsule (hooks run in the container's namespaces are not implemented)`,
+      );
+    }
+  }
+  if (typeof native().startSignal !== 'number') {
+    throw new CapsuleError(
+      "this build of capsule's addon has no OCI mode (no startSignal): rebuild with `npm run build`",
+    );
   }
   const lock = await lockContainer(o.root, id, true);
   const cleanup: (() => void)[] = [];
@@ -318,7 +330,13 @@ export async function startContainer(
 export async function containerState(root: string, id: string): Promise<object> {
   const { lock, state } = await lockExisting(root, id);
   try {
-    return { ...specState(state, currentStatus(state)), created: state.created, owner: String(state.owner) };
+    /* runc's state adds rootfs, created and owner to the spec's fields. */
+    return {
+      ...specState(state, currentStatus(state)),
+      rootfs: state.exec.rootfs,
+      created: state.created,
+      owner: String(state.owner),
+    };
   } finally {
     lock.release();
   }
@@ -514,7 +532,8 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
     const cgroupFds: number[] = [];
     let cgroupDirFd = -1;
     for (const dir of state.cgroupPaths) {
-      if (state.freezerVersion === 2 || dir.includes('/unified/')) {
+      /* Only a v2 directory has cgroup.controllers: it is joined at clone (CLONE_INTO_CGROUP), v1 by cgroup.procs. */
+      if (existsSync(`${dir}/cgroup.controllers`)) {
         cgroupDirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
         fds.push(cgroupDirFd);
       } else {
