@@ -85,4 +85,9 @@ export interface ContainerPlan {
   oomScoreAdj?: number;
   hooks: OciHooks;
   annotations: Record<string, string>;
+  /**
+   * What config.json asked for that is left out, for the command line's log (runc warns so too):
+   * capabilities this kernel does not have, ambient capabilities the kernel would refuse.
+   */
+  warnings: string[];
 }

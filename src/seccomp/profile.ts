@@ -30,6 +30,24 @@
  *   reports every call it does not name.
  * - execve, write, exit and exit_group must stay allowed: capsule-init needs
  *   them between loading the filter and the program's first instruction.
+ *
+ * With `oci: true` (config.json's linux.seccomp in the OCI runtime mode,
+ * src/oci/spec.ts) the profile means what it means to runc, not to a judge:
+ * - the kill actions are the kernel's (SCMP_ACT_KILL and _KILL_THREAD kill the
+ *   thread, _KILL_PROCESS the process, as libseccomp defines them), and a call
+ *   of another ABI kills the process (SECCOMP_RET_KILL_PROCESS) instead of
+ *   being reported as a SECURITY_VIOLATION: no capsule-init is there to judge;
+ * - SCMP_ACT_NOTIFY needs a seccomp agent (listenerPath), which capsule does
+ *   not support: an error, as is a non-empty listenerPath;
+ * - `flags`: SECCOMP_FILTER_FLAG_TSYNC is accepted (capsule-init loads the
+ *   filter while it has one thread, so synchronizing threads changes
+ *   nothing); SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW and _WAIT_KILLABLE_RECV
+ *   are errors: the addon loads the filter with no flags;
+ * - only the runtime spec's fields are read: Docker's extensions (archMap,
+ *   includes/excludes, `name`, errno names) are errors, since includes.caps
+ *   would be judged against a capability set the container does not have.
+ *   `comment` is accepted and has no effect.
+ * Errors then read `config.json: linux.seccomp.FIELD: ...`.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { arch as cpuArch, constants as osConstants, release } from 'node:os';
@@ -141,12 +159,41 @@ function kernelAtLeast(v: string): boolean {
   return true;
 }
 
+/* The kernel's own meaning of each action, for the OCI runtime mode (libseccomp: SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD). */
+const KERNEL_ACTIONS: Record<string, NativeSeccompAction['kind']> = {
+  ...ACTIONS,
+  SCMP_ACT_KILL: 'kill_thread',
+  SCMP_ACT_KILL_THREAD: 'kill_thread',
+  SCMP_ACT_KILL_PROCESS: 'kill_process',
+};
+
+/** seccomp(2) flags a config.json may ask for, and whether capsule can honour them (see the file comment). */
+const OCI_FLAGS: Record<string, boolean> = {
+  SECCOMP_FILTER_FLAG_TSYNC: true,
+  SECCOMP_FILTER_FLAG_LOG: false,
+  SECCOMP_FILTER_FLAG_SPEC_ALLOW: false,
+  SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: false,
+};
+
 /** Checks the JSON's shape, naming the field at fault: `syscalls[3].args[0].op`. */
 class Reader {
-  constructor(private readonly source: string) {}
+  constructor(
+    private readonly source: string,
+    private readonly oci = false,
+  ) {}
 
   fail(field: string, message: string): never {
+    if (this.oci) {
+      const where = field === 'the profile' ? 'linux.seccomp' : `linux.seccomp.${field}`;
+      throw new ConfigError(`${this.source}: ${where}: ${message}`, 'linux.seccomp');
+    }
     throw new ConfigError(`seccomp profile ${this.source}: ${field}: ${message}`, 'seccompProfile');
+  }
+
+  /** In the OCI runtime mode, a field only Docker's format has. */
+  notOci(field: string, v: unknown) {
+    if (this.oci && v !== undefined)
+      this.fail(field, "is Docker's extension, not a field of the OCI runtime spec's linux.seccomp");
   }
 
   object(field: string, v: unknown): Record<string, unknown> {
@@ -191,13 +238,20 @@ class Reader {
   }
 
   action(field: string, name: unknown, errnoRet: number): NativeSeccompAction {
-    if (typeof name !== 'string' || !(name in ACTIONS)) {
+    const actions = this.oci ? KERNEL_ACTIONS : ACTIONS;
+    if (typeof name !== 'string' || !(name in actions)) {
       this.fail(
         field,
-        `unknown action ${JSON.stringify(name)}: expected one of ${Object.keys(ACTIONS).join(', ')}`,
+        `unknown action ${JSON.stringify(name)}: expected one of ${Object.keys(actions).join(', ')}`,
       );
     }
-    const kind = ACTIONS[name]!;
+    if (this.oci && name === 'SCMP_ACT_NOTIFY') {
+      this.fail(
+        field,
+        'SCMP_ACT_NOTIFY hands the call to a seccomp agent (linux.seccomp.listenerPath), which capsule does not support: use SCMP_ACT_ERRNO or a kill action',
+      );
+    }
+    const kind = actions[name]!;
     return { kind, value: kind === 'errno' || kind === 'trace' ? errnoRet : 0 };
   }
 }
@@ -208,14 +262,15 @@ function sameAction(a: NativeSeccompAction, b: NativeSeccompAction) {
 
 /**
  * Validate an OCI/Docker profile and normalize it. `source` names it in
- * errors (a file path, or `the built-in default profile`). Throws ConfigError.
+ * errors (a file path, or `the built-in default profile`; with `oci`, the
+ * config file: `config.json`). Throws ConfigError.
  */
 export function normalizeProfile(
   json: unknown,
   source: string,
-  { enosysStub = true }: { enosysStub?: boolean } = {},
+  { enosysStub = true, oci = false }: { enosysStub?: boolean; oci?: boolean } = {},
 ): SeccompProfile {
-  const r: Reader = new Reader(source);
+  const r: Reader = new Reader(source, oci);
   const p = r.object('the profile', json);
   const known = new Set([
     'defaultAction',
@@ -229,6 +284,22 @@ export function normalizeProfile(
     'listenerMetadata',
   ]);
   for (const k of Object.keys(p)) if (!known.has(k)) r.fail(k, 'unknown field');
+  r.notOci('defaultErrno', p.defaultErrno);
+  r.notOci('archMap', p.archMap);
+  if (oci) {
+    if (p.listenerPath !== undefined && p.listenerPath !== '') {
+      if (typeof p.listenerPath !== 'string') r.fail('listenerPath', 'must be a string');
+      r.fail(
+        'listenerPath',
+        'seccomp agents (SCMP_ACT_NOTIFY handed to a listener) are not supported by capsule: remove listenerPath and the SCMP_ACT_NOTIFY rules',
+      );
+    }
+    if (p.listenerMetadata !== undefined && p.listenerMetadata !== '')
+      r.fail(
+        'listenerMetadata',
+        'is only for a seccomp agent (listenerPath), which capsule does not support',
+      );
+  }
   if (p.defaultAction === undefined) r.fail('defaultAction', 'is required');
   const defaultErrno =
     p.defaultErrnoRet !== undefined && p.defaultErrnoRet !== null
@@ -266,7 +337,21 @@ export function normalizeProfile(
       `does not list this machine's ${native.scmp}: the profile was written for another`,
     );
   }
-  r.optionalStrings('flags', p.flags);
+  const flags = r.optionalStrings('flags', p.flags);
+  if (oci) {
+    for (const flag of flags) {
+      if (!(flag in OCI_FLAGS))
+        r.fail(
+          'flags',
+          `unknown flag ${JSON.stringify(flag)}: expected one of ${Object.keys(OCI_FLAGS).join(', ')}`,
+        );
+      if (!OCI_FLAGS[flag])
+        r.fail(
+          'flags',
+          `${flag} is not supported: capsule loads the filter without it; remove it from flags`,
+        );
+    }
+  }
 
   const rules: SeccompProfile['rules'] = [];
   /* Every name of every rule that applies, even one dropped below: what runc's stub counts. */
@@ -275,6 +360,16 @@ export function normalizeProfile(
   syscalls.forEach((raw: unknown, i: number) => {
     const f = `syscalls[${i}]`;
     const s = r.object(f, raw);
+    if (oci) {
+      for (const k of Object.keys(s))
+        if (!['names', 'action', 'errnoRet', 'args', 'comment'].includes(k))
+          r.fail(
+            `${f}.${k}`,
+            k === 'name' || k === 'errno' || k === 'includes' || k === 'excludes'
+              ? "is Docker's extension, not a field of the OCI runtime spec's linux.seccomp"
+              : 'unknown field',
+          );
+    }
     const hasNames = s.names !== undefined && s.names !== null;
     const hasName = s.name !== undefined && s.name !== null && s.name !== '';
     if (hasNames && hasName) r.fail(f, "give either 'name' or 'names', not both (Docker refuses both too)");
@@ -296,6 +391,9 @@ export function normalizeProfile(
     argList.forEach((rawArg: unknown, j: number) => {
       const af = `${f}.args[${j}]`;
       const a = r.object(af, rawArg);
+      if (oci)
+        for (const k of Object.keys(a))
+          if (!['index', 'value', 'valueTwo', 'op'].includes(k)) r.fail(`${af}.${k}`, 'unknown field');
       if (typeof a.index !== 'number' || !Number.isInteger(a.index) || a.index < 0 || a.index > 5)
         r.fail(`${af}.index`, `must be 0 to 5, got ${JSON.stringify(a.index)}`);
       if (typeof a.op !== 'string' || !(a.op in OPS))
@@ -352,7 +450,8 @@ export function normalizeProfile(
     !(defaultAction.kind === 'errno' && defaultAction.value === ENOSYS);
   return {
     defaultAction,
-    badArchAction: { kind: 'notify', value: 0 },
+    /* Another ABI: capsule-init reports it as a violation; in the OCI mode the kernel kills the process. */
+    badArchAction: oci ? { kind: 'kill_process', value: 0 } : { kind: 'notify', value: 0 },
     rules,
     enosysAfter: stub ? [...named].sort() : [],
   };
