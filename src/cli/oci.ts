@@ -41,8 +41,8 @@ import { defaultSpec } from '../oci/default-spec.js';
 import { features } from '../oci/features.js';
 import type { OciResources } from '../oci/plan.js';
 import { type ExecProcess, parseProcess, processFromFlags } from '../oci/process.js';
-import { readBundlePlan } from '../oci/reader.js';
 import { parseSignal } from '../oci/signals.js';
+import { readBundle } from '../oci/spec.js';
 import { DEFAULT_ROOT, lockExisting, OCI_VERSION, validateId } from '../oci/state.js';
 
 /** runc's exit status for its own failures. */
@@ -262,7 +262,7 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
         ) => {
           const o = g(cmd);
           if (f.preserveFds) throw new CapsuleError('--preserve-fds is not supported by capsule');
-          const plan = await readBundlePlan(bundleDir(f.bundle), cid);
+          const plan = readBundle(bundleDir(f.bundle), cid);
           await createContainer(cid, plan, {
             root: o.root,
             ...(f.pidFile ? { pidFile: f.pidFile } : {}),
@@ -341,7 +341,7 @@ export function ociProgram(name: string, done: (code: number) => void, log: () =
         ) => {
           const o = g(cmd);
           if (f.preserveFds) throw new CapsuleError('--preserve-fds is not supported by capsule');
-          const plan = await readBundlePlan(bundleDir(f.bundle), cid);
+          const plan = readBundle(bundleDir(f.bundle), cid);
           const code = await runContainer(cid, plan, {
             root: o.root,
             ...(f.pidFile ? { pidFile: f.pidFile } : {}),

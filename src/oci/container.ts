@@ -118,6 +118,7 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       "this build of capsule's addon has no OCI mode (no startSignal): rebuild with `npm run build`",
     );
   }
+  for (const w of plan.warnings) o.warn?.(w);
   const lock = await lockContainer(o.root, id, true);
   const cleanup: (() => void)[] = [];
   let cgroupPaths: string[] = [];

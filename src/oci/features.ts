@@ -5,10 +5,10 @@
  */
 import { native } from '../native.js';
 import { ACTIONS, KNOWN_ARCHES, OPS } from '../seccomp/profile.js';
-import { CAPABILITIES } from './process.js';
+import { CAPABILITIES } from './caps.js';
 import { OCI_VERSION } from './state.js';
 
-/** Mount options config.json's mounts may carry (src/oci/spec.ts maps each to a flag or attribute). */
+/** Mount options config.json's mounts may carry: what src/oci/mounts.ts accepts (its REFUSED ones left out). */
 export const MOUNT_OPTIONS = [
   'async',
   'atime',
@@ -16,18 +16,20 @@ export const MOUNT_OPTIONS = [
   'defaults',
   'dev',
   'diratime',
-  'dirsync',
   'exec',
-  'lazytime',
+  'loud',
   'noatime',
   'nodev',
   'nodiratime',
   'noexec',
+  'noiversion',
   'nolazytime',
+  'nomand',
   'norelatime',
   'nostrictatime',
   'nosuid',
   'nosymfollow',
+  'notmpcopyup',
   'private',
   'rbind',
   'relatime',
@@ -42,7 +44,7 @@ export const MOUNT_OPTIONS = [
   'strictatime',
   'suid',
   'symfollow',
-  'sync',
+  'tmpcopyup',
   'unbindable',
 ];
 

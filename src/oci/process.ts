@@ -5,51 +5,7 @@
  */
 import { CapsuleError } from '../errors.js';
 import type { NativeOci } from '../native.js';
-
-/** capability(7) numbers, CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40), in order. */
-export const CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_DAC_READ_SEARCH',
-  'CAP_FOWNER',
-  'CAP_FSETID',
-  'CAP_KILL',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETPCAP',
-  'CAP_LINUX_IMMUTABLE',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST',
-  'CAP_NET_ADMIN',
-  'CAP_NET_RAW',
-  'CAP_IPC_LOCK',
-  'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE',
-  'CAP_SYS_RAWIO',
-  'CAP_SYS_CHROOT',
-  'CAP_SYS_PTRACE',
-  'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN',
-  'CAP_SYS_BOOT',
-  'CAP_SYS_NICE',
-  'CAP_SYS_RESOURCE',
-  'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG',
-  'CAP_MKNOD',
-  'CAP_LEASE',
-  'CAP_AUDIT_WRITE',
-  'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP',
-  'CAP_MAC_OVERRIDE',
-  'CAP_MAC_ADMIN',
-  'CAP_SYSLOG',
-  'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND',
-  'CAP_AUDIT_READ',
-  'CAP_PERFMON',
-  'CAP_BPF',
-  'CAP_CHECKPOINT_RESTORE',
-] as const;
+import { capabilityNumber } from './caps.js';
 
 /** getrlimit(2) resource numbers on Linux. */
 export const RLIMITS: Record<string, number> = {
@@ -71,11 +27,11 @@ export const RLIMITS: Record<string, number> = {
   RLIMIT_RTTIME: 15,
 };
 
-export function capabilityNumber(name: string, field: string): number {
-  const n = (CAPABILITIES as readonly string[]).indexOf(
-    name.toUpperCase().startsWith('CAP_') ? name.toUpperCase() : `CAP_${name.toUpperCase()}`,
-  );
-  if (n < 0) throw new CapsuleError(`${field}: unknown capability ${JSON.stringify(name)}`);
+/** A capability as exec's --cap and --process name it: `CAP_KILL`, or `kill` as runc's --cap also takes. */
+export function execCapability(name: string, field: string): number {
+  const upper = name.toUpperCase();
+  const n = capabilityNumber(upper.startsWith('CAP_') ? upper : `CAP_${upper}`);
+  if (n === undefined) throw new CapsuleError(`${field}: unknown capability ${JSON.stringify(name)}`);
   return n;
 }
 
@@ -100,7 +56,7 @@ type Json = Record<string, unknown>;
 function caps(list: unknown, field: string): number[] {
   if (list === undefined || list === null) return [];
   if (!Array.isArray(list)) throw new CapsuleError(`${field} must be an array of capability names`);
-  return list.map((c) => capabilityNumber(String(c), field));
+  return list.map((c) => execCapability(String(c), field));
 }
 
 /** A runtime-spec process object (exec --process FILE) read into an ExecProcess; `where` names it in errors. */
@@ -183,7 +139,7 @@ export function processFromFlags(base: ExecProcess, args: string[], f: ExecFlags
   }
   if (f.additionalGids?.length) p.additionalGids = f.additionalGids;
   for (const name of f.cap ?? []) {
-    const n = capabilityNumber(name, '--cap');
+    const n = execCapability(name, '--cap');
     for (const set of ['bounding', 'effective', 'permitted', 'inheritable'] as const) {
       if (!p.capabilities[set].includes(n)) p.capabilities[set] = [...p.capabilities[set], n];
     }

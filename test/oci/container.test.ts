@@ -104,6 +104,7 @@ function plan(id: string, args: string[]): ContainerPlan {
       poststop: [],
     },
     annotations: { test: id },
+    warnings: [],
   };
 }
 
