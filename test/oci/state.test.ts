@@ -89,9 +89,13 @@ describe('the status is computed from the pid and its start time', () => {
   });
 
   it('a zombie is stopped', async () => {
-    /* sh forks `true`, then becomes sleep, which never reaps it: `true` stays a zombie. */
-    const c = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    children.push(c);
+    /*
+     * A parent that never waits: its child stays a zombie. SIGCHLD is set to its default
+     * first: an ignored SIGCHLD, inherited, would have the kernel reap the child at once.
+     */
+    const py =
+      'import os, signal, sys, time\nsignal.signal(signal.SIGCHLD, signal.SIG_DFL)\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(60)';
+    const c = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
     const pid = Number(
       await new Promise<string>((r) => c.stdout!.once('data', (d: Buffer) => r(d.toString()))),
     );
