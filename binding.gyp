@@ -19,7 +19,8 @@
         "native/seccomp.cc",
         "native/tty.cc",
         "native/probe.cc",
-        "native/rootless.cc"
+        "native/rootless.cc",
+        "native/oci.cc"
       ],
       "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -10,6 +10,8 @@
  *   openInBox({pid, id} | {pid, pidfd}, path, flags, mode) -> fd   a path inside a session's box
  *   pidfdOpen(pid) -> fd              pidfd_open(2), for a box another process owns
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
+ *   startSignal                       CAPSULE_SIG_START's: releases a created OCI container (init.c)
+ *   sendFd(socketPath, fd)            runc's --console-socket: a terminal's master over SCM_RIGHTS
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
  *   strerror(errno) -> string
@@ -24,7 +26,10 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -300,6 +305,125 @@ std::vector<std::string> strings(const Napi::Object &o, const char *key) {
   return v;
 }
 
+/*
+ * oci: { waitForStart, namespaces, uidMappings, gidMappings, rootReadonly, rootPropagation,
+ * mounts, maskedPaths, readonlyPaths, sysctl, devices, additionalGids, umask, capabilities,
+ * noNewPrivileges, hostname } (src/native.ts NativeOci), validated by src/oci/spec.ts.
+ */
+void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
+  OciOptions &c = s.oci;
+  c.enabled = true;
+  c.wait_for_start = o.Get("waitForStart").ToBoolean();
+  static const std::pair<const char *, int> kTypes[] = {
+      {"pid", CLONE_NEWPID},   {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},   {"ipc", CLONE_NEWIPC},
+      {"uts", CLONE_NEWUTS},   {"cgroup", CLONE_NEWCGROUP}, {"user", CLONE_NEWUSER}};
+  auto array = [&](const Napi::Object &from, const char *key) {
+    Napi::Value v = from.Get(key);
+    if (!v.IsArray()) {
+      bad(key, "must be an array");
+      return Napi::Array::New(o.Env());
+    }
+    return v.As<Napi::Array>();
+  };
+  Napi::Array ns = array(o, "namespaces");
+  for (uint32_t i = 0; i < ns.Length(); i++) {
+    Napi::Object n = ns.Get(i).As<Napi::Object>();
+    std::string type = str(n, "type");
+    int flag = 0;
+    for (const auto &t : kTypes)
+      if (type == t.first) flag = t.second;
+    if (!flag) bad("oci.namespaces", "unknown type " + type);
+    int fd = fd_number(n.Get("fd"), "oci.namespaces[].fd");
+    /* Entering a mount namespace would leave the host's root to pivot from: never asked by an engine. */
+    if (fd >= 0 && flag == CLONE_NEWNS) bad("oci.namespaces", "a mount namespace cannot be joined by path");
+    if (fd >= 0) c.joins.push_back({flag, fd});
+    else c.new_namespaces |= flag;
+  }
+  if (!(c.new_namespaces & CLONE_NEWNS) && !joining)
+    bad("oci.namespaces", "must include a new mount namespace: pivot_root needs one");
+  auto maps = [&](const char *key) {
+    std::string text;
+    Napi::Array a = array(o, key);
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Object m = a.Get(i).As<Napi::Object>();
+      text += std::to_string(u32(m, "containerID")) + " " + std::to_string(u32(m, "hostID")) + " " +
+              std::to_string(u32(m, "size")) + "\n";
+    }
+    return text;
+  };
+  c.uid_map = maps("uidMappings");
+  c.gid_map = maps("gidMappings");
+  if ((c.new_namespaces & CLONE_NEWUSER) && (c.uid_map.empty() || c.gid_map.empty()))
+    bad("oci.uidMappings", "a new user namespace needs uidMappings and gidMappings");
+  c.root_readonly = o.Get("rootReadonly").ToBoolean();
+  c.root_propagation = u64(o, "rootPropagation");
+  Napi::Array mounts = array(o, "mounts");
+  for (uint32_t i = 0; i < mounts.Length(); i++) {
+    Napi::Object m = mounts.Get(i).As<Napi::Object>();
+    OciMount om;
+    om.destination = str(m, "destination");
+    om.type = str(m, "type");
+    om.source = str(m, "source");
+    om.recursive = m.Get("recursive").ToBoolean();
+    om.attrs = u64(m, "attrs");
+    om.propagation = u64(m, "propagation");
+    Napi::Array data = array(m, "data");
+    for (uint32_t j = 0; j < data.Length(); j++) {
+      Napi::Array kv = data.Get(j).As<Napi::Array>();
+      Napi::Value v = kv.Get(1u);
+      om.data.push_back({kv.Get(0u).ToString().Utf8Value(),
+                         {v.IsString(), v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string()}});
+    }
+    if (om.destination.empty() || om.destination[0] != '/') bad("oci.mounts[].destination", "must be absolute");
+    if (om.type == "bind" && (om.source.empty() || om.source[0] != '/'))
+      bad("oci.mounts[].source", "a bind's source must be an absolute host path");
+    c.mounts.push_back(std::move(om));
+  }
+  c.masked_paths = strings(o, "maskedPaths");
+  c.readonly_paths = strings(o, "readonlyPaths");
+  Napi::Array sysctl = array(o, "sysctl");
+  for (uint32_t i = 0; i < sysctl.Length(); i++) {
+    Napi::Object kv = sysctl.Get(i).As<Napi::Object>();
+    std::string key = str(kv, "key");
+    /* Dotted names, or already a path below /proc/sys (sysctl.d(5) takes both); never a way out of it. */
+    if (key.empty() || key[0] == '/' || key.find("..") != std::string::npos) bad("oci.sysctl", "not a sysctl key: " + key);
+    c.sysctl.push_back({key, str(kv, "value")});
+  }
+  Napi::Array devices = array(o, "devices");
+  for (uint32_t i = 0; i < devices.Length(); i++) {
+    Napi::Object d = devices.Get(i).As<Napi::Object>();
+    std::string type = str(d, "type");
+    if (type != "c" && type != "b" && type != "u" && type != "p") bad("oci.devices[].type", "must be c, b, u or p");
+    c.devices.push_back({str(d, "path"), type == "u" ? 'c' : type[0], u32(d, "major"), u32(d, "minor"),
+                         u32(d, "fileMode", 07777), u32(d, "uid"), u32(d, "gid")});
+  }
+  Napi::Array groups = array(o, "additionalGids");
+  for (uint32_t i = 0; i < groups.Length(); i++) c.groups.push_back(groups.Get(i).ToNumber().Uint32Value());
+  Napi::Value umask = o.Get("umask");
+  c.umask = umask.IsNumber() && umask.As<Napi::Number>().Int32Value() >= 0 ? (umask.As<Napi::Number>().Int32Value() & 0777) : -1;
+  Napi::Value caps_value = o.Get("capabilities");
+  Napi::Object caps = caps_value.IsObject() ? caps_value.As<Napi::Object>() : Napi::Object::New(o.Env());
+  static const char *const kSets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
+  for (int k = 0; k < 5; k++) {
+    Napi::Array a = array(caps, kSets[k]);
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      uint32_t cap = a.Get(i).ToNumber().Uint32Value();
+      if (cap > 63) bad("oci.capabilities", "a capability number is at most 63");
+      else c.caps[k] |= 1ull << cap;
+    }
+  }
+  c.no_new_privs = o.Get("noNewPrivileges").ToBoolean();
+  std::string hostname = o.Get("hostname").IsString() ? str(o, "hostname") : std::string();
+  if (!hostname.empty()) {
+    c.set_hostname = true;
+    s.hostname = hostname;
+  }
+  bool uts_joined = false;
+  for (const auto &j : c.joins) uts_joined |= j.first == CLONE_NEWUTS;
+  if (c.set_hostname && !(c.new_namespaces & CLONE_NEWUTS) && !uts_joined)
+    bad("oci.hostname", "needs a uts namespace of the container's own");
+}
+
 SandboxOptions parse_options(const Napi::Object &o) {
   SandboxOptions s;
   s.rootfs = str(o, "rootfs");
@@ -376,6 +500,8 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.tty_cols = static_cast<uint16_t>(u32(t, "cols", 65535));
   }
   s.unref = o.Get("unref").ToBoolean();
+  Napi::Value oci = o.Get("oci"); /* optional: OCI runtime mode (src/oci) */
+  if (oci.IsObject()) parse_oci(oci.As<Napi::Object>(), s, o.Get("join").IsObject());
   return s;
 }
 
@@ -817,6 +943,63 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
   return a;
 }
 
+/*
+ * sendFd(socketPath, fd): runc's --console-socket protocol. Connect to the
+ * unix socket the engine listens on and send `fd` (a terminal's master) in
+ * one SCM_RIGHTS message (unix(7)), with its name as the data, as runc does.
+ * Throws an Error with `errno` and `syscall`.
+ */
+Napi::Value SendFd(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = info[1].As<Napi::Number>().Int32Value();
+  const char *syscall_name = "socket";
+  int err = 0;
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) err = errno;
+  if (!err) {
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+      err = ENAMETOOLONG;
+      syscall_name = "connect";
+    } else {
+      memcpy(addr.sun_path, path.c_str(), path.size());
+      if (connect(sock, reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) != 0) err = errno, syscall_name = "connect";
+    }
+  }
+  if (!err) {
+    char name[] = "/dev/ptmx";
+    struct iovec iov = {name, sizeof name - 1};
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) err = errno, syscall_name = "sendmsg";
+  }
+  if (sock >= 0) close(sock);
+  if (err) {
+    Napi::Error e = Napi::Error::New(env, std::string(syscall_name) + " " + path + ": " + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("syscall", Napi::String::New(env, syscall_name));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 /* strerror: the C library's text for an errno, as a C programmer would see it. */
 /* setWindowSize(fd, rows, cols): TIOCSWINSZ on a terminal's master; throws with the errno's code. */
 Napi::Value SetWindowSize(const Napi::CallbackInfo &info) {
@@ -904,6 +1087,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
   probe_exports(env, exports);  /* probeSyscalls, probeUnshare, seccompLibrary (probe.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
+  exports.Set("startSignal", Napi::Number::New(env, CAPSULE_SIG_START));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
   return exports;
 }
 

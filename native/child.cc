@@ -18,6 +18,12 @@
 extern "C" int capsule_child_main(void *arg) {
   const struct child_config *cfg = static_cast<const struct child_config *>(arg);
 
+  /* An OCI container, or `exec` into one: config.json's choices over the same steps. (oci.cc) */
+  if (cfg->oci) {
+    if (cfg->join_pidfd >= 0) child_oci_join(cfg);
+    child_oci(cfg);
+  }
+
   /* Survive nothing we did not ask for: die with capsule, start with clean signals. (signals.cc) */
   child_signals_and_parent(cfg);
 

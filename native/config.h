@@ -35,6 +35,11 @@ enum mount_op_kind {
   OP_FSMOUNT, /* a new filesystem: fsopen(fstype), fsconfig(config), fsmount(attr_set), moved onto (base, at) */
   OP_OVERLAY, /* the root as an overlay: the rootfs's bind under a tmpfs (config) upper layer, stacked on it */
   OP_MKPOINT, /* a missing mount point: in the directory `source` (resolved from base), make `data` (mounts.cc) */
+  /* OCI runtime mode (oci.cc): */
+  OP_MKPATH,  /* make every missing component of `at` inside the root (a directory, the last a file unless MKPOINT_DIR) */
+  OP_MASK,    /* an empty read-only tmpfs over the directory at `at`, the host's /dev/null over a file; absent: skipped */
+  OP_SYSCTL,  /* write `source` to the file at `at` (proc/sys/...), resolved with no symlink */
+  OP_MKNODAT, /* mknod `data` in the directory `source` (both resolved inside the root), owned by uid:gid */
 };
 
 /* The descriptor slots mount operations resolve in (child_config.mount_fds). */
@@ -78,6 +83,20 @@ struct mount_op {
   int source_fd;       /* OP_BIND with BIND_FROM_PARENT: the detached tree, -1 until prepared */
   const char *const *config; /* OP_FSMOUNT: key, value pairs for fsconfig(2), NULL-terminated; value NULL: a flag */
   const char *detail;  /* what an error names: the target and the option it came from */
+  /*
+   * OCI runtime mode (oci.cc): `follow` resolves `at` with symlinks followed
+   * inside the root (RESOLVE_IN_ROOT alone, as runc's securejoin does: a link
+   * can point anywhere, but "/" and ".." stay the rootfs); capsule's own
+   * layout refuses every symlink. `skip_missing`: an absent target skips the
+   * operation (maskedPaths, readonlyPaths). `propagation`: MS_SHARED,
+   * MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE set on the new mount once it is
+   * attached (a detached mount takes none), recursively with MS_REC.
+   * uid, gid: OP_MKNODAT's owner.
+   */
+  int follow;
+  int skip_missing;
+  uint64_t propagation;
+  uint32_t uid, gid;
 };
 
 /*
@@ -159,6 +178,31 @@ struct child_config {
   /* rootless (rootless.cc): clone made a user namespace too; the child writes these maps into it. */
   int rootless;
   const char *uid_map, *gid_map;
+
+  /* OCI runtime mode (oci.cc): NULL for capsule's own sandbox. */
+  const struct oci_child *oci;
+};
+
+/*
+ * What an OCI container's child does beyond the mount operations: config.json's
+ * namespaces, identity and filter, prepared before clone (oci.cc).
+ */
+struct oci_child {
+  const int *join_fds;   /* namespaces to enter with setns(2), before anything else */
+  const int *join_types; /* their CLONE_NEW* types */
+  unsigned n_join;
+  int new_netns;    /* clone made a network namespace (or the pool gave one): bring lo up */
+  int new_cgroupns; /* unshare CLONE_NEWCGROUP after join_cgroup */
+  int set_hostname; /* sethostname(cfg->hostname): only with a UTS namespace of its own */
+  int no_new_privs;
+  int umask;        /* process.user.umask */
+  /* Capability sets, one bit per capability (bit N: capability N). */
+  uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  const uint32_t *groups; /* process.user.additionalGids */
+  unsigned n_groups;
+  /* linux.seccomp, compiled (struct sock_filter[]); filter_len 0: none. */
+  const void *filter;
+  unsigned short filter_len;
 };
 
 /* Note the end of a step (or of mount op `op`) for --explain. */
@@ -191,5 +235,10 @@ void child_fds(const struct child_config *cfg, int tty_fd);
 int child_open_pty(const struct child_config *cfg);
 void child_identity(const struct child_config *cfg);
 void child_exec_init(const struct child_config *cfg) __attribute__((noreturn));
+/* Signals back to SIG_DFL (signals.cc): the part of child_signals_and_parent an OCI container also takes. */
+void child_reset_signals(const struct child_config *cfg);
+/* An OCI container's child, and `exec` into one (oci.cc). */
+void child_oci(const struct child_config *cfg) __attribute__((noreturn));
+void child_oci_join(const struct child_config *cfg) __attribute__((noreturn));
 
 #endif

@@ -48,6 +48,25 @@
  *      not PID 1 of anything: it never kill(-1)s, which from here would reach
  *      every host process of the same uid. Whatever the program leaves behind
  *      is killed through the command's own cgroup by capsule (src/session.ts).
+ * Three more serve the OCI runtime mode (src/oci, native/oci.cc), where an engine
+ * (podman, containerd) owns the container's life and capsule only builds it:
+ *
+ *   "capsule-oci": PID 1 of a container made by `create`. Before anything
+ *      runs it looks the program up (PATH from its environment when the name
+ *      has no '/', as execvp(3) and runc do), so a missing program fails
+ *      create; it tells capsule it is ready (a CAPSULE_READY_MAGIC record on
+ *      the status pipe) and waits for CAPSULE_SIG_START from outside (`start`).
+ *      Any other signal from outside ends it then, exit code 128 + signal.
+ *      Once started, every signal from outside is forwarded to the program,
+ *      not only the usual few: an engine's `kill` may send any.
+ *   "capsule-oci-now": the same without the wait (`capsule-runc run`).
+ *   "capsule-oci-join": `exec` into a container, as "capsule-join", but every
+ *      signal sent to it is forwarded (the engine waits on and signals this
+ *      process; the program inside cannot name it, so any sender is outside).
+ * In every OCI mode the filter, if any, was loaded before exec_init (native/oci.cc):
+ * descriptor 5 is empty; capsule-init's exit code is the program's, the
+ * container's exit code for the engine; and nobody may read the pipes any more
+ * once create has returned (writes to them fail with EPIPE, harmlessly).
  * fds: 0-2 stdio, 3 error pipe, 4 status pipe, 5 seccomp program (optional).
  */
 #include <asm/poll.h>
@@ -139,6 +158,109 @@ static int same(const char *a, const char *b) {
   return *a == *b;
 }
 
+static int starts_with(const char *s, const char *prefix) {
+  while (*prefix && *s == *prefix) s++, prefix++;
+  return *prefix == 0;
+}
+
+/*
+ * OCI modes: is this signal one an engine sent? For a container's PID 1 in a
+ * PID namespace of its own: from outside it, as from_outside. A container
+ * that shares the host's PID namespace has no outside: every kill(2) counts.
+ * For "capsule-oci-join": every kill(2), since only processes outside the
+ * container can name us at all (see from_capsule).
+ */
+static int oci_join, oci_pid1;
+static int from_engine(const struct signalfd_siginfo *si) {
+  if (si->ssi_code != SI_USER) return 0;
+  return oci_join || !oci_pid1 || si->ssi_pid == 0;
+}
+
+/*
+ * The program's path, as execvp(3) would find it: a name with a '/' as it
+ * is, otherwise the first PATH entry (from the program's environment, or
+ * the default runc uses) where it is an executable file. Returns 0, or the
+ * error of the last candidate (-ENOENT when there was none), with the path
+ * (or the name) in program_path. faccessat(2) checks with the real ids,
+ * which are the program's: capsule-init runs as its user.
+ */
+static char program_path[4096];
+static long find_program(const char *name, char **envp) {
+  unsigned n = 0;
+  int slash = 0;
+  for (const char *p = name; *p; p++) slash |= *p == '/';
+  if (slash) {
+    for (; name[n] && n + 1 < sizeof program_path; n++) program_path[n] = name[n];
+    program_path[n] = 0;
+    return SYS4(__NR_faccessat, AT_FDCWD, program_path, 1 /* X_OK */, 0);
+  }
+  const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (char **e = envp; *e; e++)
+    if (starts_with(*e, "PATH=")) path = *e + 5;
+  long last = -ENOENT;
+  for (const char *dir = path;;) {
+    const char *end = dir;
+    while (*end && *end != ':') end++;
+    n = 0;
+    for (const char *p = dir; p < end && n + 2 < sizeof program_path; p++) program_path[n++] = *p;
+    if (n == 0) program_path[n++] = '.'; /* an empty entry is the working directory (execvp(3)) */
+    program_path[n++] = '/';
+    for (const char *p = name; *p && n + 1 < sizeof program_path; p++) program_path[n++] = *p;
+    program_path[n] = 0;
+    struct {
+      unsigned long long pad[32];
+    } st; /* struct statx is 256 bytes */
+    long r = SYS5(__NR_statx, AT_FDCWD, program_path, 0, 1 /* STATX_TYPE */, &st);
+    if (!sys_failed(r)) {
+      unsigned short mode = *(unsigned short *)((char *)&st + 28); /* stx_mode */
+      if ((mode & 0170000) == 0100000) { /* a regular file */
+        r = SYS4(__NR_faccessat, AT_FDCWD, program_path, 1 /* X_OK */, 0);
+        if (!sys_failed(r)) return 0;
+      } else {
+        r = -EACCES;
+      }
+    }
+    if (r != -ENOENT && r != -ENOTDIR) last = r;
+    if (!*end) break;
+    dir = end + 1;
+  }
+  n = 0;
+  for (const char *p = name; *p && n + 1 < sizeof program_path; p++) program_path[n++] = *p;
+  program_path[n] = 0;
+  return last;
+}
+
+/* Signals that end nothing by default (signal(7)): a created container ignores them. */
+static int harmless(int sig) {
+  return sig == SIGCHLD || sig == SIGWINCH || sig == SIGCONT || sig == SIGURG;
+}
+
+/*
+ * "capsule-oci": wait for `start`. Returns 0 on CAPSULE_SIG_START from the
+ * engine, or the exit code for another signal that ends the container
+ * before it ran anything (128 + signal, as a shell reports a killed child).
+ */
+static int wait_for_start(long sfd) {
+  for (;;) {
+    struct pollfd p = {(int)sfd, POLLIN, 0};
+    if (SYS5(__NR_ppoll, &p, 1, 0, 0, 0) < 0) continue; /* EINTR */
+    struct signalfd_siginfo si;
+    while (SYS3(__NR_read, sfd, &si, sizeof si) == (long)sizeof si) {
+      int sig = (int)si.ssi_signo;
+      if (sig == SIGCHLD) {
+        while (SYS4(__NR_wait4, -1, 0, WNOHANG, 0) > 0) {
+        }
+      } else if (!from_engine(&si) || harmless(sig)) {
+        /* dropped */
+      } else if (sig == CAPSULE_SIG_START) {
+        return 0;
+      } else {
+        return 128 + sig;
+      }
+    }
+  }
+}
+
 /*
  * "capsule-hold": PID 1 of a session's box. Reap whatever is reparented to us
  * (orphans of every command), drop every other signal, and end on
@@ -217,7 +339,7 @@ static long read_filter(void) {
  * received, a signal still withdraws a notification; watch_listener counts
  * those.
  */
-static void run_program(char **argv, char **envp, long instructions, int tty) {
+static void run_program(const char *path, char **argv, char **envp, long instructions, int tty) {
   ksigset none = 0;
   SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, SIGSETSIZE);
   if (tty) {
@@ -250,8 +372,8 @@ static void run_program(char **argv, char **envp, long instructions, int tty) {
       for (;;) SYS1(__NR_exit_group, 125);
     }
   }
-  long r = SYS3(__NR_execve, argv[0], argv, envp);
-  report_error(STEP_exec, r, argv[0]);
+  long r = SYS3(__NR_execve, path, argv, envp);
+  report_error(STEP_exec, r, path);
   for (;;) SYS1(__NR_exit_group, r == -2 /* ENOENT */ ? 127 : 126);
 }
 
@@ -451,7 +573,10 @@ static long long now_ns(void) {
 static int main_init(int argc, char **argv, char **envp) {
   long long started_ns = now_ns();
   if (argc == 1 && same(argv[0], "capsule-hold")) return main_hold();
-  const int join = same(argv[0], "capsule-join");
+  const int oci = starts_with(argv[0], "capsule-oci");
+  oci_join = same(argv[0], "capsule-oci-join");
+  oci_pid1 = SYS0(__NR_getpid) == 1;
+  const int join = same(argv[0], "capsule-join") || oci_join;
   if (join) capsule_pid = SYS0(__NR_getppid);
   int tty = argc >= 2 && same(argv[1], "--tty");
   if (tty) {
@@ -487,6 +612,36 @@ static int main_init(int argc, char **argv, char **envp) {
   }
 
   /*
+   * OCI modes: the program must exist before create returns; then tell
+   * capsule the container is ready, and with "capsule-oci" wait for start.
+   */
+  const char *path = argv[1];
+  if (oci) {
+    long r = find_program(argv[1], envp);
+    if (sys_failed(r)) {
+      /* runc's words, which engines match on to answer 127 or 126 (podman's "executable file not found"). */
+      static char detail[CAPSULE_DETAIL_MAX];
+      const char *parts[] = {"\"", program_path, "\": executable file not found in $PATH"};
+      unsigned n = 0;
+      for (unsigned i = 0; i < 3; i++)
+        for (const char *p = parts[i]; *p && n + 1 < sizeof detail; p++) detail[n++] = *p;
+      detail[n] = 0;
+      report_error(STEP_exec, r, r == -ENOENT && !starts_with(argv[1], "/") ? detail : program_path);
+      return r == -ENOENT ? 127 : 126;
+    }
+    path = program_path;
+    struct capsule_init_report ready;
+    memset(&ready, 0, sizeof ready);
+    ready.magic = CAPSULE_READY_MAGIC;
+    ready.started_ns = started_ns;
+    SYS3(__NR_write, CAPSULE_FD_STATUS, &ready, sizeof ready);
+    if (same(argv[0], "capsule-oci")) {
+      int code = wait_for_start(sfd);
+      if (code) return code;
+    }
+  }
+
+  /*
    * The number the filter's listener will get in the child: the lowest free
    * one (open(2)), found by taking it and giving it back. Nothing else opens
    * a descriptor between here and the child's seccomp call.
@@ -505,7 +660,7 @@ static int main_init(int argc, char **argv, char **envp) {
     report_error(STEP_fork_program, program, argv[1]);
     return 125;
   }
-  if (program == 0) run_program(argv + 1, envp, instructions, tty);
+  if (program == 0) run_program(path, argv + 1, envp, instructions, tty);
   long long forked_ns = now_ns();
   if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
     listener = -1;
@@ -554,12 +709,12 @@ static int main_init(int argc, char **argv, char **envp) {
             reaped = 1;
           }
         }
-      } else if (join ? !from_capsule(&si) : !from_outside(&si)) {
+      } else if (oci ? !from_engine(&si) : join ? !from_capsule(&si) : !from_outside(&si)) {
         /* From inside the sandbox: a control signal capsule did not send. Dropped. */
       } else if (sig == CAPSULE_SIG_TERMINATE) {
         status = SIGKILL; /* as if killed: the caller knows why, it sent this */
         done = 1;
-      } else if (forwarded(sig)) {
+      } else if (oci ? sig != CAPSULE_SIG_START : forwarded(sig)) {
         SYS2(__NR_kill, program, sig);
       }
     }
@@ -570,7 +725,7 @@ static int main_init(int argc, char **argv, char **envp) {
    * PID 1 reaches every other process of the namespace, not our own threads)
    * and reap it all, so their CPU time is counted in the rusage below.
    */
-  if (!join) SYS2(__NR_kill, -1, SIGKILL);
+  if (!join && SYS0(__NR_getpid) == 1) SYS2(__NR_kill, -1, SIGKILL);
   /*
    * A session's command: only the program, our own child, still unreaped so its
    * pid cannot have been reused. What it started is in the command's cgroup,

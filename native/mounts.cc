@@ -25,6 +25,7 @@
 #include <linux/openat2.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 #include "sys.h"
 
@@ -463,13 +464,29 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
   plan.rootfs_ino = stx.stx_ino;
   plan.rootfs_dev_major = stx.stx_dev_major;
   plan.rootfs_dev_minor = stx.stx_dev_minor;
-  for (mount_op &op : plan.mount_ops) {
+  for (size_t i = 0; i < plan.mount_ops.size(); i++) {
+    mount_op &op = plan.mount_ops[i];
     if (op.kind != OP_BIND || !(op.flags & BIND_FROM_PARENT)) continue;
+    /*
+     * OCI: the source is the engine's (podman's /etc/hosts, a volume), named
+     * in config.json by a path that may pass through host symlinks: resolved
+     * here, once, then opened as for capsule's own binds. "bind" copies one
+     * mount, "rbind" the tree below it too (mount(8)).
+     */
+    std::string source = op.source;
+    const bool oci = op.step == STEP_mount_oci;
+    if (oci) {
+      char *real = realpath(op.source, nullptr);
+      if (!real) return failed(op.step, std::string(op.source) + " (the source of " + op.detail + ")");
+      source = real;
+      free(real);
+    }
     struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, op.source, &how, sizeof how));
-    if (src < 0) return failed(STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
+    int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, source.c_str(), &how, sizeof how));
+    if (src < 0) return failed(oci ? op.step : STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
+    const unsigned recursive = !oci || op.recursive ? AT_RECURSIVE : 0;
     int tree = static_cast<int>(syscall(SYS_open_tree, src, "",
-                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | recursive));
     int saved = errno;
     close(src);
     errno = saved;
@@ -478,7 +495,12 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
     op.source_fd = tree;
     if (statx(tree, "", AT_EMPTY_PATH, STATX_TYPE, &stx) != 0) return failed(STEP_bind_mount, op.source);
     if (S_ISDIR(stx.stx_mode)) op.flags |= BIND_SOURCE_DIR;
-    struct mount_attr attr = {op.attr_set, 0, MS_PRIVATE, 0};
+    /* OCI: the mount point made just before (make_path) is a directory or a file, as the source is. */
+    if (oci && i > 0 && plan.mount_ops[i - 1].kind == OP_MKPATH && S_ISDIR(stx.stx_mode))
+      plan.mount_ops[i - 1].flags |= MKPOINT_DIR;
+    /* An atime mode replaces the tree's own only with MOUNT_ATTR__ATIME cleared (mount_setattr(2)). */
+    const uint64_t atime = op.attr_set & (MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME) ? MOUNT_ATTR__ATIME : 0;
+    struct mount_attr attr = {op.attr_set, atime, MS_PRIVATE, 0};
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
       return failed(STEP_remount_bind, op.detail);
   }
@@ -510,7 +532,13 @@ void open_target(const struct child_config *cfg, const struct mount_op *op, int 
     how.resolve |= RESOLVE_IN_ROOT;
     dir = cfg->mount_fds[op->base];
   }
+  /* OCI: symlinks inside the rootfs are followed, and stay inside it (RESOLVE_IN_ROOT); magic links never. */
+  if (op->follow) how.resolve &= ~static_cast<uint64_t>(RESOLVE_NO_SYMLINKS);
   long r = SYS4(__NR_openat2, dir, op->at, &how, sizeof how);
+  if (r == -ENOENT && op->skip_missing) {
+    *fd = -1;
+    return;
+  }
   if (sys_failed(r)) child_fail(cfg, STEP_open_mount_target, r, op->detail);
   *fd = static_cast<int>(r);
   *owned = 1;
@@ -743,6 +771,170 @@ long do_mkpoint(const struct child_config *cfg, const struct mount_op *op) {
   return r == -EEXIST ? 0 : r;
 }
 
+/*
+ * OP_MKPATH (make_path): every missing component of `at`, made one at a
+ * time. Each existing prefix is looked up from the root with
+ * RESOLVE_IN_ROOT (symlinks followed, but "/" and ".." are the rootfs), and
+ * the next name is made in what that lookup returned, by descriptor:
+ * mkdirat(2), or for the last component of a file's mount point
+ * openat(2) O_CREAT|O_EXCL|O_NOFOLLOW. A name made meanwhile (EEXIST) is
+ * fine: the mount's own lookup checks what is there. Paths are at most 4095
+ * bytes (PATH_MAX), on this stack.
+ */
+long do_mkpath(const struct child_config *cfg, const struct mount_op *op) {
+  char buf[4096];
+  unsigned len = 0;
+  while (op->at[len]) {
+    if (len + 1 >= sizeof buf) return -ENAMETOOLONG;
+    buf[len] = op->at[len];
+    len++;
+  }
+  buf[len] = '\0';
+  const int root = cfg->mount_fds[op->base];
+  struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  unsigned start = 0;
+  while (start < len) {
+    unsigned end = start;
+    while (end < len && buf[end] != '/') end++;
+    if (end == start) { /* "//" */
+      start++;
+      continue;
+    }
+    const bool last = end == len;
+    char saved = buf[end];
+    buf[end] = '\0';
+    long r = SYS4(__NR_openat2, root, buf, &how, sizeof how);
+    if (sys_failed(r) && r != -ENOENT) return r;
+    if (!sys_failed(r)) {
+      SYS1(__NR_close, r);
+    } else {
+      /* The parent: the prefix before this component, or the root itself. */
+      long parent = root;
+      if (start > 0) {
+        buf[start - 1] = '\0';
+        parent = SYS4(__NR_openat2, root, buf, &how, sizeof how);
+        buf[start - 1] = '/';
+        if (sys_failed(parent)) return parent;
+      }
+      const char *name = buf + start;
+      if (!last || (op->flags & MKPOINT_DIR)) {
+        r = SYS3(__NR_mkdirat, parent, name, 0755);
+      } else {
+        r = SYS4(__NR_openat, parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (!sys_failed(r)) r = SYS1(__NR_close, r);
+      }
+      if (parent != root) SYS1(__NR_close, parent);
+      if (sys_failed(r) && r != -EEXIST) return r;
+    }
+    buf[end] = saved;
+    start = end + 1;
+  }
+  return 0;
+}
+
+/* The directory `source` inside the root (OP_MKNODAT), by descriptor; "" is the root. */
+long open_in_root(const struct child_config *cfg, const struct mount_op *op, const char *rel, int dir_only) {
+  const int root = cfg->mount_fds[op->base];
+  struct open_how how = {static_cast<uint64_t>(O_PATH | O_CLOEXEC | (dir_only ? O_DIRECTORY : 0)), 0,
+                         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  return SYS4(__NR_openat2, root, rel[0] ? rel : ".", &how, sizeof how);
+}
+
+/*
+ * OP_MKNODAT (make_oci_device): mknodat(2) in the device's directory,
+ * resolved inside the root first: a relative mknodat on a path with
+ * slashes would follow an absolute symlink to the host's root (we have not
+ * pivoted yet). An existing node is left (runc does the same); the mode is
+ * set exactly (fchmodat(2), not subject to the umask) and the owner given.
+ */
+long do_mknodat(const struct child_config *cfg, const struct mount_op *op) {
+  long dir = open_in_root(cfg, op, op->source, 1);
+  if (sys_failed(dir)) return dir;
+  long r = SYS4(__NR_mknodat, dir, op->data, op->flags, op->attr_set);
+  if (r == -EEXIST) r = 0;
+  else if (!sys_failed(r)) {
+    r = SYS4(__NR_fchmodat, dir, op->data, op->flags & 07777, 0);
+    if (!sys_failed(r)) r = SYS5(__NR_fchownat, dir, op->data, op->uid, op->gid, AT_SYMLINK_NOFOLLOW);
+  }
+  SYS1(__NR_close, dir);
+  return r;
+}
+
+/*
+ * OP_SYSCTL (write_sysctl): the file under the container's /proc/sys, opened
+ * with no symlink and no magic link on the way, written in one write(2).
+ * The proc mount is the container's, in its own namespaces, so a namespaced
+ * value (net.*, kernel.shm*) changes only the container's.
+ */
+long do_sysctl(const struct child_config *cfg, const struct mount_op *op) {
+  const int root = cfg->mount_fds[op->base];
+  struct open_how how = {O_WRONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  long fd = SYS4(__NR_openat2, root, op->at, &how, sizeof how);
+  if (sys_failed(fd)) return fd;
+  long r = SYS3(__NR_write, fd, op->source, c_strlen(op->source));
+  SYS1(__NR_close, fd);
+  return r;
+}
+
+/*
+ * OP_MASK (mask_path): what runc does for linux.maskedPaths: the host's
+ * /dev/null bound over a file (looked up in the child's copy of the host's
+ * mounts, before pivot_root), an empty read-only tmpfs over a directory.
+ */
+long do_mask(const struct mount_op *op, int target) {
+  struct statx st;
+  long r = fd_statx(target, &st);
+  if (sys_failed(r)) return r;
+  long mnt;
+  if (S_ISDIR(st.stx_mode)) {
+    long fs = SYS2(__NR_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (sys_failed(fs)) return fs;
+    r = SYS5(__NR_fsconfig, fs, FSCONFIG_SET_STRING, "size", "0", 0);
+    if (!sys_failed(r)) r = SYS5(__NR_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0555", 0);
+    if (!sys_failed(r)) r = SYS5(__NR_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+    if (!sys_failed(r)) r = SYS3(__NR_fsmount, fs, FSMOUNT_CLOEXEC, op->attr_set);
+    SYS1(__NR_close, fs);
+    mnt = r;
+  } else {
+    mnt = SYS3(__NR_open_tree, AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  }
+  if (sys_failed(mnt)) return mnt;
+  r = attach(static_cast<int>(mnt), target);
+  SYS1(__NR_close, mnt);
+  return r;
+}
+
+/*
+ * An OCI mount whose target, once resolved, is inside a procfs although its
+ * destination does not name /proc/...: a symlink in the rootfs led there (an
+ * image can carry one). Mounting over /proc's files is how runc's
+ * CVE-2019-19921 disabled a security module; refuse it (EPERM), whatever
+ * the link says. A destination that names /proc/... was checked by name in
+ * src/oci/mounts.ts (lxcfs's files only).
+ */
+long oci_target_check(const struct mount_op *op, int target) {
+  if (op->step != STEP_mount_oci) return 0;
+  struct statfs_buf {
+    long f_type, rest[15];
+  } st;
+  long r = SYS2(__NR_fstatfs, target, &st);
+  if (sys_failed(r)) return r;
+  const char *t = op->target;
+  const bool named = t[0] == '/' && t[1] == 'p' && t[2] == 'r' && t[3] == 'o' && t[4] == 'c' && t[5] == '/';
+  return st.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ && !named ? -EPERM : 0;
+}
+
+/* The propagation an OCI mount asks for, on the mount now attached at its target (looked up again). */
+long set_propagation(const struct child_config *cfg, const struct mount_op *op) {
+  int target = -1, owned = 0;
+  open_target(cfg, op, &target, &owned);
+  struct mount_attr attr = {0, 0, op->propagation & ~static_cast<uint64_t>(MS_REC), 0};
+  long r = SYS5(__NR_mount_setattr, target, "", AT_EMPTY_PATH | ((op->propagation & MS_REC) ? AT_RECURSIVE : 0),
+                &attr, sizeof attr);
+  if (owned) SYS1(__NR_close, target);
+  return r;
+}
+
 }  // namespace
 
 void child_mounts(const struct child_config *cfg) {
@@ -778,16 +970,20 @@ void child_mounts(const struct child_config *cfg) {
       case OP_SETATTR: {
         open_target(cfg, op, &target, &owned);
         struct mount_attr attr = {op->attr_set, 0, 0, 0};
-        r = SYS5(__NR_mount_setattr, target, "", AT_EMPTY_PATH | (op->recursive ? AT_RECURSIVE : 0), &attr,
-                 sizeof attr);
+        if (target >= 0)
+          r = SYS5(__NR_mount_setattr, target, "", AT_EMPTY_PATH | (op->recursive ? AT_RECURSIVE : 0), &attr,
+                   sizeof attr);
         break;
       }
       case OP_BIND:
         open_target(cfg, op, &target, &owned);
-        r = do_bind(cfg, op, target, &made);
+        if (target >= 0) r = oci_target_check(op, target);
+        if (target >= 0 && !sys_failed(r)) r = do_bind(cfg, op, target, &made);
         break;
       case OP_FSMOUNT:
         open_target(cfg, op, &target, &owned);
+        r = oci_target_check(op, target);
+        if (sys_failed(r)) break;
         r = do_fsmount(op, target, &made);
         break;
       case OP_OVERLAY:
@@ -796,6 +992,29 @@ void child_mounts(const struct child_config *cfg) {
       case OP_MKPOINT:
         r = do_mkpoint(cfg, op);
         break;
+      case OP_MKPATH:
+        r = do_mkpath(cfg, op);
+        break;
+      case OP_MASK:
+        open_target(cfg, op, &target, &owned);
+        if (target >= 0) r = do_mask(op, target);
+        break;
+      case OP_SYSCTL:
+        r = do_sysctl(cfg, op);
+        break;
+      case OP_MKNODAT:
+        r = do_mknodat(cfg, op);
+        break;
+    }
+    if (target < 0 && op->skip_missing && (op->kind == OP_MASK || op->kind == OP_BIND || op->kind == OP_SETATTR)) {
+      /* maskedPaths, readonlyPaths: this kernel or rootfs has no such path. */
+      child_trace(cfg, op->step, static_cast<int>(i));
+      continue;
+    }
+    if (!sys_failed(r) && op->propagation && (op->kind == OP_BIND || op->kind == OP_FSMOUNT)) {
+      if (owned) SYS1(__NR_close, target);
+      owned = 0;
+      r = set_propagation(cfg, op);
     }
     if (owned) SYS1(__NR_close, target);
     if (sys_failed(r) && op->kind == OP_OVERLAY && log[0]) child_fail(cfg, op->step, r, log);

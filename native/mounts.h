@@ -43,6 +43,40 @@ struct MountPointSpec {
   bool dir;         /* a directory, else an empty file */
 };
 
+/* OCI runtime mode: one entry of config.json's mounts (src/native.ts NativeOciMount). */
+struct OciMount {
+  std::string destination, type, source;
+  bool recursive = false;
+  uint64_t attrs = 0, propagation = 0;
+  std::vector<std::pair<std::string, std::pair<bool, std::string>>> data; /* key, (has value, value) */
+};
+
+struct OciDevice {
+  std::string path;
+  char type; /* 'c', 'b', 'p' ('u' is 'c') */
+  uint32_t major, minor, file_mode, uid, gid;
+};
+
+/* OCI runtime mode (src/native.ts NativeOci, oci.cc). */
+struct OciOptions {
+  bool enabled = false;
+  bool wait_for_start = false;
+  int new_namespaces = 0;                  /* CLONE_NEW* to make */
+  std::vector<std::pair<int, int>> joins;  /* (CLONE_NEW* type, fd) to enter */
+  std::string uid_map, gid_map;            /* with a new user namespace */
+  bool root_readonly = false;
+  uint64_t root_propagation = 0;
+  std::vector<OciMount> mounts;
+  std::vector<std::string> masked_paths, readonly_paths;
+  std::vector<std::pair<std::string, std::string>> sysctl;
+  std::vector<OciDevice> devices;
+  std::vector<uint32_t> groups;
+  int umask = -1;
+  uint64_t caps[5] = {0, 0, 0, 0, 0}; /* bounding, effective, permitted, inheritable, ambient */
+  bool no_new_privs = false;
+  bool set_hostname = false;
+};
+
 /* Validated and filled with defaults by src/options.ts; the addon only copies it. */
 struct SandboxOptions {
   std::string rootfs; /* absolute, no trailing slash, symlinks resolved */
@@ -84,6 +118,7 @@ struct SandboxOptions {
   bool join_userns = false;
   bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
   bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
+  OciOptions oci;        /* OCI runtime mode (oci.cc) */
 };
 
 /* Owns the child's data until the child has exec'd. */
@@ -99,6 +134,10 @@ struct Plan {
   uint64_t rootfs_ino = 0;       /* the rootfs as open_mount_sources saw it (statx(2)) */
   uint32_t rootfs_dev_major = 0, rootfs_dev_minor = 0;
   std::string uid_map, gid_map; /* rootless: the child's own maps (rootless.cc) */
+  /* OCI runtime mode (oci.cc): what child_config.oci points at, and the storage behind it. */
+  struct oci_child oci;
+  std::vector<int> oci_join_fds, oci_join_types;
+  std::vector<uint64_t> oci_filter; /* struct sock_filter[], 8 bytes each */
 
   Plan() = default;
   Plan(const Plan &) = delete;
@@ -130,6 +169,8 @@ inline mount_op new_mount_op(mount_op_kind kind, capsule_step step, int base) {
 }
 
 void plan_mounts(const SandboxOptions &opts, Plan &plan);
+/* OCI runtime mode: config.json's mounts as operations, and the child's oci_child (oci.cc). */
+void plan_oci(const SandboxOptions &opts, Plan &plan);
 /*
  * Before clone: open each bind's source once and clone it into a detached
  * tree with its flags set (open_tree(2), mount_setattr(2)), and note the

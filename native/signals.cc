@@ -47,7 +47,10 @@ void child_arm_pdeathsig(const struct child_config *cfg, int parent_pidfd) {
 
 void child_signals_and_parent(const struct child_config *cfg) {
   child_arm_pdeathsig(cfg, cfg->fd_sources[CAPSULE_FD_PARENT]);
+  child_reset_signals(cfg);
+}
 
+void child_reset_signals(const struct child_config *cfg) {
   /*
    * reset_signals: the parent blocked every signal before clone so that no
    * Node handler can run on this shared memory. We have our own copy of the

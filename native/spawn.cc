@@ -15,6 +15,7 @@
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -141,7 +142,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     }
   }
 
-  if (!join) plan_mounts(opts, plan);
+  if (opts.oci.enabled) plan_oci(opts, plan); /* config.json's mounts and identity (oci.cc) */
+  else if (!join) plan_mounts(opts, plan);
   if (!join) {
     /* The bind sources, each opened once and cloned detached, before clone (mounts.cc). */
     capsule_step step;
@@ -152,8 +154,34 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
       goto cleanup;
     }
   }
-  for (const std::string &a : opts.argv) plan.argv.push_back(const_cast<char *>(a.c_str()));
+  for (size_t i = 0; i < opts.argv.size(); i++) {
+    /*
+     * OCI: capsule-init's mode is ours to say, whatever argv[0] the caller
+     * wrote (init.c): wait for start, start at once, or exec into a container.
+     */
+    if (i == 0 && opts.oci.enabled) {
+      plan.argv.push_back(const_cast<char *>(join ? "capsule-oci-join"
+                                             : opts.oci.wait_for_start ? "capsule-oci"
+                                                                       : "capsule-oci-now"));
+      if (opts.tty) plan.argv.push_back(const_cast<char *>("--tty"));
+      continue;
+    }
+    plan.argv.push_back(const_cast<char *>(opts.argv[i].c_str()));
+  }
   plan.argv.push_back(nullptr);
+  if (opts.oci.enabled && opts.seccomp_fd >= 0) {
+    /*
+     * OCI: the child loads linux.seccomp itself (oci.cc), from this copy in
+     * the memory it shares with us, not capsule-init from descriptor 5.
+     */
+    uint64_t insn[4096];
+    ssize_t got = pread(opts.seccomp_fd, insn, sizeof insn, 0);
+    if (got <= 0 || got % 8 != 0 || got == static_cast<ssize_t>(sizeof insn)) {
+      fail(out, STEP_load_seccomp_early, got < 0 ? errno : EINVAL, "the compiled linux.seccomp (at most 4095 instructions)");
+      goto cleanup;
+    }
+    plan.oci_filter.assign(insn, insn + got / 8);
+  }
   for (const std::string &e : opts.env) plan.envp.push_back(const_cast<char *>(e.c_str()));
   plan.envp.push_back(nullptr);
   {
@@ -194,6 +222,12 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.tty_cols = opts.tty_cols;
     c.userns_fd = join && opts.join_userns ? opts.join_pidfd : -1;
     c.join_pidfd = opts.join_pidfd;
+    if (opts.oci.enabled) {
+      plan.oci.filter = plan.oci_filter.data();
+      plan.oci.filter_len = static_cast<unsigned short>(plan.oci_filter.size());
+      c.oci = &plan.oci;
+      c.fd_sources[CAPSULE_FD_SECCOMP] = -1; /* loaded by the child (oci.cc) */
+    }
     if (opts.rootless) {
       rootless_prepare(opts, plan.uid_map, plan.gid_map);
       c.rootless = 1;
@@ -202,8 +236,32 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     }
   }
 
+  /*
+   * OCI: linux.namespaces' user namespace, made here with linux.uidMappings
+   * and gidMappings (or the one named by path, duplicated), joined late by
+   * set_userns as capsule's own (userns.cc, oci.cc).
+   */
+  if (opts.oci.enabled && !join) {
+    int err = 0;
+    std::string what;
+    for (const auto &j : opts.oci.joins) {
+      if (j.first != CLONE_NEWUSER) continue;
+      userns_fd = fcntl(j.second, F_DUPFD_CLOEXEC, 0);
+      if (userns_fd < 0) err = errno, what = "linux.namespaces (user) path";
+    }
+    if (userns_fd < 0 && !err && (opts.oci.new_namespaces & CLONE_NEWUSER)) {
+      out.userns_start_ns = opts.trace ? monotonic_ns() : 0;
+      userns_fd = userns_make_maps(opts.oci.uid_map, opts.oci.gid_map, 0, 0, err, what);
+      out.userns_end_ns = opts.trace ? monotonic_ns() : 0;
+    }
+    if (err) {
+      fail(out, STEP_make_userns, err, what.c_str());
+      goto cleanup;
+    }
+    plan.cfg.userns_fd = userns_fd;
+  }
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
-  if (opts.host_uid != 0 && !join) {
+  if (opts.host_uid != 0 && !join && !opts.oci.enabled) {
     int err = 0;
     std::string what;
     out.userns_start_ns = opts.trace ? monotonic_ns() : 0;
@@ -254,10 +312,18 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
      * cannot setns into; CLONE_NEWUSER, created first, owns every other namespace made here
      * (rootless.cc). A session's command makes none: join_box enters the box's.
      */
-    plan.cfg.netns_fd = join || opts.rootless ? -1 : netns_pool_take();
+    const bool oci_net = !opts.oci.enabled || (opts.oci.new_namespaces & CLONE_NEWNET);
+    plan.cfg.netns_fd = join || opts.rootless || !oci_net ? -1 : netns_pool_take();
+    /*
+     * OCI: the namespaces config.json asks for, no more; the user namespace
+     * was made above and the cgroup namespace comes after join_cgroup (oci.cc).
+     */
+    const int oci_new = opts.oci.new_namespaces & (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET);
     const int namespaces = join ? 0
-                                : CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                                      (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | (opts.rootless ? CLONE_NEWUSER : 0);
+                           : opts.oci.enabled
+                               ? (plan.cfg.netns_fd >= 0 ? oci_new & ~CLONE_NEWNET : oci_new)
+                               : CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                                     (plan.cfg.netns_fd >= 0 ? 0 : CLONE_NEWNET) | (opts.rootless ? CLONE_NEWUSER : 0);
     const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces | SIGCHLD;
     out.clone_start_ns = opts.trace ? monotonic_ns() : 0;
     pid_t pid;
@@ -310,7 +376,40 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
    * means a setup step failed: reap the child and report it. (An exec error
    * of the program itself may already be there too: same path.)
    */
-  if (read_record(err_pipe[0], &out.error, sizeof out.error) && out.error.magic == CAPSULE_ERROR_MAGIC) {
+  if (opts.oci.enabled) {
+    /*
+     * OCI: capsule-init looks the program up before it says it is ready
+     * (init.c), so wait for that word, or for its error, or for its end.
+     * Every step before exec_init is done by now (CLONE_VFORK).
+     */
+    struct pollfd fds[2] = {{err_pipe[0], POLLIN, 0}, {status_pipe[0], POLLIN, 0}};
+    bool ready = false;
+    for (;;) {
+      int n = poll(fds, 2, -1);
+      if (n < 0 && errno == EINTR) continue;
+      /*
+       * The ready record first: with "capsule-oci-now" the program may have
+       * exec'd (closing the error pipe) or failed to by the time we look;
+       * that is the run's result, not create's.
+       */
+      if (fds[1].revents & POLLIN) {
+        capsule_init_report record;
+        ready = read_record(status_pipe[0], &record, sizeof record) && record.magic == CAPSULE_READY_MAGIC;
+      }
+      break; /* ready, or an error record or EOF on either pipe: read below */
+    }
+    if (!ready) {
+      if (!(read_record(err_pipe[0], &out.error, sizeof out.error) && out.error.magic == CAPSULE_ERROR_MAGIC))
+        fail(out, STEP_exec_init, EIO, "capsule-init ended before the container was ready");
+      out.ok = false;
+      syscall(SYS_pidfd_send_signal, out.pidfd, SIGKILL, nullptr, 0);
+      siginfo_t info;
+      while (waitid(static_cast<idtype_t>(P_PIDFD), out.pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+      }
+      close_fd(out.pidfd);
+      goto cleanup;
+    }
+  } else if (read_record(err_pipe[0], &out.error, sizeof out.error) && out.error.magic == CAPSULE_ERROR_MAGIC) {
     out.ok = false;
     siginfo_t info;
     while (waitid(static_cast<idtype_t>(P_PIDFD), out.pidfd, &info, WEXITED) < 0 && errno == EINTR) {

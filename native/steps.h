@@ -26,6 +26,7 @@
   STEP(check_parent, "poll", "pidfd_open(2)", "close the race where capsule died before pdeathsig was set") \
   STEP(reset_signals, "rt_sigaction", "sigaction(2)", "undo Node's handlers and SIG_IGN (SIGPIPE) so the program starts clean") \
   STEP(map_user_ids, "write", "user_namespaces(7)", "rootless: map the caller's uid and gid to the sandbox's in the user namespace clone made, setgroups denied") \
+  STEP(join_namespace, "setns", "setns(2)", "OCI: enter a namespace config.json names by path (a pod's network, IPC or UTS namespace)") \
   STEP(set_netns, "setns", "setns(2)", "join a fresh network namespace made ahead of time (only lo)") \
   STEP(set_loopback_up, "ioctl", "netdevice(7)", "lo up in the sandbox's own network namespace: 127.0.0.1 works, nothing routes out") \
   STEP(join_box, "setns", "setns(2)", "a session's command: enter the box's mount, network, IPC, UTS and PID namespaces through its PID 1's pidfd, all at once") \
@@ -37,6 +38,8 @@
   STEP(mount_overlay, "fsmount", "overlayfs(5)", "the root as an overlay of the read-only rootfs and a size-capped tmpfs, when a mount point is missing or overlay is asked: the host directory is never written") \
   STEP(make_mount_point, "mkdirat", "mkdir(2)", "a missing mount point, made in the overlay's tmpfs (or in the box) in a directory resolved by descriptor") \
   STEP(remount_root, "mount_setattr", "mount_setattr(2)", "read-only, nosuid, nodev root")         \
+  STEP(make_path, "mkdirat", "mkdir(2)", "OCI: a missing mount point or working directory, made in the container's rootfs, resolved inside it") \
+  STEP(mount_oci, "move_mount", "mount(8)", "OCI: one of config.json's mounts, its target resolved inside the rootfs, its options set before it is attached") \
   STEP(mount_proc, "fsmount", "proc(5)", "a /proc that shows only the sandbox's PID namespace")    \
   STEP(mask_proc_path, "move_mount", "proc(5)", "hide /proc entries that leak or control the host (kcore, keys, kpageflags, slabinfo, ...)") \
   STEP(remount_proc_path, "mount_setattr", "proc(5)", "read-only /proc/sys, /proc/irq, /proc/bus, /proc/fs, /proc/sysrq-trigger") \
@@ -45,6 +48,7 @@
   STEP(make_dev_node, "mknodat", "mknod(2)", "the device nodes every sandbox gets: null, zero, full, random, urandom, tty") \
   STEP(bind_dev_node, "move_mount", "user_namespaces(7)", "rootless: the host's null, zero, full, random, urandom, tty bound in, as a user namespace cannot mknod") \
   STEP(make_device_node, "mknodat", "mknod(2)", "a host device the caller asked for (--device, --gpu), its mode the access asked") \
+  STEP(make_oci_device, "mknodat", "mknod(2)", "OCI: a node of linux.devices, made in its directory resolved inside the rootfs") \
   STEP(link_dev, "symlink", "symlink(2)", "/dev/fd, /dev/stdin and friends")                       \
   STEP(mount_dev_pts, "fsmount", "pts(4)", "a private devpts instance, when asked")                \
   STEP(mount_dev_shm, "fsmount", "shm_overview(7)", "a private, size- and inode-capped, noexec /dev/shm, when asked") \
@@ -53,6 +57,10 @@
   STEP(mount_box, "fsmount", "tmpfs(5)", "a writable, size- and inode-capped work directory owned by the sandbox's uid, when asked") \
   STEP(bind_mount, "move_mount", "move_mount(2)", "a host path the caller asked for, opened once before clone") \
   STEP(remount_bind, "mount_setattr", "mount_setattr(2)", "make a bind read-only, nosuid, nodev, private before it is attached") \
+  STEP(write_sysctl, "write", "sysctl.d(5)", "OCI: a linux.sysctl value, written under the container's own /proc/sys") \
+  STEP(remount_path_readonly, "mount_setattr", "mount_setattr(2)", "OCI: a read-only bind of each of linux.readonlyPaths over itself") \
+  STEP(mask_path, "move_mount", "proc(5)", "OCI: /dev/null or an empty read-only tmpfs over each of linux.maskedPaths") \
+  STEP(remount_root_readonly, "mount_setattr", "mount_setattr(2)", "OCI: root.readonly, once everything is mounted") \
   STEP(open_pty, "ioctl", "pts(4)", "with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program's") \
   STEP(send_pty_master, "sendmsg", "unix(7)", "with a terminal: the pty's master to capsule over a socketpair made before clone (SCM_RIGHTS)") \
   STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
@@ -64,12 +72,15 @@
   STEP(set_userns, "setns", "setns(2)", "join that user namespace: the kernel counts per-user limits per sandbox") \
   STEP(arrange_fds, "dup3", "dup(2)", "put stdio and capsule's pipes at fixed numbers")            \
   STEP(close_fds, "close_range", "close_range(2)", "no inherited file descriptor leaks in")        \
+  STEP(load_seccomp_early, "seccomp", "seccomp(2)", "OCI without noNewPrivileges: linux.seccomp loaded while the filter may still be installed (CAP_SYS_ADMIN), as runc does") \
   STEP(set_securebits, "prctl", "capabilities(7)", "uid 0 gets no capabilities back on exec")      \
   STEP(drop_bounding_caps, "prctl", "PR_CAPBSET_DROP(2const)", "no capability can ever be regained") \
   STEP(set_groups, "setgroups", "setgroups(2)", "no supplementary groups")                         \
   STEP(set_gid, "setresgid", "setresgid(2)", "the sandbox's group (nogroup)")                      \
   STEP(set_uid, "setresuid", "setresuid(2)", "the sandbox's user (nobody)")                        \
   STEP(drop_caps, "capset", "capset(2)", "empty effective, permitted, inheritable, ambient sets")   \
+  STEP(set_caps, "capset", "capset(2)", "OCI: process.capabilities' effective, permitted, inheritable and ambient sets") \
+  STEP(set_umask, "umask", "umask(2)", "OCI: process.user.umask") \
   STEP(set_no_new_privs, "prctl", "PR_SET_NO_NEW_PRIVS(2const)", "setuid binaries cannot raise privilege") \
   STEP(exec_init, "execveat", "execveat(2)", "become capsule-init, PID 1 of the sandbox")          \
   /* inside the sandbox, capsule-init */                                                           \
@@ -124,6 +135,8 @@ struct capsule_init_report {
   long long started_ns, forked_ns;
 };
 #define CAPSULE_REPORT_MAGIC 0x696e6974u /* "init" */
+/* OCI modes (init.c): capsule-init has found the program and the container is created. */
+#define CAPSULE_READY_MAGIC 0x72656479u /* "redy" */
 
 /* The fixed descriptor numbers capsule-init finds its pipes at. */
 #define CAPSULE_FD_ERROR 3
@@ -139,5 +152,7 @@ struct capsule_init_report {
  * CPU time and peak memory of a killed run are known. Not forwarded.
  */
 #define CAPSULE_SIG_TERMINATE 36 /* SIGRTMIN + 2 under glibc, which keeps 32 and 33 */
+/* The signal `start` sends a created OCI container's PID 1 (init.c "capsule-oci"). */
+#define CAPSULE_SIG_START 37 /* SIGRTMIN + 3 */
 
 #endif

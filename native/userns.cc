@@ -136,6 +136,22 @@ bool write_file(const char *path, const char *text) {
 
 int userns_make(uint32_t inside_uid, uint32_t inside_gid, uint32_t host_uid, uint32_t host_gid, int &err,
                 std::string &what) {
+  /*
+   * One id each way, nothing else: host root and every other host id
+   * stay unmapped, so they show as the overflow id (nobody) inside and
+   * no set-user-ID file or bug can make the program host root there.
+   * We hold CAP_SETUID/CAP_SETGID over the parent namespace, so the
+   * kernel takes the maps without "deny" in setgroups, and set_groups
+   * can still empty the child's groups inside (user_namespaces(7)).
+   */
+  char uid_map[64], gid_map[64];
+  snprintf(uid_map, sizeof uid_map, "%u %u 1\n", inside_uid, host_uid);
+  snprintf(gid_map, sizeof gid_map, "%u %u 1\n", inside_gid, host_gid);
+  return userns_make_maps(uid_map, gid_map, host_uid, host_gid, err, what);
+}
+
+int userns_make_maps(const std::string &uid_map, const std::string &gid_map, uint32_t host_uid, uint32_t host_gid,
+                     int &err, std::string &what) {
   int status_pipe[2], release_pipe[2];
   if (pipe2(status_pipe, O_CLOEXEC) != 0) {
     err = errno;
@@ -185,27 +201,17 @@ int userns_make(uint32_t inside_uid, uint32_t inside_gid, uint32_t host_uid, uin
       snprintf(map, sizeof map, " as host uid %u", host_uid);
       what += map;
     } else {
-      /*
-       * One id each way, nothing else: host root and every other host id
-       * stay unmapped, so they show as the overflow id (nobody) inside and
-       * no set-user-ID file or bug can make the program host root there.
-       * We hold CAP_SETUID/CAP_SETGID over the parent namespace, so the
-       * kernel takes the maps without "deny" in setgroups, and set_groups
-       * can still empty the child's groups inside (user_namespaces(7)).
-       */
       snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
-      snprintf(map, sizeof map, "%u %u 1\n", inside_uid, host_uid);
-      if (!write_file(path, map)) {
+      if (!write_file(path, uid_map.c_str())) {
         err = errno;
-        what = std::string("CLONE_NEWUSER, then uid_map ") + map;
-        what.pop_back();
+        what = std::string("CLONE_NEWUSER, then uid_map ") + uid_map;
+        if (!what.empty() && what.back() == '\n') what.pop_back();
       } else {
         snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
-        snprintf(map, sizeof map, "%u %u 1\n", inside_gid, host_gid);
-        if (!write_file(path, map)) {
+        if (!write_file(path, gid_map.c_str())) {
           err = errno;
-          what = std::string("CLONE_NEWUSER, then gid_map ") + map;
-          what.pop_back();
+          what = std::string("CLONE_NEWUSER, then gid_map ") + gid_map;
+          if (!what.empty() && what.back() == '\n') what.pop_back();
         } else {
           snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
           fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -27,6 +27,13 @@ int userns_make(uint32_t inside_uid, uint32_t inside_gid, uint32_t host_uid, uin
                 std::string &what);
 
 /*
+ * The same with whole maps (an OCI container's linux.uidMappings and
+ * gidMappings, "inside outside count" lines), owned by host_uid/host_gid.
+ */
+int userns_make_maps(const std::string &uid_map, const std::string &gid_map, uint32_t host_uid, uint32_t host_gid,
+                     int &err, std::string &what);
+
+/*
  * Lease a host id from [first, first + count), trying from first + start on:
  * a file `dir`/ID held under flock(2). Returns its descriptor (keep it open
  * for the run) and sets `id`, or -1 with errno set (EAGAIN: every id is

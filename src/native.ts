@@ -111,12 +111,26 @@ export interface NativeOci {
   /** linux.sysctl, written under /proc/sys in the container's namespaces. */
   sysctl: { key: string; value: string }[];
   /** linux.devices: made with mknod in the container's /dev (after the mounts). type 'u' is 'c'. */
-  devices: { path: string; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+  devices: {
+    path: string;
+    type: 'c' | 'b' | 'u' | 'p';
+    major: number;
+    minor: number;
+    fileMode: number;
+    uid: number;
+    gid: number;
+  }[];
   /** process.user.additionalGids; umask: -1 for the default (0022). */
   additionalGids: number[];
   umask: number;
   /** process.capabilities as capability numbers; ambient must be in permitted and inheritable. */
-  capabilities: { bounding: number[]; effective: number[]; permitted: number[]; inheritable: number[]; ambient: number[] };
+  capabilities: {
+    bounding: number[];
+    effective: number[];
+    permitted: number[];
+    inheritable: number[];
+    ambient: number[];
+  };
   noNewPrivileges: boolean;
   /** Set the hostname (only with a new UTS namespace); '' leaves it. */
   hostname: string;

@@ -23,8 +23,26 @@ export function absent(v: unknown): v is undefined | null {
 }
 
 export class Fields {
-  /** `file`: how errors name the configuration (config.json). */
-  constructor(readonly file = 'config.json') {}
+  /** Unknown properties ignored so far, each a line for the log. */
+  readonly warnings: string[] = [];
+
+  /**
+   * `file`: how errors name the configuration (config.json). `strict`: an unknown property is an
+   * error; otherwise it is ignored with a warning, as the runtime spec requires (config.md,
+   * "Extensibility": runtimes MUST NOT generate an error on an unknown property, and MUST ignore it).
+   */
+  constructor(
+    readonly file = 'config.json',
+    readonly strict = false,
+  ) {}
+
+  /** A property the runtime spec (up to 1.2) does not define. */
+  unknown(field: string, hint: string): void {
+    if (this.strict) this.fail(field, `unknown field: ${hint}`);
+    this.warnings.push(
+      `${this.file}: ${field}: unknown property, ignored as the runtime spec requires (${hint})`,
+    );
+  }
 
   fail(field: string, message: string): never {
     if (field === '') throw new ConfigError(`${this.file}: ${message}`, this.file);
@@ -32,15 +50,16 @@ export class Fields {
   }
 
   /** An object whose keys must all be in `known`; a key that is not is named as an error. */
-  object(field: string, v: unknown, known: readonly string[], what = 'unknown field'): Json {
+  /** An object; a key not in `known` is an unknown property (see `unknown`). */
+  object(field: string, v: unknown, known: readonly string[]): Json {
     if (typeof v !== 'object' || v === null || Array.isArray(v))
       this.fail(field, `must be an object, got ${show(v)}`);
     const o = v as Json;
     for (const k of Object.keys(o)) {
       if (!known.includes(k))
-        this.fail(
+        this.unknown(
           field ? `${field}.${k}` : k,
-          `${what}: capsule reads ${field || 'config.json'}'s ${known.join(', ')}; remove it or check its spelling`,
+          `${field || 'config.json'} has ${known.join(', ')}; check its spelling`,
         );
     }
     return o;

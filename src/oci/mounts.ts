@@ -10,7 +10,8 @@
  *   no- forms), nodiratime/diratime, nosymfollow/symfollow: MOUNT_ATTR_*, the last of a pair wins;
  * - bind, rbind: a bind mount (whatever `type` says);
  * - private, shared, slave, unbindable and their r- forms: propagation, the last one wins;
- * - defaults, async, nomand, nolazytime, loud, noiversion: the kernel's defaults, nothing to do;
+ * - defaults, async, nomand, nolazytime, loud, noiversion: the kernel's defaults, nothing to do
+ *   (notmpcopyup undoes a tmpcopyup before it);
  * - tmpcopyup (runc's and crun's: copy what the directory held into the new tmpfs; podman
  *   adds it to every --tmpfs and to the tmpfs mounts of --read-only): accepted where there is
  *   nothing to copy (the directory is absent or empty in the rootfs, as /tmp of most images),
@@ -20,7 +21,8 @@
  *   runc 1.1 (rro, rnosuid, ...), idmap/ridmap (runtime-spec 1.2 idmapped mounts);
  * - anything else: the filesystem's option (newinstance, ptmxmode=0666, mode=755, size=65536k,
  *   gid=5, hidepid=2, ...), which the kernel checks at create: an option the filesystem does not
- *   know fails fsconfig with EINVAL there. A bind mount has no such options: an error here.
+ *   know fails fsconfig with EINVAL there. A bind mount has no such options: they are left
+ *   out with a warning, as mount(2) ignores them for MS_BIND.
  *
  * `cgroup` mounts are left as they are (type 'cgroup'): what they become depends on the cgroup
  * the container is given, which create makes; expandCgroupMount below turns one into mounts the
@@ -90,7 +92,7 @@ const ATTRS: Record<string, [number, number]> = {
 };
 
 /** Options that ask for what the kernel does anyway. */
-const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion', 'notmpcopyup']);
+const DEFAULTS = new Set(['defaults', 'async', 'nomand', 'nolazytime', 'loud', 'noiversion']);
 
 const REFUSED: Record<string, string> = {
   sync: 'a superblock flag capsule does not set',
@@ -122,6 +124,25 @@ function hasContent(rootfs: string, destination: string): boolean {
     return code !== 'ENOENT' && code !== 'ENOTDIR';
   }
 }
+
+/*
+ * Mount points inside /proc that runc allows (libcontainer/rootfs_linux.go, checkProcMount):
+ * the files lxcfs emulates. A mount anywhere else under /proc could hide what the kernel
+ * reports about the container (CVE-2019-19921 replaced /proc/self/attr/* so); onto /proc
+ * itself only a proc filesystem goes.
+ */
+const PROC_MOUNTS_ALLOWED = new Set([
+  '/proc/cpuinfo',
+  '/proc/diskstats',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/swaps',
+  '/proc/uptime',
+  '/proc/loadavg',
+  '/proc/slabinfo',
+  '/proc/net/dev',
+  '/proc/sys/kernel/ns_last_pid',
+]);
 
 /** One entry of config.json's mounts; `rootfs` is root.path resolved (for tmpcopyup). */
 export function readMount(
@@ -157,8 +178,8 @@ export function readMount(
   let copyUp = -1;
   options.forEach((opt, j) => {
     const of = `${field}.options[${j}]`;
-    if (opt === 'tmpcopyup') {
-      copyUp = j;
+    if (opt === 'tmpcopyup' || opt === 'notmpcopyup') {
+      copyUp = opt === 'tmpcopyup' ? j : -1;
     } else if (opt === 'bind' || opt === 'rbind') {
       bind = true;
       recursive = opt === 'rbind';
@@ -187,12 +208,16 @@ export function readMount(
 
   let source = f.optString(`${field}.source`, m.source, '');
   if (bind) {
+    /*
+     * mount(2) ignores the data of an MS_BIND mount, so runc and crun accept filesystem options
+     * on a bind (runtime-tools' mounts test gives mode=755,size=1k to binds of /etc): left out
+     * here, with a warning.
+     */
     if (data.length > 0) {
-      const [k, v] = data[0]!;
-      f.fail(
-        `${field}.options`,
-        `${JSON.stringify(v === null ? k : `${k}=${v}`)} is not a mount flag, and a bind mount takes no filesystem options: remove it`,
+      f.warnings.push(
+        `config.json: ${field}.options: ${data.map(([k, v]) => (v === null ? k : `${k}=${v}`)).join(', ')} left out: a bind mount takes no filesystem options (mount(2) ignores them with MS_BIND)`,
       );
+      data.length = 0;
     }
     if (source === '') f.fail(`${field}.source`, 'a bind mount needs the host path to bind');
     if (source.includes('\0')) f.fail(`${field}.source`, 'must not contain a NUL byte');
@@ -210,6 +235,15 @@ export function readMount(
     }
     if (source === '') source = type;
   }
+  if (destination === '/')
+    f.fail(`${field}.destination`, "is the container's root: give the root in root.path");
+  if (destination === '/proc' && type !== 'proc')
+    f.fail(`${field}.destination`, `only a proc filesystem can be mounted on /proc, not ${type}`);
+  if (destination.startsWith('/proc/') && !PROC_MOUNTS_ALLOWED.has(destination))
+    f.fail(
+      `${field}.destination`,
+      `${destination} is inside /proc, where only ${[...PROC_MOUNTS_ALLOWED].join(', ')} may be mounted over (as runc allows, for lxcfs)`,
+    );
   if (copyUp >= 0) {
     const of = `${field}.options[${copyUp}]`;
     if (type !== 'tmpfs') f.fail(of, `"tmpcopyup" is for tmpfs mounts, not ${type}`);

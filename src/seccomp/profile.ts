@@ -46,7 +46,8 @@
  * - only the runtime spec's fields are read: Docker's extensions (archMap,
  *   includes/excludes, `name`, errno names) are errors, since includes.caps
  *   would be judged against a capability set the container does not have.
- *   `comment` is accepted and has no effect.
+ *   `comment` is accepted and has no effect; any other field the spec does
+ *   not define goes to `unknownField` (spec.ts logs and ignores it).
  * Errors then read `config.json: linux.seccomp.FIELD: ...`.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -268,9 +269,23 @@ function sameAction(a: NativeSeccompAction, b: NativeSeccompAction) {
 export function normalizeProfile(
   json: unknown,
   source: string,
-  { enosysStub = true, oci = false }: { enosysStub?: boolean; oci?: boolean } = {},
+  {
+    enosysStub = true,
+    oci = false,
+    unknownField,
+  }: {
+    enosysStub?: boolean;
+    oci?: boolean;
+    /**
+     * With `oci`: called with a field the runtime spec does not define (`syscalls[2].note`),
+     * which is then ignored, as the spec's Extensibility section requires; absent: an error.
+     */
+    unknownField?: (field: string) => void;
+  } = {},
 ): SeccompProfile {
   const r: Reader = new Reader(source, oci);
+  const unknown = (field: string) =>
+    oci && unknownField ? unknownField(field) : r.fail(field, 'unknown field');
   const p = r.object('the profile', json);
   const known = new Set([
     'defaultAction',
@@ -283,7 +298,7 @@ export function normalizeProfile(
     'listenerPath',
     'listenerMetadata',
   ]);
-  for (const k of Object.keys(p)) if (!known.has(k)) r.fail(k, 'unknown field');
+  for (const k of Object.keys(p)) if (!known.has(k)) unknown(k);
   r.notOci('defaultErrno', p.defaultErrno);
   r.notOci('archMap', p.archMap);
   if (oci) {
@@ -362,13 +377,9 @@ export function normalizeProfile(
     const s = r.object(f, raw);
     if (oci) {
       for (const k of Object.keys(s))
-        if (!['names', 'action', 'errnoRet', 'args', 'comment'].includes(k))
-          r.fail(
-            `${f}.${k}`,
-            k === 'name' || k === 'errno' || k === 'includes' || k === 'excludes'
-              ? "is Docker's extension, not a field of the OCI runtime spec's linux.seccomp"
-              : 'unknown field',
-          );
+        if (k === 'name' || k === 'errno' || k === 'includes' || k === 'excludes')
+          r.fail(`${f}.${k}`, "is Docker's extension, not a field of the OCI runtime spec's linux.seccomp");
+        else if (!['names', 'action', 'errnoRet', 'args', 'comment'].includes(k)) unknown(`${f}.${k}`);
     }
     const hasNames = s.names !== undefined && s.names !== null;
     const hasName = s.name !== undefined && s.name !== null && s.name !== '';
@@ -393,7 +404,7 @@ export function normalizeProfile(
       const a = r.object(af, rawArg);
       if (oci)
         for (const k of Object.keys(a))
-          if (!['index', 'value', 'valueTwo', 'op'].includes(k)) r.fail(`${af}.${k}`, 'unknown field');
+          if (!['index', 'value', 'valueTwo', 'op'].includes(k)) unknown(`${af}.${k}`);
       if (typeof a.index !== 'number' || !Number.isInteger(a.index) || a.index < 0 || a.index > 5)
         r.fail(`${af}.index`, `must be 0 to 5, got ${JSON.stringify(a.index)}`);
       if (typeof a.op !== 'string' || !(a.op in OPS))

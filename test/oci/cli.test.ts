@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { detectCgroups } from '../../src/cgroup/detect.js';
 import { containerHierarchies, makeContainerCgroup, removeCgroupDirsSync } from '../../src/oci/cgroup.js';
 import { type ContainerState, procStat, writeState } from '../../src/oci/state.js';
-import { fakeState } from './helpers.js';
+import { fakeState } from './fake-state.js';
 
 const dist = join(import.meta.dirname, '../../dist');
 const runc = join(dist, 'capsule-runc');

@@ -45,16 +45,17 @@ function minimal(): Config {
   };
 }
 
-function read(c: Config) {
-  return readConfig(c, bundle, 'test-1');
+function read(c: Config, strict = false) {
+  return readConfig(c, bundle, 'test-1', { strict });
 }
 
-function rejects(edit: (c: Config) => void, message: RegExp, field?: string) {
+/** `strict`: unknown properties are errors (see ReadOptions). */
+function rejects(edit: (c: Config) => void, message: RegExp, field?: string, strict = false) {
   const c = minimal();
   edit(c);
   let err: unknown;
   try {
-    read(c);
+    read(c, strict);
   } catch (e) {
     err = e;
   }
@@ -335,6 +336,41 @@ describe('real clients', () => {
     ]);
     expect(plan.seccomp).toBeNull();
     expect(plan.native.argv).toEqual(['capsule-oci', 'echo', 'hi']);
+  });
+
+  it("containerd's CRI plugin (kubelet's path): the pause container and a workload joining its namespaces by path", () => {
+    const pause = read(fixture('containerd-cri-pause.json'));
+    expect(pause.native.argv).toEqual(['capsule-oci', 'sleep', '2147483647']);
+    expect(pause.native.oci.hostname).toBe('capsule-pod');
+    expect(pause.native.oci.rootReadonly).toBe(true);
+    expect(pause.joinNamespaces).toEqual([
+      {
+        index: 4,
+        type: 'network',
+        path: expect.stringMatching(/\/io\.containerd\.grpc\.v1\.cri\/netns\/cni-/),
+      },
+    ]);
+    expect(pause.oomScoreAdj).toBe(0);
+    expect(pause.resources.cpu).toEqual({ shares: 2 });
+    expect(pause.native.oci.mounts.filter((m) => m.destination === '/dev/shm').map((m) => m.type)).toEqual([
+      'tmpfs',
+      'bind',
+    ]);
+
+    const work = read(fixture('containerd-cri-workload.json'));
+    expect(work.joinNamespaces.map((j) => [j.type, j.path.replace(/\d+/, 'PID')])).toEqual([
+      ['pid', '/proc/PID/ns/pid'],
+      ['ipc', '/proc/PID/ns/ipc'],
+      ['uts', '/proc/PID/ns/uts'],
+      ['network', '/proc/PID/ns/net'],
+    ]);
+    expect(work.native.oci.namespaces.find((n) => n.type === 'mount')).toEqual({ type: 'mount', fd: -1 });
+    expect(work.native.oci.mounts.find((m) => m.destination === '/etc/hosts')).toMatchObject({
+      type: 'bind',
+      recursive: true,
+      propagation: MS.PRIVATE | MS.REC,
+    });
+    expect(work.native.oci.mounts.find((m) => m.destination === '/sys/fs/cgroup')?.type).toBe('cgroup');
   });
 
   it('runc spec: the relative rootfs, read-only root, and ambient capabilities the kernel would refuse', () => {
@@ -674,18 +710,37 @@ describe('mapping', () => {
 });
 
 describe('errors name the field and say what to do', () => {
+  it('a property the spec does not define is ignored with a warning naming it (config.md, "Extensibility")', () => {
+    const c = minimal();
+    c.unknown = 'unknown';
+    c.process.noNewPrivilges = true;
+    c.linux.seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO', note: 1 }],
+    };
+    const plan = read(c);
+    expect(plan.native.oci.noNewPrivileges).toBe(false);
+    expect(plan.warnings).toEqual([
+      expect.stringMatching(/^config\.json: unknown: unknown property, ignored as the runtime spec requires/),
+      expect.stringMatching(
+        /^config\.json: process\.noNewPrivilges: unknown property, ignored .*check its spelling/,
+      ),
+      expect.stringMatching(/^config\.json: linux\.seccomp\.syscalls\[0\]\.note: unknown property, ignored/),
+    ]);
+  });
+
   it('the top level', () => {
     rejects(
       (c) => (c.ociVersion = '2.0.0'),
       /^config\.json: ociVersion: must be a 1\.x version/,
       'ociVersion',
     );
-    rejects((c) => (c.procss = {}), /^config\.json: procss: unknown field/, 'procss');
+    rejects((c) => (c.procss = {}), /^config\.json: procss: unknown field/, 'procss', true);
     rejects((c) => (c.windows = { layerFolders: [] }), /^config\.json: windows: is for another platform/);
     rejects((c) => (c.vm = { kernel: { path: '/k' } }), /^config\.json: vm: /);
     rejects((c) => delete c.linux, /^config\.json: linux: is required/);
     rejects((c) => delete c.process, /^config\.json: process: is required/);
-    rejects((c) => (c.root.extra = 1), /^config\.json: root\.extra: unknown field/);
+    rejects((c) => (c.root.extra = 1), /^config\.json: root\.extra: unknown field/, undefined, true);
   });
 
   it('process', () => {
@@ -760,7 +815,16 @@ describe('errors name the field and say what to do', () => {
       (c) => (c.process.capabilities = { bounding: ['cap_kill'] }),
       /unknown capability "cap_kill": names are upper case/,
     );
-    rejects((c) => (c.process.capabilities = { all: [] }), /process\.capabilities\.all: unknown field/);
+    rejects(
+      (c) => (c.process.capabilities = { effective: ['CAP_KILL'], permitted: [] }),
+      /process\.capabilities\.effective: CAP_KILL is not in process\.capabilities\.permitted: the kernel refuses/,
+    );
+    rejects(
+      (c) => (c.process.capabilities = { all: [] }),
+      /process\.capabilities\.all: unknown field/,
+      undefined,
+      true,
+    );
   });
 
   it('namespaces and mappings', () => {
@@ -780,14 +844,11 @@ describe('errors name the field and say what to do', () => {
       (c) => c.linux.namespaces.push({ type: 'pid', path: 'proc/1/ns/pid' }),
       /linux\.namespaces\[1\]\.path: must be an absolute path/,
     );
-    rejects(
-      (c) => (c.linux.namespaces = [{ type: 'pid' }]),
-      /linux\.namespaces: needs a new mount namespace/,
-    );
-    rejects(
-      (c) => (c.linux.namespaces = [{ type: 'mount', path: '/proc/1/ns/mnt' }]),
-      /linux\.namespaces: needs a new mount namespace/,
-    );
+    rejects((c) => (c.linux.namespaces = [{ type: 'pid' }]), /linux\.namespaces: needs a mount namespace/);
+    rejects((c) => delete c.linux.namespaces, /linux\.namespaces: needs a mount namespace/);
+    const joined = minimal();
+    joined.linux.namespaces = [{ type: 'mount', path: '/proc/1/ns/mnt' }];
+    expect(read(joined).joinNamespaces).toEqual([{ index: 0, type: 'mount', path: '/proc/1/ns/mnt' }]);
     rejects(
       (c) => c.linux.namespaces.push({ type: 'user' }),
       /linux\.uidMappings: a new user namespace needs uidMappings and gidMappings/,
@@ -924,7 +985,7 @@ describe('errors name the field and say what to do', () => {
       /linux\.resources\.unified\.\.\.\/x: is not a cgroup v2 interface file/,
     );
     rejects(res({ pids: { limit: 1.5 } }), /linux\.resources\.pids\.limit: must be an integer/);
-    rejects(res({ memroy: {} }), /linux\.resources\.memroy: unknown field/);
+    rejects(res({ memroy: {} }), /linux\.resources\.memroy: unknown field/, undefined, true);
   });
 
   it('devices', () => {
@@ -965,6 +1026,25 @@ describe('errors name the field and say what to do', () => {
   it('mounts', () => {
     const mount = (m: unknown) => (c: Config) => (c.mounts = [m]);
     rejects(
+      mount({ destination: '/proc/self/attr', type: 'tmpfs' }),
+      /mounts\[0\]\.destination: \/proc\/self\/attr is inside \/proc, where only \/proc\/cpuinfo, .* may be mounted over/,
+    );
+    rejects(
+      mount({ destination: '/proc/', type: 'bind', source: '/tmp' }),
+      /mounts\[0\]\.destination: only a proc filesystem can be mounted on \/proc, not bind/,
+    );
+    rejects(mount({ destination: '/', type: 'tmpfs' }), /mounts\[0\]\.destination: is the container's root/);
+    const lxcfs = minimal();
+    lxcfs.mounts = [
+      {
+        destination: '/proc/meminfo',
+        type: 'bind',
+        source: '/var/lib/lxcfs/proc/meminfo',
+        options: ['bind'],
+      },
+    ];
+    expect(read(lxcfs).native.oci.mounts[0]!.destination).toBe('/proc/meminfo');
+    rejects(
       mount({ destination: 'proc', type: 'proc' }),
       /mounts\[0\]\.destination: must be an absolute path/,
     );
@@ -977,10 +1057,16 @@ describe('errors name the field and say what to do', () => {
       mount({ destination: '/x', source: 'tmpfs' }),
       /mounts\[0\]\.type: is required unless the mount is a bind mount/,
     );
-    rejects(
-      mount({ destination: '/x', type: 'bind', source: '/h', options: ['rbind', 'mode=755'] }),
-      /mounts\[0\]\.options: "mode=755" is not a mount flag, and a bind mount takes no filesystem options/,
-    );
+    /* Filesystem options on a bind: mount(2) ignores them, and so does capsule, saying so. */
+    const bindData = minimal();
+    bindData.mounts = [
+      { destination: '/x', source: '/etc', options: ['nosuid', 'mode=755', 'size=1k', 'bind'] },
+    ];
+    const bindPlan = read(bindData);
+    expect(bindPlan.native.oci.mounts[0]).toMatchObject({ type: 'bind', attrs: MOUNT_ATTR.NOSUID, data: [] });
+    expect(bindPlan.warnings).toEqual([
+      'config.json: mounts[0].options: mode=755, size=1k left out: a bind mount takes no filesystem options (mount(2) ignores them with MS_BIND)',
+    ]);
     rejects(
       mount({ destination: '/x', type: 'bind', options: ['rbind'] }),
       /mounts\[0\]\.source: a bind mount needs the host path/,
@@ -1001,6 +1087,8 @@ describe('errors name the field and say what to do', () => {
     );
     const ok = minimal();
     ok.mounts = [{ destination: '/absent', type: 'tmpfs', options: ['tmpcopyup'] }];
+    expect(read(ok).native.oci.mounts[0]!.data).toEqual([]);
+    ok.mounts = [{ destination: '/full', type: 'tmpfs', options: ['tmpcopyup', 'notmpcopyup'] }];
     expect(read(ok).native.oci.mounts[0]!.data).toEqual([]);
     rejects(
       mount({ destination: '/x', type: 'bind', source: '/h', options: ['rbind', 'rro'] }),
@@ -1027,7 +1115,12 @@ describe('errors name the field and say what to do', () => {
       mount({ destination: '/x', type: 'tmpfs', options: 'ro' }),
       /mounts\[0\]\.options: must be an array, got "ro"/,
     );
-    rejects(mount({ destination: '/x', type: 'tmpfs', opts: [] }), /mounts\[0\]\.opts: unknown field/);
+    rejects(
+      mount({ destination: '/x', type: 'tmpfs', opts: [] }),
+      /mounts\[0\]\.opts: unknown field/,
+      undefined,
+      true,
+    );
   });
 
   it('hooks and annotations', () => {
@@ -1035,7 +1128,7 @@ describe('errors name the field and say what to do', () => {
       (c) => (c.hooks = { prestart: [{ path: 'hook' }] }),
       /hooks\.prestart\[0\]\.path: must be an absolute path/,
     );
-    rejects((c) => (c.hooks = { preStart: [] }), /hooks\.preStart: unknown field/);
+    rejects((c) => (c.hooks = { preStart: [] }), /hooks\.preStart: unknown field/, undefined, true);
     rejects(
       (c) => (c.hooks = { poststop: [{ path: '/h', timeout: 0 }] }),
       /hooks\.poststop\[0\]\.timeout: must be an integer >= 1/,
@@ -1129,6 +1222,8 @@ describe('linux.seccomp: the kernel meaning of each action', () => {
         ],
       }),
       /linux\.seccomp\.syscalls\[0\]\.args\[0\]\.vaule: unknown field/,
+      undefined,
+      true,
     );
     rejects(
       profile({ defaultAction: 'SCMP_ACT_NOPE' }),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { fakeState } from './helpers.js';
+import { fakeState } from './fake-state.js';
 import {
   liveStatus,
   lockContainer,
