@@ -15,7 +15,8 @@ import { constants as osConstants } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 
 import { CapsuleError } from '../errors.js';
-import { native, type NativeExit, type NativeOptions } from '../native.js';
+import { setupError } from '../diagnose.js';
+import { native, type NativeExit, type NativeOptions, type NativeStepError } from '../native.js';
 import { compileCached } from '../seccomp/cache.js';
 import type { SeccompProfile } from '../seccomp/profile.js';
 import {
@@ -161,7 +162,9 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
         ? { terminal: { rows: plan.consoleSize?.height ?? 0, cols: plan.consoleSize?.width ?? 0 } }
         : {}),
     };
-    const out = await native().spawn(options, (e) => o.onExit?.(e));
+    const out = await native()
+      .spawn(options, (e) => o.onExit?.(e))
+      .catch((e: unknown) => rethrowStep(e, plan.native.rootfs, plan.native.argv[1] ?? ''));
     spawned = { pid: out.pid, id: out.id };
     const st = procStat(out.pid);
     if (!st) throw new CapsuleError(`the container's PID 1 (${out.pid}) ended during create`);
@@ -241,6 +244,14 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     }
     throw e;
   }
+}
+
+/** The addon rejects with a plain step record ({step, syscall, errno, detail}): made a SetupError with its message. */
+async function rethrowStep(e: unknown, rootfs: string, program: string): Promise<never> {
+  if (typeof e === 'object' && e !== null && 'step' in e && 'errno' in e && !(e instanceof Error)) {
+    throw await setupError(e as NativeStepError, { rootfs, rootfsArg: rootfs, program });
+  }
+  throw e;
 }
 
 /** The container's own process as exec's base (exec's flags change it; --process replaces it). */
@@ -598,7 +609,9 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
     };
     let onExit!: (e: NativeExit) => void;
     exited = new Promise<NativeExit>((r) => (onExit = r));
-    const out = await native().spawn(options, onExit);
+    const out = await native()
+      .spawn(options, onExit)
+      .catch((e: unknown) => rethrowStep(e, state.exec.rootfs, p.args[0] ?? ''));
     spawned = { pid: out.pid, id: out.id };
     if (out.terminal) {
       const [reader, writer] = out.terminal;

@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { native } from '../../src/native.js';
 import {
@@ -23,9 +23,15 @@ import { type ExecProcess } from '../../src/oci/process.js';
 import { procStat, readState } from '../../src/oci/state.js';
 
 const rootfs = inject('rootfs');
-const tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-ctr-'));
-const root = join(tmp, 'root');
+/* Made and removed only when the suite runs (a skipped suite runs no hooks). */
+let tmp = '';
+let root = '';
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-ctr-'));
+  root = join(tmp, 'root');
+});
 afterAll(async () => {
+  if (!tmp) return;
   for (const id of ['t1', 't2']) await deleteContainer(root, id, true).catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
 });
