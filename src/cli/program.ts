@@ -185,7 +185,9 @@ export function program(): Command {
   registerSessionCommands(cli);
   registerDoctorCommand(cli);
   /* Listed for help only: main() hands `capsule oci ...` to the OCI command line before parsing. */
-  cli.command('oci').description("the OCI runtime command line (runc's, as capsule-runc): `capsule oci --help`");
+  cli
+    .command('oci')
+    .description("the OCI runtime command line (runc's, as capsule-runc): `capsule oci --help`");
   return cli;
 }
 
