@@ -439,3 +439,59 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
     expect(existsSync(join(root, 'real4'))).toBe(false);
   });
 });
+
+/* The far end of --console-socket, as podman's conmon is: it receives the terminal's master (SCM_RIGHTS) and reads it. */
+const CONSOLE_PY = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print('ready', flush=True)
+c, _ = s.accept()
+msg, fds, flags, addr = socket.recv_fds(c, 1024, 1)
+buf = b''
+while b'hello-tty' not in buf:
+    buf += os.read(fds[0], 1024)
+print('tty' if b'is-a-tty' in buf else 'not-a-tty', flush=True)
+`;
+
+describe.skipIf(!hasOci || !usable)('a container with a terminal', () => {
+  it('sends the master to --console-socket, and the program has a terminal', async () => {
+    const b = await bundle('tty1', (c) => {
+      c.process.terminal = true;
+      c.process.args = ['sh', '-c', 'test -t 0 && test -t 1 && echo is-a-tty; echo hello-tty; sleep 60'];
+    });
+    const sock = join(tmp, 'console.sock');
+    const py = spawn('python3', ['-c', CONSOLE_PY, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(py);
+    const lines: string[] = [];
+    const next = () =>
+      new Promise<string>((res) => {
+        if (lines.length) return res(lines.shift()!);
+        py.stdout!.once('data', (d: Buffer) => {
+          lines.push(...d.toString().trim().split('\n'));
+          res(lines.shift()!);
+        });
+      });
+    expect(await next()).toBe('ready');
+    oneErrorLine(
+      await cli(['--root', root, 'create', '--bundle', b, 'tty1']),
+      'process.terminal is true but no --console-socket was given',
+    );
+    const created = spawnSync(
+      runc,
+      ['--root', root, 'create', '--bundle', b, '--console-socket', sock, 'tty1'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      },
+    );
+    expect(created.stderr).toBe('');
+    expect(created.status).toBe(0);
+    const started = await cli(['--root', root, 'start', 'tty1']);
+    expect(started.stderr).toBe('');
+    expect(started.exitCode).toBe(0);
+    expect(await next()).toBe('tty');
+    expect((await cli(['--root', root, 'delete', '--force', 'tty1'])).exitCode).toBe(0);
+    expect(existsSync(join(root, 'tty1'))).toBe(false);
+  });
+});
