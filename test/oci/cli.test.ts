@@ -388,7 +388,20 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
       user: { uid: 0, gid: 0 },
     });
     expect((await r(['exec', '--process', '-', 'real1'], processJson)).exitCode).toBe(9);
+    /* exec --detach (containerd's and podman's way): returns at once, the pid file names the process. */
+    const execPid = join(tmp, 'real1-exec.pid');
+    const detached = spawnSync(
+      runc,
+      ['--root', root, 'exec', '--detach', '--pid-file', execPid, 'real1', 'sleep', '50'],
+      {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      },
+    );
+    expect(detached.status).toBe(0);
+    const ep = Number(readFileSync(execPid, 'utf8'));
+    expect(procStat(ep)).not.toBeNull();
     const pids = JSON.parse((await r(['ps', '--format', 'json', 'real1'])).stdout) as number[];
+    expect(pids).toContain(ep);
     expect(pids).toContain(pid);
     expect(pids.length).toBeGreaterThanOrEqual(2);
 
