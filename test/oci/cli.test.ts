@@ -467,6 +467,11 @@ while b'hello-tty' not in buf:
 print('tty' if b'is-a-tty' in buf else 'not-a-tty', flush=True)
 `;
 
+/*
+ * Fails until native/init.c is fixed: main() shifts "--tty" out of argv before it tests
+ * same(argv[0], "capsule-oci") for wait_for_start, so with a terminal argv[0] is "--tty", the
+ * container starts at create without waiting, and its PID 1 ends when the receiver closes the master.
+ */
 describe.skipIf(!hasOci || !usable)('a container with a terminal', () => {
   it('sends the master to --console-socket, and the program has a terminal', async () => {
     const b = await bundle('tty1', (c) => {
