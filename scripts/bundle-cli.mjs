@@ -74,23 +74,35 @@ if (made.status === 0) {
   console.error(`bundle-cli: no start-up snapshot (the CLI still works, slower to start):\n${made.stderr}`);
 }
 
-const launcher = join(dist, 'capsule');
+/*
+ * Two launchers over the one bundle and snapshot: `capsule`, and `capsule-runc` (the OCI
+ * runtime command line, src/cli/oci.ts), which main() recognizes by its own name in argv[1]:
+ * dist/capsule-runc from the snapshot, dist/capsule-runc.mjs (a one-line module that loads
+ * the bundle) without it.
+ */
 writeFileSync(
-  launcher,
-  `#!/bin/sh
-# The capsule command (package.json "bin"), made by scripts/bundle-cli.mjs.
+  join(dist, 'capsule-runc.mjs'),
+  "// capsule-runc without the start-up snapshot: the bundle, which sees its name in argv[1].\nimport './capsule.mjs';\n",
+);
+for (const name of ['capsule', 'capsule-runc']) {
+  const launcher = join(dist, name);
+  writeFileSync(
+    launcher,
+    `#!/bin/sh
+# The ${name} command (package.json "bin"), made by scripts/bundle-cli.mjs.
 # Node starts from dist/capsule.blob, a snapshot of the CLI taken at build time
 # (src/cli/snapshot.ts), when the node found here is the binary that made it;
-# otherwise it runs the bundle, dist/capsule.mjs: the same command, slower to start.
+# otherwise it runs the bundle, dist/${name}.mjs: the same command, slower to start.
 self=$0
 [ -L "$self" ] && self=$(readlink -f -- "$self")
 dir=\${self%/*}
-node=$(command -v node) || { echo "capsule: node is not on PATH" >&2; exit 125; }
+node=$(command -v node) || { echo "${name}: node is not on PATH" >&2; exit ${name === 'capsule' ? 125 : 1}; }
 if [ -r "$dir/capsule.blob.node" ] && read -r want < "$dir/capsule.blob.node" &&
   [ "$(stat -L -c %d:%i:%s:%Y -- "$node" 2>/dev/null)" = "$want" ]; then
-  exec "$node" --snapshot-blob "$dir/capsule.blob" "$dir/capsule" "$@"
+  exec "$node" --snapshot-blob "$dir/capsule.blob" "$dir/${name}" "$@"
 fi
-exec "$node" "$dir/capsule.mjs" "$@"
+exec "$node" "$dir/${name}.mjs" "$@"
 `,
-);
-chmodSync(launcher, 0o755);
+  );
+  chmodSync(launcher, 0o755);
+}

@@ -17,6 +17,7 @@ import { packageRoot } from '../native.js';
 import { violationMessage } from '../seccomp/verdict.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerGcCommand } from './gc.js';
+import { runcMain } from './oci.js';
 import { cliMessage, type MessageContext } from './messages.js';
 import { closeReportFiles, openReportFiles, type ReportFile, writeReportFile } from './reports.js';
 import { registerRootfsCommands } from './rootfs.js';
@@ -183,6 +184,10 @@ export function program(): Command {
   registerGcCommand(cli);
   registerSessionCommands(cli);
   registerDoctorCommand(cli);
+  /* Listed for help only: main() hands `capsule oci ...` to the OCI command line before parsing. */
+  cli
+    .command('oci')
+    .description("the OCI runtime command line (runc's, as capsule-runc): `capsule oci --help`");
   return cli;
 }
 
@@ -225,6 +230,9 @@ function writeReports(flags: RunFlags, files: ReportFile[], report: object, meta
  * start-up snapshot (src/cli/snapshot.ts); a tree parses one command line, once.
  */
 export async function main(argv: string[] = process.argv, cli?: Command): Promise<void> {
+  /* `capsule-runc ARGS` (its launcher or dist/capsule-runc.mjs) and `capsule oci ARGS`: the OCI command line (oci.ts). */
+  if (/(^|\/)capsule-runc(\.mjs)?$/.test(argv[1] ?? '')) return runcMain(argv);
+  if (argv[2] === 'oci') return runcMain([argv[0]!, argv[1]!, ...argv.slice(3)], 'capsule oci');
   try {
     /*
      * `--explain=json`: commander would take a value for `--explain [format]` from the next

@@ -82,7 +82,7 @@ export type SeccompProfile = Omit<NativeSeccompProfile, 'pfc'>;
 const EPERM = 1;
 const ENOSYS = 38;
 
-const ACTIONS: Record<string, NativeSeccompAction['kind']> = {
+export const ACTIONS: Record<string, NativeSeccompAction['kind']> = {
   SCMP_ACT_ALLOW: 'allow',
   SCMP_ACT_ERRNO: 'errno',
   SCMP_ACT_LOG: 'log',
@@ -95,7 +95,7 @@ const ACTIONS: Record<string, NativeSeccompAction['kind']> = {
   SCMP_ACT_NOTIFY: 'notify',
 };
 
-const OPS: Record<string, string> = {
+export const OPS: Record<string, string> = {
   SCMP_CMP_NE: 'ne',
   SCMP_CMP_LT: 'lt',
   SCMP_CMP_LE: 'le',
@@ -115,7 +115,7 @@ const NATIVE: Record<string, { scmp: string; docker: string }> = {
 };
 
 /* The architectures of the OCI runtime spec (config-linux.md, seccomp). */
-const KNOWN_ARCHES = new Set([
+export const KNOWN_ARCHES = new Set([
   'SCMP_ARCH_X86',
   'SCMP_ARCH_X86_64',
   'SCMP_ARCH_X32',
