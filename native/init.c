@@ -57,15 +57,15 @@
  *      create; it tells capsule it is ready (a CAPSULE_READY_MAGIC record on
  *      the status pipe) and waits for CAPSULE_SIG_START from outside (`start`).
  *      Any other signal from outside ends it then, exit code 128 + signal.
- *      Once started, every signal from outside is forwarded to the program,
- *      not only the usual few: an engine's `kill` may send any.
+ *      Once started it execs the program in place: a container's PID 1 is its
+ *      program, as under runc, signalled and waited on by the engine itself.
  *   "capsule-oci-now": the same without the wait (`capsule-runc run`).
  *   "capsule-oci-join": `exec` into a container, as "capsule-join", but every
  *      signal sent to it is forwarded (the engine waits on and signals this
  *      process; the program inside cannot name it, so any sender is outside).
  * In every OCI mode the filter, if any, was loaded before exec_init (native/oci.cc):
- * descriptor 5 is empty; capsule-init's exit code is the program's, the
- * container's exit code for the engine; and nobody may read the pipes any more
+ * descriptor 5 is empty; capsule-oci-join's exit code is the program's, the
+ * exec's exit code for the engine; and nobody may read the pipes any more
  * once create has returned (writes to them fail with EPIPE, harmlessly).
  * fds: 0-2 stdio, 3 error pipe, 4 status pipe, 5 seccomp program (optional).
  */
@@ -228,6 +228,26 @@ static long find_program(const char *name, char **envp) {
   for (const char *p = name; *p && n + 1 < sizeof program_path; p++) program_path[n++] = *p;
   program_path[n] = 0;
   return last;
+}
+
+/*
+ * OCI: become the program. Every signal unblocked, and with a terminal the
+ * pty on stdin made our controlling terminal: we lead the session new_session
+ * made, with no terminal yet (TIOCSCTTY(2const)). Never returns.
+ */
+static void exec_in_place(const char *path, char **argv, char **envp, int tty) {
+  ksigset none = 0;
+  SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, SIGSETSIZE);
+  if (tty) {
+    long r = SYS3(__NR_ioctl, 0, TIOCSCTTY, 0);
+    if (sys_failed(r)) {
+      report_error(STEP_set_controlling_tty, r, "TIOCSCTTY on stdin");
+      for (;;) SYS1(__NR_exit_group, 125);
+    }
+  }
+  long r = SYS3(__NR_execve, path, argv, envp);
+  report_error(STEP_exec, r, path);
+  for (;;) SYS1(__NR_exit_group, r == -2 /* ENOENT */ ? 127 : 126);
 }
 
 /* Signals that end nothing by default (signal(7)): a created container ignores them. */
@@ -640,6 +660,16 @@ static int main_init(int argc, char **argv, char **envp) {
       int code = wait_for_start(sfd);
       if (code) return code;
     }
+    /*
+     * A container's PID 1 is its program, as under runc: the engine signals
+     * and waits on it directly, and tools read /proc/1 as the program's. So
+     * capsule-init execs it in place (its filter was loaded before exec_init,
+     * oci.cc) instead of forking it: nothing is left to report that the
+     * program's own exit status does not say. The signalfd is close-on-exec.
+     * An exec into a container ("capsule-oci-join") still forks: setns put
+     * only our children in its PID namespace.
+     */
+    if (!join) exec_in_place(path, argv + 1, envp, tty);
   }
 
   /*

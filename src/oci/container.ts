@@ -12,8 +12,9 @@
  */
 import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 
+import { detectCgroups } from '../cgroup/detect.js';
 import { CapsuleError } from '../errors.js';
 import { setupError } from '../diagnose.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from '../native.js';
@@ -21,6 +22,7 @@ import { compileCached } from '../seccomp/cache.js';
 import type { SeccompProfile } from '../seccomp/profile.js';
 import {
   cgroupPids,
+  containerHierarchies,
   isFrozen,
   makeContainerCgroup,
   normalizeCgroupsPath,
@@ -29,6 +31,7 @@ import {
   updateContainerCgroup,
 } from './cgroup.js';
 import { runHooks, runHooksWarning } from './hooks.js';
+import { type CgroupView, expandCgroupMount } from './mounts.js';
 import type { ContainerPlan, OciResources } from './plan.js';
 import { type ExecProcess } from './process.js';
 import {
@@ -130,10 +133,24 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     cgroupPaths = cg.paths;
     cleanup.push(() => cg.closeFds());
 
+    /* A `cgroup` mount shows the container's own cgroup, which exists only now (src/oci/mounts.ts). */
+    const hierarchies = containerHierarchies(detectCgroups());
+    const view: CgroupView =
+      hierarchies.length === 1 && hierarchies[0]!.version === 2
+        ? {
+            mode: 'v2',
+            dir: cg.paths[0]!,
+            cgroupNamespace: plan.native.oci.namespaces.some((n) => n.type === 'cgroup'),
+          }
+        : {
+            mode: 'v1',
+            hierarchies: hierarchies.map((h, i) => ({ name: basename(h.mountPoint), dir: cg.paths[i]! })),
+          };
     const oci = {
       ...plan.native.oci,
       waitForStart: true,
       namespaces: plan.native.oci.namespaces.map((n) => ({ ...n })),
+      mounts: plan.native.oci.mounts.flatMap((m) => (m.type === 'cgroup' ? expandCgroupMount(m, view) : [m])),
     };
     for (const j of plan.joinNamespaces) {
       let fd: number;

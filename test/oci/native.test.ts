@@ -41,7 +41,20 @@ beforeAll(() => {
   mkdirSync(shared);
   for (const d of ['bin', 'proc', 'dev', 'etc']) mkdirSync(join(rootfs, d), { recursive: true });
   writeFileSync(join(rootfs, 'bin/busybox'), readFileSync(BUSYBOX), { mode: 0o755 });
-  for (const a of ['sh', 'cat', 'echo', 'sleep', 'hostname', 'id', 'ls', 'stat', 'grep', 'touch', 'readlink'])
+  for (const a of [
+    'sh',
+    'cat',
+    'echo',
+    'sleep',
+    'hostname',
+    'id',
+    'ls',
+    'stat',
+    'grep',
+    'touch',
+    'readlink',
+    'tr',
+  ])
     symlinkSync('busybox', join(rootfs, 'bin', a));
   /* An absolute symlink in the rootfs: a mount through it must land inside the rootfs, not on the host's /etc. */
   symlinkSync('/etc', join(rootfs, 'etclink'));
@@ -218,6 +231,15 @@ describe('create and start', () => {
     expect(exit.initStatus).toBe(0);
     expect(existsSync(join(shared, 'tty-ran'))).toBe(true);
     rmSync(join(shared, 'tty-ran'));
+  });
+
+  it("the container's PID 1 is its program, as under runc", async () => {
+    const l = await launch(
+      options(['sh', '-c', 'cat /proc/1/comm; echo $$'], ociOptions({ waitForStart: false })),
+    );
+    const { exit, stdout } = await finish(l);
+    expect(exit.initStatus).toBe(0);
+    expect(stdout.trim().split('\n')).toEqual(['sh', '1']);
   });
 
   it('a signal other than start ends a created container with 128 + signal, the program never run', async () => {
