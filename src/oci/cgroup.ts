@@ -122,6 +122,22 @@ export function makeContainerCgroup(
         freezerVersion = 2;
       }
     }
+    /*
+     * A v1 host's hierarchies without controllers (a hybrid host's cgroup2, name=systemd): the
+     * container gets a directory there too, with no limit in it, so that /proc/PID/cgroup names
+     * its own cgroup on every line and tools that read those lines (systemd, containerd) find
+     * it where cgroupsPath says, as runc does on such a host.
+     */
+    if (hierarchies[0]?.version === 1) {
+      for (const mountPoint of controllerless(layout)) {
+        /* Parents stay, as the v1 ones do (shared by the engine's containers); the leaf is ours. */
+        const dir = join(mountPoint, rel);
+        let at = mountPoint;
+        for (const part of rel.split('/')) makeCgroupDir((at = join(at, part)), null, true);
+        made.push(dir);
+        fds.push(openSync(join(dir, 'cgroup.procs'), constants.O_WRONLY));
+      }
+    }
   } catch (e) {
     for (const fd of fds) closeSync(fd);
     if (dirFd >= 0) closeSync(dirFd);
@@ -140,6 +156,22 @@ export function makeContainerCgroup(
       dirFd = -1;
     },
   };
+}
+
+/** The writable cgroup mounts of the host's /sys/fs/cgroup that carry no controller (mountinfo). */
+function controllerless(layout: CgroupLayout): string[] {
+  const found: string[] = [];
+  if (layout.unified && !layout.unified.readOnly) found.push(layout.unified.mountPoint);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (sep < 0 || f[sep + 1] !== 'cgroup' || !f[4]?.startsWith('/sys/fs/cgroup/')) continue;
+    const opts = (f[sep + 3] ?? '').split(',');
+    if (opts.includes('ro') || !opts.some((o) => o.startsWith('name='))) continue;
+    if (layout.v1.some((h) => h.mountPoint === f[4])) continue; /* named, but with controllers too */
+    found.push(f[4]);
+  }
+  return found;
 }
 
 /** runc's default device allow list (libcontainer/specconv AllowedDevices): what every container's /dev needs. */
