@@ -478,7 +478,12 @@ describe.skipIf(!hasOci || !usable)('a container with a terminal', () => {
     const lines: string[] = [];
     let waiting: ((line: string) => void) | null = null;
     py.stdout!.on('data', (d: Buffer) => {
-      lines.push(...d.toString().split('\n').filter((l) => l.trim() !== ''));
+      lines.push(
+        ...d
+          .toString()
+          .split('\n')
+          .filter((l) => l.trim() !== ''),
+      );
       if (waiting && lines.length) {
         const w = waiting;
         waiting = null;
