@@ -745,7 +745,11 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
 });
 
 describe('rootlessIdPlan: which map a rootless sandbox gets', () => {
-  const etc = mkdtempSync(join(tmpdir(), 'capsule-subid-'));
+  /* Made when the block runs, not when the file is collected: a run filtered by name made one and never removed it. */
+  let etc = '';
+  beforeAll(() => {
+    etc = mkdtempSync(join(tmpdir(), 'capsule-subid-'));
+  });
   afterAll(() => rmSync(etc, { recursive: true, force: true }));
   const plan = (
     subuid: string,
