@@ -161,6 +161,8 @@ describe.skipIf(!hasOci)('a busybox container through create, start, exec, kill,
     expect(readState(root, 't1')).toBeNull();
     expect(existsSync(join(root, 't1'))).toBe(false);
     for (const p of cg) expect(existsSync(p)).toBe(false);
+    /* This process made it, so the addon's watcher reaps it, on a later turn of the event loop. */
+    for (let i = 0; i < 500 && procStat(state.pid) !== null; i++) await new Promise((r) => setTimeout(r, 10));
     expect(procStat(state.pid)).toBeNull();
   });
 
