@@ -35,5 +35,5 @@ fi
 # running beside it). The echo ends the last line, so that run-in-v2 finds its exit-status
 # line at the start of one.
 export CI=1
-exec "$vm" --timeout 840 -- bash -c \
-  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/rootless.test.ts test/spawn.test.ts; rc=$?; echo; exit $rc'
+exec "$vm" --timeout 1200 -- bash -c \
+  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/rootless.test.ts test/spawn.test.ts test/oci/native.test.ts test/oci/state.test.ts test/oci/cgroup.test.ts test/oci/cli.test.ts test/oci/container.test.ts; rc=$?; echo; exit $rc'

@@ -28,7 +28,7 @@ const REPO = join(import.meta.dirname, '../..');
 
 /**
  * The runtime under test: `CAPSULE_OCI_RUNTIME` (an absolute path), else the repository's
- * `dist/capsule-runc`. `skip` says why there is none.
+ * `dist/capsule-runc`, which must be built.
  */
 export function ociRuntime(): { path: string; skip?: undefined } | { path?: undefined; skip: string } {
   const env = process.env.CAPSULE_OCI_RUNTIME;
@@ -39,10 +39,10 @@ export function ociRuntime(): { path: string; skip?: undefined } | { path?: unde
   }
   const built = join(REPO, 'dist/capsule-runc');
   if (existsSync(built)) return { path: built };
-  /* Temporary: once capsule-runc lands, a missing build is an error, as for dist/capsule. */
-  return {
-    skip: `capsule-runc is not built (${built} is missing; run npm run build, or set CAPSULE_OCI_RUNTIME=$(command -v runc) to prove the tests on runc)`,
-  };
+  /* A missing build is an error, as for dist/capsule: never a skip. */
+  throw new Error(
+    `capsule-runc is not built (${built} is missing): run npm run build, or set CAPSULE_OCI_RUNTIME=$(command -v runc) to prove the tests on runc`,
+  );
 }
 
 /**
