@@ -235,8 +235,12 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
         ...(plan.native.rootless ? { rootless: true } : {}),
       },
     };
-    /* runtime.md "Lifecycle" step 4-6: prestart (deprecated) and createRuntime hooks, after the environment is made. */
-    const json = JSON.stringify(specState(state, 'creating'));
+    /*
+     * runtime.md "Lifecycle" step 4-6: prestart (deprecated) and createRuntime hooks, after the
+     * environment is made. Their state says "created": everything is, the program waits for
+     * start (what runtime-tools' hooks_stdin checks, and crun sends; runc sends "creating").
+     */
+    const json = JSON.stringify(specState(state, 'created'));
     await runHooks('prestart', plan.hooks.prestart, json);
     await runHooks('createRuntime', plan.hooks.createRuntime, json);
     state.status = 'created';

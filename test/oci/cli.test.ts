@@ -440,6 +440,36 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
     expect(existsSync(`/sys/fs/cgroup/pids/capsule-test/oci-cli-${process.pid}-real3`)).toBe(false);
   });
 
+  it("prestart and createRuntime hooks get the state on stdin: created, with PID 1's pid", async () => {
+    const out = join(tmp, 'hook-state');
+    const b = await bundle('real5', (c) => {
+      c.process.args = ['sleep', '60'];
+      const hook = { path: '/bin/sh', args: ['sh', '-c', `cat >> ${out}; echo >> ${out}`] };
+      c.hooks = { prestart: [hook], createRuntime: [hook] };
+    });
+    const pidFile = join(tmp, 'real5.pid');
+    /* The container keeps create's stdio: a file, not a pipe that would not reach EOF. */
+    const log = openSync(join(tmp, 'real5.out'), 'w');
+    const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, '--pid-file', pidFile, 'real5'], {
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    expect(r.status).toBe(0);
+    const states = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; status: string; pid: number; bundle: string });
+    expect(states).toHaveLength(2);
+    for (const st of states)
+      expect(st).toMatchObject({
+        id: 'real5',
+        status: 'created',
+        pid: Number(readFileSync(pidFile, 'utf8')),
+        bundle: b,
+      });
+    expect((await cli(['--root', root, 'delete', '--force', 'real5'])).exitCode).toBe(0);
+  });
+
   it('a failing prestart hook fails create and ends the container', async () => {
     const b = await bundle('real4', (c) => {
       c.process.args = ['sleep', '60'];
