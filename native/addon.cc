@@ -334,13 +334,23 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
       if (type == t.first) flag = t.second;
     if (!flag) bad("oci.namespaces", "unknown type " + type);
     int fd = fd_number(n.Get("fd"), "oci.namespaces[].fd");
-    /* Entering a mount namespace would leave the host's root to pivot from: never asked by an engine. */
-    if (fd >= 0 && flag == CLONE_NEWNS) bad("oci.namespaces", "a mount namespace cannot be joined by path");
+    /*
+     * A mount namespace joined by path is where the container's mounts and pivot_root happen,
+     * as runc does; but never capsule-runc's own (the host's): pivot_root would move the root
+     * of every process in it.
+     */
+    if (fd >= 0 && flag == CLONE_NEWNS) {
+      struct stat a, b;
+      if (fstat(fd, &a) != 0 || stat("/proc/self/ns/mnt", &b) != 0 || (a.st_ino == b.st_ino && a.st_dev == b.st_dev))
+        bad("oci.namespaces", "the mount namespace to join is the caller's own (the host's): give the container one of its own");
+    }
     if (fd >= 0) c.joins.push_back({flag, fd});
     else c.new_namespaces |= flag;
   }
-  if (!(c.new_namespaces & CLONE_NEWNS) && !joining)
-    bad("oci.namespaces", "must include a new mount namespace: pivot_root needs one");
+  bool mount_joined = false;
+  for (const auto &j : c.joins) mount_joined |= j.first == CLONE_NEWNS;
+  if (!(c.new_namespaces & CLONE_NEWNS) && !mount_joined && !joining)
+    bad("oci.namespaces", "must include a mount namespace: pivot_root needs one");
   auto maps = [&](const char *key) {
     std::string text;
     Napi::Array a = array(o, key);

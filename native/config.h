@@ -202,6 +202,7 @@ struct oci_child {
   int set_hostname; /* sethostname(cfg->hostname): only with a UTS namespace of its own */
   int no_new_privs;
   int umask;        /* process.user.umask */
+  unsigned long root_propagation; /* MS_SHARED or MS_UNBINDABLE (| MS_REC) for / after pivot_root; 0: none */
   /* Capability sets, one bit per capability (bit N: capability N). */
   uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
   const uint32_t *groups; /* process.user.additionalGids */

@@ -250,6 +250,23 @@ static void exec_in_place(const char *path, char **argv, char **envp, int tty) {
   for (;;) SYS1(__NR_exit_group, r == -2 /* ENOENT */ ? 127 : 126);
 }
 
+/*
+ * Was a PID namespace joined by path (linux.namespaces)? Then setns(2) put
+ * only our children in it (pid_namespaces(7)): /proc/self/ns/pid and
+ * pid_for_children name different namespaces, and the program must be
+ * forked to be in the container's. Without a /proc to tell, the program is
+ * exec'd in place as usual.
+ */
+static int pid_ns_joined(void) {
+  struct {
+    unsigned long long pad[32];
+  } a, b; /* struct statx: 256 bytes, stx_ino at byte 32 */
+  if (sys_failed(SYS5(__NR_statx, AT_FDCWD, "/proc/self/ns/pid", 0, 0x100 /* STATX_INO */, &a)) ||
+      sys_failed(SYS5(__NR_statx, AT_FDCWD, "/proc/self/ns/pid_for_children", 0, 0x100, &b)))
+    return 0;
+  return a.pad[4] != b.pad[4];
+}
+
 /* Signals that end nothing by default (signal(7)): a created container ignores them. */
 static int harmless(int sig) {
   return sig == SIGCHLD || sig == SIGWINCH || sig == SIGCONT || sig == SIGURG;
@@ -669,7 +686,7 @@ static int main_init(int argc, char **argv, char **envp) {
      * An exec into a container ("capsule-oci-join") still forks: setns put
      * only our children in its PID namespace.
      */
-    if (!join) exec_in_place(path, argv + 1, envp, tty);
+    if (!join && !pid_ns_joined()) exec_in_place(path, argv + 1, envp, tty);
   }
 
   /*

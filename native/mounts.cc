@@ -464,29 +464,13 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
   plan.rootfs_ino = stx.stx_ino;
   plan.rootfs_dev_major = stx.stx_dev_major;
   plan.rootfs_dev_minor = stx.stx_dev_minor;
-  for (size_t i = 0; i < plan.mount_ops.size(); i++) {
-    mount_op &op = plan.mount_ops[i];
+  for (mount_op &op : plan.mount_ops) {
     if (op.kind != OP_BIND || !(op.flags & BIND_FROM_PARENT)) continue;
-    /*
-     * OCI: the source is the engine's (podman's /etc/hosts, a volume), named
-     * in config.json by a path that may pass through host symlinks: resolved
-     * here, once, then opened as for capsule's own binds. "bind" copies one
-     * mount, "rbind" the tree below it too (mount(8)).
-     */
-    std::string source = op.source;
-    const bool oci = op.step == STEP_mount_oci;
-    if (oci) {
-      char *real = realpath(op.source, nullptr);
-      if (!real) return failed(op.step, std::string(op.source) + " (the source of " + op.detail + ")");
-      source = real;
-      free(real);
-    }
     struct open_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, source.c_str(), &how, sizeof how));
-    if (src < 0) return failed(oci ? op.step : STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
-    const unsigned recursive = !oci || op.recursive ? AT_RECURSIVE : 0;
+    int src = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, op.source, &how, sizeof how));
+    if (src < 0) return failed(STEP_bind_mount, std::string(op.source) + " (the source of " + op.detail + ")");
     int tree = static_cast<int>(syscall(SYS_open_tree, src, "",
-                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | recursive));
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE));
     int saved = errno;
     close(src);
     errno = saved;
@@ -495,12 +479,7 @@ bool open_mount_sources(const SandboxOptions &opts, Plan &plan, capsule_step &st
     op.source_fd = tree;
     if (statx(tree, "", AT_EMPTY_PATH, STATX_TYPE, &stx) != 0) return failed(STEP_bind_mount, op.source);
     if (S_ISDIR(stx.stx_mode)) op.flags |= BIND_SOURCE_DIR;
-    /* OCI: the mount point made just before (make_path) is a directory or a file, as the source is. */
-    if (oci && i > 0 && plan.mount_ops[i - 1].kind == OP_MKPATH && S_ISDIR(stx.stx_mode))
-      plan.mount_ops[i - 1].flags |= MKPOINT_DIR;
-    /* An atime mode replaces the tree's own only with MOUNT_ATTR__ATIME cleared (mount_setattr(2)). */
-    const uint64_t atime = op.attr_set & (MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME) ? MOUNT_ATTR__ATIME : 0;
-    struct mount_attr attr = {op.attr_set, atime, MS_PRIVATE, 0};
+    struct mount_attr attr = {op.attr_set, 0, MS_PRIVATE, 0};
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
       return failed(STEP_remount_bind, op.detail);
   }
@@ -579,7 +558,9 @@ long do_bind(const struct child_config *cfg, const struct mount_op *op, int targ
     r = fd_statx(*tree, &sst);
     if (sys_failed(r)) return r;
     if (S_ISDIR(sst.stx_mode)) kind_flags |= BIND_SOURCE_DIR;
-    struct mount_attr attr = {op->attr_set, 0, MS_PRIVATE, 0};
+    /* An atime mode replaces the tree's own only with MOUNT_ATTR__ATIME cleared (mount_setattr(2)). */
+    const uint64_t atime = op->attr_set & (MOUNT_ATTR_NOATIME | MOUNT_ATTR_STRICTATIME) ? MOUNT_ATTR__ATIME : 0;
+    struct mount_attr attr = {op->attr_set, atime, MS_PRIVATE, 0};
     r = SYS5(__NR_mount_setattr, *tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr);
     if (sys_failed(r)) return r;
   } else {

@@ -33,6 +33,8 @@
 #include <linux/seccomp.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 #include "mounts.h"
 #include "sys.h"
 
@@ -78,7 +80,7 @@ class OciPlanner {
      */
     mount_op priv = new_mount_op(OP_MOUNT, STEP_make_mounts_private, MOUNT_FD_HOST);
     priv.target = priv.at = priv.detail = "/";
-    priv.flags = MS_REC | ((oci_.root_propagation & MS_PRIVATE) ? MS_PRIVATE : MS_SLAVE);
+    priv.flags = MS_REC | ((oci_.root_propagation & (MS_PRIVATE | MS_SHARED | MS_UNBINDABLE)) ? MS_PRIVATE : MS_SLAVE);
     add(priv);
 
     /* bind_rootfs: as for capsule's own sandbox (mounts.cc), the descriptor every lookup starts from. */
@@ -99,8 +101,19 @@ class OciPlanner {
       o.attr_set = m.attrs;
       o.propagation = m.propagation;
       if (m.type == "bind") {
-        o.source = plan_.keep(m.source);
-        o.flags = BIND_FROM_PARENT;
+        /*
+         * The source is the engine's host path (podman's /etc/hosts, a volume), resolved here
+         * once, then opened and cloned by the child in config.json's order (BIND_IN_CHILD):
+         * a tree cloned before clone would be an older mount than the ones made before it in
+         * the child, and /proc/self/mountinfo, in mount-id order, would list it out of order.
+         * The mount point is a file or a directory as the source is.
+         */
+        char *real = realpath(m.source.c_str(), nullptr);
+        struct stat st;
+        if (real && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) plan_.mount_ops.back().flags |= MKPOINT_DIR;
+        o.source = plan_.keep(real ? real : m.source);
+        free(real);
+        o.flags = BIND_IN_CHILD;
         o.recursive = m.recursive ? 1 : 0;
       } else {
         o.fstype = plan_.keep(m.type);
@@ -156,10 +169,9 @@ class OciPlanner {
       m.skip_missing = 1;
       add(m);
     }
-    if (oci_.root_readonly || (oci_.root_propagation & (MS_SHARED | MS_UNBINDABLE))) {
+    if (oci_.root_readonly) {
       mount_op r = in_root(OP_SETATTR, STEP_remount_root_readonly, "/", "root.readonly");
-      r.attr_set = oci_.root_readonly ? MOUNT_ATTR_RDONLY : 0;
-      r.propagation = oci_.root_propagation & (MS_SHARED | MS_UNBINDABLE | MS_REC);
+      r.attr_set = MOUNT_ATTR_RDONLY;
       add(r);
     }
   }
@@ -254,6 +266,7 @@ void plan_oci(const SandboxOptions &opts, Plan &plan) {
   c.set_hostname = o.set_hostname;
   c.no_new_privs = o.no_new_privs;
   c.umask = o.umask;
+  c.root_propagation = o.root_propagation & (MS_SHARED | MS_UNBINDABLE) ? o.root_propagation : 0;
   c.cap_bounding = o.caps[0];
   c.cap_effective = o.caps[1];
   c.cap_permitted = o.caps[2];
@@ -409,6 +422,17 @@ void child_oci(const struct child_config *cfg) {
   const int tty_fd = child_open_pty(cfg);
   if (tty_fd >= 0) bind_console(cfg, tty_fd);
   child_pivot_root(cfg);
+  /*
+   * set_root_propagation: "shared" or "unbindable" from linux.rootfsPropagation, on the new
+   * root once it is one: pivot_root(2) refuses a shared new root, so runc sets it here too.
+   * Everything was made private or slave first (make_mounts_private), so a shared root is
+   * a peer group of the container's own, never the host's.
+   */
+  if (oci->root_propagation) {
+    long r = SYS5(__NR_mount, 0, "/", 0, oci->root_propagation, 0);
+    if (sys_failed(r)) child_fail(cfg, STEP_set_root_propagation, r, "linux.rootfsPropagation");
+    child_trace(cfg, STEP_set_root_propagation, -1);
+  }
   oci_session(cfg);
   child_rlimits(cfg);
   child_set_userns(cfg);
