@@ -621,7 +621,7 @@ static int main_init(int argc, char **argv, char **envp) {
     argv++;
     argc--;
   }
-  if (argc < 2) return 125;
+  if (argc < 2 && !oci_wait) return 125;
   /* The pipes are for capsule-init alone: the program must not inherit them. */
   SYS3(__NR_fcntl, CAPSULE_FD_ERROR, F_SETFD, FD_CLOEXEC);
   SYS3(__NR_fcntl, CAPSULE_FD_STATUS, F_SETFD, FD_CLOEXEC);
@@ -654,6 +654,18 @@ static int main_init(int argc, char **argv, char **envp) {
    * capsule the container is ready, and with "capsule-oci" wait for start.
    */
   const char *path = argv[1];
+  if (oci && argc < 2) {
+    /*
+     * config.json without a process: the container is created and waits, but has nothing
+     * to start (`start` refuses it, src/oci/container.ts); any signal ends it.
+     */
+    struct capsule_init_report ready;
+    memset(&ready, 0, sizeof ready);
+    ready.magic = CAPSULE_READY_MAGIC;
+    SYS3(__NR_write, CAPSULE_FD_STATUS, &ready, sizeof ready);
+    int code = wait_for_start(sfd);
+    return code ? code : 127;
+  }
   if (oci) {
     long r = find_program(argv[1], envp);
     if (sys_failed(r)) {

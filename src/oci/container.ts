@@ -223,6 +223,7 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       freezerVersion: cg.freezerVersion,
       created: new Date().toISOString(),
       owner: process.getuid?.() ?? 0,
+      ...(plan.hasProcess ? {} : { noProcess: true }),
       terminal: plan.terminal,
       hooks: { poststart: plan.hooks.poststart, poststop: plan.hooks.poststop },
       exec: {
@@ -345,6 +346,10 @@ export async function startContainer(
     const status = currentStatus(state);
     if (status !== 'created')
       throw new CapsuleError(`cannot start a container that is ${status}: only a created one starts`);
+    if (state.noProcess)
+      throw new CapsuleError(
+        `cannot start container ${id}: its config.json has no process (REQUIRED for start, runtime-spec config.md): delete it and create it again with one`,
+      );
     signalPid1(state, native().startSignal);
     state.status = 'running';
     writeState(root, state);

@@ -78,6 +78,8 @@ export interface ContainerPlan {
   resources: OciResources;
   /** linux.seccomp, normalized; null: no filter. */
   seccomp: SeccompProfile | null;
+  /** config.json has a `process`: without one the container is created but `start` refuses it. */
+  hasProcess: boolean;
   /** process.terminal; its first size from process.consoleSize. */
   terminal: boolean;
   consoleSize?: { height: number; width: number };

@@ -73,7 +73,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { ConfigError } from '../errors.js';
-import type { NativeOci, NativeOciMount } from '../native.js';
+import type { NativeOci, NativeOciMount, NativeOptions } from '../native.js';
 import { normalizeProfile } from '../seccomp/profile.js';
 import { CAPABILITIES, capabilityNumber, capLastCap } from './caps.js';
 import { absent, emptyValue, Fields, type Json, show } from './fields.js';
@@ -339,6 +339,7 @@ export function readConfig(
     cgroupsPath,
     resources: readResources(f, linux.resources),
     seccomp,
+    hasProcess: proc.args.length > 0,
     terminal: proc.terminal,
     ...(proc.consoleSize ? { consoleSize: proc.consoleSize } : {}),
     ...(proc.oomScoreAdj !== undefined ? { oomScoreAdj: proc.oomScoreAdj } : {}),
@@ -443,8 +444,29 @@ function readMappings(f: Fields, field: string, v: unknown) {
   });
 }
 
-function readProcess(f: Fields, v: unknown, warnings: string[]) {
-  if (absent(v)) f.fail('process', 'is required: it says what the container runs');
+/** process, read: what the plan takes from it. */
+interface OciProcessFields {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  umask: number;
+  additionalGids: number[];
+  rlimits: NativeOptions['rlimits'];
+  capabilities: NativeOci['capabilities'];
+  noNewPrivileges: boolean;
+  oomScoreAdj: number | undefined;
+  terminal: boolean;
+  consoleSize: { height: number; width: number } | undefined;
+}
+
+function readProcess(f: Fields, v: unknown, warnings: string[]): OciProcessFields {
+  /*
+   * config.md: process is OPTIONAL, and REQUIRED when start is called. Without it the container
+   * is created and waits; `start` refuses it (ContainerPlan.hasProcess).
+   */
+  if (absent(v)) return noProcess();
   const p = f.object('process', v, PROCESS_KEYS);
   for (const k of ['commandLine'])
     f.unsupported(`process.${k}`, p[k], 'is for Windows containers: give process.args');
@@ -533,6 +555,25 @@ function readProcess(f: Fields, v: unknown, warnings: string[]) {
     oomScoreAdj: f.optInt('process.oomScoreAdj', p.oomScoreAdj, -1000, 1000),
     terminal: f.bool('process.terminal', p.terminal),
     consoleSize,
+  };
+}
+
+/** A container without `process`: created, never started; nothing to run, no privilege. */
+function noProcess(): OciProcessFields {
+  return {
+    args: [],
+    env: [],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    umask: -1,
+    additionalGids: [],
+    rlimits: [],
+    capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
+    noNewPrivileges: true,
+    oomScoreAdj: undefined,
+    terminal: false,
+    consoleSize: undefined,
   };
 }
 

@@ -65,6 +65,8 @@ export interface ContainerState {
   /** The uid of the user who created it (runc's `owner` in list shows the name). */
   owner: number;
   terminal: boolean;
+  /** config.json had no `process`: created, but `start` refuses it. */
+  noProcess?: boolean;
   hooks: { poststart: OciHook[]; poststop: OciHook[] };
   /** What `exec` needs of the container: its process (the base exec's flags change), root and filter. */
   exec: {

@@ -470,6 +470,22 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
     expect((await cli(['--root', root, 'delete', '--force', 'real5'])).exitCode).toBe(0);
   });
 
+  it('a config.json without process creates a container that start refuses, and delete removes', async () => {
+    const b = await bundle('real6', (c) => delete (c as { process?: unknown }).process);
+    const log = openSync(join(tmp, 'real6.out'), 'w');
+    const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, 'real6'], {
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    expect(r.status).toBe(0);
+    oneErrorLine(await cli(['--root', root, 'start', 'real6']), 'its config.json has no process');
+    expect(JSON.parse((await cli(['--root', root, 'state', 'real6'])).stdout)).toMatchObject({
+      status: 'created',
+    });
+    expect((await cli(['--root', root, 'delete', '--force', 'real6'])).exitCode).toBe(0);
+    expect(existsSync(join(root, 'real6'))).toBe(false);
+  });
+
   it('a failing prestart hook fails create and ends the container', async () => {
     const b = await bundle('real4', (c) => {
       c.process.args = ['sleep', '60'];

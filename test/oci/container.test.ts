@@ -100,6 +100,7 @@ function plan(id: string, args: string[]): ContainerPlan {
     cgroupsPath: `/capsule-test/oci-ctr-${process.pid}-${id}`,
     resources: { pids: { limit: 64 }, devices: [] },
     seccomp: null,
+    hasProcess: true,
     terminal: false,
     hooks: {
       prestart: [],

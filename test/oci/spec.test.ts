@@ -739,7 +739,11 @@ describe('errors name the field and say what to do', () => {
     rejects((c) => (c.windows = { layerFolders: [] }), /^config\.json: windows: is for another platform/);
     rejects((c) => (c.vm = { kernel: { path: '/k' } }), /^config\.json: vm: /);
     rejects((c) => delete c.linux, /^config\.json: linux: is required/);
-    rejects((c) => delete c.process, /^config\.json: process: is required/);
+    /* process is OPTIONAL for create (config.md), REQUIRED for start: the plan says it has none. */
+    const noProcess = minimal();
+    delete noProcess.process;
+    expect(read(noProcess)).toMatchObject({ hasProcess: false, native: { argv: ['capsule-oci'] } });
+    expect(read(minimal()).hasProcess).toBe(true);
     rejects((c) => (c.root.extra = 1), /^config\.json: root\.extra: unknown field/, undefined, true);
   });
 
