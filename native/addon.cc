@@ -627,6 +627,8 @@ class SpawnWorker : public Napi::AsyncWorker {
 
     Napi::Object res = Napi::Object::New(env);
     res.Set("pid", result_.pid);
+    /* OCI, a joined PID namespace: the container is capsule-init's child, which it left; `pid` is capsule-init. */
+    if (result_.container_pid > 0) res.Set("containerPid", result_.container_pid);
     res.Set("id", w->id);
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);

@@ -684,6 +684,33 @@ static int main_init(int argc, char **argv, char **envp) {
     memset(&ready, 0, sizeof ready);
     ready.magic = CAPSULE_READY_MAGIC;
     ready.started_ns = started_ns;
+    /*
+     * A PID namespace joined by path (a pod's, k8s shareProcessNamespace):
+     * setns(2) put only our children in it, so the container's process is a
+     * child forked now, which waits for start and becomes the program, and
+     * we hand it over and exit: its pid goes in the ready record (the
+     * container's pid for `create`), and it is reparented to the engine's
+     * subreaper, which waits on it as on any container's PID 1, as runc's
+     * intermediate process does. The child keeps our blocked mask and reads
+     * its own signals from the signalfd it inherits.
+     */
+    if (!join && pid_ns_joined()) {
+      long child = SYS5(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+      if (sys_failed(child)) {
+        report_error(STEP_fork_program, child, "into the joined PID namespace");
+        return 125;
+      }
+      if (child == 0) {
+        if (oci_wait) {
+          int code = wait_for_start(sfd);
+          if (code) for (;;) SYS1(__NR_exit_group, code);
+        }
+        exec_in_place(path, argv + 1, envp, tty);
+      }
+      ready.wait_status = (int)child;
+      SYS3(__NR_write, CAPSULE_FD_STATUS, &ready, sizeof ready);
+      return 0;
+    }
     SYS3(__NR_write, CAPSULE_FD_STATUS, &ready, sizeof ready);
     if (oci_wait) {
       int code = wait_for_start(sfd);
@@ -698,7 +725,7 @@ static int main_init(int argc, char **argv, char **envp) {
      * An exec into a container ("capsule-oci-join") still forks: setns put
      * only our children in its PID namespace.
      */
-    if (!join && !pid_ns_joined()) exec_in_place(path, argv + 1, envp, tty);
+    if (!join) exec_in_place(path, argv + 1, envp, tty);
   }
 
   /*

@@ -399,6 +399,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
       if (fds[1].revents & POLLIN) {
         capsule_init_report record;
         ready = read_record(status_pipe[0], &record, sizeof record) && record.magic == CAPSULE_READY_MAGIC;
+        if (ready && record.wait_status > 0) out.container_pid = record.wait_status; /* init.c: a joined PID namespace */
       }
       break; /* ready, or an error record or EOF on either pipe: read below */
     }

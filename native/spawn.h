@@ -28,6 +28,8 @@ struct SpawnResult {
   /* The same around make_userns, 0 when there was none. */
   uint64_t userns_start_ns = 0, userns_end_ns = 0;
   bool parent_pidfd_thread = false; /* check_parent polled the cloning thread's pidfd, not the process's */
+  /* OCI with a joined PID namespace: the container's process, which capsule-init forked and left (init.c); 0 otherwise. */
+  int container_pid = 0;
 };
 
 /*

@@ -138,6 +138,7 @@ struct capsule_init_report {
 #define CAPSULE_REPORT_MAGIC 0x696e6974u /* "init" */
 /* OCI modes (init.c): capsule-init has found the program and the container is created. */
 #define CAPSULE_READY_MAGIC 0x72656479u /* "redy" */
+/* In a ready record, wait_status is the container's pid when it is not capsule-init's (a joined PID namespace), else 0. */
 
 /* The fixed descriptor numbers capsule-init finds its pipes at. */
 #define CAPSULE_FD_ERROR 3

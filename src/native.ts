@@ -292,6 +292,11 @@ export interface Addon {
   ): Promise<{
     pid: number;
     id: number;
+    /**
+     * OCI with a PID namespace joined by path: the container's process, which capsule-init
+     * (`pid`, exiting at once) forked into that namespace and left to the caller's subreaper.
+     */
+    containerPid?: number;
     stdio: [number, number, number];
     /** With `terminal`: two descriptors of the pty's master (close-on-exec), to read and to write; the writer is -1 if it could not be duplicated. */
     terminal?: [number, number];

@@ -127,6 +127,7 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
   const cleanup: (() => void)[] = [];
   let cgroupPaths: string[] = [];
   let spawned: { pid: number; id: number } | null = null;
+  let containerPid = 0;
   try {
     const cgroupsPath = normalizeCgroupsPath(plan.cgroupsPath, id);
     const cg = makeContainerCgroup(cgroupsPath, plan.resources);
@@ -183,8 +184,11 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       .spawn(options, (e) => o.onExit?.(e))
       .catch((e: unknown) => rethrowStep(e, plan.native.rootfs, plan.native.argv[1] ?? ''));
     spawned = { pid: out.pid, id: out.id };
-    const st = procStat(out.pid);
-    if (!st) throw new CapsuleError(`the container's PID 1 (${out.pid}) ended during create`);
+    /* A joined PID namespace: the container is capsule-init's child, left to our subreaper (init.c). */
+    const pid = out.containerPid ?? out.pid;
+    if (out.containerPid) containerPid = out.containerPid;
+    const st = procStat(pid);
+    if (!st) throw new CapsuleError(`the container's PID 1 (${pid}) ended during create`);
 
     if (out.terminal) {
       const [reader, writer] = out.terminal;
@@ -201,10 +205,10 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     }
     if (plan.oomScoreAdj !== undefined) {
       try {
-        writeFileSync(`/proc/${out.pid}/oom_score_adj`, String(plan.oomScoreAdj));
+        writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.oomScoreAdj));
       } catch (e) {
         throw new CapsuleError(
-          `process.oomScoreAdj: cannot write /proc/${out.pid}/oom_score_adj: ${(e as Error).message}`,
+          `process.oomScoreAdj: cannot write /proc/${pid}/oom_score_adj: ${(e as Error).message}`,
         );
       }
     }
@@ -213,7 +217,7 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       ociVersion: plan.ociVersion,
       id,
       status: 'creating',
-      pid: out.pid,
+      pid: pid,
       bundle: plan.bundle,
       annotations: plan.annotations,
       pidStartTime: st.startTime,
@@ -246,12 +250,19 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     await runHooks('createRuntime', plan.hooks.createRuntime, json);
     state.status = 'created';
     writeState(o.root, state);
-    if (o.pidFile) writePidFile(o.pidFile, out.pid);
+    if (o.pidFile) writePidFile(o.pidFile, pid);
     for (const f of cleanup.splice(0)) f();
     lock.release();
     return { state, spawnId: out.id };
   } catch (e) {
     if (spawned) native().kill(spawned.pid, spawned.id, 9);
+    if (containerPid) {
+      try {
+        process.kill(containerPid, 'SIGKILL'); /* ours a moment ago, not yet reaped by anyone: create failed after */
+      } catch {
+        /* gone */
+      }
+    }
     for (const f of cleanup.splice(0)) {
       try {
         f();

@@ -6,6 +6,8 @@
  */
 import {
   closeSync,
+  openSync,
+  readlinkSync,
   existsSync,
   mkdtempSync,
   readFileSync,
@@ -409,6 +411,38 @@ describe('a terminal', () => {
     expect(lines[0]).toBe('/dev/pts/0');
     expect(lines[1]).toBe(lines[2]); /* /dev/console is the program's own terminal */
     expect(out).toContain('/dev/ptmx -> pts/ptmx');
+  });
+});
+
+describe('namespaces joined by path', () => {
+  it("a PID namespace: the program is forked into it and its pid is the container's", async () => {
+    const holder = await launch(options(['sleep', '30'], ociOptions({ waitForStart: false })));
+    const pidNs = openSync(`/proc/${holder.pid}/ns/pid`, 'r');
+    const oci = ociOptions({
+      namespaces: [
+        { type: 'pid', fd: pidNs },
+        ...(['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, fd: -1 })),
+      ],
+    });
+    const r = await native().spawn(options(['sleep', '30'], oci, { stdio: [0, 1, 2] }), () => {});
+    closeSync(pidNs);
+    expect(r.containerPid).toBeGreaterThan(0);
+    expect(r.containerPid).not.toBe(r.pid);
+    const ns = (pid: number) => readlinkSync(`/proc/${pid}/ns/pid`);
+    expect(ns(r.containerPid!)).toBe(ns(holder.pid));
+    /* Waiting for start: then the program, in the holder's namespace (pid 2 there, after the holder's sleep). */
+    process.kill(r.containerPid!, native().startSignal);
+    for (
+      let i = 0;
+      i < 100 && !readFileSync(`/proc/${r.containerPid}/cmdline`, 'utf8').startsWith('sleep');
+      i++
+    )
+      await new Promise((res) => setTimeout(res, 20));
+    expect(readFileSync(`/proc/${r.containerPid}/cmdline`, 'utf8')).toBe('sleep\x0030\x00');
+    expect(readFileSync(`/proc/${r.containerPid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+2$/m);
+    process.kill(r.containerPid!, 'SIGKILL');
+    process.kill(holder.pid, 'SIGKILL');
+    await finish(holder);
   });
 });
 
