@@ -258,7 +258,10 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     if (spawned) native().kill(spawned.pid, spawned.id, 9);
     if (containerPid) {
       try {
-        process.kill(containerPid, 'SIGKILL'); /* ours a moment ago, not yet reaped by anyone: create failed after */
+        process.kill(
+          containerPid,
+          'SIGKILL',
+        ); /* ours a moment ago, not yet reaped by anyone: create failed after */
       } catch {
         /* gone */
       }
