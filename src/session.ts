@@ -32,6 +32,12 @@
  * it starts) in its own cgroup, not the sum of commands run at the same time. Files a
  * command writes to /tmp are charged to that command's cgroup.
  *
+ * Without root (src/rootless.ts), the box is a rootless sandbox and a command enters its
+ * user namespace first (join_box), maps nothing, and gets a cgroup of its own only where one
+ * is delegated to the caller; without one its figures are rusage's (a lower bound) and what
+ * it leaves in its own session is killed when it ends (endLeftovers). docs/internals.md,
+ * "Sessions without root", has the details.
+ *
  * Nothing outlives the Node process: the box's PID 1 is tied to it by PR_SET_PDEATHSIG
  * like every sandbox; on 'exit' every live box is killed and its host id released; and a
  * box whose last reference is dropped is destroyed by a FinalizationRegistry.
