@@ -219,6 +219,11 @@ o.escapes = {};
 for (const name of ['kill_all', 'ptrace', 'caps_status', 'mount', 'unshare_user', 'setuid_root', 'pivot_root', 'keyctl'])
   o.escapes[name] = (await box.exec(['/escape/' + name])).stdout;
 o.timed = (await box.exec(['/probe', 'sleep', '10000'], { wallTimeLimitMs: 200 })).verdict;
+const server = box.spawn(['/bin/sh', '-c', 'read l; echo "got $l $(cat /tmp/state)"']);
+let streamed = '';
+server.stdout.on('data', (d) => (streamed += d));
+server.stdin.end('one\n');
+o.spawned = { exitCode: (await server.result).exitCode, streamed };
 const marker = 'capsule-rl-leftover-' + process.pid;
 await box.exec(['/bin/sh', '-c', 'exec -a ' + marker + ' /probe sleep 60000 & echo started']);
 o.leftover = (await box.exec(['/bin/sh', '-c', 'ps -o args | grep ' + marker + ' | grep -v grep || true'])).stdout;
@@ -253,6 +258,7 @@ interface SessionSeen {
   violation: unknown;
   escapes: Record<string, string>;
   timed: string;
+  spawned: unknown;
   leftover: string;
   psWorks: string;
   resetPidChanged: boolean;
@@ -730,6 +736,8 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
         for (const [name, out] of Object.entries(o.escapes as Record<string, string>))
           expect(out, name).toMatch(/^CONTAINED: /);
         expect(o.timed).toBe('TIME_LIMIT');
+        /* box.spawn(): streams both ways, in the same box. */
+        expect(o.spawned).toEqual({ exitCode: 0, streamed: 'got one hello\n' });
         /* A command ends what it left behind in its own session; the box's PID 1 is fresh after reset. */
         expect(o.leftover).toBe('');
         expect(o.psWorks).toContain('ps -o args');
@@ -1024,12 +1032,15 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
              await box.copyIn(process.argv[4] + '/in.txt', '/tmp/in.txt');
              o.file = await sh('stat -c "%u %g" /tmp/in.txt && echo more >> /tmp/in.txt && cat /tmp/in.txt');
              await box.copyOut('/tmp/in.txt', process.argv[4] + '/out.txt');
+             /* What a command leaves in its session ends with it, even as a subordinate uid. */
+             o.bg = await sh('/probe sleep 30000 & echo bg');
              await box.destroy();
              console.log(JSON.stringify(o));`,
             [f.rootfs, dir],
           );
           expect(r.stderr).toBe('');
-          const o = JSON.parse(r.stdout) as { ids: string; file: string };
+          const o = JSON.parse(r.stdout) as { ids: string; file: string; bg: string };
+          expect(o.bg).toBe('bg\n');
           const lines = o.ids
             .trim()
             .split('\n')
