@@ -46,6 +46,7 @@
 
 #include "netns_pool.h"
 #include "probe.h"
+#include "rootless.h"
 #include "seccomp.h"
 #include "spawn.h"
 #include "tty.h"
@@ -780,6 +781,26 @@ Napi::Value OpenInBox(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, static_cast<double>(fd));
 }
 
+/*
+ * chownInBox(target, fd, uid, gid): rootless copyIn gives the file it made to the box's
+ * user, from inside the box's user namespace (rootless.cc). Throws with `errno` and `syscall`.
+ */
+Napi::Value ChownInBox(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int pidfd = box_pidfd(info[0].As<Napi::Object>());
+  const char *what = "pidfd";
+  int err = pidfd < 0 ? ESRCH
+                      : rootless_chown_in_box(pidfd, info[1].As<Napi::Number>().Int32Value(),
+                                              info[2].As<Napi::Number>().Uint32Value(),
+                                              info[3].As<Napi::Number>().Uint32Value(), what);
+  if (err == 0) return env.Undefined();
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, what));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 /* pidfdOpen(pid): pidfd_open(2), close-on-exec; throws with `errno`. The caller checks it is the right process. */
 Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1101,6 +1122,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("restoreMode", Napi::Function::New(env, RestoreMode));
   exports.Set("kill", Napi::Function::New(env, Kill));
   exports.Set("openInBox", Napi::Function::New(env, OpenInBox));
+  exports.Set("chownInBox", Napi::Function::New(env, ChownInBox));
   exports.Set("exiting", Napi::Function::New(env, Exiting));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("steps", Napi::Function::New(env, Steps));

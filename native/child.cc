@@ -28,7 +28,7 @@ extern "C" int capsule_child_main(void *arg) {
   child_signals_and_parent(cfg);
 
   /* Rootless: map our ids in the user namespace clone made, before anything else. (rootless.cc) */
-  child_map_user_ids(cfg);
+  if (cfg->join_pidfd < 0) child_map_user_ids(cfg); /* a command joins the box's, mapped already */
 
   /* A command of a session enters the box that is already built instead. (child.cc) */
   if (cfg->join_pidfd >= 0) child_join_box(cfg);
@@ -89,9 +89,26 @@ extern "C" int capsule_child_main(void *arg) {
  * need our privilege over the other namespaces first; set_userns enters the
  * box's user namespace later through the same pidfd, where a fresh sandbox
  * enters its own.
+ *
+ * Rootless (join_userns_first): the box's namespaces belong to the box's
+ * user namespace, and our privilege is only the caller's, in the caller's
+ * namespace, where we hold no capability at all: setns(2) into the box's
+ * mount namespace needs CAP_SYS_ADMIN and CAP_SYS_CHROOT in the namespace
+ * that owns it. So CLONE_NEWUSER goes in the same call: with a pidfd the
+ * kernel enters the user namespace first and checks every other one with the
+ * credentials that gives (setns(2): "the user namespace is entered first";
+ * kernel/nsproxy.c, validate_nsset). Entering is allowed because the caller
+ * owns that namespace (its euid made it: user_namespaces(7), "the owner has
+ * every capability in it") and we are one thread with an fs_struct of our own.
+ * The namespace's maps are the box's, written once at create: nothing is
+ * mapped again (map_user_ids is not run for a command), and set_userns has
+ * nothing left to do. Our ids there are what the caller's map to; identity
+ * sets the command's as for the box.
  */
 void child_join_box(const struct child_config *cfg) {
-  long r = SYS2(__NR_setns, cfg->join_pidfd, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID);
+  const long flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID |
+                     (cfg->join_userns_first ? CLONE_NEWUSER : 0);
+  long r = SYS2(__NR_setns, cfg->join_pidfd, flags);
   if (sys_failed(r)) child_fail(cfg, STEP_join_box, r, "the box's PID 1 (pidfd)");
   child_trace(cfg, STEP_join_box, -1);
 

@@ -160,6 +160,13 @@ struct child_config {
    * anything (child_join_box); -1 for a sandbox of its own.
    */
   int join_pidfd;
+  /*
+   * Rootless (the box's user namespace is owned by the caller, not made by
+   * root for leased ids): join_box enters the box's user namespace in the
+   * same setns(2) as the others, which the kernel takes first, since only
+   * there does the child hold any capability over them. 0 otherwise.
+   */
+  int join_userns_first;
 
   /*
    * A terminal of the program's own (tty.cc): the child's end of a socketpair

@@ -52,6 +52,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -227,6 +228,18 @@ bool rootless_prepare(const SandboxOptions &opts, Plan &plan, int &err, std::str
   child_config &c = plan.cfg;
   c.rootless = 1;
   c.map_socket = -1;
+  /*
+   * A command of a rootless session joins the box's user namespace, whose maps
+   * were written when the box was made (child.cc, join_box): nothing to map.
+   * `rootless` then only tells set_groups whether setgroups is denied there
+   * (identity.cc): it is with one id mapped; with a range (idMap given, as
+   * src/session.ts does when the box's /proc/PID/setgroups says "allow") it
+   * is not, and the caller's groups are dropped as in the box.
+   */
+  if (opts.join_pidfd >= 0) {
+    c.rootless = opts.newuidmap.empty() ? 1 : 0;
+    return true;
+  }
   if (opts.newuidmap.empty()) {
     char buf[64];
     snprintf(buf, sizeof buf, "%u %u 1\n", opts.uid, static_cast<unsigned>(geteuid()));
@@ -324,4 +337,41 @@ void child_map_user_ids(const struct child_config *cfg) {
   r = write_proc("/proc/self/uid_map", cfg->uid_map, c_strlen(cfg->uid_map));
   if (sys_failed(r)) child_fail(cfg, STEP_map_user_ids, r, "/proc/self/uid_map");
   child_trace(cfg, STEP_map_user_ids, -1);
+}
+
+/*
+ * chownInBox: fchown(2) of a file the caller made in a rootless box (copyIn),
+ * to the box's uid and gid as the box sees them. From the caller's user
+ * namespace fchown may only give a file to the caller itself (CAP_CHOWN is
+ * needed otherwise, and the caller has none there); inside the box's user
+ * namespace, which the caller owns, it holds CAP_CHOWN, and both the file's
+ * owner and the new one are mapped there (capable_wrt_inode_uidgid,
+ * capabilities(7)). A thread cannot enter a user namespace (setns(2): EINVAL
+ * for a multithreaded process), so a forked child does it: setns, fchown on
+ * the descriptor it inherited, _exit with the errno. Between fork and _exit
+ * it makes only raw system calls. The caller's own credentials never change.
+ */
+int rootless_chown_in_box(int pidfd, int fd, uint32_t uid, uint32_t gid, const char *&what) {
+  const pid_t pid = fork();
+  if (pid < 0) {
+    what = "fork";
+    return errno;
+  }
+  if (pid == 0) {
+    long r = SYS2(__NR_setns, pidfd, CLONE_NEWUSER);
+    if (sys_failed(r)) SYS1(__NR_exit_group, 100 + static_cast<int>(-r) % 100);
+    r = SYS3(__NR_fchown, fd, uid, gid);
+    SYS1(__NR_exit_group, sys_failed(r) ? static_cast<int>(-r) % 100 : 0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) {
+    what = "the chown helper was killed";
+    return EINTR;
+  }
+  const int code = WEXITSTATUS(status);
+  if (code == 0) return 0;
+  what = code >= 100 ? "setns(CLONE_NEWUSER) into the box's user namespace" : "fchown";
+  return code % 100;
 }

@@ -25,4 +25,12 @@ bool rootless_prepare(const SandboxOptions &opts, Plan &plan, int &err, std::str
  */
 void rootless_after_clone(Plan &plan);
 
+/*
+ * chownInBox's kernel half (src/session.ts copyIn, rootless): give `fd`, a
+ * file the caller made in a box, to the box's uid and gid, from a child
+ * that entered the box's user namespace (pidfd names its PID 1). 0, or an
+ * errno with `what` naming the call that failed.
+ */
+int rootless_chown_in_box(int pidfd, int fd, uint32_t uid, uint32_t gid, const char *&what);
+
 #endif

@@ -220,8 +220,10 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     c.tty_gid = opts.host_uid != 0 ? opts.host_gid : opts.gid;
     c.tty_rows = opts.tty_rows;
     c.tty_cols = opts.tty_cols;
-    c.userns_fd = join && opts.join_userns ? opts.join_pidfd : -1;
+    /* Rootless, the box's user namespace is entered first, in join_box; with root, last (set_userns). */
+    c.userns_fd = join && opts.join_userns && !opts.rootless ? opts.join_pidfd : -1;
     c.join_pidfd = opts.join_pidfd;
+    c.join_userns_first = join && opts.rootless ? 1 : 0;
     if (opts.oci.enabled) {
       plan.oci.filter = plan.oci_filter.data();
       plan.oci.filter_len = static_cast<unsigned short>(plan.oci_filter.size());

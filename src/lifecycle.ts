@@ -91,6 +91,12 @@ export interface LaunchOptions {
   adjust?: (n: NativeOptions) => void;
   /** Refuse to launch without a cgroup: the ConfigError's message (a session's command needs one). */
   requireCgroup?: string;
+  /**
+   * Called where the sandbox is reaped, before its cgroup is released, with its PID and
+   * whether it had a cgroup (a rootless session's command ends what it left behind when it
+   * had none: src/session.ts). Synchronous; a throw is ignored.
+   */
+  reaped?: (pid: number, hadCgroup: boolean) => void;
   /** The options as the caller gave them, for errors that depend on what was said, not resolved (rootless). */
   options?: RunOptions;
 }
@@ -202,6 +208,7 @@ export class LaunchedSandbox {
   private ended: Ended | undefined;
   private onEnded!: () => void;
   private abortRequested = false;
+  private onReaped: LaunchOptions['reaped'];
   private readonly abortListener = () => {
     if (this.id < 0) this.abortRequested = true;
     else this.intervene('aborted');
@@ -234,6 +241,7 @@ export class LaunchedSandbox {
         : delegated && (await acquireCgroup(opts, w, delegated).catch(rootlessCgroupFailed(opts, delegated)));
       if (cgroup === null && o.requireCgroup !== undefined) throw new ConfigError(o.requireCgroup, 'cgroups');
       const sb = new LaunchedSandbox(opts, cgroup, writes, o.signal);
+      sb.onReaped = o.reaped;
       await sb.start(rlimits, o.adjust);
       sb.running(o.onSpawn);
       return sb;
@@ -347,6 +355,11 @@ export class LaunchedSandbox {
       const fd = this.stdio[slot]!;
       this.stdio[slot] = -1;
       if (fd >= 0) closeSync(fd);
+    }
+    try {
+      this.onReaped?.(this.pid, this.cgroup !== null);
+    } catch {
+      /* the front door's own cleanup: never in the way of the release below */
     }
     this.terminal?.close(); /* a master nobody took */
     this.terminal = null;

@@ -328,6 +328,11 @@ export interface Addon {
    * RESOLVE_NO_MAGICLINKS). Returns the fd; throws an Error with `errno` and `syscall`.
    */
   openInBox(target: BoxTarget, path: string, flags: number, mode: number): number;
+  /**
+   * Rootless copyIn: fchown(2) `fd` to `uid` and `gid` as the box `target` sees them, from a
+   * child inside the box's user namespace. Throws an Error with `errno` and `syscall`.
+   */
+  chownInBox(target: BoxTarget, fd: number, uid: number, gid: number): void;
   /** pidfd_open(2) (close-on-exec); throws an Error with `errno`. The caller checks it names the right process. */
   pidfdOpen(pid: number): number;
   /** The process is ending (an 'exit' listener): a sandbox reaped from now on calls no JavaScript. */

@@ -43,7 +43,7 @@ export async function run(options: RunOptions): Promise<RunResult<string | Buffe
 export async function runResolved(
   opts: ResolvedOptions,
   options: RunOptions,
-  hooks: Pick<LaunchOptions, 'adjust' | 'requireCgroup'> = {},
+  hooks: Pick<LaunchOptions, 'adjust' | 'requireCgroup' | 'reaped'> = {},
 ): Promise<RunResult<string | Buffer>> {
   const sb = await LaunchedSandbox.launch(opts, {
     signal: options.signal,

@@ -32,6 +32,12 @@
  * it starts) in its own cgroup, not the sum of commands run at the same time. Files a
  * command writes to /tmp are charged to that command's cgroup.
  *
+ * Without root (src/rootless.ts), the box is a rootless sandbox and a command enters its
+ * user namespace first (join_box), maps nothing, and gets a cgroup of its own only where one
+ * is delegated to the caller; without one its figures are rusage's (a lower bound) and what
+ * it leaves in its own session is killed when it ends (endLeftovers). docs/internals.md,
+ * "Sessions without root", has the details.
+ *
  * Nothing outlives the Node process: the box's PID 1 is tied to it by PR_SET_PDEATHSIG
  * like every sandbox; on 'exit' every live box is killed and its host id released; and a
  * box whose last reference is dropped is destroyed by a FinalizationRegistry.
@@ -42,7 +48,9 @@ import {
   fchownSync,
   fstatSync,
   ftruncateSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   statSync,
   writeFileSync,
@@ -66,7 +74,7 @@ import {
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { acquireCgroup, LaunchedSandbox, nativeOptions } from './lifecycle.js';
 import { outOfDescriptors } from './out-of-fds.js';
-import { rootlessMode } from './rootless.js';
+import { checkRootless, delegatedCgroupManager, rootlessCgroupFailed, rootlessMode } from './rootless.js';
 import { type RunResult, runResolved } from './run.js';
 import { type SpawnedSandbox, type SpawnOptions, streamed } from './spawn.js';
 import { childFds } from './stdio.js';
@@ -149,11 +157,16 @@ const REAP_TIMEOUT_MS = 5000;
 class BoxState implements JoinTarget {
   pid = -1;
   id = -1;
-  /** The box has a user namespace of its own (hostIds 'unique'): commands join it. */
+  /** The box has a user namespace of its own (hostIds 'unique', or rootless): commands join it. */
   userns = false;
+  /** Made without root: its user namespace is the caller's, entered first by commands (rootless.ts). */
+  rootless = false;
   /** The box's uid and gid as the host sees them, for files copyIn creates. */
   hostUid = 0;
   hostGid = 0;
+  /** The box's uid and gid inside it: what copyIn's new files get rootless (chownInBox). */
+  boxUid = 0;
+  boxGid = 0;
   cgroup: SandboxCgroup | null = null;
   ids: HostIdLease | null = null;
   /** Resolves when the box's PID 1 was reaped. */
@@ -380,14 +393,30 @@ function checkBoxPath(what: string, p: string): void {
 interface JoinTarget {
   target(): BoxTarget;
   readonly userns: boolean;
+  readonly rootless: boolean;
   readonly hostUid: number;
   readonly hostGid: number;
+  readonly boxUid: number;
+  readonly boxGid: number;
   readonly gone: boolean;
 }
 
 const NEEDS_CGROUPS =
   'a session needs cgroups (each command runs in a cgroup of its own, which ends what it leaves ' +
   'behind), and none is usable here: run where cgroups are mounted and writable';
+
+/**
+ * Whether setgroups(2) is allowed in a rootless box's user namespace: "deny" after a map of
+ * the caller's own ids alone, "allow" after newgidmap mapped a range (user_namespaces(7),
+ * /proc/PID/setgroups). A command drops the caller's groups exactly when the box could.
+ */
+function setgroupsAllowed(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/setgroups`, 'utf8').trim() === 'allow';
+  } catch {
+    return false;
+  }
+}
 
 /** A command's options checked against what exec() takes (the rest is the box's). */
 function checkExecKeys(what: string, options: object, refused: readonly string[] = []): void {
@@ -410,8 +439,58 @@ function joinHooks(s: JoinTarget) {
     adjust: (n: NativeOptions) => {
       n.argv[0] = 'capsule-join';
       n.join = { ...s.target(), userns: s.userns };
+      /*
+       * Rootless: the box's maps are written already; the addon reads idMap's presence only
+       * as "setgroups is allowed in the box's user namespace" (native/rootless.cc).
+       */
+      if (s.rootless && !setgroupsAllowed(s.target().pid)) delete n.idMap;
     },
-    requireCgroup: NEEDS_CGROUPS,
+    /*
+     * Rootless, a command gets a cgroup of its own where one is delegated to the caller, and
+     * none otherwise (as a rootless run(): rusage figures, a lower bound; see create()).
+     */
+    ...(s.rootless ? { reaped: endLeftovers(s) } : { requireCgroup: NEEDS_CGROUPS }),
+  };
+}
+
+/**
+ * A rootless command without a cgroup (none is delegated to the caller): what it left
+ * running cannot be found by cgroup. Its capsule-init led a session of its own (join_box's
+ * new_session), which the program and whatever it started without setsid(2) share; so
+ * when that capsule-init is reaped, every process of the box's PID namespace whose session
+ * is still its pid is SIGKILLed (the session keeps that pid number taken while any member
+ * lives, so it names this command's processes and no later process; proc(5), field 6 of
+ * /proc/PID/stat). That also ends their hold on the command's stdout and stderr, so the
+ * output reaches EOF. A process that left the session (a daemon's setsid) lives on in the
+ * box until reset() or destroy(): docs/security.md says so.
+ */
+function endLeftovers(s: JoinTarget): (pid: number, hadCgroup: boolean) => void {
+  return (sid, hadCgroup) => {
+    if (hadCgroup) return;
+    let boxPidNs: string;
+    try {
+      boxPidNs = readlinkSync(`/proc/${s.target().pid}/ns/pid`);
+    } catch {
+      return; /* the box is gone, and everything in it */
+    }
+    /* A few rounds: a member may fork between the scan and its kill. */
+    for (let round = 0; round < 20; round++) {
+      let found = 0;
+      for (const name of readdirSync('/proc')) {
+        if (!/^\d+$/.test(name) || Number(name) === sid) continue;
+        try {
+          const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          if (Number(fields[3]) !== sid || fields[0] === 'Z' || fields[0] === 'X') continue;
+          if (readlinkSync(`/proc/${name}/ns/pid`) !== boxPidNs) continue;
+          process.kill(Number(name), 'SIGKILL');
+          found++;
+        } catch {
+          /* gone meanwhile, or not ours to read */
+        }
+      }
+      if (found === 0) return;
+    }
   };
 }
 
@@ -522,7 +601,8 @@ function copyInto(s: JoinTarget, hostPath: string, boxPath: string): void {
       throw new CapsuleError(
         `copyIn: ${boxPath} in the box has ${st.nlink} hard links: refused, a write would reach the others`,
       );
-    if (created) fchownSync(fd, s.hostUid, s.hostGid);
+    if (created && s.rootless) chownInBox(s, boxPath, fd);
+    else if (created) fchownSync(fd, s.hostUid, s.hostGid);
     ftruncateSync(fd, 0);
     for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
   } finally {
@@ -552,6 +632,22 @@ function copyOutOf(s: JoinTarget, boxPath: string, hostPath: string): void {
   writeFileSync(hostPath, data);
 }
 
+/**
+ * Rootless, a file the caller made in the box is the caller's, which is the box's 0 (with a
+ * subordinate range) or its uid (one id mapped); the box's user gets it through the addon's
+ * chownInBox, which changes owner from inside the box's user namespace, where the caller may
+ * (native/rootless.cc): fchown(2) from here may only give a file to oneself.
+ */
+function chownInBox(s: JoinTarget, boxPath: string, fd: number): void {
+  try {
+    native().chownInBox(s.target(), fd, s.boxUid, s.boxGid);
+  } catch (e) {
+    throw new CapsuleError(
+      `copyIn: cannot give ${boxPath} to the box's user (uid ${s.boxUid}, gid ${s.boxGid}): ${(e as Error).message}`,
+    );
+  }
+}
+
 /** The addon's openInBox, its error turned into one that names the path and what to do. */
 function openInBox(s: JoinTarget, what: string, boxPath: string, flags: number, mode: number): number {
   try {
@@ -575,7 +671,10 @@ function openInBox(s: JoinTarget, what: string, boxPath: string, flags: number, 
   }
 }
 
-/** Start a box: its cgroup, host id, and PID 1 in hold mode. */
+/**
+ * Start a box: its cgroup, host id, and PID 1 in hold mode. Rootless (src/rootless.ts): no
+ * host id, a user namespace the caller owns, and a cgroup only where one is delegated.
+ */
 async function startBox(opts: ResolvedOptions): Promise<BoxState> {
   const addon = native();
   const s = new BoxState();
@@ -586,19 +685,25 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
     stdout: 'ignore',
     stderr: 'ignore',
   };
-  s.cgroup = await acquireCgroup(hold, null);
-  if (s.cgroup === null) throw new ConfigError(NEEDS_CGROUPS, 'cgroups');
+  s.rootless = rootlessMode();
+  const delegated = s.rootless ? delegatedCgroupManager(opts.cgroupParent) : null;
+  s.cgroup = !s.rootless
+    ? await acquireCgroup(hold, null)
+    : delegated && (await acquireCgroup(hold, null, delegated).catch(rootlessCgroupFailed(opts, delegated)));
+  if (s.cgroup === null && !s.rootless) throw new ConfigError(NEEDS_CGROUPS, 'cgroups');
   const opened: number[] = [];
   try {
-    s.ids = opts.hostIds === 'unique' ? acquireHostIds(opts.hostIdRange) : null;
-    s.userns = s.ids !== null;
-    s.hostUid = s.ids?.uid ?? opts.uid;
-    s.hostGid = s.ids?.gid ?? opts.gid;
-    const into = s.cgroup.cloneInto ?? null;
+    s.ids = opts.hostIds === 'unique' && !s.rootless ? acquireHostIds(opts.hostIdRange) : null;
+    s.userns = s.ids !== null || s.rootless;
+    s.boxUid = opts.uid;
+    s.boxGid = opts.gid;
+    s.hostUid = s.ids?.uid ?? (s.rootless ? (process.geteuid?.() ?? opts.uid) : opts.uid);
+    s.hostGid = s.ids?.gid ?? (s.rootless ? (process.getegid?.() ?? opts.gid) : opts.gid);
+    const into = s.cgroup?.cloneInto ?? null;
     const n = nativeOptions(
       hold,
       childFds(hold, opened),
-      into ? into.otherJoinFds : s.cgroup.joinFds,
+      into ? into.otherJoinFds : (s.cgroup?.joinFds ?? []),
       rlimitPlan(opts.limits),
     );
     n.argv = ['capsule-hold'];
@@ -629,7 +734,7 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
   } catch (e) {
     s.ids?.release();
     s.ids = null;
-    await s.cgroup.release().catch(() => {});
+    await s.cgroup?.release().catch(() => {});
     s.cgroup = null;
     throw outOfDescriptors(e) ?? e;
   } finally {
@@ -644,23 +749,6 @@ async function startBox(opts: ResolvedOptions): Promise<BoxState> {
 }
 
 /**
- * Sessions without CAP_SYS_ADMIN are refused (ConfigError), before anything is made. Why:
- * every command of a box runs in a cgroup of its own (it is how what a command leaves running
- * is ended, and how its CPU time and memory are its own), which without root needs a delegated
- * subtree; and it enters the box through setns(2) into namespaces the box's user namespace
- * owns, which the join path (native/child.cc child_join_box) does only for hostIds' leased
- * namespace, not yet for a rootless box's (whose ids the command must not map again).
- * `what` names the caller (create(), `capsule create`), `instead` the way that works.
- */
-export function refuseRootlessSession(what: string, instead: string): void {
-  if (!rootlessMode()) return;
-  throw new ConfigError(
-    `${what}: sessions need root: each command joins the sandbox's namespaces and runs in a cgroup of its own, ` +
-      `which capsule does not yet do from a user namespace; without root, ${instead} in a fresh sandbox, or run capsule as root`,
-  );
-}
-
-/**
  * Start a sandbox that stays up, for {@link Box.exec} to run commands in. Takes run()'s
  * options except those of one command (argv, stdio, encoding, signal, callbacks, explain).
  * Validates them as run() does (ConfigError), and fails with a SetupError naming the step
@@ -669,7 +757,6 @@ export function refuseRootlessSession(what: string, instead: string): void {
 export async function create(options: SessionOptions): Promise<Box> {
   if (typeof options !== 'object' || options === null)
     throw new ConfigError('create() takes an options object');
-  refuseRootlessSession('create()', 'run() each command');
   if (Object.hasOwn(options, 'terminal'))
     throw new ConfigError(
       "create(): terminal is run()'s (and `capsule run -t`'s): a session's commands get pipes",
@@ -680,6 +767,13 @@ export async function create(options: SessionOptions): Promise<Box> {
       throw new ConfigError(`create(): ${key} belongs to one command: give it to box.exec()`, key);
   }
   const resolved = resolveOptions({ ...options, argv: HOLD_ARGV });
+  /* Without root, what a user namespace cannot do is refused here, as run() refuses it. */
+  if (rootlessMode())
+    checkRootless(
+      { ...options, argv: HOLD_ARGV },
+      resolved,
+      delegatedCgroupManager(resolved.cgroupParent) !== null,
+    );
   const state = await startBox(resolved);
   return new Box({ ...options }, resolved, state);
 }
@@ -706,8 +800,11 @@ export interface BoxRef {
  */
 export class AttachedBox implements JoinTarget {
   readonly userns: boolean;
+  readonly rootless: boolean;
   readonly hostUid: number;
   readonly hostGid: number;
+  readonly boxUid: number;
+  readonly boxGid: number;
   #pidfd: number;
   readonly #running = new Map<number, (signal: NodeJS.Signals) => boolean>();
 
@@ -718,7 +815,11 @@ export class AttachedBox implements JoinTarget {
     readonly options: SessionOptions,
   ) {
     this.#pidfd = pidfd;
-    this.userns = resolveOptions({ ...options, argv: HOLD_ARGV }).hostIds === 'unique';
+    const resolved = resolveOptions({ ...options, argv: HOLD_ARGV });
+    this.rootless = rootlessMode();
+    this.userns = resolved.hostIds === 'unique' || this.rootless;
+    this.boxUid = resolved.uid;
+    this.boxGid = resolved.gid;
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     this.hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
     this.hostGid = Number(/^Gid:\s+(\d+)/m.exec(status)?.[1]);

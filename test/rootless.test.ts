@@ -18,6 +18,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmdirSync,
   rmSync,
   statSync,
@@ -32,7 +33,7 @@ import { detectCgroups } from '../src/cgroup/detect.js';
 import type { DoctorReport } from '../src/doctor.js';
 import { packageRoot } from '../src/native.js';
 import { rootlessIdPlan, subordinateRange } from '../src/rootless.js';
-import { mountCount } from './helpers/host.js';
+import { mountCount, processesWith } from './helpers/host.js';
 import { cleanup, type Fixture, hostState, makeFixture, markUnread } from './security/fixtures.js';
 
 /** Why this machine cannot run the rootless path (checked at run time), or null. */
@@ -125,7 +126,7 @@ afterAll(async () => {
 });
 
 /** `capsule ARGS` as the throwaway user (with its own gid unless `asGid` says otherwise). */
-function capsule(args: string[], asGid = gid) {
+function capsule(args: string[], asGid = gid, extraEnv: Record<string, string> = {}) {
   return execa(
     '/usr/bin/setpriv',
     [
@@ -140,10 +141,129 @@ function capsule(args: string[], asGid = gid) {
     {
       reject: false,
       cwd: pkg,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', ...extraEnv },
       extendEnv: false,
     },
   );
+}
+
+/**
+ * A library script (ESM) run as the throwaway user: argv[2] is the library's path, the rest
+ * `args`. The script is written into the package copy, readable by that user.
+ */
+async function library(script: string, args: string[]) {
+  const file = join(pkg, `script-${Math.random().toString(36).slice(2)}.mjs`);
+  writeFileSync(file, script, { mode: 0o644 });
+  try {
+    return await execa(
+      '/usr/bin/setpriv',
+      [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        '--clear-groups',
+        '--',
+        process.execPath,
+        file,
+        join(pkg, 'dist/src/index.js'),
+        ...args,
+      ],
+      { reject: false, cwd: pkg, env: { PATH: '/usr/bin:/bin', HOME: '/' }, extendEnv: false },
+    );
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+/**
+ * A rootless session through the library, start to end: argv[3] the rootfs, argv[4] a
+ * directory of the user's with in.txt, argv[5] a host process of the user's (a canary).
+ * Prints what each step saw, as JSON.
+ */
+const SESSION_SCRIPT = String.raw`
+const { create, run } = await import(process.argv[2]);
+const { readFileSync, readlinkSync, writeFileSync } = await import('node:fs');
+const [rootfs, dir] = process.argv.slice(3);
+const o = {};
+const box = await create({ rootfs, cwd: '/tmp' });
+const pick = (r) => ({ exitCode: r.exitCode, verdict: r.verdict, stdout: r.stdout, accounting: r.accounting });
+o.a = pick(await box.exec(['/bin/sh', '-c', 'echo hello > /tmp/state; exit 3']));
+o.b = pick(await box.exec(['/bin/cat', '/tmp/state']));
+await box.copyIn(dir + '/in.txt', '/tmp/in.txt');
+o.inFile = pick(await box.exec(['/bin/sh', '-c', 'cat /tmp/in.txt && echo appended >> /tmp/in.txt && stat -c "%u %g" /tmp/in.txt']));
+await box.copyOut('/tmp/in.txt', dir + '/out.txt');
+writeFileSync(dir + '/secret', 'host secret\n');
+writeFileSync(dir + '/payload', 'payload\n');
+o.planted = (await box.exec(['/bin/sh', '-c', '/bin/busybox ln -s / /tmp/root && /bin/busybox ln -s ' + dir + '/secret /tmp/host'])).exitCode;
+o.loops = [];
+for (const p of ['/tmp/root/etc/passwd', '/tmp/host']) {
+  await box.copyOut(p, dir + '/got').catch((e) => o.loops.push(e.code));
+  await box.copyIn(dir + '/payload', p).catch((e) => o.loops.push(e.code));
+}
+await box.copyOut('/../../../etc/passwd', dir + '/passwd');
+o.passwd = readFileSync(dir + '/passwd', 'utf8');
+o.boxNs = {};
+for (const ns of ['mnt', 'net', 'pid', 'ipc', 'uts', 'user']) o.boxNs[ns] = readlinkSync('/proc/' + box.pid + '/ns/' + ns);
+o.ns = {};
+for (const m of (await box.exec(['/bin/ls', '-l', '/proc/self/ns'])).stdout.matchAll(/ (\w+) -> (\w+:\[\d+\])/g)) o.ns[m[1]] = m[2];
+o.cgroupLines = (await box.exec(['/bin/cat', '/proc/self/cgroup'])).stdout.trim().split('\n');
+o.maps = (await box.exec(['/bin/cat', '/proc/self/uid_map', '/proc/self/gid_map'])).stdout;
+const fresh = JSON.parse((await run({ rootfs, argv: ['/probe', 'info'], cwd: '/tmp' })).stdout);
+const joined = JSON.parse((await box.exec(['/probe', 'info'])).stdout);
+for (const k of ['pid', 'ppid', 'sid', 'procPids']) { delete fresh[k]; delete joined[k]; }
+o.fresh = fresh; o.joined = joined;
+const guarded = await create({ rootfs, seccomp: 'default-kill' });
+const bad = await guarded.exec(['/probe', 'forbidden']);
+o.violation = { verdict: bad.verdict, syscall: bad.violation?.syscall, after: (await guarded.exec(['/bin/true'])).verdict };
+await guarded.destroy();
+o.escapes = {};
+for (const name of ['kill_all', 'ptrace', 'caps_status', 'mount', 'unshare_user', 'setuid_root', 'pivot_root', 'keyctl'])
+  o.escapes[name] = (await box.exec(['/escape/' + name])).stdout;
+o.timed = (await box.exec(['/probe', 'sleep', '10000'], { wallTimeLimitMs: 200 })).verdict;
+const server = box.spawn(['/bin/sh', '-c', 'read l; echo "got $l $(cat /tmp/state)"']);
+let streamed = '';
+server.stdout.on('data', (d) => (streamed += d));
+server.stdin.end('one\n');
+o.spawned = { exitCode: (await server.result).exitCode, streamed };
+const marker = 'capsule-rl-leftover-' + process.pid;
+await box.exec(['/bin/sh', '-c', 'exec -a ' + marker + ' /probe sleep 60000 & echo started']);
+o.leftover = (await box.exec(['/bin/sh', '-c', 'ps -o args | grep ' + marker + ' | grep -v grep || true'])).stdout;
+o.psWorks = (await box.exec(['/bin/sh', '-c', 'ps -o args'])).stdout;
+await box.exec(['/bin/touch', '/tmp/mark']);
+const before = box.pid;
+await box.reset();
+o.resetPidChanged = box.pid !== before;
+o.resetMark = (await box.exec(['/bin/ls', '/tmp/mark'])).exitCode;
+const pid = box.pid;
+await box.destroy();
+let alive = true;
+try { alive = !/\) [ZX] /.test(readFileSync('/proc/' + pid + '/stat', 'utf8')); } catch { alive = false; }
+o.destroyed = { alive, after: await box.exec(['/bin/true']).then(() => 'ran', (e) => e.message.includes('the box has ended') ? 'the box has ended' : e.message) };
+console.log(JSON.stringify(o));
+`;
+
+/** What SESSION_SCRIPT prints. */
+interface SessionSeen {
+  a: unknown;
+  b: unknown;
+  inFile: unknown;
+  planted: number;
+  loops: string[];
+  passwd: string;
+  boxNs: Record<string, string>;
+  ns: Record<string, string>;
+  cgroupLines: string[];
+  maps: string;
+  fresh: Record<string, unknown>;
+  joined: Record<string, unknown>;
+  violation: unknown;
+  escapes: Record<string, string>;
+  timed: string;
+  spawned: unknown;
+  leftover: string;
+  psWorks: string;
+  resetPidChanged: boolean;
+  resetMark: number;
+  destroyed: unknown;
 }
 
 /** Host processes of the throwaway user: none may outlive a run. */
@@ -493,6 +613,35 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
             `capsule: --memory-limit needs the memory controller, which the cgroup delegated to you (${leaf}) does not offer (it offers: ${readFileSync(join(leaf, 'cgroup.controllers'), 'utf8').trim() || 'none'}): ask for it to be delegated (systemd: Delegate=memory), or run capsule as root`,
           );
         }
+        /*
+         * A session there: the box and each command get a cgroup of their own in the delegated
+         * subtree, so figures are exact and what a command leaves (a setsid'd daemon, out of
+         * reach of its session) is ended with the command's cgroup.
+         */
+        const marker = `capsule-rl-daemon-${process.pid}`;
+        const script = join(pkg, 'session-delegated.mjs');
+        writeFileSync(
+          script,
+          `const { create } = await import(${JSON.stringify(join(pkg, 'dist/src/index.js'))});
+           const box = await create({ rootfs: process.argv[2]${wanted.includes('pids') ? ', pidsLimit: 64' : ''} });
+           const d = await box.exec(['/probe', 'daemon', process.argv[3]]);
+           const after = [];
+           for (let i = 0; i < 3; i++) after.push((await box.exec(['/bin/echo', 'next'])).stdout);
+           const c = await box.exec(['/bin/cat', '/proc/self/cgroup']);
+           await box.destroy();
+           console.log(JSON.stringify({ daemon: d.exitCode, after, accounting: c.accounting, cgroup: c.stdout.trim().split('\\n').every((l) => l.endsWith(':/')) }));`,
+          { mode: 0o644 },
+        );
+        const sess = await inside([script, f.rootfs, marker]);
+        expect(sess.stderr).toBe('');
+        /* The commands after it ran: a cgroup once killed is not reused (src/cgroup/v2.ts). */
+        expect(JSON.parse(sess.stdout)).toEqual({
+          daemon: 0,
+          after: ['next\n', 'next\n', 'next\n'],
+          accounting: 'cgroup',
+          cgroup: true,
+        });
+        expect(processesWith(marker)).toEqual([]);
         /* The sandboxes' cgroups are gone with the run; only capsule's parent is left. */
         for (const leaf of leaves)
           if (existsSync(join(leaf, 'capsule')))
@@ -510,14 +659,164 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
     },
   );
 
-  it('sessions are refused in one line that says why and what to do instead', async () => {
-    const r = await capsule(['create', '--name', `rl${process.pid}`, f.rootfs]);
-    expect(r.exitCode).not.toBe(0);
-    expect(r.stdout).toBe('');
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(
-      /sessions need root: each command joins the sandbox's namespaces and runs in a cgroup of its own, .*capsule run each command/,
-    );
+  describe('sessions as that user (no cgroup delegated: each command without one, rusage figures)', () => {
+    let canary: ReturnType<typeof execa> | undefined;
+    let xdg = '';
+    beforeAll(async () => {
+      /* A process of the throwaway user on the host: what kill(-1) from a command would reach. */
+      canary = execa('/usr/bin/setpriv', [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        '--clear-groups',
+        '--',
+        '/bin/sleep',
+        '600',
+      ]);
+      canary.catch(() => {});
+      xdg = mkdtempSync(join(tmpdir(), 'capsule-rl-xdg-'));
+      chownSync(xdg, uid, gid);
+      chmodSync(xdg, 0o700);
+    });
+    afterAll(async () => {
+      canary?.kill('SIGKILL');
+      await canary?.catch(() => {});
+      if (xdg) rmSync(xdg, { recursive: true, force: true });
+    });
+
+    it('create, exec, copyIn, copyOut and destroy from the library, with the isolation of a rootless run()', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'capsule-rl-sess-'));
+      try {
+        writeFileSync(join(dir, 'in.txt'), 'from the host\n', { mode: 0o644 });
+        chownSync(dir, uid, gid);
+        chownSync(join(dir, 'in.txt'), uid, gid);
+        const r = await library(SESSION_SCRIPT, [f.rootfs, dir, String(canary!.pid)]);
+        expect(r.stderr).toBe('');
+        const o = JSON.parse(r.stdout) as SessionSeen;
+        /* State carries between commands, each with its own result; figures are rusage's (no cgroup). */
+        expect(o.a).toMatchObject({
+          exitCode: 3,
+          verdict: 'RUNTIME_ERROR',
+          accounting: 'rusage-lower-bound',
+        });
+        expect(o.b).toMatchObject({ exitCode: 0, stdout: 'hello\n' });
+        /* copyIn's file belongs to the box's user, who can change it; copyOut brings it back. */
+        expect(o.inFile).toMatchObject({ exitCode: 0, stdout: 'from the host\n65534 65534\n' });
+        expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('from the host\nappended\n');
+        /* No symlink the program planted is followed, either way; .. stays in the box. */
+        expect(o.planted).toBe(0);
+        expect(o.loops).toEqual(['ELOOP', 'ELOOP', 'ELOOP', 'ELOOP']);
+        expect(readFileSync(join(dir, 'secret'), 'utf8')).toBe('host secret\n');
+        expect(o.passwd).toBe(readFileSync(join(f.rootfs, 'etc/passwd'), 'utf8'));
+        /* The namespaces of the box's PID 1, the user namespace included; none of the host's. */
+        for (const ns of ['mnt', 'net', 'pid', 'ipc', 'uts', 'user']) {
+          expect(o.ns[ns], ns).toBe(o.boxNs[ns]);
+          expect(o.boxNs[ns], ns).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
+        }
+        expect(o.ns.cgroup).not.toBe(readlinkSync('/proc/self/ns/cgroup'));
+        expect(o.cgroupLines.every((l: string) => l.endsWith(':/'))).toBe(true);
+        /* The maps are the box's, not written again: the caller's uid and gid alone. */
+        expect(
+          o.maps
+            .trim()
+            .split('\n')
+            .map((l: string) => l.trim().split(/\s+/)),
+        ).toEqual([
+          ['65534', String(uid), '1'],
+          ['65534', String(gid), '1'],
+        ]);
+        /* What the probe sees in a command is what it sees in a fresh rootless run(). */
+        expect(o.joined).toEqual(o.fresh);
+        expect(o.joined).toMatchObject({
+          uid: 65534,
+          CapEff: '0000000000000000',
+          NoNewPrivs: '1',
+          Seccomp: '2',
+        });
+        expect(o.violation).toMatchObject({ verdict: 'SECURITY_VIOLATION', syscall: 'mount', after: 'OK' });
+        for (const [name, out] of Object.entries(o.escapes as Record<string, string>))
+          expect(out, name).toMatch(/^CONTAINED: /);
+        expect(o.timed).toBe('TIME_LIMIT');
+        /* box.spawn(): streams both ways, in the same box. */
+        expect(o.spawned).toEqual({ exitCode: 0, streamed: 'got one hello\n' });
+        /* A command ends what it left behind in its own session; the box's PID 1 is fresh after reset. */
+        expect(o.leftover).toBe('');
+        expect(o.psWorks).toContain('ps -o args');
+        expect(o.resetMark).not.toBe(0);
+        expect(o.resetPidChanged).toBe(true);
+        expect(o.destroyed).toEqual({ alive: false, after: 'the box has ended' });
+        expect(mountCount()).toBeGreaterThan(0);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      /* kill(-1) from a command, and the commands ended at their limit, reached no process of the user's. */
+      expect(canary!.exitCode).toBeNull();
+      expect(existsSync(`/proc/${canary!.pid}`)).toBe(true);
+      expect(processesOfUser().filter((p) => p !== canary!.pid)).toEqual([]);
+    });
+
+    it('limits a session needs a cgroup for are refused in one line, as for run()', async () => {
+      const r = await library(
+        `const { create } = await import(process.argv[2]);
+         try { await create({ rootfs: process.argv[3], memoryLimitBytes: 64 << 20 }); console.log('made'); }
+         catch (e) { console.log(e.message); }`,
+        [f.rootfs],
+      );
+      expect(r.stdout).toMatch(
+        /^memoryLimitBytes needs a cgroup, and without root capsule has none it may write/,
+      );
+    });
+
+    it('capsule create, exec, cp, ps and rm as that user, its state under $XDG_RUNTIME_DIR', async () => {
+      const name = `rl${process.pid}`;
+      const env = { XDG_RUNTIME_DIR: xdg };
+      const dir = mkdtempSync(join(tmpdir(), 'capsule-rl-cli-'));
+      chownSync(dir, uid, gid);
+      try {
+        const c = await capsule(['create', '--name', name, f.rootfs], gid, env);
+        expect(c.stderr).toBe('');
+        expect(c.stdout).toBe(name);
+        const state = JSON.parse(readFileSync(join(xdg, 'capsule/sessions', name, 'state.json'), 'utf8')) as {
+          pid: number;
+        };
+        expect(statSync(join(xdg, 'capsule/sessions')).uid).toBe(uid);
+        const e1 = await capsule(
+          ['exec', name, '/bin/sh', '-c', 'echo kept > /tmp/k; id -u; exit 4'],
+          gid,
+          env,
+        );
+        expect(e1).toMatchObject({ exitCode: 4, stdout: '65534' });
+        const e2 = await capsule(['exec', name, '/bin/cat', '/tmp/k'], gid, env);
+        expect(e2).toMatchObject({ exitCode: 0, stdout: 'kept' });
+        const ls = await capsule(['exec', name, '/bin/ls', '-l', '/proc/self/ns/user'], gid, env);
+        const ns = / -> (user:\[\d+\])$/.exec(ls.stdout)?.[1];
+        expect(ns).toBe(readlinkSync(`/proc/${state.pid}/ns/user`));
+        expect(ns).not.toBe(readlinkSync('/proc/self/ns/user'));
+        const cpOut = await capsule(['cp', `${name}:/tmp/k`, join(dir, 'k')], gid, env);
+        expect(cpOut.stderr).toBe('');
+        expect(readFileSync(join(dir, 'k'), 'utf8')).toBe('kept\n');
+        writeFileSync(join(dir, 'up'), 'up\n');
+        chownSync(join(dir, 'up'), uid, gid);
+        expect((await capsule(['cp', join(dir, 'up'), `${name}:/tmp/up`], gid, env)).exitCode).toBe(0);
+        const e3 = await capsule(
+          ['exec', name, '/bin/sh', '-c', 'echo more >> /tmp/up && cat /tmp/up'],
+          gid,
+          env,
+        );
+        expect(e3).toMatchObject({ exitCode: 0, stdout: 'up\nmore' });
+        const ps = await capsule(['ps'], gid, env);
+        expect(ps.stdout).toMatch(new RegExp(`^${name} +${state.pid} +running `, 'm'));
+        const rm = await capsule(['rm', name], gid, env);
+        expect(rm).toMatchObject({ exitCode: 0, stderr: '' });
+        expect(existsSync(`/proc/${state.pid}`)).toBe(false);
+        expect(existsSync(join(xdg, 'capsule/sessions', name))).toBe(false);
+        const gone = await capsule(['exec', name, '/bin/true'], gid, env);
+        expect(gone.exitCode).toBe(125);
+        expect(gone.stderr).toContain(`no session named ${name}`);
+      } finally {
+        await capsule(['rm', name], gid, env);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   it.skipIf(!detectCgroups().unified)(
@@ -717,6 +1016,41 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
           ),
         );
         expect(r.stderr).toMatch(/child {2}set_groups/);
+      });
+
+      it("a session over the range: commands join the box's mapped namespace, groups dropped, copyIn's file is the box user's", async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'capsule-rl-range-sess-'));
+        try {
+          writeFileSync(join(dir, 'in.txt'), 'in\n', { mode: 0o644 });
+          for (const p of [dir, join(dir, 'in.txt')]) chownSync(p, uid, gid);
+          const r = await library(
+            `const { create } = await import(process.argv[2]);
+             const box = await create({ rootfs: process.argv[3] });
+             const sh = async (c) => (await box.exec(['/bin/sh', '-c', c])).stdout;
+             const o = {};
+             o.ids = await sh('id -u; cat /proc/self/uid_map; grep ^Groups: /proc/self/status');
+             await box.copyIn(process.argv[4] + '/in.txt', '/tmp/in.txt');
+             o.file = await sh('stat -c "%u %g" /tmp/in.txt && echo more >> /tmp/in.txt && cat /tmp/in.txt');
+             await box.copyOut('/tmp/in.txt', process.argv[4] + '/out.txt');
+             /* What a command leaves in its session ends with it, even as a subordinate uid. */
+             o.bg = await sh('/probe sleep 30000 & echo bg');
+             await box.destroy();
+             console.log(JSON.stringify(o));`,
+            [f.rootfs, dir],
+          );
+          expect(r.stderr).toBe('');
+          const o = JSON.parse(r.stdout) as { ids: string; file: string; bg: string };
+          expect(o.bg).toBe('bg\n');
+          const lines = o.ids
+            .trim()
+            .split('\n')
+            .map((l) => l.trim().split(/\s+/).join(' '));
+          expect(lines).toEqual(['65534', `0 ${uid} 1`, `1 ${START} 65536`, 'Groups:']);
+          expect(o.file).toBe('65534 65534\nin\nmore\n');
+          expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('in\nmore\n');
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       });
 
       it('a uid the range does not cover is refused in one line', async () => {

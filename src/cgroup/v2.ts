@@ -379,12 +379,25 @@ export class V2Cgroup implements HierarchyCgroup {
     if (pids.length === 0) return false;
     // cgroup.kill (5.14+) kills every process of the cgroup and its descendants at once, so
     // a fork racing with the kill cannot slip through as it could with a pid list.
-    if (this.features.kill) this.io.write('cgroup.kill', '1', null);
-    else killPids(pids);
+    if (this.features.kill) {
+      this.io.write('cgroup.kill', '1', null);
+      this.killedByFile = true;
+    } else killPids(pids);
     return true;
   }
 
+  /*
+   * Written to cgroup.kill once: never a clone3 target again. Since Linux 6.14 a write there
+   * bumps the cgroup's kill_seq, and clone3 with CLONE_INTO_CGROUP compares the target's
+   * kill_seq with one read from the parent's own cgroup (cgroup_css_set_fork reads
+   * kargs->cgrp before setting it), so every child born into a cgroup killed before is
+   * SIGKILLed at once (kernel/cgroup/cgroup.c, cgroup_post_fork; seen on 6.18.44 with a
+   * session's commands after one left a daemon behind). Retiring the cgroup costs a mkdir.
+   */
+  private killedByFile = false;
+
   recyclable(): boolean {
+    if (this.killedByFile) return false;
     if (!this.has.has('memory')) return true;
     if (this.features.peak === 'fixed') return false;
     // Leftover charge retires the cgroup rather than being reclaimed: see V1's recyclable().

@@ -9,7 +9,9 @@
  * (pidfd_open(2) of its PID 1, checked against the start time recorded with it) and join
  * it as box.exec() does, so the program's stdio is the caller's own.
  *
- * State: /run/capsule/sessions/NAME/ (root only): options.json (the box's options), and
+ * State: sessionsDir()/NAME/ (mode 0700: /run/capsule/sessions for root; without root,
+ * $XDG_RUNTIME_DIR/capsule/sessions, or ~/.cache/capsule/sessions when that is unset):
+ * options.json (the box's options), and
  * state.json once the box is up ({ holderPid, holderStart, pid, startTime, rootfs,
  * created }), holder.log (the holder's stderr). A name is taken by mkdir(2) of its
  * directory, which is atomic: two `create --name x` at once, one wins, the other is told.
@@ -17,26 +19,35 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { CapsuleError, ConfigError } from '../errors.js';
 import { resolveOptions, type RunOptions } from '../options.js';
-import {
-  attach,
-  type Box,
-  create,
-  processStartTime,
-  refuseRootlessSession,
-  type SessionOptions,
-} from '../session.js';
+import { rootlessMode } from '../rootless.js';
+import { attach, type Box, create, processStartTime, type SessionOptions } from '../session.js';
 import { parseBytes, parseDurationMs } from '../units.js';
 import { selfCommand } from './self.js';
 import { forward, stderr, stdout, write } from './streams.js';
 import { parseEnv, type RunFlags, runOptionsFromFlags, sandboxFlags, unit } from './run.js';
 
+/** Root's session records. */
 export const SESSIONS_DIR = '/run/capsule/sessions';
+
+/**
+ * Where session records live: root's in SESSIONS_DIR; a user's (rootless, src/rootless.ts) in
+ * its own runtime directory, $XDG_RUNTIME_DIR/capsule/sessions (systemd makes it per user, mode
+ * 0700, emptied at logout, as podman keeps its rootless state there), or
+ * ~/.cache/capsule/sessions when XDG_RUNTIME_DIR is unset or not absolute.
+ */
+export function sessionsDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (!rootlessMode()) return SESSIONS_DIR;
+  const runtime = env.XDG_RUNTIME_DIR;
+  if (runtime && runtime.startsWith('/')) return join(runtime, 'capsule/sessions');
+  return join(env.HOME && env.HOME.startsWith('/') ? env.HOME : homedir(), '.cache/capsule/sessions');
+}
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HOLDER = '__session-holder';
 
@@ -59,7 +70,7 @@ function parseName(value: string): string {
 }
 
 function dirOf(name: string): string {
-  return join(SESSIONS_DIR, name);
+  return join(sessionsDir(), name);
 }
 
 function readState(name: string): SessionState | null {
@@ -106,9 +117,7 @@ async function createSession(name: string, rootfs: string, flags: RunFlags): Pro
   const options = sessionOptionsFromFlags(rootfs, flags);
   /* Bad options fail here, as a ConfigError the CLI words with its flags, before any name is taken. */
   resolveOptions({ ...options, argv: ['/capsule-hold'] });
-  /* Without root, refused before /run/capsule is touched (root's, and not writable to the caller). */
-  refuseRootlessSession('create', 'capsule run each command');
-  mkdirSync(SESSIONS_DIR, { recursive: true, mode: 0o700 });
+  mkdirSync(sessionsDir(), { recursive: true, mode: 0o700 });
   const dir = dirOf(name);
   try {
     mkdirSync(dir, { mode: 0o700 });
@@ -249,7 +258,7 @@ async function copySession(src: string, dst: string): Promise<void> {
 function listSessions(): void {
   let names: string[] = [];
   try {
-    names = readdirSync(SESSIONS_DIR).sort();
+    names = readdirSync(sessionsDir()).sort();
   } catch {
     /* none yet */
   }

@@ -4,7 +4,7 @@
  * has controllers) and, below, the core files every cgroup2 mount has.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type CgroupHierarchy, type CgroupLayout, detectCgroups } from '../../src/cgroup/detect.js';
@@ -248,6 +248,8 @@ describe('V2Cgroup (fixture)', () => {
       writes = [];
       expect(cg.kill()).toBe(true);
       expect(writes).toEqual(kill ? ['capsule/k/cgroup.kill=1'] : []);
+      /* Once written to cgroup.kill, never a CLONE_INTO_CGROUP target again (see kill() in v2.ts). */
+      expect(cg.recyclable()).toBe(!kill);
     },
   );
 
@@ -428,8 +430,11 @@ describe.skipIf(skipCore !== null)('V2Cgroup on the real cgroup2 mount (core fil
     expect(cg.pids().length).toBeGreaterThan(0);
     cg.killAll();
     expect((await exit).signal).toBe('SIGKILL');
+    const dir = cg.paths[0]!;
     await cg.release();
-    expect(manager.stats()).toMatchObject({ free: 1, inUse: 0 });
+    /* Killed through cgroup.kill: removed, not pooled (a clone3 into it could be killed at birth). */
+    expect(manager.stats()).toMatchObject({ free: 0, inUse: 0, removed: 1 });
+    expect(existsSync(dir)).toBe(false);
   });
 });
 
