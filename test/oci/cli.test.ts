@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -309,6 +310,19 @@ describe.skipIf(!usable)('the lifecycle commands on a container', () => {
 /* The addon's OCI mode (the lead's native side): its marker is startSignal. */
 const hasOci = typeof (native() as { startSignal?: unknown }).startSignal === 'number';
 
+/*
+ * A copy of the test rootfs, made once: an OCI rootfs is the container's own, and create makes
+ * its mount points in it (/sys/fs/cgroup, /dev/pts...), which the shared one must never get.
+ */
+let rootfsCopy = '';
+function privateRootfs(): string {
+  if (!rootfsCopy) {
+    rootfsCopy = join(tmp, 'rootfs');
+    cpSync(inject('rootfs'), rootfsCopy, { recursive: true, verbatimSymlinks: true });
+  }
+  return rootfsCopy;
+}
+
 /** A bundle of the test rootfs (busybox) with `capsule-runc spec`'s config.json, changed by `edit`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- config.json, edited freely
 type Config = Record<string, any>;
@@ -317,7 +331,7 @@ async function bundle(name: string, edit: (c: Config) => void): Promise<string> 
   mkdirSync(b);
   expect((await cli(['spec', '-b', b])).exitCode).toBe(0);
   const c = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as Config;
-  c.root.path = inject('rootfs');
+  c.root.path = privateRootfs();
   c.process.terminal = false;
   c.linux.cgroupsPath = `/capsule-test/oci-cli-${process.pid}-${name}`;
   edit(c);

@@ -4,7 +4,7 @@
  * cgroup under /capsule-test/. The plan is written by hand (what spec.ts would read from a
  * config.json), so this tests the lifecycle apart from config.json's reader.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -22,13 +22,16 @@ import type { ContainerPlan } from '../../src/oci/plan.js';
 import { type ExecProcess } from '../../src/oci/process.js';
 import { procStat, readState } from '../../src/oci/state.js';
 
-const rootfs = inject('rootfs');
 /* Made and removed only when the suite runs (a skipped suite runs no hooks). */
 let tmp = '';
 let root = '';
+/* A copy of the test rootfs: create makes mount points in an OCI rootfs, which the shared one must never get. */
+let rootfs = '';
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-ctr-'));
   root = join(tmp, 'root');
+  rootfs = join(tmp, 'rootfs');
+  cpSync(inject('rootfs'), rootfs, { recursive: true, verbatimSymlinks: true });
 });
 afterAll(async () => {
   if (!tmp) return;
