@@ -7,7 +7,7 @@ import { CapsuleError } from '../errors.js';
 import type { NativeOci } from '../native.js';
 import { capabilityNumber } from './caps.js';
 
-/** getrlimit(2) resource numbers on Linux. */
+/** RLIMIT_* numbers (getrlimit(2), asm-generic/resource.h: the same on x86_64 and aarch64); config.json's and exec's names. */
 export const RLIMITS: Record<string, number> = {
   RLIMIT_CPU: 0,
   RLIMIT_FSIZE: 1,

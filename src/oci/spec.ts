@@ -78,6 +78,7 @@ import { normalizeProfile } from '../seccomp/profile.js';
 import { CAPABILITIES, capabilityNumber, capLastCap } from './caps.js';
 import { absent, emptyValue, Fields, type Json, show } from './fields.js';
 import { readMount, rootPropagation } from './mounts.js';
+import { RLIMITS } from './process.js';
 import type { ContainerPlan, OciHook, OciHooks, OciResources } from './plan.js';
 
 const TOP_KEYS = [
@@ -143,26 +144,6 @@ const HOOK_KINDS = [
 
 type NsType = NativeOci['namespaces'][number]['type'];
 const NS_TYPES: readonly NsType[] = ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'];
-
-/** RLIMIT_* numbers (asm-generic/resource.h; the same on x86_64 and aarch64). */
-const RLIMITS: Record<string, number> = {
-  RLIMIT_CPU: 0,
-  RLIMIT_FSIZE: 1,
-  RLIMIT_DATA: 2,
-  RLIMIT_STACK: 3,
-  RLIMIT_CORE: 4,
-  RLIMIT_RSS: 5,
-  RLIMIT_NPROC: 6,
-  RLIMIT_NOFILE: 7,
-  RLIMIT_MEMLOCK: 8,
-  RLIMIT_AS: 9,
-  RLIMIT_LOCKS: 10,
-  RLIMIT_SIGPENDING: 11,
-  RLIMIT_MSGQUEUE: 12,
-  RLIMIT_NICE: 13,
-  RLIMIT_RTPRIO: 14,
-  RLIMIT_RTTIME: 15,
-};
 
 const U32_MAX = 2 ** 32 - 1;
 const I64_MIN = Number.MIN_SAFE_INTEGER;
