@@ -242,8 +242,6 @@ class OciPlanner {
   Plan &plan_;
 };
 
-uint64_t bit(int cap) { return cap >= 0 && cap < 64 ? 1ull << cap : 0; }
-
 }  // namespace
 
 void plan_oci(const SandboxOptions &opts, Plan &plan) {
@@ -274,7 +272,6 @@ void plan_oci(const SandboxOptions &opts, Plan &plan) {
   c.cap_ambient = o.caps[4];
   c.groups = o.groups.data();
   c.n_groups = static_cast<unsigned>(o.groups.size());
-  (void)bit;
 }
 
 /* ------------------------------- child half ------------------------------- */

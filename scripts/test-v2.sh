@@ -35,5 +35,11 @@ fi
 # running beside it). The echo ends the last line, so that run-in-v2 finds its exit-status
 # line at the start of one.
 export CI=1
+#
+# Of test/rootless.test.ts only what cgroup v2 changes (delegation, gc, doctor's cgroup line):
+# the whole file took 194 s there and its other tests do not depend on the cgroup layout
+# (they all pass in the VM too: run it by hand with the file's name alone). Likewise
+# test/oci/cli.test.ts (127 s there) is left to the host: container.test.ts makes the same
+# containers through the library on v2, in 1 s. CI's whole run stays near 15 minutes so.
 exec "$vm" --timeout 1200 -- bash -c \
-  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/rootless.test.ts test/spawn.test.ts test/oci/native.test.ts test/oci/state.test.ts test/oci/cgroup.test.ts test/oci/cli.test.ts test/oci/container.test.ts; rc=$?; echo; exit $rc'
+  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/spawn.test.ts test/oci/native.test.ts test/oci/state.test.ts test/oci/cgroup.test.ts test/oci/container.test.ts; rc=$?; npx vitest run --testTimeout=120000 --hookTimeout=240000 test/rootless.test.ts -t "cgroup|gc as that user|doctor"; rc2=$?; echo; [ $rc -eq 0 ] && exit $rc2; exit $rc'
