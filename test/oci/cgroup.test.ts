@@ -20,6 +20,8 @@ import {
   sharesToWeight,
   updateContainerCgroup,
 } from '../../src/oci/cgroup.js';
+
+import { removeTestCgroupParents } from './fake-state.js';
 import { procStat } from '../../src/oci/state.js';
 
 const layout = detectCgroups();
@@ -30,6 +32,7 @@ let made: string[] = [];
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
   removeCgroupDirsSync(made);
+  removeTestCgroupParents();
 });
 
 describe('cgroupsPath', () => {

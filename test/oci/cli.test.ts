@@ -20,27 +20,34 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { detectCgroups } from '../../src/cgroup/detect.js';
 import { native } from '../../src/native.js';
 import { containerHierarchies, makeContainerCgroup, removeCgroupDirsSync } from '../../src/oci/cgroup.js';
 import { deleteContainer } from '../../src/oci/container.js';
 import { type ContainerState, listIds, procStat, writeState } from '../../src/oci/state.js';
-import { fakeState } from './fake-state.js';
+import { fakeState, removeTestCgroupParents } from './fake-state.js';
 
 const dist = join(import.meta.dirname, '../../dist');
 const runc = join(dist, 'capsule-runc');
-const tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-cli-'));
-const root = join(tmp, 'root');
+/* Made when the file runs, not when it is collected (`vitest list` would leave one behind). */
+let tmp = '';
+let root = '';
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'capsule-oci-cli-'));
+  root = join(tmp, 'root');
+});
 const children: ChildProcess[] = [];
 const cgroups: string[][] = [];
 afterAll(async () => {
+  if (!tmp) return;
   /* A container a failed test left: killed and deleted like any other. */
   for (const id of listIds(root)) await deleteContainer(root, id, true).catch(() => {});
   for (const c of children) c.kill('SIGKILL');
   for (const p of cgroups) removeCgroupDirsSync(p);
   rmSync(tmp, { recursive: true, force: true });
+  removeTestCgroupParents();
 });
 
 const cli = (args: string[], opts: { input?: string } = {}) =>

@@ -21,6 +21,7 @@ import {
 import type { ContainerPlan } from '../../src/oci/plan.js';
 import { type ExecProcess } from '../../src/oci/process.js';
 import { procStat, readState } from '../../src/oci/state.js';
+import { removeTestCgroupParents } from './fake-state.js';
 
 /* Made and removed only when the suite runs (a skipped suite runs no hooks). */
 let tmp = '';
@@ -37,6 +38,7 @@ afterAll(async () => {
   if (!tmp) return;
   for (const id of ['t1', 't2']) await deleteContainer(root, id, true).catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
+  removeTestCgroupParents();
 });
 
 /* The addon's OCI mode is the lead's (native: OCI ...): its marker is startSignal. */

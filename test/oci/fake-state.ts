@@ -1,4 +1,7 @@
 /** Shared by the OCI tests: a state.json for a process the test made (no addon container needed). */
+import { readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { type ContainerState, procStat } from '../../src/oci/state.js';
 
 /** The state of container `id` whose PID 1 is `pid` (any live process: the test's own child). */
@@ -39,4 +42,20 @@ export function fakeState(id: string, pid: number, over: Partial<ContainerState>
     },
     ...over,
   };
+}
+
+/**
+ * The /capsule-test parent every hierarchy got from the containers' cgroupsPath: create makes
+ * parents and delete leaves them, as runc does, so the suite removes them once empty (another
+ * file still using one keeps it: rmdir(2) refuses a cgroup with children).
+ */
+export function removeTestCgroupParents(): void {
+  for (const h of readdirSync('/sys/fs/cgroup', { withFileTypes: true })) {
+    if (!h.isDirectory()) continue;
+    try {
+      rmdirSync(join('/sys/fs/cgroup', h.name, 'capsule-test'));
+    } catch {
+      /* absent, or still in use */
+    }
+  }
 }

@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 
 import { capabilityNumber } from '../../src/oci/caps.js';
 import { readConfig } from '../../src/oci/spec.js';
@@ -17,9 +17,15 @@ vi.mock('../../src/oci/caps.js', async (importOriginal) => ({
   capLastCap: () => 38 /* CAP_PERFMON, Linux 5.8's last */,
 }));
 
-const bundle = mkdtempSync(join(tmpdir(), 'capsule-ocispec-caps-'));
-mkdirSync(join(bundle, 'rootfs'));
-afterAll(() => rmSync(bundle, { recursive: true, force: true }));
+/* Made when the file runs, not when it is collected (`vitest list` would leave one behind). */
+let bundle = '';
+beforeAll(() => {
+  bundle = mkdtempSync(join(tmpdir(), 'capsule-ocispec-caps-'));
+  mkdirSync(join(bundle, 'rootfs'));
+});
+afterAll(() => {
+  if (bundle) rmSync(bundle, { recursive: true, force: true });
+});
 
 it('capabilities above cap_last_cap are dropped with a warning naming them', () => {
   const plan = readConfig(

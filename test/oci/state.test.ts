@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { fakeState } from './fake-state.js';
 import {
@@ -19,11 +19,15 @@ import {
   writeState,
 } from '../../src/oci/state.js';
 
-const root = mkdtempSync(join(tmpdir(), 'capsule-oci-state-'));
+/* Made when the file runs, not when it is collected (`vitest list` would leave one behind). */
+let root = '';
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'capsule-oci-state-'));
+});
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
-  rmSync(root, { recursive: true, force: true });
+  if (root) rmSync(root, { recursive: true, force: true });
 });
 
 function sleeper(): ChildProcess {
