@@ -481,7 +481,7 @@ SandboxOptions parse_options(const Napi::Object &o) {
   for (uint32_t i = 0; i < devices.Length(); i++) {
     Napi::Object d = devices.Get(i).As<Napi::Object>();
     s.devices.push_back({str(d, "target"), str(d, "type") == "b", u32(d, "major"), u32(d, "minor"),
-                         u32(d, "mode", 07777)});
+                         u32(d, "mode", 07777), d.Get("hostPath").IsString() ? str(d, "hostPath") : std::string()});
   }
   Napi::Array binds = o.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {

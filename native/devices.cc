@@ -25,6 +25,7 @@
  * itself (/dev/pts, /dev/shm, /dev/fd, ...), no duplicates.
  */
 #include <linux/bpf.h>
+#include <linux/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@
 #include <cstddef>
 #include <cstring>
 #include <set>
+
+#include <cstdlib>
 
 #include "mounts.h"
 
@@ -52,6 +55,27 @@ void plan_devices(const SandboxOptions &opts, Plan &plan) {
       std::string dir = d.target.substr(0, slash);
       if (!made_dirs.insert(dir).second) continue;
       plan.mount_ops.push_back(in_dev(OP_MKDIR, dir));
+    }
+    if (opts.rootless) {
+      /*
+       * bind_dev_node: rootless, no node can be made (a user namespace has no CAP_MKNOD over
+       * devices, and nodes on a tmpfs it mounted would not open: SB_I_NODEV), so the host's
+       * node is bound in, as the default nodes are (mounts.cc) and as bubblewrap's --dev-bind
+       * does. Its path is resolved here, once; the child opens it with no symlink allowed and
+       * clones it (BIND_IN_CHILD). The program may open it as the node's own mode lets the
+       * caller; src/rootless.ts gives only 'rw' access so, as no bind can take one away.
+       */
+      plan.mount_ops.push_back(in_dev(OP_MKFILE, d.target));
+      mount_op b = in_dev(OP_BIND, d.target);
+      b.step = STEP_bind_dev_node;
+      char *real = realpath(d.source.c_str(), nullptr);
+      b.source = plan.keep(real ? real : d.source);
+      free(real);
+      b.flags = BIND_IN_CHILD;
+      b.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+      b.detail = plan.keep(d.target + " (" + d.source + ", devices)");
+      plan.mount_ops.push_back(b);
+      continue;
     }
     /* The kernel's dev_t encoding (new_encode_dev in include/linux/kdev_t.h), as make_dev_node. */
     uint64_t dev = (d.minor & 0xff) | (d.major << 8) | (static_cast<uint64_t>(d.minor & ~0xffu) << 12);

@@ -29,6 +29,7 @@ struct DeviceNode {
   std::string target; /* absolute, under /dev */
   bool block;         /* S_IFBLK, else S_IFCHR */
   uint32_t major, minor, mode; /* mode: permission bits, from the access asked (0444, 0222, 0666) */
+  std::string source;          /* the host's node: rootless binds it in (devices.cc) */
 };
 
 struct BindSpec {

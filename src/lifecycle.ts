@@ -146,7 +146,8 @@ export async function acquireCgroup(
     return null;
   }
   manager ??= cgroupManager(o.cgroupParent);
-  const limits = { ...base, ...deviceCgroupLimits(o, manager.layout) };
+  /* Rootless, a device is the host's node bound in: no device rule can be set (src/rootless.ts). */
+  const limits = { ...base, ...(rootlessMode() ? {} : deviceCgroupLimits(o, manager.layout)) };
   const needed = Object.keys(limits).length > 0 || o.limits.cpuTimeLimitMs !== null;
   if (!o.cgroups && !needed) return null;
   if (writes)

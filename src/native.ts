@@ -37,8 +37,18 @@ export interface NativeOptions {
   sys: boolean;
   devShmSizeBytes: number;
   devNodes: { path: string; major: number; minor: number; mode: number }[];
-  /** Host devices to mknod after devNodes (native/devices.cc); mode: permission bits. */
-  devices: { target: string; type: 'c' | 'b'; major: number; minor: number; mode: number }[];
+  /**
+   * Host devices to mknod after devNodes (native/devices.cc); mode: permission bits. Rootless,
+   * the node at hostPath is bound in instead (a user namespace cannot mknod).
+   */
+  devices: {
+    target: string;
+    type: 'c' | 'b';
+    major: number;
+    minor: number;
+    mode: number;
+    hostPath?: string;
+  }[];
   /** option: where the bind came from (`binds[0]`), for errors. */
   binds: { source: string; target: string; readOnly: boolean; option?: string }[];
   cgroupFds: number[];

@@ -13,7 +13,7 @@
  *    it), used when there is one (delegatedCgroupManager), else refused. Without one, rlimits
  *    and the wall timer still apply and CPU time is capsule-init's rusage, a lower bound
  *    (`accounting: 'rusage-lower-bound'`).
- *  - device access (devices, gpus) needs root: a node cannot be made, nor a BPF device program
+ *  - devices (and gpus) are the host's nodes bound in, 'rw' only: a node cannot be made, nor a BPF device program
  *    attached, from a user namespace.
  *  - `hostIds: 'unique'` leases host uids, which only root can map: every sandbox runs as the
  *    caller on the host.
@@ -196,12 +196,12 @@ export function rootlessCgroupFailed(r: { limits: Limits }, manager: CgroupManag
 
 /**
  * The options a rootless run cannot honour, refused before anything starts: cgroup limits
- * when no cgroup is delegated to the caller, devices and GPUs, and host ids of the sandbox's
- * own when asked for by name.
+ * when no cgroup is delegated to the caller, devices with other access than 'rw', and host
+ * ids of the sandbox's own when asked for by name.
  */
 export function checkRootless(
   o: RunOptions,
-  r: { limits: Limits; devices: readonly unknown[] },
+  r: { limits: Limits; devices: readonly { access: string; target: string }[] },
   delegated: boolean,
 ): void {
   const limits = [
@@ -218,10 +218,18 @@ export function checkRootless(
       name,
     );
   }
-  if (r.devices.length > 0) {
+  /*
+   * Without root a device is the host's own node bound in (bind_dev_node, as bubblewrap's
+   * --dev-bind): no node can be made in a user namespace, and no cgroup device rule set. The
+   * program can then open it as far as the node's own mode lets the caller, and no further;
+   * but a read-only bind does not stop writes to a device (the kernel's read-only checks are
+   * for files, directories and links), so only 'rw' can be given as asked.
+   */
+  const partial = r.devices.find((d) => d.access !== 'rw');
+  if (partial) {
     const name = o.gpus !== undefined ? 'gpus' : o.cdiDevices !== undefined ? 'cdiDevices' : 'devices';
     throw new ConfigError(
-      `${name} needs root: a device node cannot be made, nor its access set in a cgroup, from a user namespace (${ENABLE})`,
+      `${name}: ${partial.target} with access '${partial.access}' needs root: without root a device is the host's node bound in, and a read-only or write-only bind cannot stop the other access: ask for 'rw' (the node's own mode still applies) or run as root (${ENABLE})`,
       name,
     );
   }

@@ -416,7 +416,7 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
       [['--memory-limit', '64m'], '--memory-limit needs a cgroup'],
       [['--pids-limit', '10'], '--pids-limit needs a cgroup'],
       [['--cpu-time-limit', '1s'], '--cpu-time-limit needs a cgroup'],
-      [['--device', '/dev/kmsg'], '--device needs root'],
+      [['--device', '/dev/kmsg:r'], "with access 'r' needs root"],
       [['--host-ids', 'unique'], "'unique' needs root"],
     ] as const) {
       const r = await capsule(['run', ...flags, f.rootfs, '/bin/true']);
@@ -424,6 +424,41 @@ describe.skipIf(reason !== null)(`rootless capsule${reason ? ` (skipped: ${reaso
       expect(r.stderr.trim().split('\n'), flags.join(' ')).toHaveLength(1);
       expect(r.stderr).toContain(says);
       if (!flags[0].includes('host-ids')) expect(r.stderr).toContain('capsule doctor');
+    }
+  });
+
+  it("--device binds the host's node in ('rw'): the program opens it as the node's mode lets the user, and cannot make one", async () => {
+    /* A node of the test's own (the numbers of /dev/null), in a directory the user can reach. */
+    const nodes = join(pkg, 'nodes');
+    mkdirSync(nodes, { mode: 0o755 });
+    execFileSync('mknod', ['-m', '666', join(nodes, 'fake0'), 'c', '1', '3']);
+    execFileSync('mknod', ['-m', '600', join(nodes, 'private0'), 'c', '1', '3']);
+    try {
+      const r = await capsule([
+        'run',
+        '--device',
+        `${join(nodes, 'fake0')}:/dev/fake0`,
+        f.rootfs,
+        '/bin/sh',
+        '-c',
+        'echo hi > /dev/fake0 && /bin/busybox stat -c "%t:%T" /dev/fake0 && (/bin/busybox mknod /dev/made c 1 3 2>/dev/null && echo made || echo no-mknod)',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual(['1:3', 'no-mknod']);
+      /* A node the user may not open on the host stays closed inside: the bind adds no right. */
+      const denied = await capsule([
+        'run',
+        '--device',
+        `${join(nodes, 'private0')}:/dev/private0`,
+        f.rootfs,
+        '/bin/sh',
+        '-c',
+        '(echo hi > /dev/private0) 2>/dev/null && echo opened || echo denied',
+      ]);
+      expect(denied.stdout.trim()).toBe('denied');
+    } finally {
+      rmSync(nodes, { recursive: true, force: true });
     }
   });
 
