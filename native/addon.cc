@@ -20,11 +20,14 @@
  *   syscallName(nr, auditArch) -> string
  *   setDeviceProgram(cgroupDirFd, rules | null)   cgroup v2 device gating (devices.cc)
  *   pipe() -> [readFd, writeFd]       a close-on-exec kernel pipe (runInteractive's wiring)
+ *   mountAt(path) -> { mntId, mountRoot }   the mount a directory is on (OCI host_mounts)
+ *   detachMount(path, mntId) -> 'detached' | 'gone' | 'covered'   umount2(MNT_DETACH) of that mount
  */
 #include <fcntl.h>
 #include <napi.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sched.h>
 #include <sys/sendfile.h>
@@ -350,8 +353,20 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
   }
   bool mount_joined = false;
   for (const auto &j : c.joins) mount_joined |= j.first == CLONE_NEWNS;
-  if (!(c.new_namespaces & CLONE_NEWNS) && !mount_joined && !joining)
-    bad("oci.namespaces", "must include a mount namespace: pivot_root needs one");
+  /*
+   * No mount namespace at all: the caller's (the host's) is the container's, which only an
+   * explicit hostMounts: true asks for (src/oci/spec.ts warns what it means). Its mounts are
+   * made under a private bind of the rootfs and its root is a chroot: pivot_root there would
+   * move the root of every process on the host.
+   */
+  c.host_mounts = o.Get("hostMounts").ToBoolean();
+  const bool own_mountns = (c.new_namespaces & CLONE_NEWNS) || mount_joined;
+  if (!own_mountns && !joining && !c.host_mounts)
+    bad("oci.namespaces", "must include a mount namespace, or hostMounts: true to use the caller's");
+  if (own_mountns && c.host_mounts) bad("oci.hostMounts", "is only for a container without a mount namespace");
+  Napi::Value root_fd = o.Get("joinRootFd");
+  c.join_root_fd = root_fd.IsUndefined() ? -1 : fd_number(root_fd, "oci.joinRootFd");
+  if (c.join_root_fd >= 0 && !joining) bad("oci.joinRootFd", "is only for exec (join)");
   auto maps = [&](const char *key) {
     std::string text;
     Napi::Array a = array(o, key);
@@ -368,6 +383,8 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
     bad("oci.uidMappings", "a new user namespace needs uidMappings and gidMappings");
   c.root_readonly = o.Get("rootReadonly").ToBoolean();
   c.root_propagation = u64(o, "rootPropagation");
+  if (c.host_mounts && (c.root_propagation & (MS_SHARED | MS_UNBINDABLE)))
+    bad("oci.rootPropagation", "shared or unbindable needs a mount namespace of the container's own");
   Napi::Array mounts = array(o, "mounts");
   for (uint32_t i = 0; i < mounts.Length(); i++) {
     Napi::Object m = mounts.Get(i).As<Napi::Object>();
@@ -992,6 +1009,107 @@ Napi::Value Pipe(const Napi::CallbackInfo &info) {
 }
 
 /*
+ * The mount a directory is on, by descriptor: statx(2) STATX_MNT_ID (the id mountinfo's first
+ * field shows) and STATX_ATTR_MOUNT_ROOT. The path is opened once, with no symlink followed
+ * (openat2(2) RESOLVE_NO_SYMLINKS), so a link swapped in cannot point it elsewhere.
+ * OCI containers without a mount namespace (oci.cc host_mounts): create reads the bind of
+ * the rootfs it made, delete detaches exactly that mount.
+ */
+static int open_dir_nofollow(const std::string &path) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how));
+}
+
+static bool fd_mount(int fd, uint64_t &mnt_id, bool &root) {
+  struct statx stx;
+  memset(&stx, 0, sizeof stx);
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0) return false;
+  if (!(stx.stx_mask & STATX_MNT_ID)) {
+    errno = EOPNOTSUPP;
+    return false;
+  }
+  mnt_id = stx.stx_mnt_id;
+  root = (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+  return true;
+}
+
+static void throw_errno(Napi::Env env, const char *syscall_name, const std::string &path, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(syscall_name) + " " + path + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall_name));
+  e.ThrowAsJavaScriptException();
+}
+
+Napi::Value MountAt(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open_dir_nofollow(path);
+  if (fd < 0) {
+    throw_errno(env, "openat2", path, errno);
+    return env.Undefined();
+  }
+  uint64_t id = 0;
+  bool root = false;
+  bool ok = fd_mount(fd, id, root);
+  int err = errno;
+  close(fd);
+  if (!ok) {
+    throw_errno(env, "statx", path, err);
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mntId", Napi::Number::New(env, static_cast<double>(id)));
+  o.Set("mountRoot", Napi::Boolean::New(env, root));
+  return o;
+}
+
+/*
+ * detachMount(path, mntId): umount2(2) with MNT_DETACH of the mount `path` is the root of, only
+ * when it is mount mntId: 'detached'. The whole tree below it goes with it (MNT_DETACH detaches
+ * every mount under it too). The path is opened once (no symlinks) and unmounted through that
+ * descriptor's /proc/self/fd name, so what is unmounted is what was checked. 'gone': no mount
+ * with that id is left in this namespace (/proc/self/mountinfo); 'covered': it is there but
+ * another mount sits on top of it at path, and nothing was done.
+ */
+Napi::Value DetachMount(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  const uint64_t want = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
+  int fd = open_dir_nofollow(path);
+  if (fd >= 0) {
+    uint64_t id = 0;
+    bool root = false;
+    if (fd_mount(fd, id, root) && root && id == want) {
+      std::string self = "/proc/self/fd/" + std::to_string(fd);
+      int r = umount2(self.c_str(), MNT_DETACH);
+      int err = errno;
+      close(fd);
+      if (r != 0) {
+        throw_errno(env, "umount2", path, err);
+        return env.Undefined();
+      }
+      return Napi::String::New(env, "detached");
+    }
+    close(fd);
+  }
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  bool present = false;
+  if (f) {
+    char line[4096];
+    bool at_start = true; /* a line longer than the buffer comes in pieces: only a line's start is its id */
+    while (!present && fgets(line, sizeof line, f)) {
+      if (at_start) present = strtoull(line, nullptr, 10) == want;
+      at_start = strchr(line, '\n') != nullptr;
+    }
+    fclose(f);
+  }
+  return Napi::String::New(env, present ? "covered" : "gone");
+}
+
+/*
  * sendFd(socketPath, fd): runc's --console-socket protocol. Connect to the
  * unix socket the engine listens on and send `fd` (a terminal's master) in
  * one SCM_RIGHTS message (unix(7)), with its name as the data, as runc does.
@@ -1138,6 +1256,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   exports.Set("startSignal", Napi::Number::New(env, CAPSULE_SIG_START));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
+  exports.Set("mountAt", Napi::Function::New(env, MountAt));
+  exports.Set("detachMount", Napi::Function::New(env, DetachMount));
   return exports;
 }
 

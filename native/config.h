@@ -210,6 +210,8 @@ struct oci_child {
   int no_new_privs;
   int umask;        /* process.user.umask */
   unsigned long root_propagation; /* MS_SHARED or MS_UNBINDABLE (| MS_REC) for / after pivot_root; 0: none */
+  int host_mounts;  /* no mount namespace: chroot_root instead of pivot_root (oci.cc) */
+  int join_root_fd; /* exec into a container without a mount namespace: its root, for chroot_root; -1: none */
   /* Capability sets, one bit per capability (bit N: capability N). */
   uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
   const uint32_t *groups; /* process.user.additionalGids */

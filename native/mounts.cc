@@ -950,7 +950,8 @@ void child_mounts(const struct child_config *cfg) {
         break;
       case OP_SETATTR: {
         open_target(cfg, op, &target, &owned);
-        struct mount_attr attr = {op->attr_set, 0, 0, 0};
+        /* attr_set, and a propagation type when one is given (OCI's host_mounts: MS_PRIVATE). */
+        struct mount_attr attr = {op->attr_set, 0, op->propagation & ~static_cast<uint64_t>(MS_REC), 0};
         if (target >= 0)
           r = SYS5(__NR_mount_setattr, target, "", AT_EMPTY_PATH | (op->recursive ? AT_RECURSIVE : 0), &attr,
                    sizeof attr);

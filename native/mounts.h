@@ -77,6 +77,12 @@ struct OciOptions {
   uint64_t caps[5] = {0, 0, 0, 0, 0}; /* bounding, effective, permitted, inheritable, ambient */
   bool no_new_privs = false;
   bool set_hostname = false;
+  /* No mount namespace in config.json: the container's mounts are made in the caller's, under its
+   * own private bind of the rootfs, and its root is a chroot (oci.cc, child_chroot_root). */
+  bool host_mounts = false;
+  /* exec into such a container: its root (/proc/PID/root, opened by the caller), chrooted into
+   * after setns; -1 otherwise. */
+  int join_root_fd = -1;
 };
 
 /* Validated and filled with defaults by src/options.ts; the addon only copies it. */

@@ -78,10 +78,12 @@ class OciPlanner {
      * the root once everything is mounted, so the container's mounts form a
      * peer group of their own (mount_namespaces(7), "shared subtrees").
      */
-    mount_op priv = new_mount_op(OP_MOUNT, STEP_make_mounts_private, MOUNT_FD_HOST);
-    priv.target = priv.at = priv.detail = "/";
-    priv.flags = MS_REC | ((oci_.root_propagation & (MS_PRIVATE | MS_SHARED | MS_UNBINDABLE)) ? MS_PRIVATE : MS_SLAVE);
-    add(priv);
+    if (!oci_.host_mounts) {
+      mount_op priv = new_mount_op(OP_MOUNT, STEP_make_mounts_private, MOUNT_FD_HOST);
+      priv.target = priv.at = priv.detail = "/";
+      priv.flags = MS_REC | ((oci_.root_propagation & (MS_PRIVATE | MS_SHARED | MS_UNBINDABLE)) ? MS_PRIVATE : MS_SLAVE);
+      add(priv);
+    }
 
     /* bind_rootfs: as for capsule's own sandbox (mounts.cc), the descriptor every lookup starts from. */
     mount_op root = new_mount_op(OP_BIND, STEP_bind_rootfs, MOUNT_FD_HOST);
@@ -90,6 +92,24 @@ class OciPlanner {
     root.recursive = 1;
     root.save = MOUNT_FD_ROOT;
     add(root);
+
+    /*
+     * Without a mount namespace (host_mounts) these mounts are the host's, and the host's "/"
+     * is left as it is: only the rootfs's own bind, just attached, is made private, through
+     * its descriptor, with everything below it (mount_setattr(2) AT_RECURSIVE). Every mount
+     * config.json asks for is made under it, so none propagates to the host's other mount
+     * namespaces, and `delete` detaches the whole tree with one umount2(MNT_DETACH). Its
+     * attach under a shared parent did propagate (mount_namespaces(7)): those copies go when
+     * it is unmounted, as runc's do.
+     */
+    if (oci_.host_mounts) {
+      mount_op priv = new_mount_op(OP_SETATTR, STEP_make_mounts_private, MOUNT_FD_ROOT);
+      priv.target = priv.detail = plan_.keep(opts_.rootfs + " (the rootfs's bind, in the host's mount namespace)");
+      priv.at = "";
+      priv.propagation = MS_PRIVATE | MS_REC;
+      priv.recursive = 1;
+      add(priv);
+    }
 
     bool dev_mounted = false, pts_mounted = false;
     for (size_t i = 0; i < oci_.mounts.size(); i++) {
@@ -265,6 +285,8 @@ void plan_oci(const SandboxOptions &opts, Plan &plan) {
   c.no_new_privs = o.no_new_privs;
   c.umask = o.umask;
   c.root_propagation = o.root_propagation & (MS_SHARED | MS_UNBINDABLE) ? o.root_propagation : 0;
+  c.host_mounts = o.host_mounts;
+  c.join_root_fd = o.join_root_fd;
   c.cap_bounding = o.caps[0];
   c.cap_effective = o.caps[1];
   c.cap_permitted = o.caps[2];
@@ -394,6 +416,32 @@ void bind_console(const struct child_config *cfg, int slave) {
   if (sys_failed(r)) child_fail(cfg, STEP_open_pty, r, "/dev/console (the terminal's slave bound over it)");
 }
 
+/*
+ * chroot_root: fchdir(2) to the directory and chroot(2) there, "." being the only path used.
+ * Only for a container that shares the host's mount namespace (config.json has no mount
+ * namespace): pivot_root(2) would move the root of every process in it. chroot(2) changes
+ * this process's root alone, and is not a confinement against a process that holds
+ * CAP_SYS_CHROOT (chroot(2), NOTES): src/oci/spec.ts warns of that when it reads such a config.
+ */
+void enter_root_by_fd(const struct child_config *cfg, int fd, const char *what) {
+  long r = SYS1(__NR_fchdir, fd);
+  if (!sys_failed(r)) r = SYS1(__NR_chroot, ".");
+  if (sys_failed(r)) child_fail(cfg, STEP_chroot_root, r, what);
+  child_trace(cfg, STEP_chroot_root, -1);
+}
+
+/* child_pivot_root's counterpart without a mount namespace of the container's own. */
+void child_chroot_root(const struct child_config *cfg) {
+  enter_root_by_fd(cfg, cfg->mount_fds[MOUNT_FD_ROOT], cfg->rootfs);
+  /* The mount phase's descriptors are done with; closed before arrange_fds reuses low numbers. */
+  for (int i = 0; i < MOUNT_FD_COUNT; i++)
+    if (cfg->mount_fds[i] >= 0) SYS1(__NR_close, cfg->mount_fds[i]);
+  /* change_dir: the program's working directory, resolved inside the new root. */
+  long r = SYS1(__NR_chdir, cfg->cwd);
+  if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);
+  child_trace(cfg, STEP_change_dir, -1);
+}
+
 }  // namespace
 
 /*
@@ -418,7 +466,10 @@ void child_oci(const struct child_config *cfg) {
   child_mounts(cfg);
   const int tty_fd = child_open_pty(cfg);
   if (tty_fd >= 0) bind_console(cfg, tty_fd);
-  child_pivot_root(cfg);
+  if (oci->host_mounts)
+    child_chroot_root(cfg);
+  else
+    child_pivot_root(cfg);
   /*
    * set_root_propagation: "shared" or "unbindable" from linux.rootfsPropagation, on the new
    * root once it is one: pivot_root(2) refuses a shared new root, so runc sets it here too.
@@ -451,6 +502,12 @@ void child_oci_join(const struct child_config *cfg) {
                 CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWCGROUP);
   if (sys_failed(r)) child_fail(cfg, STEP_join_box, r, "the container's PID 1 (pidfd)");
   child_trace(cfg, STEP_join_box, -1);
+  /*
+   * A container without a mount namespace shares ours, and setns(2) of a mount namespace puts
+   * the caller at that namespace's root, the host's: its root is a chroot, entered again here
+   * through the descriptor of its PID 1's /proc/PID/root, opened by the caller before clone.
+   */
+  if (cfg->oci->join_root_fd >= 0) enter_root_by_fd(cfg, cfg->oci->join_root_fd, "the container's root (/proc/PID/root)");
   child_join_cgroups(cfg);
   r = SYS1(__NR_chdir, cfg->cwd);
   if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);

@@ -65,6 +65,7 @@
   STEP(send_pty_master, "sendmsg", "unix(7)", "with a terminal: the pty's master to capsule over a socketpair made before clone (SCM_RIGHTS)") \
   STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
   STEP(detach_old_root, "umount2", "umount(2)", "drop every path back to the host's filesystem")   \
+  STEP(chroot_root, "chroot", "chroot(2)", "OCI without a mount namespace: the rootfs as this process's / (the host's mounts are shared, so no pivot_root)") \
   STEP(set_root_propagation, "mount", "mount_namespaces(7)", "OCI: linux.rootfsPropagation shared or unbindable, on the new root (pivot_root refuses a shared one)") \
   STEP(change_dir, "chdir", "chdir(2)", "the program's working directory inside the sandbox")      \
   STEP(set_hostname, "sethostname", "sethostname(2)", "a hostname of the sandbox's own (UTS namespace)") \

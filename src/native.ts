@@ -164,6 +164,15 @@ export interface NativeOci {
   noNewPrivileges: boolean;
   /** Set the hostname (only with a new UTS namespace); '' leaves it. */
   hostname: string;
+  /**
+   * No mount namespace in `namespaces`: the container's mounts are made in the caller's (the
+   * host's), under a private bind of the rootfs that `delete` detaches (Addon.detachMount), and
+   * its root is a chroot, not pivot_root. The addon refuses a config without a mount namespace
+   * unless this is true.
+   */
+  hostMounts?: boolean;
+  /** exec into a hostMounts container: an open descriptor of its root (/proc/PID/root), chrooted into. */
+  joinRootFd?: number;
 }
 /*
  * `exec` into a container: NativeOptions.join names the container's PID 1 (a checked pidfd)
@@ -369,6 +378,13 @@ export interface Addon {
    * master to `--console-socket`. Throws an Error with `errno` and `syscall`.
    */
   sendFd(socketPath: string, fd: number): void;
+  /** The mount the directory `path` is on (statx STATX_MNT_ID, no symlink followed); throws with `errno`. */
+  mountAt(path: string): { mntId: number; mountRoot: boolean };
+  /**
+   * umount2(MNT_DETACH) of the mount at `path` if it is mount `mntId` ('detached'); 'gone' when
+   * no mount has that id any more; 'covered' when another mount is on top of it (nothing done).
+   */
+  detachMount(path: string, mntId: number): 'detached' | 'gone' | 'covered';
   /** libseccomp's run-time version, "major.minor.micro". */
   libseccompVersion: string;
   syscallName(nr: number, auditArch: number): string;

@@ -49,6 +49,7 @@ export const STEPS = [
   { name: 'send_pty_master', syscall: 'sendmsg', man: 'unix(7)', why: 'with a terminal: the pty\'s master to capsule over a socketpair made before clone (SCM_RIGHTS)' },
   { name: 'pivot_root', syscall: 'pivot_root', man: 'pivot_root(2)', why: 'make the rootfs / (chroot alone can be escaped)' },
   { name: 'detach_old_root', syscall: 'umount2', man: 'umount(2)', why: 'drop every path back to the host\'s filesystem' },
+  { name: 'chroot_root', syscall: 'chroot', man: 'chroot(2)', why: 'OCI without a mount namespace: the rootfs as this process\'s / (the host\'s mounts are shared, so no pivot_root)' },
   { name: 'set_root_propagation', syscall: 'mount', man: 'mount_namespaces(7)', why: 'OCI: linux.rootfsPropagation shared or unbindable, on the new root (pivot_root refuses a shared one)' },
   { name: 'change_dir', syscall: 'chdir', man: 'chdir(2)', why: 'the program\'s working directory inside the sandbox' },
   { name: 'set_hostname', syscall: 'sethostname', man: 'sethostname(2)', why: 'a hostname of the sandbox\'s own (UTS namespace)' },

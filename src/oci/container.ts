@@ -128,7 +128,11 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
   let cgroupPaths: string[] = [];
   let spawned: { pid: number; id: number } | null = null;
   let containerPid = 0;
+  /* Without a mount namespace: the mount root.path is on before create, to tell the bind create makes. */
+  const hostMounts = plan.native.oci.hostMounts === true;
+  let rootfsMountBefore = -1;
   try {
+    if (hostMounts) rootfsMountBefore = mountAt(plan.native.rootfs, 'root.path').mntId;
     const cgroupsPath = normalizeCgroupsPath(plan.cgroupsPath, id);
     const cg = makeContainerCgroup(cgroupsPath, plan.resources);
     cgroupPaths = cg.paths;
@@ -213,6 +217,15 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       }
     }
     const userns = plan.native.oci.namespaces.some((n) => n.type === 'user');
+    let hostMountsState: ContainerState['hostMounts'];
+    if (hostMounts) {
+      const now = mountAt(plan.native.rootfs, 'root.path');
+      if (!now.mountRoot || now.mntId === rootfsMountBefore)
+        throw new CapsuleError(
+          `root.path ${plan.native.rootfs}: the container's bind of it is not there after create (another mount was made over it meanwhile?)`,
+        );
+      hostMountsState = { path: plan.native.rootfs, mntId: now.mntId };
+    }
     const state: ContainerState = {
       ociVersion: plan.ociVersion,
       id,
@@ -230,6 +243,7 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
       ...(plan.hasProcess ? {} : { noProcess: true }),
       terminal: plan.terminal,
       hooks: { poststart: plan.hooks.poststart, poststop: plan.hooks.poststop },
+      ...(hostMountsState ? { hostMounts: hostMountsState } : {}),
       exec: {
         process: planProcess(plan),
         rootfs: plan.native.rootfs,
@@ -273,12 +287,37 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
         /* closing what was opened: nothing to report over the first error */
       }
     }
+    /* Without a mount namespace the child's mounts are the host's: they go with the child's bind. */
+    if (hostMounts && rootfsMountBefore >= 0) await detachRootfsBind(plan.native.rootfs, rootfsMountBefore);
     try {
       removeCgroupDirsSync(cgroupPaths);
     } finally {
       removeContainerDir(o.root, id, lock);
     }
     throw e;
+  }
+}
+
+/** The mount `path` is on, or a CapsuleError naming `field`. */
+function mountAt(path: string, field: string): { mntId: number; mountRoot: boolean } {
+  try {
+    return native().mountAt(path);
+  } catch (e) {
+    throw new CapsuleError(`${field} ${path}: cannot read which mount it is on: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * After a failed create without a mount namespace: detach the bind of the rootfs the child made
+ * (and every mount under it), if it made one: the mount on top of root.path is then another than
+ * the one before create. The child is gone (killed, or failed and exited) before this runs.
+ */
+async function detachRootfsBind(rootfs: string, before: number): Promise<void> {
+  try {
+    const now = native().mountAt(rootfs);
+    if (now.mountRoot && now.mntId !== before) native().detachMount(rootfs, now.mntId);
+  } catch {
+    /* nothing to detach, or nothing we can: the error that failed create is the one reported */
   }
 }
 
@@ -456,6 +495,22 @@ export async function deleteContainer(
     /* Kills whatever is left (a thawed freezer first), waits until each directory is empty, rmdir. */
     removeCgroupDirsSync(state.cgroupPaths);
     await waitGone(state);
+    if (state.hostMounts) {
+      /* The container's mounts in the host's mount namespace: its bind of the rootfs, and all under it. */
+      const { path, mntId } = state.hostMounts;
+      let what: string;
+      try {
+        what = native().detachMount(path, mntId);
+      } catch (e) {
+        throw new CapsuleError(
+          `cannot delete container ${id}: unmounting its root ${path}: ${(e as Error).message}; the container stays, run delete again once that is fixed`,
+        );
+      }
+      if (what === 'covered')
+        throw new CapsuleError(
+          `cannot delete container ${id}: its mounts under ${path} are covered by another mount on ${path}: unmount that one first, then run delete again`,
+        );
+    }
     await runHooksWarning(
       'poststop',
       state.hooks.poststop,
@@ -581,6 +636,18 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
       throw new CapsuleError(`cannot exec in container ${id} that is ${status}`);
     const pidfd = openContainerPidfd(state);
     fds.push(pidfd);
+    /*
+     * A container without a mount namespace shares ours, and joining it lands at the host's
+     * root: the child chroots into the container's (native/oci.cc), opened here through its
+     * PID 1, which must still be that process once it is open.
+     */
+    let joinRootFd = -1;
+    if (state.hostMounts) {
+      joinRootFd = openSync(`/proc/${state.pid}/root`, constants.O_RDONLY | constants.O_DIRECTORY);
+      fds.push(joinRootFd);
+      if (!sameLiveProcess(state.pid, state.pidStartTime))
+        throw new CapsuleError(`container ${id} is not running (its process ${state.pid} has ended)`);
+    }
     const cgroupFds: number[] = [];
     let cgroupDirFd = -1;
     for (const dir of state.cgroupPaths) {
@@ -645,6 +712,7 @@ export async function execContainer(id: string, p: ExecProcess, o: ExecOptions):
         capabilities: p.capabilities,
         noNewPrivileges: p.noNewPrivileges,
         hostname: '',
+        ...(joinRootFd >= 0 ? { joinRootFd } : {}),
       },
     };
     let onExit!: (e: NativeExit) => void;

@@ -67,7 +67,11 @@
  * inside /proc (but for lxcfs's files, as runc); unknown rlimits and
  * capability names; sysctls that are not namespaced (runc's list); a hostname or domainname
  * without a UTS namespace; a user namespace without mappings, mappings without one; a
- * systemd-style cgroupsPath (slice:prefix:name); no mount namespace at all.
+ * systemd-style cgroupsPath (slice:prefix:name); linux.rootfsPropagation without a mount namespace.
+ *
+ * No mount namespace at all is accepted, with a warning, as runc and crun accept it: the
+ * container's mounts are made in the host's mount namespace under a private bind of the rootfs,
+ * which `delete` detaches, and its root is a chroot (native/oci.cc, host_mounts).
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -213,15 +217,23 @@ export function readConfig(
 
   const { namespaces, joinNamespaces, has } = readNamespaces(f, linux.namespaces);
   /*
-   * Without a mount namespace runc builds the container's root in the host's (pivot_root and
-   * all): capsule refuses. Joining one by path is what the spec allows and runc does; the
-   * container's mounts are then made in that namespace.
+   * No mount namespace: config-linux.md says the container then inherits the runtime's, as
+   * runc and crun do. Its mounts are made there, under a private bind of the rootfs that
+   * `delete` detaches (native/oci.cc host_mounts), and its root is a chroot: pivot_root would
+   * move the root of every process on the host. A chroot is no confinement for a process with
+   * CAP_SYS_CHROOT or CAP_SYS_ADMIN, which the warning says.
    */
-  if (!has('mount'))
-    f.fail(
-      'linux.namespaces',
-      'needs a mount namespace ({"type": "mount"}): capsule does not build a container\'s root in the host\'s',
+  const hostMounts = !has('mount');
+  if (hostMounts) {
+    if (!absent(linux.rootfsPropagation) && linux.rootfsPropagation !== '')
+      f.fail(
+        'linux.rootfsPropagation',
+        'needs a mount namespace of the container\'s own ({"type": "mount"} in linux.namespaces): without one the propagation would be the host\'s',
+      );
+    warnings.push(
+      'linux.namespaces has no mount namespace: the container shares the host\'s; its mounts are made there, under a private bind of root.path that delete removes, and its root is a chroot(2), which a process holding CAP_SYS_CHROOT or CAP_SYS_ADMIN can leave: add {"type": "mount"} to isolate it',
     );
+  }
   const uidMappings = readMappings(f, 'linux.uidMappings', linux.uidMappings);
   const gidMappings = readMappings(f, 'linux.gidMappings', linux.gidMappings);
   const newUserns = has('user') && !joinNamespaces.some((j) => j.type === 'user');
@@ -288,6 +300,7 @@ export function readConfig(
     capabilities: proc.capabilities,
     noNewPrivileges: proc.noNewPrivileges,
     hostname,
+    ...(hostMounts ? { hostMounts: true } : {}),
   };
 
   return {

@@ -68,6 +68,11 @@ export interface ContainerState {
   /** config.json had no `process`: created, but `start` refuses it. */
   noProcess?: boolean;
   hooks: { poststart: OciHook[]; poststop: OciHook[] };
+  /**
+   * A container without a mount namespace: its mounts are under this bind of the rootfs, in the
+   * host's mount namespace (mount id as /proc/self/mountinfo's first field); delete detaches it.
+   */
+  hostMounts?: { path: string; mntId: number };
   /** What `exec` needs of the container: its process (the base exec's flags change), root and filter. */
   exec: {
     process: ExecProcess;

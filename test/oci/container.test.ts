@@ -4,7 +4,8 @@
  * cgroup under /capsule-test/. The plan is written by hand (what spec.ts would read from a
  * config.json), so this tests the lifecycle apart from config.json's reader.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -36,7 +37,7 @@ beforeAll(() => {
 });
 afterAll(async () => {
   if (!tmp) return;
-  for (const id of ['t1', 't2']) await deleteContainer(root, id, true).catch(() => {});
+  for (const id of ['t1', 't2', 'h1', 'h2']) await deleteContainer(root, id, true).catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
   removeTestCgroupParents();
 });
@@ -187,5 +188,92 @@ describe.skipIf(!hasOci)('a busybox container through create, start, exec, kill,
     );
     expect((await status('t2')).status).toBe('created');
     await deleteContainer(root, 't2', false);
+  });
+});
+
+/** The mounts of this (the host's) mount namespace at or under `dir`, as mountinfo lists them. */
+function mountsUnder(dir: string): { id: number; point: string; optional: string }[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const f = l.split(' ');
+      const dash = f.indexOf('-');
+      return { id: Number(f[0]), point: f[4]!, optional: f.slice(6, dash).join(' ') };
+    })
+    .filter((m) => m.point === dir || m.point.startsWith(dir + '/'));
+}
+
+/** plan() without a mount namespace: the host's is the container's (spec.ts sets hostMounts so). */
+function hostMountsPlan(id: string, args: string[]): ContainerPlan {
+  const p = plan(id, args);
+  p.native.oci.namespaces = p.native.oci.namespaces.filter((n) => n.type !== 'mount');
+  p.native.oci.hostMounts = true;
+  p.native.oci.maskedPaths = ['/proc/sys'];
+  return p;
+}
+
+describe.skipIf(!hasOci)("a container without a mount namespace (the host's, as runc allows)", () => {
+  it("shares the host's mount namespace, is chrooted in its rootfs, and delete takes its mounts away", async () => {
+    writeFileSync(join(rootfs, 'capsule-marker'), 'inside\n');
+    expect(mountsUnder(rootfs)).toEqual([]);
+    const { state } = await createContainer('h1', hostMountsPlan('h1', ['sleep', '60']), { root });
+    /* The same mount namespace as ours; its root is the rootfs (a chroot, not pivot_root). */
+    expect(readlinkSync(`/proc/${state.pid}/ns/mnt`)).toBe(readlinkSync('/proc/self/ns/mnt'));
+    expect(readlinkSync(`/proc/${state.pid}/root`)).toBe(rootfs);
+    expect(readlinkSync(`/proc/${state.pid}/ns/pid`)).not.toBe(readlinkSync('/proc/self/ns/pid'));
+    /* Its mounts are in the host's table: the rootfs's bind, private (no "shared:"), and /proc on it. */
+    const mounts = mountsUnder(rootfs);
+    expect(mounts.map((m) => m.point)).toEqual([rootfs, join(rootfs, 'proc'), join(rootfs, 'proc/sys')]);
+    for (const m of mounts) expect(m.optional).not.toMatch(/shared:/);
+    expect(state.hostMounts).toEqual({ path: rootfs, mntId: mounts[0]!.id });
+
+    await startContainer(root, 'h1');
+    /* exec lands in the container's root too, not at the host's. */
+    expect(
+      await execContainer('h1', proc(['sh', '-c', 'test "$(cat /capsule-marker)" = inside']), { root }),
+    ).toBe(0);
+    expect(
+      await execContainer('h1', proc(['sh', '-c', `test -e ${join(tmp, 'rootfs', 'capsule-marker')}`]), {
+        root,
+      }),
+    ).toBe(1);
+
+    await deleteContainer(root, 'h1', true);
+    expect(mountsUnder(rootfs)).toEqual([]);
+    expect(existsSync(join(root, 'h1'))).toBe(false);
+    rmSync(join(rootfs, 'capsule-marker'));
+  });
+
+  it('a create that fails after the rootfs was bound leaves no mount behind', async () => {
+    const p = hostMountsPlan('h2', ['sleep', '60']);
+    p.native.oci.mounts.push({
+      destination: '/mnt',
+      type: 'bind',
+      source: join(tmp, 'no-such-source'),
+      recursive: false,
+      attrs: 0,
+      propagation: 0,
+      data: [],
+    });
+    await expect(createContainer('h2', p, { root })).rejects.toThrow(/mounts\[1\] \(\/mnt\)/);
+    expect(mountsUnder(rootfs)).toEqual([]);
+    expect(existsSync(join(root, 'h2'))).toBe(false);
+  });
+
+  it('delete refuses, and keeps the container, while another mount covers its rootfs', async () => {
+    const { state } = await createContainer('h2', hostMountsPlan('h2', ['sleep', '60']), { root });
+    /* Someone binds the rootfs again, on top of the container's bind: delete must not unmount theirs. */
+    execFileSync('mount', ['--bind', rootfs, rootfs]);
+    try {
+      await expect(deleteContainer(root, 'h2', true)).rejects.toThrow(/covered by another mount/);
+      expect(existsSync(join(root, 'h2'))).toBe(true);
+      expect(mountsUnder(rootfs).map((m) => m.id)).toContain(state.hostMounts!.mntId);
+    } finally {
+      execFileSync('umount', [rootfs]);
+    }
+    await deleteContainer(root, 'h2', true);
+    expect(mountsUnder(rootfs)).toEqual([]);
+    expect(existsSync(join(root, 'h2'))).toBe(false);
   });
 });

@@ -365,9 +365,23 @@ describe("config.json's choices", () => {
     rmSync(join(rootfs, 'procsym'));
   });
 
-  it('refuses a configuration without a mount namespace, naming the field', async () => {
+  it('refuses a configuration without a mount namespace unless hostMounts says so, naming the field', async () => {
     const oci = ociOptions({ namespaces: [{ type: 'pid', fd: -1 }] });
-    await expect(launch(options(['true'], oci))).rejects.toThrow(/oci\.namespaces.*mount namespace/);
+    await expect(launch(options(['true'], oci))).rejects.toThrow(
+      /oci\.namespaces.*mount namespace.*hostMounts/,
+    );
+    const both = ociOptions({ hostMounts: true });
+    await expect(launch(options(['true'], both))).rejects.toThrow(
+      /option oci\.hostMounts.*is only for a container without/,
+    );
+    const shared = ociOptions({
+      namespaces: [{ type: 'pid', fd: -1 }],
+      hostMounts: true,
+      rootPropagation: 0x100000,
+    });
+    await expect(launch(options(['true'], shared))).rejects.toThrow(
+      /option oci\.rootPropagation.*shared or unbindable/,
+    );
   });
 });
 

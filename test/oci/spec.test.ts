@@ -848,8 +848,19 @@ describe('errors name the field and say what to do', () => {
       (c) => c.linux.namespaces.push({ type: 'pid', path: 'proc/1/ns/pid' }),
       /linux\.namespaces\[1\]\.path: must be an absolute path/,
     );
-    rejects((c) => (c.linux.namespaces = [{ type: 'pid' }]), /linux\.namespaces: needs a mount namespace/);
-    rejects((c) => delete c.linux.namespaces, /linux\.namespaces: needs a mount namespace/);
+    /* No mount namespace: the host's, as runc and crun take it, said in a warning; never a propagation. */
+    const hostMounts = minimal();
+    hostMounts.linux.namespaces = [{ type: 'pid' }];
+    const hp = read(hostMounts);
+    expect(hp.native.oci.hostMounts).toBe(true);
+    expect(hp.warnings.join('\n')).toMatch(/no mount namespace: the container shares the host's.*chroot/);
+    delete hostMounts.linux.namespaces;
+    expect(read(hostMounts).native.oci.hostMounts).toBe(true);
+    expect(read(minimal()).native.oci.hostMounts).toBeUndefined();
+    rejects((c) => {
+      c.linux.namespaces = [{ type: 'pid' }];
+      c.linux.rootfsPropagation = 'shared';
+    }, /linux\.rootfsPropagation: needs a mount namespace of the container's own/);
     const joined = minimal();
     joined.linux.namespaces = [{ type: 'mount', path: '/proc/1/ns/mnt' }];
     expect(read(joined).joinNamespaces).toEqual([{ index: 0, type: 'mount', path: '/proc/1/ns/mnt' }]);
