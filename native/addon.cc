@@ -364,6 +364,34 @@ void parse_oci(const Napi::Object &o, SandboxOptions &s, bool joining) {
   if (!own_mountns && !joining && !c.host_mounts)
     bad("oci.namespaces", "must include a mount namespace, or hostMounts: true to use the caller's");
   if (own_mountns && c.host_mounts) bad("oci.hostMounts", "is only for a container without a mount namespace");
+  Napi::Value sync = o.Get("hookSync");
+  if (sync.IsObject()) {
+    Napi::Object h = sync.As<Napi::Object>();
+    c.hook_read_fd = fd_number(h.Get("readFd"), "oci.hookSync.readFd");
+    c.hook_write_fd = fd_number(h.Get("writeFd"), "oci.hookSync.writeFd");
+    Napi::Array closing = array(h, "closeFds");
+    for (uint32_t i = 0; i < closing.Length(); i++)
+      c.hook_close_fds.push_back(fd_number(closing.Get(i), "oci.hookSync.closeFds"));
+    if (c.hook_read_fd < 0 || c.hook_write_fd < 0) bad("oci.hookSync", "needs readFd and writeFd");
+    if (joining) bad("oci.hookSync", "is only for create");
+  }
+  Napi::Value cc = o.Get("createContainerHooks");
+  if (cc.IsArray()) {
+    Napi::Array hooks = cc.As<Napi::Array>();
+    for (uint32_t i = 0; i < hooks.Length(); i++) {
+      Napi::Object h = hooks.Get(i).As<Napi::Object>();
+      OciOptions::Hook hook;
+      hook.path = str(h, "path");
+      hook.argv = strings(h, "args");
+      hook.env = strings(h, "env");
+      hook.timeout = u32(h, "timeout");
+      if (hook.path.empty() || hook.path[0] != '/') bad("oci.createContainerHooks[].path", "must be absolute");
+      if (hook.argv.empty()) hook.argv.push_back(hook.path);
+      c.create_container_hooks.push_back(std::move(hook));
+    }
+    if (!c.create_container_hooks.empty() && c.hook_read_fd < 0)
+      bad("oci.createContainerHooks", "need oci.hookSync: they run at the hook point");
+  }
   Napi::Value root_fd = o.Get("joinRootFd");
   c.join_root_fd = root_fd.IsUndefined() ? -1 : fd_number(root_fd, "oci.joinRootFd");
   if (c.join_root_fd >= 0 && !joining) bad("oci.joinRootFd", "is only for exec (join)");

@@ -196,6 +196,15 @@ struct child_config {
   const struct oci_child *oci;
 };
 
+/* One of hooks.createContainer, as the child runs it (oci.cc). */
+struct oci_hook {
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  unsigned timeout; /* seconds; 0: none */
+  const char *detail; /* "hooks.createContainer[N] PATH", for errors */
+};
+
 /*
  * What an OCI container's child does beyond the mount operations: config.json's
  * namespaces, identity and filter, prepared before clone (oci.cc).
@@ -211,6 +220,16 @@ struct oci_child {
   int umask;        /* process.user.umask */
   unsigned long root_propagation; /* MS_SHARED or MS_UNBINDABLE (| MS_REC) for / after pivot_root; 0: none */
   int host_mounts;  /* no mount namespace: chroot_root instead of pivot_root (oci.cc) */
+  /* The hook point before pivot_root (oci.cc oci_hooks); hook_read_fd -1: none. */
+  int hook_read_fd, hook_write_fd;
+  const int *hook_close_fds;
+  unsigned n_hook_close_fds;
+  const struct oci_hook *hooks; /* hooks.createContainer, run at the hook point */
+  unsigned n_hooks;
+  char *hook_state;             /* where the state JSON is read to (hook_state_cap bytes) */
+  unsigned hook_state_cap;
+  char *hook_stack;             /* a hook's clone runs on this stack (hook_stack_size bytes) */
+  unsigned long hook_stack_size;
   int join_root_fd; /* exec into a container without a mount namespace: its root, for chroot_root; -1: none */
   /* Capability sets, one bit per capability (bit N: capability N). */
   uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;

@@ -83,6 +83,19 @@ struct OciOptions {
   /* exec into such a container: its root (/proc/PID/root, opened by the caller), chrooted into
    * after setns; -1 otherwise. */
   int join_root_fd = -1;
+  /*
+   * The hook point before pivot_root (oci.cc oci_hooks): the child's ends of two pipes (it
+   * writes its pid on one and reads the go, with the state, on the other) and the caller's
+   * ends, which the child closes first; -1: no hook point. createContainer hooks run there.
+   */
+  int hook_read_fd = -1, hook_write_fd = -1;
+  std::vector<int> hook_close_fds;
+  struct Hook {
+    std::string path;
+    std::vector<std::string> argv, env;
+    unsigned timeout = 0; /* seconds; 0: none */
+  };
+  std::vector<Hook> create_container_hooks;
 };
 
 /* Validated and filled with defaults by src/options.ts; the addon only copies it. */
@@ -155,6 +168,9 @@ struct Plan {
   struct oci_child oci;
   std::vector<int> oci_join_fds, oci_join_types;
   std::vector<uint64_t> oci_filter; /* struct sock_filter[], 8 bytes each */
+  std::vector<struct oci_hook> oci_hooks;   /* hooks.createContainer, pointing into strings and lists */
+  std::vector<char> oci_hook_state;         /* the state JSON the caller sends at the hook point */
+  std::vector<char> oci_hook_stack;         /* the stack a hook's clone(CLONE_VM|CLONE_VFORK) runs on */
   std::shared_ptr<IdMapHelper> id_mapper; /* rootless with a range: the thread that runs newuidmap (rootless.cc) */
 
   Plan() = default;

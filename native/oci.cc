@@ -32,6 +32,12 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <sys/stat.h>
+#include <csignal>
+#include <cerrno>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sched.h>
+#include <poll.h>
 
 #include <cstdlib>
 
@@ -287,6 +293,39 @@ void plan_oci(const SandboxOptions &opts, Plan &plan) {
   c.root_propagation = o.root_propagation & (MS_SHARED | MS_UNBINDABLE) ? o.root_propagation : 0;
   c.host_mounts = o.host_mounts;
   c.join_root_fd = o.join_root_fd;
+  /* The hook point and hooks.createContainer: argv and envp as execve(2) takes them, built here. */
+  c.hook_read_fd = o.hook_read_fd;
+  c.hook_write_fd = o.hook_write_fd;
+  c.hook_close_fds = o.hook_close_fds.data();
+  c.n_hook_close_fds = static_cast<unsigned>(o.hook_close_fds.size());
+  plan.oci_hooks.clear();
+  for (size_t i = 0; i < o.create_container_hooks.size(); i++) {
+    const OciOptions::Hook &h = o.create_container_hooks[i];
+    auto list = [&](const std::vector<std::string> &v) {
+      std::vector<const char *> l;
+      for (const auto &x : v) l.push_back(plan.keep(x));
+      l.push_back(nullptr);
+      plan.lists.push_back(std::move(l));
+      return const_cast<char *const *>(plan.lists.back().data());
+    };
+    oci_hook hook{};
+    hook.path = plan.keep(h.path);
+    hook.argv = list(h.argv);
+    hook.envp = list(h.env);
+    hook.timeout = h.timeout;
+    hook.detail = plan.keep("hooks.createContainer[" + std::to_string(i) + "] " + h.path);
+    plan.oci_hooks.push_back(hook);
+  }
+  c.hooks = plan.oci_hooks.data();
+  c.n_hooks = static_cast<unsigned>(plan.oci_hooks.size());
+  if (c.hook_read_fd >= 0) {
+    plan.oci_hook_state.assign(1u << 20, 0); /* the state JSON: 1 MiB, annotations and all */
+    plan.oci_hook_stack.assign(64u << 10, 0);
+  }
+  c.hook_state = plan.oci_hook_state.data();
+  c.hook_state_cap = static_cast<unsigned>(plan.oci_hook_state.size());
+  c.hook_stack = plan.oci_hook_stack.data();
+  c.hook_stack_size = plan.oci_hook_stack.size();
   c.cap_bounding = o.caps[0];
   c.cap_effective = o.caps[1];
   c.cap_permitted = o.caps[2];
@@ -430,6 +469,139 @@ void enter_root_by_fd(const struct child_config *cfg, int fd, const char *what) 
   child_trace(cfg, STEP_chroot_root, -1);
 }
 
+/* read(2) or write(2) all of n bytes, or the error; EINTR is retried (a signal may be pending). */
+long read_full(int fd, char *p, unsigned long n) {
+  unsigned long done = 0;
+  while (done < n) {
+    long r = SYS3(__NR_read, fd, p + done, n - done);
+    if (r == -EINTR) continue;
+    if (r <= 0) return r == 0 ? -EPIPE : r;
+    done += static_cast<unsigned long>(r);
+  }
+  return 0;
+}
+long write_full(int fd, const char *p, unsigned long n) {
+  unsigned long done = 0;
+  while (done < n) {
+    long r = SYS3(__NR_write, fd, p + done, n - done);
+    if (r == -EINTR) continue;
+    if (r < 0) return r;
+    done += static_cast<unsigned long>(r);
+  }
+  return 0;
+}
+
+/* What a hook's clone gets: its memory is ours (CLONE_VM), so it reports exec's error here. */
+struct hook_exec {
+  const struct oci_hook *hook;
+  int stdin_fd;
+  long exec_err;
+};
+
+/* The hook's side of clone: the state on stdin, then execve(2) by the runtime's path. */
+int hook_exec_child(void *arg) {
+  struct hook_exec *a = static_cast<struct hook_exec *>(arg);
+  long r = SYS3(__NR_dup3, a->stdin_fd, 0, 0); /* dup3 without O_CLOEXEC: stdin stays open across exec */
+  if (!sys_failed(r)) r = SYS3(__NR_execve, a->hook->path, a->hook->argv, a->hook->envp);
+  a->exec_err = r;
+  for (;;) SYS1(__NR_exit, 127);
+}
+
+/* "... exited with N" or "... was killed by signal N", for a hook's wait status. */
+void hook_status_detail(char *out, unsigned cap, const char *what, int status) {
+  const char *how = (status & 0x7f) == 0 ? " exited with " : " was killed by signal ";
+  unsigned code = (status & 0x7f) == 0 ? (static_cast<unsigned>(status) >> 8) & 0xff : status & 0x7f;
+  unsigned n = 0;
+  for (const char *p = what; *p && n + 1 < cap; p++) out[n++] = *p;
+  for (const char *p = how; *p && n + 1 < cap; p++) out[n++] = *p;
+  char digits[4];
+  unsigned d = 0;
+  do digits[d++] = static_cast<char>('0' + code % 10), code /= 10;
+  while (code && d < sizeof digits);
+  while (d && n + 1 < cap) out[n++] = digits[--d];
+  out[n] = 0;
+}
+
+/*
+ * The hook point, before pivot_root (config.md "POSIX-platform Hooks", runtime.md "Lifecycle"
+ * steps 4-6): the container's namespaces and mounts are made, the rootfs not yet its root.
+ *
+ * wait_for_hooks: tell capsule-runc the container's pid, as the host sees it: readlink(2) of
+ * /proc/self, which is still the host's procfs here (the container's /proc is mounted in the
+ * rootfs, not yet at /). capsule-runc runs the prestart and createRuntime hooks, which must be
+ * in the runtime's namespaces, and answers with the state JSON (4 bytes of length, then the
+ * JSON); end of file instead means a hook failed, and create stops here.
+ *
+ * run_create_container_hook: each of hooks.createContainer, in order, in the container's
+ * namespaces and cgroup, as root with every capability the child still has (the identity
+ * comes later, as runc runs them). The path resolves in the runtime's mount namespace, which
+ * this namespace still shows before pivot_root. The state is on its stdin (a memfd, so its
+ * size does not matter); clone(2) with CLONE_VM|CLONE_VFORK on a stack of its own, and
+ * CLONE_PIDFD to wait for it with `timeout` (poll(2) on the pidfd, then SIGKILL).
+ */
+void oci_hooks(const struct child_config *cfg) {
+  const struct oci_child *oci = cfg->oci;
+  if (oci->hook_read_fd < 0) return;
+  for (unsigned i = 0; i < oci->n_hook_close_fds; i++) SYS1(__NR_close, oci->hook_close_fds[i]);
+  char pid[24];
+  long r = SYS4(__NR_readlinkat, AT_FDCWD, "/proc/self", pid, sizeof pid - 1);
+  if (sys_failed(r)) child_fail(cfg, STEP_wait_for_hooks, r, "readlink /proc/self (the container's pid on the host)");
+  pid[r] = '\n';
+  r = write_full(oci->hook_write_fd, pid, static_cast<unsigned long>(r) + 1);
+  SYS1(__NR_close, oci->hook_write_fd);
+  if (sys_failed(r)) child_fail(cfg, STEP_wait_for_hooks, r, "the container's pid to capsule-runc");
+  uint32_t len = 0;
+  r = read_full(oci->hook_read_fd, reinterpret_cast<char *>(&len), sizeof len);
+  if (r == -EPIPE)
+    child_fail(cfg, STEP_wait_for_hooks, -ECANCELED, "a prestart or createRuntime hook failed: capsule-runc says which");
+  if (!sys_failed(r) && len > oci->hook_state_cap) r = -E2BIG;
+  if (!sys_failed(r)) r = read_full(oci->hook_read_fd, oci->hook_state, len);
+  SYS1(__NR_close, oci->hook_read_fd);
+  if (sys_failed(r)) child_fail(cfg, STEP_wait_for_hooks, r, "the container's state from capsule-runc");
+  child_trace(cfg, STEP_wait_for_hooks, -1);
+
+  for (unsigned i = 0; i < oci->n_hooks; i++) {
+    const struct oci_hook *hook = &oci->hooks[i];
+    long memfd = SYS2(__NR_memfd_create, "capsule-hook-state", MFD_CLOEXEC);
+    if (!sys_failed(memfd)) r = write_full(static_cast<int>(memfd), oci->hook_state, len);
+    if (!sys_failed(memfd) && !sys_failed(r)) r = SYS3(__NR_lseek, memfd, 0, SEEK_SET);
+    if (sys_failed(memfd) || sys_failed(r))
+      child_fail(cfg, STEP_run_create_container_hook, sys_failed(memfd) ? memfd : r, "the state for the hook's stdin");
+    struct hook_exec a = {hook, static_cast<int>(memfd), 0};
+    int pidfd = -1;
+    long pid = clone(hook_exec_child, oci->hook_stack + oci->hook_stack_size, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+                     &a, &pidfd);
+    SYS1(__NR_close, memfd);
+    if (pid < 0) child_fail(cfg, STEP_run_create_container_hook, -errno, hook->detail);
+    if (a.exec_err) {
+      SYS4(__NR_wait4, pid, 0, 0, 0);
+      child_fail(cfg, STEP_run_create_container_hook, a.exec_err, hook->detail);
+    }
+    if (hook->timeout) {
+      struct pollfd p = {pidfd, POLLIN, 0};
+      struct timespec t = {static_cast<long>(hook->timeout), 0};
+      do r = SYS5(__NR_ppoll, &p, 1, &t, 0, 0);
+      while (r == -EINTR);
+      if (r == 0) {
+        SYS4(__NR_pidfd_send_signal, pidfd, SIGKILL, 0, 0);
+        SYS4(__NR_wait4, pid, 0, 0, 0);
+        child_fail(cfg, STEP_run_create_container_hook, -ETIMEDOUT, hook->detail);
+      }
+    }
+    int status = 0;
+    do r = SYS4(__NR_wait4, pid, &status, 0, 0);
+    while (r == -EINTR);
+    SYS1(__NR_close, pidfd);
+    if (sys_failed(r)) child_fail(cfg, STEP_run_create_container_hook, r, hook->detail);
+    if (status != 0) {
+      char detail[CAPSULE_DETAIL_MAX];
+      hook_status_detail(detail, sizeof detail, hook->detail, status);
+      child_fail(cfg, STEP_run_create_container_hook, 0, detail);
+    }
+    child_trace(cfg, STEP_run_create_container_hook, -1);
+  }
+}
+
 /* child_pivot_root's counterpart without a mount namespace of the container's own. */
 void child_chroot_root(const struct child_config *cfg) {
   enter_root_by_fd(cfg, cfg->mount_fds[MOUNT_FD_ROOT], cfg->rootfs);
@@ -466,6 +638,7 @@ void child_oci(const struct child_config *cfg) {
   child_mounts(cfg);
   const int tty_fd = child_open_pty(cfg);
   if (tty_fd >= 0) bind_console(cfg, tty_fd);
+  oci_hooks(cfg);
   if (oci->host_mounts)
     child_chroot_root(cfg);
   else

@@ -63,6 +63,8 @@
   STEP(remount_root_readonly, "mount_setattr", "mount_setattr(2)", "OCI: root.readonly, once everything is mounted") \
   STEP(open_pty, "ioctl", "pts(4)", "with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program's") \
   STEP(send_pty_master, "sendmsg", "unix(7)", "with a terminal: the pty's master to capsule over a socketpair made before clone (SCM_RIGHTS)") \
+  STEP(wait_for_hooks, "read", "pipe(2)", "OCI: stop before pivot_root while capsule-runc runs the prestart and createRuntime hooks in the runtime's namespaces, the container's pid in their state") \
+  STEP(run_create_container_hook, "execve", "execve(2)", "OCI: hooks.createContainer, in the container's namespaces before pivot_root (the path is the runtime's), the state on stdin") \
   STEP(pivot_root, "pivot_root", "pivot_root(2)", "make the rootfs / (chroot alone can be escaped)") \
   STEP(detach_old_root, "umount2", "umount(2)", "drop every path back to the host's filesystem")   \
   STEP(chroot_root, "chroot", "chroot(2)", "OCI without a mount namespace: the rootfs as this process's / (the host's mounts are shared, so no pivot_root)") \

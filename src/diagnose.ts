@@ -167,6 +167,14 @@ export async function setupError(
     if (step === 'exec' && code === 'ENOENT') hint = (await whyMissing(ctx.rootfs, ctx.program)) ?? hint;
     const what = step === 'exec' ? ctx.program : 'capsule-init';
     message = `cannot execute ${what} in ${ctx.rootfsArg}: ${text}${hint ? ` (${hint})` : ''}`;
+  } else if (step === 'run_create_container_hook') {
+    /* OCI: errno 0 is the hook's own failure, its exit status in the detail (native/oci.cc). */
+    message =
+      rec.errno === 0
+        ? rec.detail
+        : rec.errno === osConstants.errno.ETIMEDOUT
+          ? `${rec.detail} timed out (its timeout in config.json) and was killed`
+          : `${rec.detail} cannot be run: ${text}`;
   } else if (step === 'map_user_ids' && /new[ug]idmap /.test(rec.detail)) {
     /* Rootless with a range: the tool's own words are the detail (src/rootless.ts). */
     hint = ID_MAP_TOOL_HINT;

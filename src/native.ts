@@ -173,6 +173,16 @@ export interface NativeOci {
   hostMounts?: boolean;
   /** exec into a hostMounts container: an open descriptor of its root (/proc/PID/root), chrooted into. */
   joinRootFd?: number;
+  /**
+   * The hook point before pivot_root (native/oci.cc oci_hooks): the child writes its host pid
+   * and a newline on writeFd, then reads from readFd a 4-byte length (host order) and that
+   * many bytes of state JSON, which createContainerHooks get on stdin; end of file there stops
+   * create (a prestart or createRuntime hook failed). closeFds: the caller's ends of those
+   * pipes, which the child closes first so that the caller's close is what it sees.
+   */
+  hookSync?: { readFd: number; writeFd: number; closeFds: number[] };
+  /** hooks.createContainer, run by the child at the hook point; timeout in seconds, 0 for none. */
+  createContainerHooks?: { path: string; args: string[]; env: string[]; timeout: number }[];
 }
 /*
  * `exec` into a container: NativeOptions.join names the container's PID 1 (a checked pidfd)

@@ -47,6 +47,8 @@ export const STEPS = [
   { name: 'remount_root_readonly', syscall: 'mount_setattr', man: 'mount_setattr(2)', why: 'OCI: root.readonly, once everything is mounted' },
   { name: 'open_pty', syscall: 'ioctl', man: 'pts(4)', why: 'with a terminal: a pty from the private devpts (ptmx, TIOCSPTLCK, TIOCGPTPEER), the slave the program\'s' },
   { name: 'send_pty_master', syscall: 'sendmsg', man: 'unix(7)', why: 'with a terminal: the pty\'s master to capsule over a socketpair made before clone (SCM_RIGHTS)' },
+  { name: 'wait_for_hooks', syscall: 'read', man: 'pipe(2)', why: 'OCI: stop before pivot_root while capsule-runc runs the prestart and createRuntime hooks in the runtime\'s namespaces, the container\'s pid in their state' },
+  { name: 'run_create_container_hook', syscall: 'execve', man: 'execve(2)', why: 'OCI: hooks.createContainer, in the container\'s namespaces before pivot_root (the path is the runtime\'s), the state on stdin' },
   { name: 'pivot_root', syscall: 'pivot_root', man: 'pivot_root(2)', why: 'make the rootfs / (chroot alone can be escaped)' },
   { name: 'detach_old_root', syscall: 'umount2', man: 'umount(2)', why: 'drop every path back to the host\'s filesystem' },
   { name: 'chroot_root', syscall: 'chroot', man: 'chroot(2)', why: 'OCI without a mount namespace: the rootfs as this process\'s / (the host\'s mounts are shared, so no pivot_root)' },

@@ -10,8 +10,9 @@
  * command finds it by pid *and* start time (a reused pid is never taken for it), and works
  * on it under the id's lock.
  */
-import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { endianness, constants as osConstants } from 'node:os';
 import { basename, isAbsolute, resolve } from 'node:path';
 
 import { detectCgroups } from '../cgroup/detect.js';
@@ -110,12 +111,10 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
   if (o.consoleSocket && !plan.terminal) {
     throw new CapsuleError('--console-socket was given but process.terminal is false in config.json');
   }
-  for (const kind of ['createContainer', 'startContainer'] as const) {
-    if (plan.hooks[kind].length > 0) {
-      throw new CapsuleError(
-        `hooks.${kind} is not supported by capsule (hooks run in the container's namespaces are not implemented)`,
-      );
-    }
+  if (plan.hooks.startContainer.length > 0) {
+    throw new CapsuleError(
+      "hooks.startContainer is not supported by capsule (a hook run by the container's own process at start is not implemented)",
+    );
   }
   if (typeof native().startSignal !== 'number') {
     throw new CapsuleError(
@@ -184,9 +183,35 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
         ? { terminal: { rows: plan.consoleSize?.height ?? 0, cols: plan.consoleSize?.width ?? 0 } }
         : {}),
     };
-    const out = await native()
-      .spawn(options, (e) => o.onExit?.(e))
-      .catch((e: unknown) => rethrowStep(e, plan.native.rootfs, plan.native.argv[1] ?? ''));
+    /*
+     * runtime.md "Lifecycle" steps 4-6: the prestart (deprecated), createRuntime and
+     * createContainer hooks run once the environment is made, before pivot_root. The child
+     * stops there (native/oci.cc oci_hooks) and sends its pid; the first two run here, in the
+     * runtime's namespaces, and the child runs createContainer in the container's. Their state
+     * says "created" (what runtime-tools' hooks_stdin checks, and crun sends).
+     */
+    const hookPoint =
+      plan.hooks.prestart.length + plan.hooks.createRuntime.length + plan.hooks.createContainer.length > 0
+        ? openHookPoint(oci, plan, cleanup)
+        : null;
+    let hookError: unknown = null;
+    const spawning = native().spawn(options, (e) => o.onExit?.(e));
+    if (hookPoint) {
+      hookError = await hookPoint.run(spawning, (pid) =>
+        JSON.stringify({
+          ociVersion: plan.ociVersion,
+          id,
+          status: 'created',
+          bundle: plan.bundle,
+          pid,
+          annotations: plan.annotations,
+        }),
+      );
+    }
+    const out = await spawning.catch((e: unknown) => {
+      if (hookError) throw hookError;
+      return rethrowStep(e, plan.native.rootfs, plan.native.argv[1] ?? '');
+    });
     spawned = { pid: out.pid, id: out.id };
     /* A joined PID namespace: the container is capsule-init's child, left to our subreaper (init.c). */
     const pid = out.containerPid ?? out.pid;
@@ -254,14 +279,6 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
         ...(plan.native.rootless ? { rootless: true } : {}),
       },
     };
-    /*
-     * runtime.md "Lifecycle" step 4-6: prestart (deprecated) and createRuntime hooks, after the
-     * environment is made. Their state says "created": everything is, the program waits for
-     * start (what runtime-tools' hooks_stdin checks, and crun sends; runc sends "creating").
-     */
-    const json = JSON.stringify(specState(state, 'created'));
-    await runHooks('prestart', plan.hooks.prestart, json);
-    await runHooks('createRuntime', plan.hooks.createRuntime, json);
     state.status = 'created';
     writeState(o.root, state);
     if (o.pidFile) writePidFile(o.pidFile, pid);
@@ -296,6 +313,81 @@ export async function createContainer(id: string, plan: ContainerPlan, o: Create
     }
     throw e;
   }
+}
+
+/**
+ * The caller's side of the hook point (NativeOci.hookSync): two close-on-exec pipes, the
+ * child's ends in `oci`, ours closed by `cleanup`. run() waits for the child's pid line (or
+ * for the spawn to end first: it failed before the hook point), runs the prestart and
+ * createRuntime hooks, and sends the state; on a hook's failure it closes the pipe instead,
+ * which stops the child, and returns that failure for create to report.
+ */
+function openHookPoint(
+  oci: NonNullable<NativeOptions['oci']>,
+  plan: ContainerPlan,
+  cleanup: (() => void)[],
+): { run(spawning: Promise<unknown>, state: (pid: number) => string): Promise<unknown> } {
+  const [fromChild, childWrites] = native().pipe();
+  const [childReads, toChild] = native().pipe();
+  let toChildOpen = true;
+  let readerMade = false;
+  const closeToChild = () => {
+    if (toChildOpen) closeSync(toChild);
+    toChildOpen = false;
+  };
+  cleanup.push(() => {
+    closeSync(childWrites);
+    closeSync(childReads);
+    closeToChild();
+    if (!readerMade) closeSync(fromChild);
+  });
+  oci.hookSync = { readFd: childReads, writeFd: childWrites, closeFds: [fromChild, toChild] };
+  oci.createContainerHooks = plan.hooks.createContainer.map((h) => ({
+    path: h.path,
+    args: h.args,
+    env: h.env,
+    timeout: h.timeout ?? 0,
+  }));
+  return {
+    async run(spawning, state) {
+      readerMade = true;
+      const reader = new Socket({ fd: fromChild, readable: true, writable: false });
+      let line = '';
+      const pid = await new Promise<number | null>((resolveLine) => {
+        reader.on('data', (d: Buffer) => {
+          line += d.toString();
+          if (line.includes('\n')) resolveLine(Number(line.slice(0, line.indexOf('\n'))));
+        });
+        reader.on('error', () => resolveLine(null));
+        reader.on('end', () => resolveLine(null));
+        spawning.then(
+          () => resolveLine(null),
+          () => resolveLine(null),
+        );
+      });
+      reader.destroy();
+      if (pid === null || !Number.isInteger(pid) || pid <= 0) return null;
+      const json = state(pid);
+      try {
+        await runHooks('prestart', plan.hooks.prestart, json);
+        await runHooks('createRuntime', plan.hooks.createRuntime, json);
+      } catch (e) {
+        closeToChild();
+        return e;
+      }
+      const body = Buffer.from(json);
+      const head = Buffer.alloc(4);
+      if (endianness() === 'LE') head.writeUInt32LE(body.length);
+      else head.writeUInt32BE(body.length);
+      try {
+        writeSync(toChild, Buffer.concat([head, body]));
+      } catch {
+        /* the child is gone: the spawn's own error says why */
+      }
+      closeToChild();
+      return null;
+    },
+  };
 }
 
 /** The mount `path` is on, or a CapsuleError naming `field`. */

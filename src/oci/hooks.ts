@@ -6,8 +6,10 @@
  * poststart or poststop hook is a warning (runtime.md "Lifecycle" steps 10 and 13 say
  * "log a warning").
  *
- * createContainer and startContainer run in the container's namespaces: capsule does not
- * support them yet, and spec.ts refuses a config.json that has them.
+ * These run prestart, createRuntime (from create, while the child waits before pivot_root:
+ * container.ts openHookPoint), poststart and poststop. createContainer runs in the container's
+ * namespaces, so the child runs it itself (native/oci.cc oci_hooks); startContainer, which
+ * the container's own process would run at start, is not supported: create refuses it.
  */
 import { spawn } from 'node:child_process';
 

@@ -14,6 +14,7 @@ import {
   openSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -489,6 +490,31 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
         bundle: b,
       });
     expect((await cli(['--root', root, 'delete', '--force', 'real5'])).exitCode).toBe(0);
+  });
+
+  it("a createContainer hook runs in the container's namespaces, with the state on stdin", async () => {
+    const out = join(tmp, 'hook-cc');
+    const b = await bundle('real7', (c) => {
+      c.process.args = ['sleep', '60'];
+      c.hooks = {
+        createContainer: [
+          { path: '/bin/sh', args: ['sh', '-c', `{ cat; echo; readlink /proc/self/ns/net; } > ${out}`] },
+        ],
+      };
+    });
+    const pidFile = join(tmp, 'real7.pid');
+    const log = openSync(join(tmp, 'real7.out'), 'w');
+    const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, '--pid-file', pidFile, 'real7'], {
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    expect(r.status).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const [state, netns] = readFileSync(out, 'utf8').trim().split('\n');
+    expect(JSON.parse(state!)).toMatchObject({ id: 'real7', status: 'created', pid, bundle: b });
+    expect(netns).toBe(readlinkSync(`/proc/${pid}/ns/net`));
+    expect(netns).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect((await cli(['--root', root, 'delete', '--force', 'real7'])).exitCode).toBe(0);
   });
 
   it('a config.json without process creates a container that start refuses, and delete removes', async () => {

@@ -37,7 +37,8 @@ beforeAll(() => {
 });
 afterAll(async () => {
   if (!tmp) return;
-  for (const id of ['t1', 't2', 'h1', 'h2']) await deleteContainer(root, id, true).catch(() => {});
+  for (const id of ['t1', 't2', 'h1', 'h2', 'k1', 'k2'])
+    await deleteContainer(root, id, true).catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
   removeTestCgroupParents();
 });
@@ -275,5 +276,91 @@ describe.skipIf(!hasOci)("a container without a mount namespace (the host's, as 
     await deleteContainer(root, 'h2', true);
     expect(mountsUnder(rootfs)).toEqual([]);
     expect(existsSync(join(root, 'h2'))).toBe(false);
+  });
+});
+
+/** A hook: /bin/sh on the host running `script`, the state on its stdin. */
+function shHook(script: string, timeout?: number) {
+  return {
+    path: '/bin/sh',
+    args: ['sh', '-c', script],
+    env: ['PATH=/usr/bin:/bin'],
+    ...(timeout ? { timeout } : {}),
+  };
+}
+
+describe.skipIf(!hasOci)('the hooks of create, at their point of the lifecycle', () => {
+  it('prestart, createRuntime and createContainer run in order before pivot_root, createContainer in the container', async () => {
+    const log = join(tmp, 'hooks.log');
+    const p = plan('k1', ['sleep', '60']);
+    /* Where the hook runs (its namespaces), what root the container's process has, and the state's pid. */
+    const record = (name: string) =>
+      shHook(
+        `pid=$(sed 's/.*"pid":\\([0-9]*\\).*/\\1/'); echo "${name} $pid $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/net) $(test -d /proc/$pid/root${rootfs}/bin && echo pre-pivot || echo post-pivot)" >> ${log}`,
+      );
+    p.hooks.prestart = [record('prestart')];
+    p.hooks.createRuntime = [record('createRuntime')];
+    p.hooks.createContainer = [record('createContainer')];
+    const { state } = await createContainer('k1', p, { root });
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
+    expect(lines.map((l) => l[0])).toEqual(['prestart', 'createRuntime', 'createContainer']);
+    const mine = [readlinkSync('/proc/self/ns/mnt'), readlinkSync('/proc/self/ns/net')];
+    const its = [readlinkSync(`/proc/${state.pid}/ns/mnt`), readlinkSync(`/proc/${state.pid}/ns/net`)];
+    expect(its).not.toEqual(mine);
+    for (const [name, pid, mnt, net, pivot] of lines) {
+      expect(Number(pid)).toBe(state.pid);
+      /* Before pivot_root: the rootfs is still at its host path in the container's mount namespace. */
+      expect(pivot).toBe('pre-pivot');
+      expect([mnt, net]).toEqual(name === 'createContainer' ? its : mine);
+    }
+    /* After create it is in its rootfs, waiting for start: that path is gone from its view. */
+    expect(existsSync(`/proc/${state.pid}/root${rootfs}/bin`)).toBe(false);
+    expect(existsSync(`/proc/${state.pid}/root/bin`)).toBe(true);
+    await deleteContainer(root, 'k1', true);
+  });
+
+  it('a failing createRuntime hook stops create before createContainer runs, and leaves nothing', async () => {
+    const log = join(tmp, 'hooks-fail.log');
+    const p = plan('k2', ['sleep', '60']);
+    p.hooks.createRuntime = [shHook('echo refused >&2; exit 4')];
+    p.hooks.createContainer = [shHook(`echo ran >> ${log}`)];
+    await expect(createContainer('k2', p, { root })).rejects.toThrow(
+      'createRuntime hook /bin/sh exited with 4: refused',
+    );
+    expect(existsSync(log)).toBe(false);
+    expect(existsSync(join(root, 'k2'))).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/pids${p.cgroupsPath}`)).toBe(false);
+  });
+
+  it('a failing or slow createContainer hook fails create with its status, and leaves nothing', async () => {
+    const p = plan('k2', ['sleep', '60']);
+    p.hooks.createContainer = [shHook('exit 0'), shHook('exit 3')];
+    await expect(createContainer('k2', p, { root })).rejects.toThrow(
+      'hooks.createContainer[1] /bin/sh exited with 3',
+    );
+    expect(existsSync(join(root, 'k2'))).toBe(false);
+    p.hooks.createContainer = [shHook('sleep 30', 1)];
+    const t0 = Date.now();
+    await expect(createContainer('k2', p, { root })).rejects.toThrow(
+      'hooks.createContainer[0] /bin/sh timed out (its timeout in config.json) and was killed',
+    );
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    p.hooks.createContainer = [{ path: '/no/such/hook', args: [], env: [] }];
+    await expect(createContainer('k2', p, { root })).rejects.toThrow(
+      'hooks.createContainer[0] /no/such/hook cannot be run: No such file or directory',
+    );
+    expect(existsSync(join(root, 'k2'))).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/pids${p.cgroupsPath}`)).toBe(false);
+  });
+
+  it('startContainer hooks are refused, naming the field', async () => {
+    const p = plan('k2', ['sleep', '60']);
+    p.hooks.startContainer = [shHook('exit 0')];
+    await expect(createContainer('k2', p, { root })).rejects.toThrow(
+      /hooks\.startContainer is not supported/,
+    );
   });
 });
