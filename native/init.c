@@ -437,6 +437,59 @@ struct violation {
 /* Set before the watcher starts and only read after. */
 static int listener_fd = -1, watch_pipe[2] = {-1, -1};
 static char watcher_stack[16384] __attribute__((aligned(16)));
+static long watcher_tid = -1;
+/* Set by the main thread before it signals the watcher to end (drain_watcher). */
+static volatile int drain_requested;
+
+/*
+ * The keeper (keeper_thread below): a thread of capsule-init that loads the filter and forks
+ * the program, so that a task the program cannot kill keeps the filter in use. What it shares
+ * with the other threads, written once each: its tid; the listener (or the error of loading
+ * the filter); keeper_stage 1 once that is known, 2 once the fork returned (the program's
+ * pid or the fork's error in keeper_program); the program's pid as clone(2) stores it with
+ * CLONE_PARENT_SETTID before the program runs.
+ */
+static volatile long keeper_tid = -1, keeper_listener = -1, keeper_program;
+static int read_violations(long fd, struct violation *out);
+static int receive_directly(int listener, struct violation *out);
+#define KEEPER_CLONE_FLAGS (CLONE_VFORK | CLONE_FILES | CLONE_PARENT_SETTID | SIGCHLD)
+/* A number no system call has (unistd.h stops near 470): the filter's default action judges it. */
+#define KEEPER_PARK_NR 1023
+static volatile int keeper_stage, program_tid, program_first_seen;
+static volatile int keeper_alive; /* 1 until the keeper thread has ended (CLONE_CHILD_CLEARTID) */
+static int keeper_wait;            /* how it waits: 1 the park, 2 ppoll(2), 3 a futex (keeper_fits) */
+
+/* Let the notified call run: the keeper's own, and the program's mask reset before exec. */
+static void let_through(const struct seccomp_notif *n) {
+  struct seccomp_notif_resp resp;
+  memset(&resp, 0, sizeof resp);
+  resp.id = n->id;
+  resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  SYS3(__NR_ioctl, listener_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+/*
+ * Calls the filter judges that are capsule's, not the program's, let through with
+ * SECCOMP_USER_NOTIF_FLAG_CONTINUE (seccomp_unotify(2)) instead of reported: every call of the
+ * keeper thread (the fork of the program, its wait), which the program cannot make, since no
+ * process of the sandbox is that thread; and the program's first notified call when it is the
+ * rt_sigprocmask(2) that run_program makes before execve (a profile that forbids it would
+ * otherwise fail every run). The program's pid is known before it runs (CLONE_PARENT_SETTID).
+ */
+static int exempt(const struct seccomp_notif *n) {
+  if (keeper_tid > 0 && (long)n->pid == keeper_tid) {
+    if (n->data.nr != KEEPER_PARK_NR) let_through(n); /* the park is never answered: the keeper waits in it */
+    return 1;
+  }
+  if (!program_first_seen && program_tid > 0 && (int)n->pid == program_tid) {
+    program_first_seen = 1;
+    if (n->data.arch == NATIVE_AUDIT_ARCH && n->data.nr == __NR_rt_sigprocmask) {
+      let_through(n);
+      return 1;
+    }
+  }
+  return 0;
+}
 
 /*
  * watch_listener: a thread of capsule-init that always waits in
@@ -460,12 +513,16 @@ static char watcher_stack[16384] __attribute__((aligned(16)));
  */
 static int watch_listener(void *unused) {
   (void)unused;
+  /* CAPSULE_SIG_WAKE alone reaches this thread (drain_watcher); the others keep every signal blocked. */
+  ksigset wake = 1UL << (CAPSULE_SIG_WAKE - 1);
+  SYS4(__NR_rt_sigprocmask, SIG_UNBLOCK, &wake, 0, SIGSETSIZE);
   for (;;) {
     struct seccomp_notif n;
     memset(&n, 0, sizeof n); /* SECCOMP_IOCTL_NOTIF_RECV requires a zeroed record */
     struct violation v = {0, 0};
     long r = SYS3(__NR_ioctl, listener_fd, SECCOMP_IOCTL_NOTIF_RECV, &n);
     if (r == 0) {
+      if (exempt(&n)) continue;
       /* The kernel wrote it, so the program cannot forge it; the caller waits, the call never runs. */
       v.arch = n.data.arch;
       v.nr = n.data.nr;
@@ -479,29 +536,40 @@ static int watch_listener(void *unused) {
       v.arch = NATIVE_AUDIT_ARCH;
       v.nr = WITHDRAWN;
     } else if (r == -EINTR) {
+      /*
+       * The RECV was waiting, so no notification was counted and unread: the kernel takes a
+       * pending one before it would sleep, signal or not (recv_wait_event in kernel/seccomp.c;
+       * a semaphore's down before Linux 6.6). Once the main thread has asked (drain_watcher),
+       * and no process of the run is left to queue another, everything has been read.
+       */
+      if (drain_requested) break;
       continue;
     } else {
       break;
     }
-    SYS3(__NR_write, watch_pipe[1], &v, sizeof v);
+    /* CAPSULE_SIG_WAKE may interrupt a write that waits for room: write it again (PIPE_BUF: all or nothing). */
+    while (SYS3(__NR_write, watch_pipe[1], &v, sizeof v) == -EINTR) {
+    }
   }
   SYS1(__NR_close, watch_pipe[1]); /* EOF for the main thread: nothing more will come */
   return 0;
 }
 
 /*
- * clone(2) a thread on watcher_stack running fn(arg). The new thread starts
+ * clone(2) a thread on a stack of its own running fn(arg). The new thread starts
  * on its own stack at the instruction after the system call, so it cannot
  * return into C: these few instructions call fn there and exit the thread.
- *   long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg)
+ * ctid: with CLONE_CHILD_CLEARTID, the word the kernel zeroes (and wakes a
+ * futex on) when the thread ends; 0 otherwise.
+ *   long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg, int *ctid)
  */
 #if defined(__x86_64__)
 __asm__(
     ".text\n.type start_thread,@function\nstart_thread:\n"
-    "  mov %rdx, %r8\n" /* fn: r8 is clone's tls, unused without CLONE_SETTLS */
-    "  mov %rcx, %r9\n" /* arg */
+    "  mov %r8, %r10\n"  /* child_tid */
+    "  mov %rdx, %r8\n"  /* fn: r8 is clone's tls, unused without CLONE_SETTLS */
+    "  mov %rcx, %r9\n"  /* arg */
     "  xor %edx, %edx\n" /* parent_tid */
-    "  xor %r10d, %r10d\n" /* child_tid */
     "  mov $56, %eax\n"   /* __NR_clone */
     "  syscall\n"
     "  test %rax, %rax\n"
@@ -520,8 +588,7 @@ __asm__(
     "  mov x10, x2\n"
     "  mov x11, x3\n"
     "  mov x2, #0\n" /* parent_tid */
-    "  mov x3, #0\n" /* tls */
-    "  mov x4, #0\n" /* child_tid */
+    "  mov x3, #0\n" /* tls; x4 is child_tid already */
     "  mov x8, #220\n" /* __NR_clone */
     "  svc #0\n"
     "  cbnz x0, 1f\n"
@@ -532,7 +599,38 @@ __asm__(
     "  svc #0\n"
     "1: ret\n");
 #endif
-long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg);
+long start_thread(unsigned long flags, void *stack_top, int (*fn)(void *), void *arg, volatile int *ctid);
+
+/*
+ * CAPSULE_SIG_WAKE's handler does nothing: a handled signal (neither ignored nor the
+ * default) is what makes the watcher's waiting RECV return EINTR. No SA_RESTART, which would
+ * restart the RECV instead. x86-64 needs SA_RESTORER, a function that makes rt_sigreturn(2),
+ * which libc would give; arm64's kernel returns through the vDSO's own.
+ */
+static void on_wake(int sig) { (void)sig; }
+#if defined(__x86_64__)
+__asm__(".text\n.type capsule_restore_rt,@function\ncapsule_restore_rt:\n  mov $15, %eax\n  syscall\n  hlt\n");
+void capsule_restore_rt(void);
+#endif
+struct k_sigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)(void);
+  ksigset mask;
+};
+#define K_SA_RESTORER 0x04000000UL
+
+static long install_wake_handler(void) {
+  struct k_sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.handler = on_wake;
+  sa.mask = ~0UL; /* nothing else runs inside the handler */
+#if defined(__x86_64__)
+  sa.flags = K_SA_RESTORER;
+  sa.restorer = capsule_restore_rt;
+#endif
+  return SYS4(__NR_rt_sigaction, CAPSULE_SIG_WAKE, &sa, 0, SIGSETSIZE);
+}
 
 /*
  * Start the watcher on the listener the program's filter made. Returns the
@@ -556,14 +654,232 @@ static long start_watcher(int listener, int *waits_out) {
    */
   unsigned long long sync = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
   *waits_out = !sys_failed(SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, sync));
-  long t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
-                        watcher_stack + sizeof watcher_stack, watch_listener, 0);
+  long t = install_wake_handler();
+  if (!sys_failed(t))
+    t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                     watcher_stack + sizeof watcher_stack, watch_listener, 0, 0);
   if (sys_failed(t)) {
     SYS1(__NR_close, watch_pipe[0]);
     SYS1(__NR_close, watch_pipe[1]);
     return t;
   }
+  watcher_tid = t;
   return watch_pipe[0];
+}
+
+/*
+ * drain_watcher: the end of a run's watch, once no process of the run is left to make another
+ * call and the keeper still keeps the filter in use. The watcher reads every notification the
+ * kernel counted, each withdrawn one an ENOENT; only when none is left does its RECV wait, and
+ * then CAPSULE_SIG_WAKE ends it with EINTR. Sent again every millisecond until the watcher's
+ * pipe ends, since a signal that arrives between two RECVs is taken by the handler and leaves
+ * nothing pending for the next. Reads what the watcher sends meanwhile.
+ */
+static void drain_watcher(long watched, struct violation *violation) {
+  drain_requested = 1;
+  long self = SYS0(__NR_getpid);
+  for (int tries = 0; tries < 10000; tries++) {
+    SYS3(__NR_tgkill, self, watcher_tid, CAPSULE_SIG_WAKE);
+    struct pollfd w = {(int)watched, POLLIN, 0};
+    struct {
+      long sec, nsec;
+    } ms = {0, 1000000};
+    long n = SYS5(__NR_ppoll, &w, 1, &ms, 0, 0);
+    if (n < 0) continue; /* EINTR */
+    read_violations(watched, violation);
+    if ((w.revents & (POLLHUP | POLLERR)) && !(w.revents & POLLIN)) return; /* EOF: the watcher has ended */
+  }
+}
+
+/*
+ * The keeper. Why: since Linux 6.10 a task's filter is released when the task exits (before,
+ * when it was reaped), and once no task uses a filter, a RECV ends with ENOENT without taking
+ * the notifications still counted (recv_wait_event). A program that had a forbidden call
+ * withdrawn by a signal and then ended at once could so leave the watcher nothing to count,
+ * and get OK. The keeper holds the filter for the whole run: it loads it (so only it and its
+ * children have it; capsule-init's other threads do not) and forks the program, which
+ * inherits it; then it waits until capsule-init exits. The program cannot end it: it is a
+ * thread of the namespace's init, and signals from inside do not reach init's threads
+ * (pid_namespaces(7)); every signal is blocked in it anyway.
+ *
+ * Its own calls pass through the filter: those the profile denies with "kill" reach the
+ * watcher, which lets them through (exempt); one denied with an errno fails, and then it
+ * ends, and the run goes on without a keeper, as before. The program's side runs
+ * exec_program: the signal mask reset, then execve (the first is exempt, see above).
+ */
+struct keeper_job {
+  const char *path;
+  char **argv, **envp;
+  long instructions;
+};
+static struct keeper_job keeper_job;
+static char keeper_stack[16384] __attribute__((aligned(16)));
+
+static void exec_program(const char *path, char **argv, char **envp) {
+  ksigset none = 0;
+  SYS4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, SIGSETSIZE);
+  long r = SYS3(__NR_execve, path, argv, envp);
+  report_error(STEP_exec, r, path);
+  for (;;) SYS1(__NR_exit_group, r == -2 /* ENOENT */ ? 127 : 126);
+}
+
+static int keeper_thread(void *unused) {
+  (void)unused;
+  keeper_tid = SYS0(__NR_gettid);
+  struct sock_fprog prog = {(unsigned short)keeper_job.instructions, filter};
+  long r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+                SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+  if (r == -EINVAL) r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  keeper_listener = r;
+  __atomic_store_n(&keeper_stage, 1, __ATOMIC_RELEASE);
+  if (sys_failed(r)) return 0;
+  /* fork_program, as the main thread would (CLONE_VFORK, CLONE_FILES), and the pid stored before the program runs. */
+  long program = SYS5(__NR_clone, KEEPER_CLONE_FLAGS, 0, &program_tid, 0, 0);
+  if (program == 0) exec_program(keeper_job.path, keeper_job.argv, keeper_job.envp);
+  keeper_program = program;
+  __atomic_store_n(&keeper_stage, 2, __ATOMIC_RELEASE);
+  if (sys_failed(program)) return 0; /* the main thread forks the program itself, once this thread is gone */
+  /*
+   * Hold the filter until capsule-init's exit_group(2) ends this thread. First a call with no
+   * system call behind its number, which takes the profile's default action: "kill" parks it in
+   * a notification the watcher never answers (exempt); "allow" and errno actions return at
+   * once, and then ppoll(2) with nothing to wait for, or a futex nobody wakes, blocks for good.
+   * Were all three denied with an errno, the thread ends itself (exit(2)) and the run goes on
+   * without a keeper.
+   */
+  static int never;
+  for (;;) {
+    if (keeper_wait == 1)
+      r = SYS0(KEEPER_PARK_NR);
+    else if (keeper_wait == 2)
+      r = SYS5(__NR_ppoll, 0, 0, 0, 0, 0);
+    else
+      r = SYS4(__NR_futex, &never, 128 /* FUTEX_WAIT_PRIVATE */, 0, 0);
+    (void)r; /* none of them returns but for a signal, and every one is blocked here */
+  }
+}
+
+/*
+ * The filter's action for one call, worked out here by running its classic BPF program on
+ * the seccomp_data the kernel would give it (seccomp(2) "Filter return values"): the keeper
+ * is used only when every call it makes would be allowed or notified (then let through),
+ * never failed with an errno, trapped or killed, which would fail the run. Returns the
+ * action (SECCOMP_RET_ACTION_FULL bits), or 0 (SECCOMP_RET_KILL_THREAD) for an instruction
+ * this evaluator does not know.
+ */
+static unsigned filter_action(long instructions, int nr, const unsigned long long args[6]) {
+  struct seccomp_data d;
+  memset(&d, 0, sizeof d);
+  d.nr = nr;
+  d.arch = NATIVE_AUDIT_ARCH;
+  for (int i = 0; i < 6; i++) d.args[i] = args[i];
+  const unsigned char *bytes = (const unsigned char *)&d;
+  unsigned a = 0, x = 0, mem[BPF_MEMWORDS];
+  memset(mem, 0, sizeof mem);
+  for (long pc = 0; pc < instructions; pc++) {
+    const struct sock_filter *f = &filter[pc];
+    unsigned k = f->k;
+    unsigned src = BPF_SRC(f->code) == BPF_X ? x : k;
+    switch (f->code) {
+      case BPF_LD | BPF_W | BPF_ABS:
+        if (k > sizeof d - 4 || (k & 3)) return 0;
+        memcpy(&a, bytes + k, 4);
+        continue;
+      case BPF_LD | BPF_W | BPF_LEN: a = sizeof d; continue;
+      case BPF_LDX | BPF_W | BPF_LEN: x = sizeof d; continue;
+      case BPF_LD | BPF_IMM: a = k; continue;
+      case BPF_LDX | BPF_IMM: x = k; continue;
+      case BPF_LD | BPF_MEM: if (k >= BPF_MEMWORDS) return 0; a = mem[k]; continue;
+      case BPF_LDX | BPF_MEM: if (k >= BPF_MEMWORDS) return 0; x = mem[k]; continue;
+      case BPF_ST: if (k >= BPF_MEMWORDS) return 0; mem[k] = a; continue;
+      case BPF_STX: if (k >= BPF_MEMWORDS) return 0; mem[k] = x; continue;
+      case BPF_MISC | BPF_TAX: x = a; continue;
+      case BPF_MISC | BPF_TXA: a = x; continue;
+      case BPF_RET | BPF_K: return k & SECCOMP_RET_ACTION_FULL;
+      case BPF_RET | BPF_A: return a & SECCOMP_RET_ACTION_FULL;
+      case BPF_JMP | BPF_JA: pc += k; continue;
+      default: break;
+    }
+    if (BPF_CLASS(f->code) == BPF_ALU) {
+      switch (BPF_OP(f->code)) {
+        case BPF_ADD: a += src; break;
+        case BPF_SUB: a -= src; break;
+        case BPF_MUL: a *= src; break;
+        case BPF_DIV: if (!src) return 0; a /= src; break;
+        case BPF_MOD: if (!src) return 0; a %= src; break;
+        case BPF_OR: a |= src; break;
+        case BPF_AND: a &= src; break;
+        case BPF_XOR: a ^= src; break;
+        case BPF_LSH: a = src >= 32 ? 0 : a << src; break;
+        case BPF_RSH: a = src >= 32 ? 0 : a >> src; break;
+        case BPF_NEG: a = -a; break;
+        default: return 0;
+      }
+      continue;
+    }
+    if (BPF_CLASS(f->code) == BPF_JMP) {
+      int taken;
+      switch (BPF_OP(f->code)) {
+        case BPF_JEQ: taken = a == src; break;
+        case BPF_JGT: taken = a > src; break;
+        case BPF_JGE: taken = a >= src; break;
+        case BPF_JSET: taken = (a & src) != 0; break;
+        default: return 0;
+      }
+      pc += taken ? f->jt : f->jf;
+      continue;
+    }
+    return 0;
+  }
+  return 0;
+}
+
+/* An action under which a call of capsule's own still works: allowed, or notified and let through. */
+static int passes(unsigned action) {
+  return action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_USER_NOTIF || action == SECCOMP_RET_LOG;
+}
+
+/*
+ * Can the keeper do its work under this filter? Its fork of the program, the program's mask
+ * reset, the end of its own thread (were the fork to fail), and one way to wait for good: the
+ * park if the profile's default is "kill" (notified, never answered), else ppoll(2), else a
+ * futex, each allowed or notified. Sets keeper_wait. Pointer arguments are given as 0: no
+ * profile can tell them.
+ */
+static int keeper_fits(long instructions) {
+  const unsigned long long none[6] = {0, 0, 0, 0, 0, 0};
+  /*
+   * Only a profile that ends the run on a call of this ABI (a kill action, compiled as a
+   * notification) has a verdict to lose: `default` fails denied calls with an errno and
+   * notifies only calls of another ABI, and then the program keeps PID 2. Every call number
+   * with no arguments is tried, which finds a kill rule by name or a kill default.
+   */
+  int kills = 0;
+  for (int nr = 0; nr < 512 && !kills; nr++) kills = filter_action(instructions, nr, none) == SECCOMP_RET_USER_NOTIF;
+  if (!kills) return 0;
+  const unsigned long long fork_args[6] = {KEEPER_CLONE_FLAGS, 0, 0, 0, 0, 0};
+  const unsigned long long mask_args[6] = {SIG_SETMASK, 0, 0, SIGSETSIZE, 0, 0};
+  const unsigned long long futex_args[6] = {0, 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 0, 0};
+  if (!passes(filter_action(instructions, __NR_clone, fork_args))) return 0;
+  if (!passes(filter_action(instructions, __NR_rt_sigprocmask, mask_args))) return 0;
+  if (!passes(filter_action(instructions, __NR_exit, none))) return 0;
+  if (filter_action(instructions, KEEPER_PARK_NR, none) == SECCOMP_RET_USER_NOTIF)
+    keeper_wait = 1;
+  else if (passes(filter_action(instructions, __NR_ppoll, none)))
+    keeper_wait = 2;
+  else if (passes(filter_action(instructions, __NR_futex, futex_args)))
+    keeper_wait = 3;
+  return keeper_wait != 0;
+}
+
+/* Wait until *word is at least `at` (written by the keeper, which makes no system call for it). */
+static void wait_for_stage(volatile int *word, int at) {
+  while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < at) {
+    struct {
+      long sec, nsec;
+    } t = {0, 50000};
+    SYS4(__NR_futex, (int *)word, 128 /* FUTEX_WAIT_PRIVATE */, __atomic_load_n(word, __ATOMIC_ACQUIRE), &t);
+  }
 }
 
 /*
@@ -576,6 +892,7 @@ static int receive_directly(int listener, struct violation *out) {
   struct seccomp_notif n;
   memset(&n, 0, sizeof n);
   long r = SYS3(__NR_ioctl, listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
+  if (r == 0 && exempt(&n)) return 0;
   if (r == 0) {
     out->arch = n.data.arch;
     out->nr = n.data.nr;
@@ -742,32 +1059,111 @@ static int main_init(int argc, char **argv, char **envp) {
    * has exec'd (its table unshared) or failed. Not CLONE_VM: the child has
    * its own copy of our memory, as after fork(2).
    */
-  long program = SYS5(__NR_clone, CLONE_VFORK | CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
-  if (sys_failed(program)) {
-    report_error(STEP_fork_program, program, argv[1]);
-    return 125;
-  }
-  if (program == 0) run_program(path, argv + 1, envp, instructions, tty);
-  long long forked_ns = now_ns();
-  if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
-    listener = -1;
-
-  /* The watcher, or (no thread could start, e.g. EAGAIN at the pids limit) the listener itself. */
   int watcher_ends = 0, direct = 0;
-  long watched = -1;
-  if (listener >= 0) {
-    watched = start_watcher((int)listener, &watcher_ends);
-    if (sys_failed(watched)) {
-      watched = listener;
-      direct = 1;
+  long watched = -1, program = 0;
+  /*
+   * With a filter and PID 1's protection (not a session's command, which may be signalled
+   * from its box), without a terminal (whose setup run_program does after the fork, where
+   * the keeper's filter would judge it): the keeper loads the filter and forks the program.
+   */
+  int keeper = 0;
+  struct violation early = {0, 0}; /* a call denied before the program's exec: its execve, say */
+  if (instructions > 0 && !tty && !join && SYS0(__NR_getpid) == 1 && keeper_fits(instructions)) {
+    keeper_job.path = path;
+    keeper_job.argv = argv + 1;
+    keeper_job.envp = envp;
+    keeper_job.instructions = instructions;
+    keeper_alive = 1;
+    long t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                              CLONE_CHILD_CLEARTID,
+                          keeper_stack + sizeof keeper_stack, keeper_thread, 0, &keeper_alive);
+    keeper = !sys_failed(t); /* EAGAIN at the pids limit: the program is forked below, as before */
+  }
+  if (keeper) {
+    wait_for_stage(&keeper_stage, 1);
+    if (sys_failed(keeper_listener)) {
+      report_error(STEP_load_seccomp, keeper_listener, "seccomp(SECCOMP_SET_MODE_FILTER)");
+      return 125;
+    }
+    /*
+     * Until the keeper's fork returns (the program has exec'd, or failed to), this thread
+     * answers the listener itself: the keeper's calls are let through, the program's mask
+     * reset too, and anything else is a violation (an execve the profile denies) that ends
+     * the wait. CLONE_VFORK holds the keeper until then, and the error pipe must stay open
+     * until the exec (its close-on-exec EOF is how capsule knows the exec happened).
+     */
+    listener_fd = (int)keeper_listener;
+    while (__atomic_load_n(&keeper_stage, __ATOMIC_ACQUIRE) < 2 && early.arch == 0) {
+      struct pollfd l = {listener_fd, POLLIN, 0};
+      struct {
+        long sec, nsec;
+      } t = {0, 50000};
+      if (SYS5(__NR_ppoll, &l, 1, &t, 0, 0) > 0 && (l.revents & POLLIN)) receive_directly(listener_fd, &early);
+    }
+    if (early.arch == 0 && sys_failed(keeper_program)) {
+      /*
+       * The keeper could not fork (EAGAIN at a pids limit with room for two tasks): it ends,
+       * and the program is forked below as before, with a filter of its own. Its exit is
+       * answered here if notified, and its pid is free once its thread is gone.
+       */
+      while (__atomic_load_n(&keeper_alive, __ATOMIC_ACQUIRE)) {
+        struct pollfd l = {listener_fd, POLLIN, 0};
+        struct {
+          long sec, nsec;
+        } t = {0, 50000};
+        struct violation ignored = {0, 0};
+        if (SYS5(__NR_ppoll, &l, 1, &t, 0, 0) > 0 && (l.revents & POLLIN)) receive_directly(listener_fd, &ignored);
+      }
+      SYS1(__NR_close, listener_fd);
+      listener_fd = -1;
+      keeper = 0;
+      keeper_tid = -1;
+    } else {
+      program = program_tid;
+      watched = start_watcher(listener_fd, &watcher_ends);
+      if (sys_failed(watched)) {
+        watched = listener_fd;
+        direct = 1;
+      }
     }
   }
+  if (!keeper) {
+    /* The listener's number again: a keeper that ended may have taken the one worked out above. */
+    listener = SYS3(__NR_fcntl, CAPSULE_FD_STATUS, F_DUPFD_CLOEXEC, 0);
+    if (!sys_failed(listener)) SYS1(__NR_close, listener);
+    for (int tries = 0;; tries++) {
+      program = SYS5(__NR_clone, CLONE_VFORK | CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+      /* A keeper's pid is freed just after its thread is gone: EAGAIN may outlive it by a moment. */
+      if (program != -EAGAIN || tries >= 200 || instructions == 0) break;
+      struct {
+        long sec, nsec;
+      } t = {0, 100000};
+      SYS2(__NR_nanosleep, &t, 0);
+    }
+    if (sys_failed(program)) {
+      report_error(STEP_fork_program, program, argv[1]);
+      return 125;
+    }
+    if (program == 0) run_program(path, argv + 1, envp, instructions, tty);
+    if (instructions == 0 || sys_failed(listener) || sys_failed(SYS3(__NR_fcntl, listener, F_GETFD, 0)))
+      listener = -1;
+    /* The watcher, or (no thread could start, e.g. EAGAIN at the pids limit) the listener itself. */
+    if (listener >= 0) {
+      watched = start_watcher((int)listener, &watcher_ends);
+      if (sys_failed(watched)) {
+        watched = listener;
+        direct = 1;
+      }
+    }
+  }
+  long long forked_ns = now_ns();
 
   /* The error pipe now belongs to the program's exec: closing ours lets capsule see its EOF. */
   SYS1(__NR_close, CAPSULE_FD_ERROR);
 
   int status = 0, done = 0, reaped = 0;
-  struct violation violation = {0, 0};
+  struct violation violation = early;
+  if (early.arch != 0) status = SIGSYS, done = 1; /* as a violation read below would */
   struct pollfd fds[2] = {{(int)sfd, POLLIN, 0}, {(int)watched, POLLIN, 0}};
   while (!done) {
     fds[0].revents = fds[1].revents = 0;
@@ -824,12 +1220,30 @@ static int main_init(int argc, char **argv, char **envp) {
   }
 
   /*
-   * Nothing uses the filter now, so the watcher's last RECV returns and it
+   * With the keeper, the filter is still in use: drain_watcher has the watcher read every
+   * call the kernel counted, withdrawn ones too, and end; without a watcher thread, what the
+   * listener still holds is read here.
+   *
+   * Without it: nothing uses the filter now, so the watcher's last RECV returns and it
    * closes its pipe (Linux 6.6 and later): wait for that EOF, so that a call
-   * withdrawn just before the end is still counted. Before 6.6 its RECV may
-   * never return: take only what it has sent.
+   * withdrawn just before the end is still counted (unless the kernel ended the RECV
+   * first: see the keeper). Before 6.6 its RECV may never return: take only what it
+   * has sent.
    */
-  if (watched >= 0 && !direct) {
+  if (keeper && watched >= 0 && !direct) {
+    drain_watcher(watched, &violation);
+    if (violation.arch != 0) status = SIGSYS;
+  } else if (keeper && direct) {
+    for (;;) {
+      struct pollfd l = {(int)watched, POLLIN, 0};
+      struct {
+        long sec, nsec;
+      } zero = {0, 0};
+      if (SYS5(__NR_ppoll, &l, 1, &zero, 0, 0) <= 0 || !(l.revents & POLLIN)) break;
+      receive_directly((int)watched, &violation);
+    }
+    if (violation.arch != 0) status = SIGSYS;
+  } else if (watched >= 0 && !direct) {
     for (;;) {
       read_violations(watched, &violation);
       if (!watcher_ends) break;

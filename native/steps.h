@@ -159,5 +159,10 @@ struct capsule_init_report {
 #define CAPSULE_SIG_TERMINATE 36 /* SIGRTMIN + 2 under glibc, which keeps 32 and 33 */
 /* The signal `start` sends a created OCI container's PID 1 (init.c "capsule-oci"). */
 #define CAPSULE_SIG_START 37 /* SIGRTMIN + 3 */
+/*
+ * The signal capsule-init's main thread sends its own watcher thread at the end of a run, to
+ * end its last SECCOMP_IOCTL_NOTIF_RECV (init.c, drain_watcher). Never sent by capsule.
+ */
+#define CAPSULE_SIG_WAKE 38 /* SIGRTMIN + 4 */
 
 #endif
