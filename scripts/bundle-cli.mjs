@@ -16,7 +16,15 @@
  */
 import { build, buildSync } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,9 +50,13 @@ await build({
  * The same CLI as a start-up snapshot (src/cli/snapshot.ts says why): a CommonJS bundle,
  * which is what `node --build-snapshot` runs, turned into dist/capsule.blob by this node.
  * The blob only works with the node binary that made it, so beside it goes that binary's
- * identity (device, inode, size, mtime, as `stat -L -c %d:%i:%s:%Y` prints them), which
- * the launcher compares before using it. If the snapshot cannot be built, the launcher
- * runs the bundle: slower to start, the same command.
+ * identity for the shell launcher to check with test(1) alone, no fork: capsule.blob.node
+ * holds the binary's path and carries its mtime, to the nanosecond (`touch -r`); the node
+ * on PATH is used with the blob when it is that same file (`-ef`: device and inode) and
+ * neither newer nor older (`-nt`, `-ot`). A node replaced or rebuilt in place has another
+ * mtime. (Node also refuses a blob of another version or V8 configuration, exit 14, before
+ * running anything.) If the snapshot cannot be built, the launcher runs the bundle: slower
+ * to start, the same command.
  */
 const dist = join(root, 'dist');
 const snapshotEntry = join(dist, 'capsule-snapshot.cjs');
@@ -67,12 +79,16 @@ const made = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snap
   encoding: 'utf8',
 });
 rmSync(snapshotEntry, { force: true });
-if (made.status === 0) {
-  const st = statSync(process.execPath);
-  writeFileSync(nodeId, `${st.dev}:${st.ino}:${st.size}:${Math.floor(st.mtimeMs / 1000)}\n`);
-} else {
+const node = realpathSync(process.execPath);
+const stamped =
+  made.status === 0 &&
+  (writeFileSync(nodeId, `${node}\n`), spawnSync('touch', ['-r', node, nodeId]).status === 0);
+if (!stamped) {
   rmSync(blob, { force: true });
-  console.error(`bundle-cli: no start-up snapshot (the CLI still works, slower to start):\n${made.stderr}`);
+  rmSync(nodeId, { force: true });
+  console.error(
+    `bundle-cli: no start-up snapshot (the CLI still works, slower to start):\n${made.stderr || `touch -r ${node} failed`}`,
+  );
 }
 
 /*
@@ -171,9 +187,21 @@ for (const [file, name] of launchers) {
 self=$0
 [ -L "$self" ] && self=$(readlink -f -- "$self")
 dir=\${self%/*}
-node=$(command -v node) || { echo "${name}: node is not on PATH" >&2; exit ${name === 'capsule' ? 125 : 1}; }
-if [ -r "$dir/capsule.blob.node" ] && read -r want < "$dir/capsule.blob.node" &&
-  [ "$(stat -L -c %d:%i:%s:%Y -- "$node" 2>/dev/null)" = "$want" ]; then
+# The first node on PATH, as \`command -v node\` finds it, without the fork of $(...).
+node=
+set -f
+oldifs=$IFS
+IFS=:
+for d in $PATH; do
+  [ -f "\${d:-.}/node" ] && [ -x "\${d:-.}/node" ] && { node=\${d:-.}/node; break; }
+done
+IFS=$oldifs
+set +f
+[ -n "$node" ] || { echo "${name}: node is not on PATH" >&2; exit ${name === 'capsule' ? 125 : 1}; }
+# The snapshot's node (scripts/bundle-cli.mjs): the same file, with the same mtime.
+id=$dir/capsule.blob.node
+if [ -r "$id" ] && read -r built < "$id" && [ "$node" -ef "$built" ] &&
+  ! [ "$node" -nt "$id" ] && ! [ "$node" -ot "$id" ]; then
   exec "$node" --snapshot-blob "$dir/capsule.blob" "$dir/${name}" "$@"
 fi
 exec "$node" "$dir/${name}.mjs" "$@"

@@ -6,7 +6,20 @@
  * built by the node on PATH, and the plain bundle otherwise. The same command each way.
  * The other CLI tests run dist/capsule.mjs, the bundle.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -167,5 +180,34 @@ describe('dist/capsule, the installed command', () => {
     expect(r.exitCode).toBe(0);
     expect(execLine(r.stderr)).toContain(join(dist, 'capsule.mjs'));
     expect(execLine(r.stderr)).not.toContain('--snapshot-blob');
+  });
+
+  it('runs the bundle when the node that built the snapshot has changed since (another mtime)', async () => {
+    /* A copy of the package's launcher and blob record, as if node had been replaced in place. */
+    const pkg = join(tmp, 'changed');
+    mkdirSync(pkg);
+    copyFileSync(shellLauncher, join(pkg, 'capsule.sh'));
+    symlinkSync(join(dist, 'capsule.blob'), join(pkg, 'capsule.blob'));
+    symlinkSync(join(dist, 'capsule.mjs'), join(pkg, 'capsule.mjs'));
+    const record = join(pkg, 'capsule.blob.node');
+    copyFileSync(join(dist, 'capsule.blob.node'), record);
+    const node = realpathSync(process.execPath);
+    expect(readFileSync(record, 'utf8')).toBe(`${node}\n`);
+    const run = () =>
+      execa('sh', ['-x', join(pkg, 'capsule.sh'), '--version'], { reject: false, stdin: 'ignore' });
+    /* The record as the build leaves it: node's own mtime, to the nanosecond. */
+    execFileSync('touch', ['-r', node, record]);
+    const same = await run();
+    expect(execLine(same.stderr)).toContain('--snapshot-blob');
+    expect(same.stdout).toMatch(/^\d+\.\d+\.\d+$/);
+    const { mtime } = statSync(node);
+    for (const off of [1, -1]) {
+      utimesSync(record, mtime, new Date(mtime.getTime() + off));
+      const changed = await run();
+      expect(changed.exitCode).toBe(0);
+      expect(changed.stdout).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(execLine(changed.stderr)).toContain(join(pkg, 'capsule.mjs'));
+      expect(execLine(changed.stderr)).not.toContain('--snapshot-blob');
+    }
   });
 });
