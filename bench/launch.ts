@@ -92,14 +92,23 @@ export async function benchLaunch({ dir, rootfs, n }: LaunchBenchOptions): Promi
     'fork+exec (C)',
   );
 
-  /* dist/capsule is the installed command (a start-up snapshot, src/cli/snapshot.ts); capsule.mjs the bundle. */
+  /*
+   * dist/capsule is the installed command: a single executable with the CLI's start-up snapshot
+   * inside where the build could make one (src/cli/snapshot.ts); dist/capsule.sh the shell
+   * launcher of the same snapshot as a blob file; capsule.mjs the bundle.
+   */
   const cli = join(root, 'dist/capsule');
+  const cliShell = join(root, 'dist/capsule.sh');
   const cliBundle = join(root, 'dist/capsule.mjs');
   const cliSamples: Sample[] = [
     { name: 'node -e 0', times: await timeRuns(50, () => spawnWait(process.execPath, ['-e', '0']), 3) },
     {
       name: 'capsule run (CLI)',
       times: await timeRuns(50, () => spawnWait(cli, ['run', rootfs, '/bin/true']), 3),
+    },
+    {
+      name: 'dist/capsule.sh run (shell launcher)',
+      times: await timeRuns(50, () => spawnWait(cliShell, ['run', rootfs, '/bin/true']), 3),
     },
     {
       name: 'node dist/capsule.mjs run',
