@@ -64,6 +64,28 @@ export async function timeRuns(
   return times;
 }
 
+/**
+ * Time several commands in rounds, each once per round and in a rotating order, so that a
+ * machine whose load drifts (a shared VM) weighs on all of them alike rather than on
+ * whichever ran during a busy minute. `warm` rounds first, untimed. One list of times each.
+ */
+export async function timeInterleaved(
+  rounds: number,
+  fns: (() => Promise<unknown> | unknown)[],
+  warm = 3,
+): Promise<number[][]> {
+  const times = fns.map((): number[] => []);
+  for (let r = 0; r < warm + rounds; r++) {
+    for (let k = 0; k < fns.length; k++) {
+      const i = (r + k) % fns.length;
+      const start = performance.now();
+      await fns[i]!();
+      if (r >= warm) times[i]!.push(performance.now() - start);
+    }
+  }
+  return times;
+}
+
 /** Run `fn` `n` times with `concurrency` in flight; returns per-run latencies and the overall rate. */
 export async function timeConcurrent(n: number, concurrency: number, fn: () => Promise<unknown>) {
   const times: number[] = [];

@@ -859,6 +859,16 @@ Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, static_cast<double>(fd));
 }
 
+/*
+ * startNetnsPool(): the network-namespace pool's thread starts now rather than at the first
+ * spawn (netns_pool.h), so a process's first sandbox can have a namespace made while the
+ * rest of its launch is prepared. After configure(), which reads CAPSULE_NETNS_POOL.
+ */
+Napi::Value StartNetnsPool(const Napi::CallbackInfo &info) {
+  netns_pool_start();
+  return info.Env().Undefined();
+}
+
 /* exiting(): the process is ending; reaps from now on call no JavaScript (see g_exiting). */
 Napi::Value Exiting(const Napi::CallbackInfo &info) {
   g_exiting = true;
@@ -1270,6 +1280,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openInBox", Napi::Function::New(env, OpenInBox));
   exports.Set("chownInBox", Napi::Function::New(env, ChownInBox));
   exports.Set("exiting", Napi::Function::New(env, Exiting));
+  exports.Set("startNetnsPool", Napi::Function::New(env, StartNetnsPool));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

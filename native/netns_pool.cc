@@ -99,35 +99,48 @@ void netns_pool_configure() {
   p.enabled = !(env && env[0] == '0');
 }
 
+/* Start the pool's thread; with the pool's lock held. False when it is off or cannot start. */
+static bool start_locked(Pool &p) {
+  if (!p.enabled) return false;
+  if (p.started) return true;
+  p.started = true;
+  /*
+   * pthread_create, not std::thread: the addon is built with -fno-exceptions,
+   * so std::thread's failure (EAGAIN at a thread limit) would abort Node.
+   * A thread that cannot start just leaves the pool empty: clone makes
+   * each namespace as it would without one.
+   */
+  pthread_t t;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) {
+    p.enabled = false;
+    return false;
+  }
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  /* A new thread inherits its creator's signal mask (pthread_create(3)): block all for it. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  if (pthread_create(&t, &attr, fill, nullptr) != 0) p.enabled = false;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  return p.enabled;
+}
+
+void netns_pool_start() {
+  Pool &p = pool();
+  std::lock_guard<std::mutex> lk(p.mu);
+  start_locked(p);
+}
+
 int netns_pool_take() {
   Pool &p = pool();
   std::lock_guard<std::mutex> lk(p.mu);
-  if (!p.enabled) return -1;
   if (!p.started) {
-    p.started = true;
-    /*
-     * pthread_create, not std::thread: the addon is built with -fno-exceptions,
-     * so std::thread's failure (EAGAIN at a thread limit) would abort Node.
-     * A thread that cannot start just leaves the pool empty: clone makes
-     * each namespace as it would without one.
-     */
-    pthread_t t;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) == 0) {
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      /* A new thread inherits its creator's signal mask (pthread_create(3)): block all for it. */
-      sigset_t all, old;
-      sigfillset(&all);
-      pthread_sigmask(SIG_SETMASK, &all, &old);
-      if (pthread_create(&t, &attr, fill, nullptr) != 0) p.enabled = false;
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-      pthread_attr_destroy(&attr);
-    } else {
-      p.enabled = false;
-    }
-    return -1; /* the first run does not wait for the pool */
+    start_locked(p);
+    return -1; /* a run does not wait for the pool */
   }
-  if (p.ready.empty()) return -1;
+  if (!p.enabled || p.ready.empty()) return -1;
   int fd = p.ready.front();
   p.ready.pop_front();
   p.wanted.notify_one();

@@ -17,6 +17,12 @@
 void netns_pool_configure();
 
 /*
+ * Start the pool's thread now, before the first take (a process about to run its first
+ * sandbox: the namespace is made while it prepares the rest, and that run can have it).
+ */
+void netns_pool_start();
+
+/*
  * A descriptor of a fresh network namespace (O_CLOEXEC) with lo up, or -1:
  * then use CLONE_NEWNET (and the child raises lo). Starts the pool's thread
  * on first use.

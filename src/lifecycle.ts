@@ -229,9 +229,17 @@ export class LaunchedSandbox {
     try {
       const rlimits = rlimitPlan(opts.limits);
       throwIfAborted(o.signal);
-      native(); /* fail on a missing addon before taking a cgroup */
+      const addon = native(); /* fail on a missing addon before taking a cgroup */
       /* Without CAP_SYS_ADMIN: a user namespace of the sandbox's own, a delegated cgroup or none (src/rootless.ts). */
       const rootless = rootlessMode();
+      /*
+       * A sandbox of its own network namespace (not a session's command, which joins its
+       * box's; not rootless, whose namespaces its user namespace owns): the pool's thread
+       * starts making one now, on another CPU, while the cgroup, host ids and stdio are
+       * prepared, so even a process's first run (every `capsule run`) can join one instead
+       * of clone making it.
+       */
+      if (!rootless && o.adjust === undefined) addon.startNetnsPool();
       const delegated = rootless ? delegatedCgroupManager(opts.cgroupParent) : null;
       if (rootless)
         checkRootless(o.options ?? { rootfs: opts.rootfs, argv: opts.argv }, opts, delegated !== null);

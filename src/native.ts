@@ -314,6 +314,12 @@ export interface NativeSeccompAction {
 
 export interface Addon {
   configure(o: { initPath: string }): void;
+  /**
+   * Start the network-namespace pool's thread now instead of at the first spawn
+   * (native/netns_pool.h): the first sandbox of a process can then join a namespace made
+   * while its launch was prepared. Does nothing when the pool is off or already started.
+   */
+  startNetnsPool(): void;
   /** Rejects with a NativeStepError when a step before exec_init fails. */
   spawn(
     o: NativeOptions,

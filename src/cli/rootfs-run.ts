@@ -115,7 +115,7 @@ export async function runAndTrace(
       'rootfs check --run traces the program with strace, which this host does not have: apt-get install strace',
     );
   }
-  const [node, cli] = selfCommand();
+  const self = selfCommand();
   const work = mkdtempSync(join(tmpdir(), 'capsule-check-run-'));
   const log = join(work, 'trace');
   try {
@@ -131,8 +131,7 @@ export async function runAndTrace(
         '-e',
         `trace=${[...LOOKUPS.filter((c) => c !== 'opendir'), ...SPAWNS].join(',')}`,
         '--',
-        node,
-        cli,
+        ...self,
         'run',
         dir,
         ...argv,

@@ -134,8 +134,8 @@ async function createSession(name: string, rootfs: string, flags: RunFlags): Pro
   try {
     writeFileSync(join(dir, 'options.json'), JSON.stringify(options), { mode: 0o600 });
     const log = openSync(join(dir, 'holder.log'), 'w', 0o600);
-    const [node, cli] = selfCommand();
-    const holder = spawn(node, [cli, HOLDER, name], {
+    const [file, ...self] = selfCommand();
+    const holder = spawn(file, [...self, HOLDER, name], {
       detached: true /* its own session: a Ctrl-C in this terminal does not reach it */,
       stdio: ['ignore', 'pipe', log],
     });

@@ -13,9 +13,17 @@
  * What must not be frozen into it is anything read from the machine or the
  * invocation (the environment, /proc, cgroups, random numbers): modules read
  * those on first use, never when they load. The native addon is loaded after
- * start, as always. dist/capsule (a shell script, the package's `bin`) runs
- * `node --snapshot-blob dist/capsule.blob dist/capsule ARGS...` when the blob
- * was built by this same node binary, and the plain bundle otherwise.
+ * start, as always.
+ *
+ * The snapshot reaches Node one of two ways (scripts/bundle-cli.mjs):
+ * - dist/capsule is a single executable: a copy of the node that built the
+ *   snapshot, with the snapshot inside (Node's single executable applications,
+ *   `useSnapshot`). It starts as fast as `node -e 0`: no shell, no blob file to
+ *   read and copy. The package is the directory above the executable.
+ * - otherwise dist/capsule is a shell script that runs `node --snapshot-blob
+ *   dist/capsule.blob dist/capsule ARGS...` when the blob was built by this same
+ *   node binary, and the plain bundle otherwise; dist/capsule-runc always is.
+ *   The package is the directory above argv[1], the script.
  */
 import { dirname } from 'node:path';
 import { startupSnapshot } from 'node:v8';
@@ -23,6 +31,10 @@ import { startupSnapshot } from 'node:v8';
 import { setPackageRoot } from '../native.js';
 import { BUILTIN_PROFILES, builtinNormalized, rememberKey } from '../seccomp/index.js';
 import { main, program } from './program.js';
+import { runningAsSingleExecutable } from './self.js';
+
+/** True in the snapshot built into the single executable: esbuild's `define` (scripts/bundle-cli.mjs). */
+declare const CAPSULE_SINGLE_EXECUTABLE: boolean;
 
 /*
  * At build time the bundle is dist/capsule-snapshot.cjs (process.argv[1]): the package is
@@ -38,7 +50,11 @@ for (const name of BUILTIN_PROFILES) {
 const cli = program();
 
 startupSnapshot.setDeserializeMainFunction(() => {
-  /* argv[1] is the launcher, dist/capsule: the package is the directory above it. */
-  setPackageRoot(dirname(dirname(process.argv[1]!)));
+  /*
+   * The single executable is dist/capsule itself (argv[1] is only the name it was called
+   * by); else argv[1] is the shell launcher, dist/capsule. The package is the directory above.
+   */
+  if (CAPSULE_SINGLE_EXECUTABLE) runningAsSingleExecutable();
+  setPackageRoot(dirname(dirname(CAPSULE_SINGLE_EXECUTABLE ? process.execPath : process.argv[1]!)));
   void main(process.argv, cli);
 });

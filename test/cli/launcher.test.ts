@@ -1,10 +1,25 @@
 /**
  * The installed `capsule` command (package.json "bin": dist/capsule, made by
- * scripts/bundle-cli.mjs): Node started from the CLI's start-up snapshot when the
- * snapshot was built by the node on PATH, the plain bundle otherwise, and the same
- * command either way. The other CLI tests run dist/capsule.mjs, the bundle.
+ * scripts/bundle-cli.mjs): a single executable, node with the CLI's start-up snapshot
+ * inside, where the building node and postject allow one; else, as dist/capsule-runc
+ * always is, a shell launcher that starts Node from the snapshot blob when the blob was
+ * built by the node on PATH, and the plain bundle otherwise. The same command each way.
+ * The other CLI tests run dist/capsule.mjs, the bundle.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -13,12 +28,16 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 const rootfs = inject('rootfs');
 const dist = join(import.meta.dirname, '../../dist');
 const launcher = join(dist, 'capsule');
+/* The shell launcher of the same command: what dist/capsule is without a single executable. */
+const shellLauncher = join(dist, 'capsule.sh');
+/* Node's sentinel in every binary that can be a single executable; postject sets it to :1. */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const tmp = mkdtempSync(join(tmpdir(), 'capsule-launcher-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/* `sh -x` shows which node command the launcher exec'd; the test reads that line. */
+/* `sh -x` shows which node command the shell launcher exec'd; the test reads that line. */
 const traced = (args: string[], env: Record<string, string> = {}) =>
-  execa('sh', ['-x', launcher, ...args], { reject: false, stdin: 'ignore', env, extendEnv: true });
+  execa('sh', ['-x', shellLauncher, ...args], { reject: false, stdin: 'ignore', env, extendEnv: true });
 const execLine = (stderr: string) => stderr.split('\n').find((l) => l.startsWith('+ exec ')) ?? '';
 
 describe('dist/capsule, the installed command', () => {
@@ -29,7 +48,35 @@ describe('dist/capsule, the installed command', () => {
     expect(pkg.bin.capsule).toBe('dist/capsule');
   });
 
-  it('starts Node from the snapshot built by this node, and runs sandboxes from it', async () => {
+  it('is a single executable when this node can be one: node with the snapshot inside', async () => {
+    const exe = readFileSync(launcher);
+    if (!readFileSync(process.execPath).includes(`${SEA_FUSE}:0`)) {
+      /* A node built without single executable support: the shell launcher, no less correct. */
+      expect(exe.subarray(0, 2).toString()).toBe('#!');
+      return;
+    }
+    expect(exe.subarray(0, 4)).toEqual(Buffer.from([0x7f, 0x45, 0x4c, 0x46])); /* ELF */
+    expect(exe.includes(`${SEA_FUSE}:1`)).toBe(true);
+    const v = await execa(launcher, ['--version'], { reject: false });
+    expect([v.exitCode, v.stderr]).toEqual([0, '']);
+    expect(v.stdout).toMatch(/^\d+\.\d+\.\d+$/);
+    const r = await execa(launcher, ['run', rootfs, '/bin/sh', '-c', 'echo $$ $(id -u); exit 3'], {
+      reject: false,
+    });
+    expect([r.stdout, r.exitCode]).toEqual(['2 65534', 3]);
+    /* Found on PATH by its bare name, from elsewhere: the package is found from the executable itself. */
+    const bin = join(tmp, 'path-bin');
+    mkdirSync(bin);
+    symlinkSync(launcher, join(bin, 'capsule'));
+    const p = await execa('capsule', ['run', rootfs, '/bin/echo', 'on PATH'], {
+      reject: false,
+      cwd: tmp,
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    });
+    expect([p.stdout, p.exitCode]).toEqual(['on PATH', 0]);
+  });
+
+  it('dist/capsule.sh starts Node from the snapshot built by this node, and runs sandboxes from it', async () => {
     const v = await traced(['--version']);
     expect(v.exitCode).toBe(0);
     expect(v.stdout).toMatch(/^\d+\.\d+\.\d+$/);
@@ -44,6 +91,7 @@ describe('dist/capsule, the installed command', () => {
   it('gives the same answers as the bundle: stdin through, one-line errors, exit statuses', async () => {
     for (const cmd of [
       (a: string[], input?: string) => execa(launcher, a, { reject: false, input }),
+      (a: string[], input?: string) => execa(shellLauncher, a, { reject: false, input }),
       (a: string[], input?: string) =>
         execa('node', [join(dist, 'capsule.mjs'), ...a], { reject: false, input }),
     ]) {
@@ -69,13 +117,16 @@ describe('dist/capsule, the installed command', () => {
     const snap = await traced(['explain', rootfs, '/bin/true']);
     expect(execLine(snap.stderr)).toContain('--snapshot-blob');
     expect(snap.stdout).toMatch(compiledAtBuild);
+    /* From the command itself, whichever it is. */
+    const installed = await execa(launcher, ['explain', rootfs, '/bin/true'], { reject: false });
+    expect(installed.stdout).toMatch(compiledAtBuild);
     const bundle = await execa('node', [join(dist, 'capsule.mjs'), 'explain', rootfs, '/bin/true'], {
       reject: false,
     });
     expect(bundle.stdout).toMatch(compiledAtBuild);
   });
 
-  it('runs a session from the snapshot: create starts its holder, exec and rm reach it', async () => {
+  it('runs a session from the command: create starts its holder (the command run again), exec and rm reach it', async () => {
     const name = `launcher-${process.pid}`;
     const created = await execa(launcher, ['create', '--name', name, rootfs], { reject: false });
     try {
@@ -109,9 +160,13 @@ describe('dist/capsule, the installed command', () => {
   it('works through a symlink, as npm links it into node_modules/.bin', async () => {
     const link = join(tmp, 'capsule');
     symlinkSync(launcher, link);
-    const r = await execa('sh', ['-x', link, 'run', rootfs, '/bin/echo', 'linked'], { reject: false });
-    expect(r.stdout).toBe('linked');
-    expect(execLine(r.stderr)).toContain('--snapshot-blob');
+    const r = await execa(link, ['run', rootfs, '/bin/echo', 'linked'], { reject: false, cwd: tmp });
+    expect([r.stdout, r.exitCode]).toEqual(['linked', 0]);
+    const shLink = join(tmp, 'capsule-sh-link');
+    symlinkSync(shellLauncher, shLink);
+    const s = await execa('sh', ['-x', shLink, 'run', rootfs, '/bin/echo', 'linked'], { reject: false });
+    expect(s.stdout).toBe('linked');
+    expect(execLine(s.stderr)).toContain('--snapshot-blob');
   });
 
   it('runs the bundle instead when the node on PATH did not build the snapshot', async () => {
@@ -125,5 +180,34 @@ describe('dist/capsule, the installed command', () => {
     expect(r.exitCode).toBe(0);
     expect(execLine(r.stderr)).toContain(join(dist, 'capsule.mjs'));
     expect(execLine(r.stderr)).not.toContain('--snapshot-blob');
+  });
+
+  it('runs the bundle when the node that built the snapshot has changed since (another mtime)', async () => {
+    /* A copy of the package's launcher and blob record, as if node had been replaced in place. */
+    const pkg = join(tmp, 'changed');
+    mkdirSync(pkg);
+    copyFileSync(shellLauncher, join(pkg, 'capsule.sh'));
+    symlinkSync(join(dist, 'capsule.blob'), join(pkg, 'capsule.blob'));
+    symlinkSync(join(dist, 'capsule.mjs'), join(pkg, 'capsule.mjs'));
+    const record = join(pkg, 'capsule.blob.node');
+    copyFileSync(join(dist, 'capsule.blob.node'), record);
+    const node = realpathSync(process.execPath);
+    expect(readFileSync(record, 'utf8')).toBe(`${node}\n`);
+    const run = () =>
+      execa('sh', ['-x', join(pkg, 'capsule.sh'), '--version'], { reject: false, stdin: 'ignore' });
+    /* The record as the build leaves it: node's own mtime, to the nanosecond. */
+    execFileSync('touch', ['-r', node, record]);
+    const same = await run();
+    expect(execLine(same.stderr)).toContain('--snapshot-blob');
+    expect(same.stdout).toMatch(/^\d+\.\d+\.\d+$/);
+    const { mtime } = statSync(node);
+    for (const off of [1, -1]) {
+      utimesSync(record, mtime, new Date(mtime.getTime() + off));
+      const changed = await run();
+      expect(changed.exitCode).toBe(0);
+      expect(changed.stdout).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(execLine(changed.stderr)).toContain(join(pkg, 'capsule.mjs'));
+      expect(execLine(changed.stderr)).not.toContain('--snapshot-blob');
+    }
   });
 });
