@@ -331,6 +331,21 @@ function privateRootfs(): string {
   return rootfsCopy;
 }
 
+/**
+ * `create --pid-file` of bundle `b` as `id`; returns the pid the file holds. The container keeps
+ * create's stdio: a file, not a pipe that would not reach EOF.
+ */
+function createWithPidFile(id: string, b: string): number {
+  const pidFile = join(tmp, `${id}.pid`);
+  const log = openSync(join(tmp, `${id}.out`), 'w');
+  const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, '--pid-file', pidFile, id], {
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  expect(r.status).toBe(0);
+  return Number(readFileSync(pidFile, 'utf8'));
+}
+
 /** A bundle of the test rootfs (busybox) with `capsule-runc spec`'s config.json, changed by `edit`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- config.json, edited freely
 type Config = Record<string, any>;
@@ -469,14 +484,7 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
       const hook = { path: '/bin/sh', args: ['sh', '-c', `cat >> ${out}; echo >> ${out}`] };
       c.hooks = { prestart: [hook], createRuntime: [hook] };
     });
-    const pidFile = join(tmp, 'real5.pid');
-    /* The container keeps create's stdio: a file, not a pipe that would not reach EOF. */
-    const log = openSync(join(tmp, 'real5.out'), 'w');
-    const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, '--pid-file', pidFile, 'real5'], {
-      stdio: ['ignore', log, log],
-    });
-    closeSync(log);
-    expect(r.status).toBe(0);
+    const pid = createWithPidFile('real5', b);
     const states = readFileSync(out, 'utf8')
       .trim()
       .split('\n')
@@ -486,7 +494,7 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
       expect(st).toMatchObject({
         id: 'real5',
         status: 'created',
-        pid: Number(readFileSync(pidFile, 'utf8')),
+        pid,
         bundle: b,
       });
     expect((await cli(['--root', root, 'delete', '--force', 'real5'])).exitCode).toBe(0);
@@ -502,14 +510,7 @@ describe.skipIf(!hasOci || !usable)('real containers through capsule-runc', () =
         ],
       };
     });
-    const pidFile = join(tmp, 'real7.pid');
-    const log = openSync(join(tmp, 'real7.out'), 'w');
-    const r = spawnSync(runc, ['--root', root, 'create', '--bundle', b, '--pid-file', pidFile, 'real7'], {
-      stdio: ['ignore', log, log],
-    });
-    closeSync(log);
-    expect(r.status).toBe(0);
-    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const pid = createWithPidFile('real7', b);
     const [state, netns] = readFileSync(out, 'utf8').trim().split('\n');
     expect(JSON.parse(state!)).toMatchObject({ id: 'real7', status: 'created', pid, bundle: b });
     expect(netns).toBe(readlinkSync(`/proc/${pid}/ns/net`));
