@@ -703,9 +703,10 @@ static void drain_watcher(long watched, struct violation *violation) {
  * (pid_namespaces(7)); every signal is blocked in it anyway.
  *
  * Its own calls pass through the filter: those the profile denies with "kill" reach the
- * watcher, which lets them through (exempt); one denied with an errno fails, and then it
- * ends, and the run goes on without a keeper, as before. The program's side runs
- * exec_program: the signal mask reset, then execve (the first is exempt, see above).
+ * listener, where capsule-init lets them through (exempt). capsule-init starts a keeper only
+ * when the filter would fail none of its calls (keeper_fits); were its fork to fail anyway
+ * (EAGAIN at a pids limit), it ends, and the program is forked as without a keeper. The
+ * program's side runs exec_program: the signal mask reset, then execve.
  */
 struct keeper_job {
   const char *path;
@@ -740,12 +741,10 @@ static int keeper_thread(void *unused) {
   __atomic_store_n(&keeper_stage, 2, __ATOMIC_RELEASE);
   if (sys_failed(program)) return 0; /* the main thread forks the program itself, once this thread is gone */
   /*
-   * Hold the filter until capsule-init's exit_group(2) ends this thread. First a call with no
-   * system call behind its number, which takes the profile's default action: "kill" parks it in
-   * a notification the watcher never answers (exempt); "allow" and errno actions return at
-   * once, and then ppoll(2) with nothing to wait for, or a futex nobody wakes, blocks for good.
-   * Were all three denied with an errno, the thread ends itself (exit(2)) and the run goes on
-   * without a keeper.
+   * Hold the filter until capsule-init's exit_group(2) ends this thread, in the wait
+   * keeper_fits chose: a call with no system call behind its number when the profile's
+   * default is "kill" (a notification never answered: exempt), else ppoll(2) with nothing to
+   * wait for, else a futex nobody wakes, each of them allowed or let through.
    */
   static int never;
   for (;;) {
