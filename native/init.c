@@ -458,6 +458,7 @@ static int receive_directly(int listener, struct violation *out);
 static volatile int keeper_stage, program_tid, program_first_seen;
 static volatile int keeper_alive; /* 1 until the keeper thread has ended (CLONE_CHILD_CLEARTID) */
 static int keeper_wait;            /* how it waits: 1 the park, 2 ppoll(2), 3 a futex (keeper_fits) */
+static int keeper_pipe[2] = {-1, -1}; /* the keeper writes a byte once its fork has returned */
 
 /* Let the notified call run: the keeper's own, and the program's mask reset before exec. */
 static void let_through(const struct seccomp_notif *n) {
@@ -733,12 +734,15 @@ static int keeper_thread(void *unused) {
   if (r == -EINVAL) r = SYS3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
   keeper_listener = r;
   __atomic_store_n(&keeper_stage, 1, __ATOMIC_RELEASE);
+  SYS3(__NR_write, keeper_pipe[1], "", 1); /* the main thread waits for the listener in poll(2) */
   if (sys_failed(r)) return 0;
   /* fork_program, as the main thread would (CLONE_VFORK, CLONE_FILES), and the pid stored before the program runs. */
   long program = SYS5(__NR_clone, KEEPER_CLONE_FLAGS, 0, &program_tid, 0, 0);
   if (program == 0) exec_program(keeper_job.path, keeper_job.argv, keeper_job.envp);
   keeper_program = program;
   __atomic_store_n(&keeper_stage, 2, __ATOMIC_RELEASE);
+  /* Wakes the main thread, which waits in poll(2) for this or a notification to answer. */
+  SYS3(__NR_write, keeper_pipe[1], "", 1);
   if (sys_failed(program)) return 0; /* the main thread forks the program itself, once this thread is gone */
   /*
    * Hold the filter until capsule-init's exit_group(2) ends this thread, in the wait
@@ -840,7 +844,8 @@ static int passes(unsigned action) {
 
 /*
  * Can the keeper do its work under this filter? Its fork of the program, the program's mask
- * reset, the end of its own thread (were the fork to fail), and one way to wait for good: the
+ * reset, the end of its own thread (were the fork to fail), the byte it writes when its fork
+ * has returned, and one way to wait for good: the
  * park if the profile's default is "kill" (notified, never answered), else ppoll(2), else a
  * futex, each allowed or notified. Sets keeper_wait. Pointer arguments are given as 0: no
  * profile can tell them.
@@ -862,6 +867,8 @@ static int keeper_fits(long instructions) {
   if (!passes(filter_action(instructions, __NR_clone, fork_args))) return 0;
   if (!passes(filter_action(instructions, __NR_rt_sigprocmask, mask_args))) return 0;
   if (!passes(filter_action(instructions, __NR_exit, none))) return 0;
+  const unsigned long long write_args[6] = {0, 0, 1, 0, 0, 0};
+  if (!passes(filter_action(instructions, __NR_write, write_args))) return 0;
   if (filter_action(instructions, KEEPER_PARK_NR, none) == SECCOMP_RET_USER_NOTIF)
     keeper_wait = 1;
   else if (passes(filter_action(instructions, __NR_ppoll, none)))
@@ -869,16 +876,6 @@ static int keeper_fits(long instructions) {
   else if (passes(filter_action(instructions, __NR_futex, futex_args)))
     keeper_wait = 3;
   return keeper_wait != 0;
-}
-
-/* Wait until *word is at least `at` (written by the keeper, which makes no system call for it). */
-static void wait_for_stage(volatile int *word, int at) {
-  while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < at) {
-    struct {
-      long sec, nsec;
-    } t = {0, 50000};
-    SYS4(__NR_futex, (int *)word, 128 /* FUTEX_WAIT_PRIVATE */, __atomic_load_n(word, __ATOMIC_ACQUIRE), &t);
-  }
 }
 
 /*
@@ -1073,13 +1070,29 @@ static int main_init(int argc, char **argv, char **envp) {
     keeper_job.envp = envp;
     keeper_job.instructions = instructions;
     keeper_alive = 1;
-    long t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+    long t = SYS2(__NR_pipe2, keeper_pipe, O_CLOEXEC);
+    if (!sys_failed(t))
+      t = start_thread(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
                               CLONE_CHILD_CLEARTID,
                           keeper_stack + sizeof keeper_stack, keeper_thread, 0, &keeper_alive);
     keeper = !sys_failed(t); /* EAGAIN at the pids limit: the program is forked below, as before */
   }
   if (keeper) {
-    wait_for_stage(&keeper_stage, 1);
+    /*
+     * The waits below poll what the keeper writes (it makes no system call to say so): a
+     * timer slack of 1 ns keeps each 10 us sleep 10 us, not the default 50 us more
+     * (PR_SET_TIMERSLACK(2const)). For this thread only: the keeper, started before it, and
+     * so the program it forks keep the default.
+     */
+    SYS5(__NR_prctl, PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    /* The keeper's byte says the listener is there; a write the profile notifies waits for nobody: poll the flag too. */
+    while (__atomic_load_n(&keeper_stage, __ATOMIC_ACQUIRE) < 1) {
+      struct pollfd l = {keeper_pipe[0], POLLIN, 0};
+      struct {
+        long sec, nsec;
+      } t = {0, 10000};
+      SYS5(__NR_ppoll, &l, 1, &t, 0, 0);
+    }
     if (sys_failed(keeper_listener)) {
       report_error(STEP_load_seccomp, keeper_listener, "seccomp(SECCOMP_SET_MODE_FILTER)");
       return 125;
@@ -1093,12 +1106,16 @@ static int main_init(int argc, char **argv, char **envp) {
      */
     listener_fd = (int)keeper_listener;
     while (__atomic_load_n(&keeper_stage, __ATOMIC_ACQUIRE) < 2 && early.arch == 0) {
-      struct pollfd l = {listener_fd, POLLIN, 0};
-      struct {
-        long sec, nsec;
-      } t = {0, 50000};
-      if (SYS5(__NR_ppoll, &l, 1, &t, 0, 0) > 0 && (l.revents & POLLIN)) receive_directly(listener_fd, &early);
+      struct pollfd l[2] = {{listener_fd, POLLIN, 0}, {keeper_pipe[0], POLLIN, 0}};
+      if (SYS5(__NR_ppoll, l, 2, 0, 0, 0) <= 0) continue;
+      if (l[0].revents & POLLIN) receive_directly(listener_fd, &early);
+      if (l[1].revents & POLLIN) {
+        char bytes[2];
+        SYS3(__NR_read, keeper_pipe[0], bytes, sizeof bytes);
+      }
     }
+    /* The read end only: the keeper may write to the other until it has, and its number must not be reused first. */
+    SYS1(__NR_close, keeper_pipe[0]);
     if (early.arch == 0 && sys_failed(keeper_program)) {
       /*
        * The keeper could not fork (EAGAIN at a pids limit with room for two tasks): it ends,
