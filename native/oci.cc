@@ -497,48 +497,8 @@ struct hook_exec {
   long exec_err;
 };
 
-/*
- * clone(2) run on a stack of its own: the new task starts at the instruction after the system
- * call on that stack, so it cannot return into C++; these instructions call fn(arg) there and
- * exit. The raw system call, not libc's clone(3): this child only makes system calls itself.
- *   long capsule_hook_clone(unsigned long flags, void *stack_top, int *parent_tid, int (*fn)(void *), void *arg)
- * With CLONE_PIDFD the kernel stores the pidfd at parent_tid (clone(2)).
- */
-#if defined(__x86_64__)
-__asm__(
-    ".text\n.type capsule_hook_clone,@function\ncapsule_hook_clone:\n"
-    "  mov %rcx, %r9\n"      /* fn */
-    "  xor %r10d, %r10d\n"   /* child_tid; arg stays in r8, clone's tls, unused without CLONE_SETTLS */
-    "  mov $56, %eax\n"      /* __NR_clone */
-    "  syscall\n"
-    "  test %rax, %rax\n"
-    "  jnz 1f\n"
-    "  xor %ebp, %ebp\n"
-    "  mov %r8, %rdi\n"
-    "  call *%r9\n"
-    "  mov %rax, %rdi\n"
-    "  mov $60, %eax\n" /* __NR_exit */
-    "  syscall\n"
-    "  hlt\n"
-    "1: ret\n");
-#elif defined(__aarch64__)
-__asm__(
-    ".text\n.type capsule_hook_clone,%function\ncapsule_hook_clone:\n"
-    "  mov x10, x3\n" /* fn */
-    "  mov x11, x4\n" /* arg */
-    "  mov x3, #0\n"  /* tls */
-    "  mov x4, #0\n"  /* child_tid */
-    "  mov x8, #220\n" /* __NR_clone */
-    "  svc #0\n"
-    "  cbnz x0, 1f\n"
-    "  mov x29, #0\n"
-    "  mov x0, x11\n"
-    "  blr x10\n"
-    "  mov x8, #93\n" /* __NR_exit */
-    "  svc #0\n"
-    "1: ret\n");
-#endif
-extern "C" long capsule_hook_clone(unsigned long flags, void *stack_top, int *parent_tid, int (*fn)(void *), void *arg);
+/* spawn.cc: clone3(2) whose child runs fn(arg) on the stack clone_args gives, then exits. */
+extern "C" long capsule_clone3(struct clone_args *args, size_t size, int (*fn)(void *), void *arg);
 
 /* The hook's side of clone: the state on stdin, then execve(2) by the runtime's path. */
 int hook_exec_child(void *arg) {
@@ -611,8 +571,15 @@ void oci_hooks(const struct child_config *cfg) {
       child_fail(cfg, STEP_run_create_container_hook, sys_failed(memfd) ? memfd : r, "the state for the hook's stdin");
     struct hook_exec a = {hook, static_cast<int>(memfd), 0};
     int pidfd = -1;
-    long pid = capsule_hook_clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, oci->hook_stack + oci->hook_stack_size,
-                                  &pidfd, hook_exec_child, &a);
+    /* clone3(2) through spawn.cc's capsule_clone3: the raw system call, the hook's task on a stack of its own. */
+    struct clone_args args;
+    for (unsigned long k = 0; k < sizeof args; k++) reinterpret_cast<char *>(&args)[k] = 0; /* no memset: see sys.h */
+    args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<uint64_t>(oci->hook_stack);
+    args.stack_size = oci->hook_stack_size;
+    long pid = capsule_clone3(&args, sizeof args, hook_exec_child, &a);
     SYS1(__NR_close, memfd);
     if (sys_failed(pid)) child_fail(cfg, STEP_run_create_container_hook, pid, hook->detail);
     if (a.exec_err) {
