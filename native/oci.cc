@@ -538,7 +538,7 @@ void hook_status_detail(char *out, unsigned cap, const char *what, int status) {
  * namespaces and cgroup, as root with every capability the child still has (the identity
  * comes later, as runc runs them). The path resolves in the runtime's mount namespace, which
  * this namespace still shows before pivot_root. The state is on its stdin (a memfd, so its
- * size does not matter); clone(2) with CLONE_VM|CLONE_VFORK on a stack of its own, and
+ * size does not matter); clone3(2) with CLONE_VM|CLONE_VFORK on a stack of its own, and
  * CLONE_PIDFD to wait for it with `timeout` (poll(2) on the pidfd, then SIGKILL).
  */
 void oci_hooks(const struct child_config *cfg) {
