@@ -261,6 +261,8 @@ void child_join_cgroups(const struct child_config *cfg);
 void child_unshare_cgroupns(const struct child_config *cfg);
 void child_mounts(const struct child_config *cfg);
 void child_pivot_root(const struct child_config *cfg);
+/* close the mount phase's descriptors, then change_dir (mounts.cc): after pivot_root or chroot_root. */
+void child_enter_cwd(const struct child_config *cfg);
 void child_hostname(const struct child_config *cfg);
 void child_rlimits(const struct child_config *cfg);
 void child_set_userns(const struct child_config *cfg);

@@ -1034,11 +1034,18 @@ void child_pivot_root(const struct child_config *cfg) {
   r = SYS2(__NR_umount2, ".", MNT_DETACH);
   if (sys_failed(r)) child_fail(cfg, STEP_detach_old_root, r, "/");
   child_trace(cfg, STEP_detach_old_root, -1);
-  /* The mount phase's descriptors are done with; closed before arrange_fds reuses low numbers. */
+  child_enter_cwd(cfg);
+}
+
+/*
+ * Once the rootfs is the root (pivot_root, or OCI's chroot_root): the mount phase's
+ * descriptors are done with, closed before arrange_fds reuses low numbers; then change_dir,
+ * the program's working directory, resolved inside the new root.
+ */
+void child_enter_cwd(const struct child_config *cfg) {
   for (int i = 0; i < MOUNT_FD_COUNT; i++)
     if (cfg->mount_fds[i] >= 0) SYS1(__NR_close, cfg->mount_fds[i]);
-  /* change_dir: the program's working directory, now resolved inside the sandbox. */
-  r = SYS1(__NR_chdir, cfg->cwd);
+  long r = SYS1(__NR_chdir, cfg->cwd);
   if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);
   child_trace(cfg, STEP_change_dir, -1);
 }

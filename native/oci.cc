@@ -614,13 +614,7 @@ void oci_hooks(const struct child_config *cfg) {
 /* child_pivot_root's counterpart without a mount namespace of the container's own. */
 void child_chroot_root(const struct child_config *cfg) {
   enter_root_by_fd(cfg, cfg->mount_fds[MOUNT_FD_ROOT], cfg->rootfs);
-  /* The mount phase's descriptors are done with; closed before arrange_fds reuses low numbers. */
-  for (int i = 0; i < MOUNT_FD_COUNT; i++)
-    if (cfg->mount_fds[i] >= 0) SYS1(__NR_close, cfg->mount_fds[i]);
-  /* change_dir: the program's working directory, resolved inside the new root. */
-  long r = SYS1(__NR_chdir, cfg->cwd);
-  if (sys_failed(r)) child_fail(cfg, STEP_change_dir, r, cfg->cwd);
-  child_trace(cfg, STEP_change_dir, -1);
+  child_enter_cwd(cfg);
 }
 
 }  // namespace
