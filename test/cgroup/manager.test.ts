@@ -222,6 +222,17 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     const a = m.acquire({ pidsLimit: 8, cpus: 0.5 }, { accounting: false })!;
     await runInCgroup(a, 'i=0; while [ $i -lt 12 ]; do sleep 0.2 & i=$((i+1)); done; wait');
     expect(a.usage().pidsLimitHit).toBe(true);
+    /*
+     * A sleep dash started may still be alive when it returns (seen on the v2 VM's emulated
+     * CPU): release() would kill it, and a cgroup killed through cgroup.kill is removed, not
+     * pooled. Wait until no process is left, so that this run's cgroup is the one reused.
+     */
+    for (
+      let i = 0;
+      i < 300 && a.paths.some((p) => readFileSync(join(p, 'cgroup.procs'), 'utf8').trim() !== '');
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 10));
     await a.release();
     // The sleeps dash left behind are killed, then reaped by the host's init: until then the
     // cgroup waits aside (their zombies still count in pids.current).
