@@ -130,6 +130,11 @@ function cgroupManager(parent: string): CgroupManager {
   return m;
 }
 
+/** The cgroup directories the library's managers hold, and keep descriptors open in (for leak checks). */
+export function heldCgroupDirs(): string[] {
+  return [...managers.values()].flatMap((m) => m.heldDirs());
+}
+
 /** The sandbox's cgroup, or null when it needs none and none is usable. */
 export async function acquireCgroup(
   o: ResolvedOptions,

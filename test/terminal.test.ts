@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
 
 import { ConfigError, run, type RunOptions, type Sandbox } from '../src/index.js';
-import { noPtyReason, openFdCount } from './helpers/host.js';
+import { fdsLeftSince, noPtyReason, openFds } from './helpers/host.js';
 
 const rootfs = inject('rootfs');
 const noPty = noPtyReason();
@@ -301,9 +301,9 @@ describe.skipIf(noPty)(`terminal${noPty ? ` (skipped: ${noPty})` : ''}`, () => {
 
   it('leaves no descriptor behind', async () => {
     await run({ rootfs, argv: ['/bin/true'], terminal: true });
-    const before = openFdCount();
+    const before = openFds();
     for (let i = 0; i < 3; i++) await run({ rootfs, argv: [BB, 'sh', '-c', 'echo x'], terminal: true });
-    expect(openFdCount()).toBe(before);
+    expect(fdsLeftSince(before)).toEqual([]);
   });
 
   it('shows its steps in explain', async () => {

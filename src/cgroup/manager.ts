@@ -367,6 +367,12 @@ export class CgroupManager {
     return { ...this.counts, free, inUse: this.inUse.size, draining: this.draining.size };
   }
 
+  /** Every cgroup directory this manager holds (in use, pooled, draining or stuck), and so keeps open. */
+  heldDirs(): string[] {
+    const slots = [...[...this.free.values()].flat(), ...this.inUse.keys(), ...this.draining, ...this.stuck];
+    return slots.flatMap((s) => s.dirs.map((d) => d.path));
+  }
+
   /**
    * Kill and remove every cgroup this manager made, in use or pooled. Synchronous, so it can
    * run from an 'exit' handler. Returns what could not be removed (also left for gc).

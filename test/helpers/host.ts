@@ -1,34 +1,53 @@
 /** Reading the host's state, for the "nothing leaked" checks. */
 import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { heldCgroupDirs } from '../../src/lifecycle.js';
 
 export function mountCount(): number {
   return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').length;
 }
 
 /*
- * Descriptors capsule keeps on purpose and that come and go with libuv's thread pool: one
- * pidfd per thread that has cloned a sandbox (native/signals.cc, so at most the pool's
- * size), and the network namespaces made ahead of time (native/netns_pool.cc). Which pool
- * thread clones a run is the scheduler's choice, so counting them would make a leak check
- * depend on it.
+ * Descriptors capsule keeps on purpose, and that come and go with its pools:
+ * - one pidfd per thread that has cloned a sandbox (native/signals.cc, so at most the
+ *   pool's size: which pool thread clones a run is the scheduler's choice), and the one of
+ *   capsule's own process (native/addon.cc);
+ * - the network namespaces made ahead of time (native/netns_pool.cc);
+ * - the files of the cgroups the library's managers hold (src/cgroup/manager.ts): a pooled
+ *   cgroup keeps its files open, and a released one that still counted a zombie waits on the
+ *   side and is reused or removed by a later run, so how many there are depends on timing.
+ * A leak check that counted them would depend on the scheduler; these checks look instead
+ * for a descriptor that is open now, was not before, and is none of those.
  */
 const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
-/** Open descriptors of this process, less those capsule keeps per pool thread (above). */
-export function openFdCount(): number {
-  let pidfds = 0;
-  let n = 0;
+/** What each of this process's open descriptors is (readlink of /proc/self/fd/N). */
+export function openFds(): string[] {
+  const links: string[] = [];
   for (const fd of readdirSync('/proc/self/fd')) {
-    let link: string;
     try {
-      link = readlinkSync(`/proc/self/fd/${fd}`);
+      links.push(readlinkSync(`/proc/self/fd/${fd}`));
     } catch {
-      continue; /* the directory's own descriptor, closed by now */
+      /* the directory's own descriptor, closed by now */
     }
-    if (link === 'anon_inode:[pidfd]') pidfds++;
-    else if (!link.startsWith('net:[')) n++;
   }
-  return n + Math.max(0, pidfds - POOL_THREADS);
+  return links;
+}
+
+/** Descriptors open now and not at `before` (from openFds()), less those capsule keeps on purpose (above). */
+export function fdsLeftSince(before: readonly string[]): string[] {
+  const had = new Map<string, number>();
+  for (const l of before) had.set(l, (had.get(l) ?? 0) + 1);
+  const held = heldCgroupDirs().map((d) => `${d}/`);
+  let pidfdRoom = Math.max(0, POOL_THREADS + 1 - (had.get('anon_inode:[pidfd]') ?? 0));
+  const left: string[] = [];
+  for (const link of openFds()) {
+    const n = had.get(link) ?? 0;
+    if (n > 0) had.set(link, n - 1);
+    else if (link.startsWith('net:[')) continue;
+    else if (link === 'anon_inode:[pidfd]' && pidfdRoom > 0) pidfdRoom--;
+    else if (!held.some((d) => link.startsWith(d))) left.push(link);
+  }
+  return left;
 }
 
 /** Host PIDs whose command line contains `marker` (and, if given, whose argv[0] is `program`). */
