@@ -12,6 +12,8 @@
  *   terminateSignal                   CAPSULE_SIG_TERMINATE's number
  *   startSignal                       CAPSULE_SIG_START's: releases a created OCI container (init.c)
  *   sendFd(socketPath, fd)            runc's --console-socket: a terminal's master over SCM_RIGHTS
+ *   sendRun(goFd, message, [fd x3])   a sandbox made ahead: its run's argv, env and stdio (init.c receive_run)
+ *   setRef(pid, id, ref)              whether that run's watcher keeps the event loop alive
  *   steps() -> [{ name, syscall, man, why }]   the list in steps.h
  *   plan(options) -> [{ step, kind, source, target, ... }]   the mount phase, not run
  *   strerror(errno) -> string
@@ -571,6 +573,7 @@ SandboxOptions parse_options(const Napi::Object &o) {
     s.tty_cols = static_cast<uint16_t>(u32(t, "cols", 65535));
   }
   s.unref = o.Get("unref").ToBoolean();
+  s.prepared = o.Get("prepared").ToBoolean();
   Napi::Value oci = o.Get("oci"); /* optional: OCI runtime mode (src/oci) */
   if (oci.IsObject()) parse_oci(oci.As<Napi::Object>(), s, o.Get("join").IsObject());
   return s;
@@ -675,6 +678,7 @@ class SpawnWorker : public Napi::AsyncWorker {
     res.Set("pid", result_.pid);
     /* OCI, a joined PID namespace: the container is capsule-init's child, which it left; `pid` is capsule-init. */
     if (result_.container_pid > 0) res.Set("containerPid", result_.container_pid);
+    if (result_.go_fd >= 0) res.Set("go", result_.go_fd);
     res.Set("id", w->id);
     Napi::Array stdio = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) stdio.Set(i, result_.stdio[i]);
@@ -769,6 +773,23 @@ Napi::Value Kill(const Napi::CallbackInfo &info) {
   if (it == g_watchers.end() || it->second->id != id) return Napi::Boolean::New(env, false);
   long r = syscall(SYS_pidfd_send_signal, it->second->pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(env, r == 0);
+}
+
+/*
+ * setRef(pid, id, ref): whether that run's watcher keeps the event loop alive (uv_ref,
+ * uv_unref). A sandbox made ahead waits unreferenced, so a process that never uses it
+ * can still exit; its run, once begun, is referenced like any other (src/lifecycle.ts).
+ */
+Napi::Value SetRef(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  double id = info[1].As<Napi::Number>().DoubleValue();
+  auto it = g_watchers.find(pid);
+  if (it == g_watchers.end() || it->second->id != id) return Napi::Boolean::New(env, false);
+  uv_handle_t *h = reinterpret_cast<uv_handle_t *>(&it->second->poll);
+  if (info[2].ToBoolean()) uv_ref(h);
+  else uv_unref(h);
+  return Napi::Boolean::New(env, true);
 }
 
 /*
@@ -1148,6 +1169,50 @@ Napi::Value DetachMount(const Napi::CallbackInfo &info) {
 }
 
 /*
+ * sendRun(goFd, message, [stdin, stdout, stderr]): start a sandbox made ahead
+ * of time (src/ahead.ts). `message` is the struct capsule_go_header and the
+ * strings (steps.h), sent as one SOCK_SEQPACKET message with the three
+ * descriptors as SCM_RIGHTS (unix(7)): capsule-init receives them whole or
+ * not at all (init.c receive_run). MSG_DONTWAIT: the socket is empty (its one
+ * message is this one), so the send never waits, and a capsule-init that is
+ * gone answers EPIPE (MSG_NOSIGNAL: no SIGPIPE) or ECONNRESET. Throws an Error
+ * with `errno`.
+ */
+Napi::Value SendRun(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<char> message = info[1].As<Napi::Buffer<char>>();
+  Napi::Array list = info[2].As<Napi::Array>();
+  int fds[3];
+  for (uint32_t i = 0; i < 3; i++) fds[i] = list.Get(i).As<Napi::Number>().Int32Value();
+  struct iovec iov = {message.Data(), message.Length()};
+  char control[CMSG_SPACE(sizeof fds)];
+  memset(control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(cm), fds, sizeof fds);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(message.Length())) {
+    int err = n < 0 ? errno : EMSGSIZE;
+    Napi::Error e = Napi::Error::New(env, std::string("sendmsg: ") + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("syscall", Napi::String::New(env, "sendmsg"));
+    e.ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+/*
  * sendFd(socketPath, fd): runc's --console-socket protocol. Connect to the
  * unix socket the engine listens on and send `fd` (a terminal's master) in
  * one SCM_RIGHTS message (unix(7)), with its name as the data, as runc does.
@@ -1295,6 +1360,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));
   exports.Set("startSignal", Napi::Number::New(env, CAPSULE_SIG_START));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
+  exports.Set("sendRun", Napi::Function::New(env, SendRun));
+  exports.Set("setRef", Napi::Function::New(env, SetRef));
+  exports.Set("runMessageMax", Napi::Number::New(env, CAPSULE_GO_MAX));
   exports.Set("mountAt", Napi::Function::New(env, MountAt));
   exports.Set("detachMount", Napi::Function::New(env, DetachMount));
   return exports;

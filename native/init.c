@@ -911,6 +911,104 @@ static int read_violations(long fd, struct violation *out) {
   return any;
 }
 
+/*
+ * "capsule-prepared": a sandbox made ahead of time (src/ahead.ts). Every step
+ * up to exec_init is done; the run it is for has not been asked for yet.
+ * receive_run blocks in recvmsg(2) on descriptor 0, the sandbox's end of a
+ * SOCK_SEQPACKET socketpair whose other end only capsule holds, for the one
+ * message of that run (steps.h, struct capsule_go_header): the program's
+ * argv and environment, and its stdin, stdout and stderr as SCM_RIGHTS
+ * descriptors (unix(7)). A seqpacket socket delivers the message whole or
+ * not at all, so a short read is a protocol error, not a partial run.
+ *
+ * Nothing untrusted exists yet: the program is forked only after this. The
+ * descriptors arrive close-on-exec (MSG_CMSG_CLOEXEC) at the lowest free
+ * numbers (5 to 7 here, as 0-4 are taken), are dup3(2)'d onto 0, 1 and 2 (the
+ * socket's three copies go with it), and then closed, before read_filter
+ * looks at descriptor 5. EOF (capsule closed its end: the sandbox is not
+ * wanted) ends capsule-init with nothing run and nothing reported.
+ *
+ * The strings stay in go_buf, which lives as long as we do; the program's
+ * argv and envp are built over it as main_init expects them: argv[0] is our
+ * mode, argv[1] the program.
+ */
+struct go_iovec {
+  void *base;
+  unsigned long len;
+};
+struct go_msghdr { /* struct msghdr (socket(7)), as the kernel's ABI lays it out */
+  void *name;
+  int namelen;
+  struct go_iovec *iov;
+  unsigned long iovlen;
+  void *control;
+  unsigned long controllen;
+  int flags;
+};
+struct go_cmsghdr { /* struct cmsghdr (cmsg(3)); the data follows, aligned to a long */
+  unsigned long len;
+  int level, type;
+};
+#define GO_SOL_SOCKET 1
+#define GO_SCM_RIGHTS 1
+#define GO_MSG_TRUNC 0x20
+#define GO_MSG_CTRUNC 0x08
+#define GO_MSG_CMSG_CLOEXEC 0x40000000
+
+static char go_buf[sizeof(struct capsule_go_header) + CAPSULE_GO_MAX];
+/* Each string takes at least its NUL, so there are at most CAPSULE_GO_MAX; plus argv[0] and two NULLs. */
+static char *go_ptrs[CAPSULE_GO_MAX + 3];
+
+/* Returns 1 with *argc, *argv and *envp set, 0 on EOF, or -errno. */
+static long receive_run(int *argc, char ***argv, char ***envp) {
+  struct go_iovec iov = {go_buf, sizeof go_buf};
+  union {
+    struct go_cmsghdr h;
+    char space[sizeof(struct go_cmsghdr) + 4 * sizeof(int)];
+  } control;
+  struct go_msghdr msg = {0, 0, &iov, 1, &control, sizeof control, 0};
+  long n;
+  do n = SYS3(__NR_recvmsg, 0, &msg, GO_MSG_CMSG_CLOEXEC);
+  while (n == -EINTR);
+  if (n == 0) return 0;
+  if (sys_failed(n)) return n;
+  int fds[3] = {-1, -1, -1}, nfds = 0;
+  if (msg.controllen >= sizeof control.h && control.h.level == GO_SOL_SOCKET && control.h.type == GO_SCM_RIGHTS) {
+    nfds = (int)((control.h.len - sizeof control.h) / sizeof(int));
+    const int *got = (const int *)(void *)(&control.h + 1);
+    for (int i = 0; i < nfds && i < 3; i++) fds[i] = got[i];
+  }
+  const struct capsule_go_header *h = (const struct capsule_go_header *)(void *)go_buf;
+  long ok = nfds == 3 && !(msg.flags & (GO_MSG_TRUNC | GO_MSG_CTRUNC)) && n >= (long)sizeof *h &&
+            h->magic == CAPSULE_GO_MAGIC && h->bytes == (unsigned long)n - sizeof *h && h->bytes > 0 &&
+            go_buf[n - 1] == 0 && h->argc >= 1 && h->argc <= CAPSULE_GO_MAX && h->envc <= CAPSULE_GO_MAX &&
+            h->argc + h->envc <= h->bytes;
+  /* The strings: exactly argc + envc of them, back to back. */
+  unsigned count = 0;
+  char **p = go_ptrs + 1;
+  for (char *c = go_buf + sizeof *h; ok && c < go_buf + n; c++) {
+    if (count == h->argc) *p++ = 0; /* argv's end, envp's start */
+    *p++ = c;
+    count++;
+    while (*c) c++;
+  }
+  if (ok && count != h->argc + h->envc) ok = 0;
+  if (ok && h->envc == 0) *p++ = 0;
+  if (ok) *p = 0;
+  for (int i = 0; i < 3 && ok; i++) {
+    long r = SYS3(__NR_dup3, fds[i], i, 0);
+    if (sys_failed(r)) ok = r;
+  }
+  for (int i = 0; i < nfds && i < 3; i++)
+    if (fds[i] >= 0) SYS1(__NR_close, fds[i]);
+  if (ok != 1) return ok == 0 ? -EPROTO : ok;
+  go_ptrs[0] = "capsule-prepared";
+  *argc = (int)h->argc + 1;
+  *argv = go_ptrs;
+  *envp = go_ptrs + h->argc + 2;
+  return 1;
+}
+
 /* CLOCK_MONOTONIC in ns, for --explain's timings (the clock Node's hrtime reads). */
 static long long now_ns(void) {
   struct {
@@ -923,6 +1021,17 @@ static long long now_ns(void) {
 static int main_init(int argc, char **argv, char **envp) {
   long long started_ns = now_ns();
   if (argc == 1 && same(argv[0], "capsule-hold")) return main_hold();
+  if (argc == 1 && same(argv[0], "capsule-prepared")) {
+    /* Not dumpable before the wait, which may be long: see below, and main_hold. */
+    SYS5(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+    long r = receive_run(&argc, &argv, &envp);
+    if (r == 0) return 0; /* not wanted: nothing ran */
+    if (sys_failed(r)) {
+      report_error(STEP_receive_run, r, "the run's message on descriptor 0");
+      return 125;
+    }
+    started_ns = now_ns(); /* the run begins here, not at exec_init */
+  }
   const int oci = starts_with(argv[0], "capsule-oci");
   const int oci_wait = same(argv[0], "capsule-oci"); /* before "--tty" shifts argv */
   oci_join = same(argv[0], "capsule-oci-join");

@@ -138,6 +138,11 @@ struct SandboxOptions {
   int join_pidfd = -1;
   bool join_userns = false;
   bool unref = false; /* the watcher does not keep the event loop alive (a session's box) */
+  /*
+   * Made ahead of time (src/ahead.ts): capsule-init waits for its run ("capsule-prepared",
+   * init.c), its stdio the sandbox's end of a socketpair; `stdio` and `argv` are not used.
+   */
+  bool prepared = false;
   bool rootless = false; /* no CAP_SYS_ADMIN: CLONE_NEWUSER with the others (rootless.cc) */
   OciOptions oci;        /* OCI runtime mode (oci.cc) */
   /*

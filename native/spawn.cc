@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,9 +126,19 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   int userns_fd = -1; /* make_userns's, until the child has joined it */
   int stdio_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   int child_stdio[3];
+  /*
+   * Made ahead (prepared): capsule-init's 0, 1 and 2 are its end of a socketpair on which
+   * the run's argv, environment and stdio come later (init.c receive_run). SOCK_SEQPACKET
+   * keeps the one message whole (unix(7)).
+   */
+  int go[2] = {-1, -1};
+  if (opts.prepared && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0) {
+    fail(out, STEP_prepare, errno, "socketpair for the run made ahead");
+    return;
+  }
   for (int i = 0; i < 3; i++) {
-    child_stdio[i] = opts.stdio[i];
-    if (opts.stdio[i] >= 0 || opts.tty) continue; /* with a terminal, 0..2 are the pty slave */
+    child_stdio[i] = opts.prepared ? go[1] : opts.stdio[i];
+    if (child_stdio[i] >= 0 || opts.tty) continue; /* with a terminal, 0..2 are the pty slave */
     if (!make_pipe(stdio_pipes[i], out, "stdio pipe")) goto cleanup;
     /* stdin: the child reads end 0; stdout/stderr: the child writes end 1. */
     child_stdio[i] = stdio_pipes[i][i == 0 ? 0 : 1];
@@ -154,7 +165,9 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
       goto cleanup;
     }
   }
-  for (size_t i = 0; i < opts.argv.size(); i++) {
+  /* Made ahead: capsule-init's mode alone; the program's argv and environment come with the run. */
+  if (opts.prepared) plan.argv.push_back(const_cast<char *>("capsule-prepared"));
+  for (size_t i = 0; i < opts.argv.size() && !opts.prepared; i++) {
     /*
      * OCI: capsule-init's mode is ours to say, whatever argv[0] the caller
      * wrote (init.c): wait for start, start at once, or exec into a container.
@@ -182,7 +195,8 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     }
     plan.oci_filter.assign(insn, insn + got / 8);
   }
-  for (const std::string &e : opts.env) plan.envp.push_back(const_cast<char *>(e.c_str()));
+  for (const std::string &e : opts.env)
+    if (!opts.prepared) plan.envp.push_back(const_cast<char *>(e.c_str()));
   plan.envp.push_back(nullptr);
   {
     child_config &c = plan.cfg;
@@ -374,6 +388,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   close_fd(err_pipe[1]);
   close_fd(status_pipe[1]);
   close_fd(tty_sock[1]);
+  close_fd(go[1]);
   fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
   fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
 
@@ -446,6 +461,7 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
   out.ok = true;
   out.error_fd = err_pipe[0];
   out.status_fd = status_pipe[0];
+  out.go_fd = go[0];
   return;
 
 cleanup:
@@ -457,6 +473,8 @@ cleanup:
   close_fd(status_pipe[1]);
   close_fd(tty_sock[0]);
   close_fd(tty_sock[1]);
+  close_fd(go[0]);
+  close_fd(go[1]);
   for (int i = 0; i < 3; i++) {
     close_fd(stdio_pipes[i][0]);
     close_fd(stdio_pipes[i][1]);

@@ -23,6 +23,7 @@ struct SpawnResult {
   int status_fd = -1; /* read end: capsule-init's report */
   int stdio[3] = {-1, -1, -1}; /* parent ends of the pipes we made, -1 where the caller passed an fd */
   int tty_master = -1; /* with a terminal: the pty's master (close-on-exec), for capsule's side */
+  int go_fd = -1; /* made ahead (prepared): capsule's end of the socketpair the run is sent on */
   /* CLOCK_MONOTONIC just before clone and when it returned (capsule-init exec'd), for --explain. */
   uint64_t clone_start_ns = 0, clone_end_ns = 0;
   /* The same around make_userns, 0 when there was none. */

@@ -88,6 +88,7 @@
   STEP(set_no_new_privs, "prctl", "PR_SET_NO_NEW_PRIVS(2const)", "setuid binaries cannot raise privilege") \
   STEP(exec_init, "execveat", "execveat(2)", "become capsule-init, PID 1 of the sandbox")          \
   /* inside the sandbox, capsule-init */                                                           \
+  STEP(receive_run, "recvmsg", "unix(7)", "a sandbox made ahead of time (createRunner): wait for its run's argv, environment and stdio, sent over a socketpair when the run is asked for (SCM_RIGHTS)") \
   STEP(fork_program, "fork", "fork(2)", "PID 1 stays to reap zombies and forward signals")         \
   STEP(set_controlling_tty, "ioctl", "TIOCSCTTY(2const)", "with a terminal: the program leads a new session (setsid) whose controlling terminal is its pty, in the foreground") \
   STEP(load_seccomp, "seccomp", "seccomp(2)", "filter the program's system calls, last before exec") \
@@ -142,6 +143,23 @@ struct capsule_init_report {
 /* OCI modes (init.c): capsule-init has found the program and the container is created. */
 #define CAPSULE_READY_MAGIC 0x72656479u /* "redy" */
 /* In a ready record, wait_status is the container's pid when it is not capsule-init's (a joined PID namespace), else 0. */
+
+/*
+ * A sandbox made ahead of time ("capsule-prepared", init.c): the one message
+ * capsule sends it on its stdin, a SOCK_SEQPACKET socket, when the run is
+ * asked for. The header, then `bytes` of NUL-terminated strings: the
+ * program's argv (argc of them), then its environment (envc). Three
+ * descriptors ride along (SCM_RIGHTS, unix(7)): the program's stdin, stdout
+ * and stderr. At most CAPSULE_GO_MAX bytes of strings; a bigger run is
+ * launched the ordinary way (src/ahead.ts).
+ */
+struct capsule_go_header {
+  unsigned int magic; /* CAPSULE_GO_MAGIC */
+  unsigned int argc, envc;
+  unsigned int bytes;
+};
+#define CAPSULE_GO_MAGIC 0x676f2121u /* "go!!" */
+#define CAPSULE_GO_MAX (64 * 1024)
 
 /* The fixed descriptor numbers capsule-init finds its pipes at. */
 #define CAPSULE_FD_ERROR 3

@@ -6,6 +6,7 @@
  *   const box = spawn({ rootfs: './rootfs', argv: ['/bin/server'] }); // box.stdin, box.stdout, box.result
  */
 export { run, type RunResult } from './run.js';
+export { createRunner, type Runner, type RunnerOptions } from './ahead.js';
 export {
   runInteractive,
   decideInteractive,

@@ -43,7 +43,7 @@
  * What a front door took (a pipe end it wraps in a stream) is that front door's to close.
  */
 import { closeSync } from 'node:fs';
-import { availableParallelism, constants as osConstants } from 'node:os';
+import os, { availableParallelism, constants as osConstants } from 'node:os';
 
 import { CgroupManager, type CgroupUsage, type SandboxCgroup, traceCgroupWrites } from './cgroup/index.js';
 import { deviceCgroupLimits, deviceMode, setDeviceProgram } from './devices/index.js';
@@ -220,17 +220,24 @@ export class LaunchedSandbox {
     else this.intervene('aborted');
   };
 
+  /* Made ahead (prepare()): capsule's end of the socketpair its run is sent on, until begin(). */
+  private goFd = -1;
+
   private constructor(
-    private readonly opts: ResolvedOptions,
+    private opts: ResolvedOptions,
     private readonly cgroup: SandboxCgroup | null,
     private readonly cgroupWrites: CgroupWrite[],
-    private readonly signal: AbortSignal | undefined,
+    private signal: AbortSignal | undefined,
   ) {
     this.exited = new Promise<void>((resolve) => (this.onEnded = resolve));
   }
 
   /** Create and start a sandbox for resolved options: see the file's header. */
-  static async launch(opts: ResolvedOptions, o: LaunchOptions = {}): Promise<LaunchedSandbox> {
+  static async launch(
+    opts: ResolvedOptions,
+    o: LaunchOptions = {},
+    prepared = false,
+  ): Promise<LaunchedSandbox> {
     try {
       const rlimits = rlimitPlan(opts.limits);
       throwIfAborted(o.signal);
@@ -256,18 +263,88 @@ export class LaunchedSandbox {
       if (cgroup === null && o.requireCgroup !== undefined) throw new ConfigError(o.requireCgroup, 'cgroups');
       const sb = new LaunchedSandbox(opts, cgroup, writes, o.signal);
       sb.onReaped = o.reaped;
-      await sb.start(rlimits, o.adjust);
-      sb.running(o.onSpawn);
+      await sb.start(rlimits, o.adjust, prepared);
+      if (!prepared) sb.running(o.onSpawn);
       return sb;
     } catch (e) {
       throw outOfDescriptors(e) ?? e;
     }
   }
 
+  /**
+   * A sandbox made ahead of time for one later run of these options (src/ahead.ts): every
+   * step up to exec_init is taken now, and capsule-init waits for the run (init.c
+   * receive_run). begin() sends it; dispose() ends it unused. No signal, no onSpawn yet.
+   */
+  static prepare(opts: ResolvedOptions): Promise<LaunchedSandbox> {
+    return LaunchedSandbox.launch(opts, {}, true);
+  }
+
+  /**
+   * Start the run a prepared sandbox waits for: `run` is the run's own resolved options,
+   * which may differ from the ones it was made for only in argv, env and stdio (the caller
+   * checks: src/ahead.ts). Its stdio is made now, as launch() makes it, and sent to
+   * capsule-init with argv and env in one message; wallTimeMs and the cgroup's counters
+   * start here, not at the clone. Throws (the sandbox is then ended) if capsule-init is gone.
+   */
+  begin(run: ResolvedOptions, o: Pick<LaunchOptions, 'signal' | 'onSpawn'>): void {
+    const addon = native();
+    if (this.goFd < 0) throw new Error('begin(): not a sandbox made ahead, or begun already');
+    const opened: number[] = [];
+    const childEnds: [number, number, number] = [-1, -1, -1];
+    try {
+      throwIfAborted(o.signal);
+      const message = runMessage(run.argv, run.env);
+      if (message === null) throw new Error('begin(): argv and env are too long for a sandbox made ahead');
+      const stdio = childFds(run, opened);
+      for (let slot = 0; slot < 3; slot++) {
+        if (stdio[slot]! >= 0) {
+          childEnds[slot] = stdio[slot]!;
+          continue;
+        }
+        /* As the addon makes a run's pipes (spawn.cc): stdin's read end, stdout's and stderr's write ends. */
+        const [r, w] = addon.pipe();
+        opened.push(slot === 0 ? r : w);
+        childEnds[slot] = slot === 0 ? r : w;
+        this.stdio[slot] = slot === 0 ? w : r;
+      }
+      this.opts = run;
+      this.signal = o.signal;
+      this.signal?.addEventListener('abort', this.abortListener, { once: true });
+      /* The setup's own CPU time and memory were charged to the cgroup: the run's count from here. */
+      this.cgroup?.rebase();
+      this.startedAt = performance.now();
+      addon.sendRun(this.goFd, message, childEnds);
+      addon.setRef(this.pid, this.id, true);
+    } catch (e) {
+      this.dispose();
+      for (let slot = 0; slot < 3; slot++) {
+        const fd = this.takeStdio(slot as StdioSlot);
+        if (fd >= 0) closeSync(fd);
+      }
+      throw e;
+    } finally {
+      for (const fd of opened) closeSync(fd);
+      if (this.goFd >= 0) closeSync(this.goFd);
+      this.goFd = -1;
+    }
+    this.running(o.onSpawn);
+  }
+
+  /** End a sandbox made ahead without a run: capsule-init sees EOF and exits; `exited` settles once it is reaped. */
+  dispose(): void {
+    if (this.goFd >= 0) closeSync(this.goFd);
+    this.goFd = -1;
+    /* Referenced again, so that whoever awaits `exited` is not left when the loop runs dry. */
+    if (!this.gone && this.id >= 0) native().setRef(this.pid, this.id, true);
+    this.kill(osConstants.signals.SIGKILL);
+  }
+
   /** Host ids, stdio, the clone. On failure everything taken is released before the throw. */
   private async start(
     rlimits: ReturnType<typeof rlimitPlan>,
     adjust: LaunchOptions['adjust'],
+    prepared: boolean,
   ): Promise<void> {
     const addon = native();
     const opts = this.opts;
@@ -282,7 +359,8 @@ export class LaunchedSandbox {
     try {
       this.ids = opts.hostIds === 'unique' && !rootlessMode() ? acquireHostIds(opts.hostIdRange) : null;
       this.startedAt = performance.now();
-      const stdio = childFds(opts, opened);
+      /* Made ahead: the run's stdio is made when it begins (begin()). */
+      const stdio: [number, number, number] = prepared ? [-1, -1, -1] : childFds(opts, opened);
       const cgroup = this.cgroup;
       /* On cgroup v2 the child is born in its cgroup; only v1 hierarchies (hybrid) are joined by writing "0". */
       const into = cgroup?.cloneInto ?? null;
@@ -294,11 +372,14 @@ export class LaunchedSandbox {
       ));
       if (into) n.cgroupDirFd = into.dirFd;
       if (this.ids) Object.assign(n, { hostUid: this.ids.uid, hostGid: this.ids.gid });
+      /* Made ahead: waiting does not keep the process alive; begin() references it again. */
+      if (prepared) Object.assign(n, { prepared: true, unref: true });
       adjust?.(n);
       const spawned = await addon.spawn(n, (e) => this.reaped(e));
       this.pid = spawned.pid;
       this.id = spawned.id;
       this.stdio = spawned.stdio;
+      this.goFd = spawned.go ?? -1;
       this.trace = spawned.trace;
       if (spawned.terminal) this.terminal = new TerminalMaster(spawned.terminal);
     } catch (e) {
@@ -354,6 +435,8 @@ export class LaunchedSandbox {
    */
   private reaped(exit: NativeExit): void {
     this.gone = true;
+    if (this.goFd >= 0) closeSync(this.goFd); /* made ahead and never begun */
+    this.goFd = -1;
     clearTimeout(this.graceTimer);
     const wallTimeMs = performance.now() - this.startedAt;
     this.stopWatchdog();
@@ -492,6 +575,26 @@ export class LaunchedSandbox {
     };
   }
 }
+
+/*
+ * The message that starts a sandbox made ahead (native/steps.h, struct capsule_go_header):
+ * magic, argc, envc and the strings' length as 32-bit words in the machine's order, then
+ * argv and env as NUL-terminated strings. Null when it would not fit the addon's limit.
+ */
+export function runMessage(argv: readonly string[], env: readonly string[]): Buffer | null {
+  const strings = Buffer.from([...argv, ...env].map((x) => `${x}\0`).join(''));
+  if (strings.length > native().runMessageMax) return null;
+  const header = Buffer.alloc(16);
+  const put =
+    os.endianness() === 'LE' ? header.writeUInt32LE.bind(header) : header.writeUInt32BE.bind(header);
+  put(RUN_MESSAGE_MAGIC, 0);
+  put(argv.length, 4);
+  put(env.length, 8);
+  put(strings.length, 12);
+  return Buffer.concat([header, strings]);
+}
+/** CAPSULE_GO_MAGIC (native/steps.h). */
+const RUN_MESSAGE_MAGIC = 0x676f2121;
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (!signal?.aborted) return;

@@ -59,6 +59,8 @@ export interface NativeOptions {
   stdio: [number, number, number];
   /** Sealed memfd of the compiled seccomp filter (shared by every run with that profile), -1 for none. */
   seccompFd: number;
+  /** Made ahead of time: capsule-init waits for its run (sendRun); argv, env and stdio are not used (src/ahead.ts). */
+  prepared?: boolean;
   /** Record each child step's time (--explain). */
   trace: boolean;
   /**
@@ -333,6 +335,8 @@ export interface Addon {
      */
     containerPid?: number;
     stdio: [number, number, number];
+    /** With `prepared`: capsule's end of the socketpair the run is sent on (sendRun). */
+    go?: number;
     /** With `terminal`: two descriptors of the pty's master (close-on-exec), to read and to write; the writer is -1 if it could not be duplicated. */
     terminal?: [number, number];
     trace?: NativeTrace;
@@ -394,6 +398,16 @@ export interface Addon {
    * master to `--console-socket`. Throws an Error with `errno` and `syscall`.
    */
   sendFd(socketPath: string, fd: number): void;
+  /**
+   * Start a sandbox made ahead: the run's message (lifecycle.ts runMessage) and its stdin,
+   * stdout and stderr over SCM_RIGHTS on the descriptor spawn() returned as `go`. Throws
+   * an Error with `errno` (EPIPE: capsule-init is gone).
+   */
+  sendRun(goFd: number, message: Buffer, stdio: [number, number, number]): void;
+  /** Whether that spawn's exit watcher keeps the event loop alive; false once it is reaped. */
+  setRef(pid: number, id: number, ref: boolean): boolean;
+  /** The most bytes of argv and env strings a run made ahead can be sent (CAPSULE_GO_MAX). */
+  runMessageMax: number;
   /** The mount the directory `path` is on (statx STATX_MNT_ID, no symlink followed); throws with `errno`. */
   mountAt(path: string): { mntId: number; mountRoot: boolean };
   /**

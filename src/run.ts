@@ -59,7 +59,7 @@ export async function runResolved(
  * and stderr captured. Whatever throws here, or in onOutput later, ends the sandbox
  * (fail()) and run() rejects with it once the sandbox is gone.
  */
-function startStdio(
+export function startStdio(
   sb: LaunchedSandbox,
   opts: ReturnType<typeof resolveOptions>,
   onOutput: RunOptions['onOutput'],

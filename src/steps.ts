@@ -71,6 +71,7 @@ export const STEPS = [
   { name: 'set_umask', syscall: 'umask', man: 'umask(2)', why: 'OCI: process.user.umask' },
   { name: 'set_no_new_privs', syscall: 'prctl', man: 'PR_SET_NO_NEW_PRIVS(2const)', why: 'setuid binaries cannot raise privilege' },
   { name: 'exec_init', syscall: 'execveat', man: 'execveat(2)', why: 'become capsule-init, PID 1 of the sandbox' },
+  { name: 'receive_run', syscall: 'recvmsg', man: 'unix(7)', why: 'a sandbox made ahead of time (createRunner): wait for its run\'s argv, environment and stdio, sent over a socketpair when the run is asked for (SCM_RIGHTS)' },
   { name: 'fork_program', syscall: 'fork', man: 'fork(2)', why: 'PID 1 stays to reap zombies and forward signals' },
   { name: 'set_controlling_tty', syscall: 'ioctl', man: 'TIOCSCTTY(2const)', why: 'with a terminal: the program leads a new session (setsid) whose controlling terminal is its pty, in the foreground' },
   { name: 'load_seccomp', syscall: 'seccomp', man: 'seccomp(2)', why: 'filter the program\'s system calls, last before exec' },

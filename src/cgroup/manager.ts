@@ -149,7 +149,7 @@ export class CgroupManager {
       throw cause;
     }
     slot.uses++;
-    const handle = new SandboxHandle(slot, (s) => this.release(s));
+    const handle = new SandboxHandle(slot, (s) => this.release(s), limits);
     this.inUse.set(slot, handle);
     return handle;
   }

@@ -3,7 +3,7 @@ import { write } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupController } from './detect.js';
 import { cgroupFsError } from './errors.js';
-import { type CgroupUsage, emptyUsage, type HierarchyCgroup } from './types.js';
+import { type CgroupLimits, type CgroupUsage, emptyUsage, type HierarchyCgroup } from './types.js';
 
 export interface SandboxCgroup {
   /**
@@ -39,6 +39,12 @@ export interface SandboxCgroup {
    * instead of adding to it. Rejects with a CgroupError (ESRCH: the process is gone).
    */
   adopt(pid: number): Promise<void>;
+  /**
+   * Count from now on: reset (or take new baselines of) every counter usage() reads, the
+   * limits unchanged. For a sandbox made ahead of time (src/ahead.ts), whose setup and
+   * waiting capsule-init were charged here before its run began. Synchronous.
+   */
+  rebase(): void;
   /** Counters of this run only; call after the sandbox exits (also valid while it runs). Synchronous. */
   usage(): CgroupUsage;
   /**
@@ -84,6 +90,7 @@ export class SandboxHandle implements SandboxCgroup {
   constructor(
     readonly slot: Slot,
     private readonly onRelease: (slot: Slot) => Promise<void>,
+    private readonly limits: CgroupLimits = {},
   ) {
     this.joinFds = slot.dirs.map((d) => d.joinFd);
     this.paths = slot.dirs.map((d) => d.path);
@@ -92,6 +99,11 @@ export class SandboxHandle implements SandboxCgroup {
     this.cloneInto = v2
       ? { dirFd: v2.dirFd, otherJoinFds: slot.dirs.filter((d) => d !== v2).map((d) => d.joinFd) }
       : null;
+  }
+
+  rebase(): void {
+    /* prepare() writes only limits that changed (none here) and resets or re-reads each counter. */
+    for (const dir of this.slot.dirs) dir.prepare(this.limits);
   }
 
   usage(): CgroupUsage {
