@@ -132,6 +132,10 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
    * keeps the one message whole (unix(7)).
    */
   int go[2] = {-1, -1};
+  if (opts.prepared && (opts.tty || join || opts.oci.enabled)) {
+    fail(out, STEP_prepare, EINVAL, "a sandbox made ahead has no terminal, box or OCI config (src/ahead.ts)");
+    return;
+  }
   if (opts.prepared && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0) {
     fail(out, STEP_prepare, errno, "socketpair for the run made ahead");
     return;
