@@ -1168,6 +1168,32 @@ Napi::Value DetachMount(const Napi::CallbackInfo &info) {
   return Napi::String::New(env, present ? "covered" : "gone");
 }
 
+/* One sendmsg(2) of `len` bytes with `nfds` descriptors as SCM_RIGHTS (unix(7)), retried on EINTR. */
+ssize_t send_with_fds(int sock, void *data, size_t len, const int *fds, size_t nfds, int flags) {
+  if (nfds == 0 || nfds > 3) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct iovec iov = {data, len};
+  char control[CMSG_SPACE(3 * sizeof(int))];
+  memset(control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+  memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+  ssize_t n;
+  do n = sendmsg(sock, &msg, flags);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
 /*
  * sendRun(goFd, message, [stdin, stdout, stderr]): start a sandbox made ahead
  * of time (src/ahead.ts). `message` is the struct capsule_go_header and the
@@ -1185,23 +1211,7 @@ Napi::Value SendRun(const Napi::CallbackInfo &info) {
   Napi::Array list = info[2].As<Napi::Array>();
   int fds[3];
   for (uint32_t i = 0; i < 3; i++) fds[i] = list.Get(i).As<Napi::Number>().Int32Value();
-  struct iovec iov = {message.Data(), message.Length()};
-  char control[CMSG_SPACE(sizeof fds)];
-  memset(control, 0, sizeof control);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof fds);
-  memcpy(CMSG_DATA(cm), fds, sizeof fds);
-  ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = send_with_fds(sock, message.Data(), message.Length(), fds, 3, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n != static_cast<ssize_t>(message.Length())) {
     int err = n < 0 ? errno : EMSGSIZE;
     Napi::Error e = Napi::Error::New(env, std::string("sendmsg: ") + strerror(err));
@@ -1240,24 +1250,7 @@ Napi::Value SendFd(const Napi::CallbackInfo &info) {
   }
   if (!err) {
     char name[] = "/dev/ptmx";
-    struct iovec iov = {name, sizeof name - 1};
-    char control[CMSG_SPACE(sizeof(int))];
-    memset(control, 0, sizeof control);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    ssize_t n;
-    do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) err = errno, syscall_name = "sendmsg";
+    if (send_with_fds(sock, name, sizeof name - 1, &fd, 1, MSG_NOSIGNAL) < 0) err = errno, syscall_name = "sendmsg";
   }
   if (sock >= 0) close(sock);
   if (err) {
