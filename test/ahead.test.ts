@@ -148,6 +148,45 @@ describe('createRunner', () => {
     expect((viaRunner as SetupError).step).toBe('exec');
   });
 
+  it('runs several at once on one runner, each with its own result', async () => {
+    const outs = await Promise.all(
+      [0, 1, 2, 3].map((i) => runner.run({ argv: [BB, 'sh', '-c', `echo ${i}; exit ${i}`] })),
+    );
+    expect(outs.map((r) => [r.exitCode, r.stdout])).toEqual([
+      [0, '0\n'],
+      [1, '1\n'],
+      [2, '2\n'],
+      [3, '3\n'],
+    ]);
+  });
+
+  it('honours an AbortSignal: aborted before, the run rejects and starts nothing; during, it ends aborted', async () => {
+    await runner.run({ argv: ['/bin/true'] });
+    const early = new AbortController();
+    early.abort(new Error('stop before'));
+    await expect(runner.run({ argv: ['/bin/true'], signal: early.signal })).rejects.toThrow('stop before');
+    const late = new AbortController();
+    const r = await runner.run({
+      argv: [BB, 'sleep', '10'],
+      signal: late.signal,
+      onSpawn: () => setTimeout(() => late.abort(), 50),
+    });
+    expect(r.aborted).toBe(true);
+  });
+
+  it("explains a run made ahead: the steps of its making, then capsule-init's", async () => {
+    const r1 = createRunner({ rootfs, argv: ['/bin/true'], explain: true });
+    try {
+      await r1.run();
+      const r = await r1.run();
+      const steps = r.explain!.map((s) => s.step);
+      for (const step of ['clone', 'pivot_root', 'exec_init', 'fork_program', 'exec'])
+        expect(steps).toContain(step);
+    } finally {
+      await r1.close();
+    }
+  });
+
   it('launches the run the ordinary way when the waiting capsule-init was killed', async () => {
     const r1 = createRunner({ rootfs, argv: [BB, 'echo', 'fine'] });
     try {
