@@ -35,8 +35,14 @@
  * StreamableSandbox (this type, or a session's command that offers the same methods).
  *
  * launch() is create and start in one step, as the addon's spawn() clones, sets up and
- * execs in one call; a sandbox created ahead of time and started later (runc's
- * create/start) would split it here, with the same owner of everything below.
+ * execs in one call. A sandbox made ahead of time (createRunner, src/ahead.ts) splits it,
+ * with the same owner of everything below:
+ *
+ *   const sb = await LaunchedSandbox.prepare(opts);
+ *       every step up to exec_init; capsule-init waits for its run (init.c receive_run)
+ *   sb.begin(runOpts, { signal, onSpawn })
+ *       the run's stdio, argv and env sent to it; the clock and the watchdog start
+ *   sb.dispose()               end it unused
  *
  * Everything is released on every path, whether or not result() is ever called: the
  * cgroup, the host id, the timers and the untaken pipe ends go when the sandbox is reaped.
