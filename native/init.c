@@ -48,6 +48,11 @@
  *      not PID 1 of anything: it never kill(-1)s, which from here would reach
  *      every host process of the same uid. Whatever the program leaves behind
  *      is killed through the command's own cgroup by capsule (src/session.ts).
+ * One more serves runners (src/ahead.ts):
+ *
+ *   "capsule-prepared": a sandbox made ahead of time, with no program yet. It
+ *      waits for its run's argv, environment and stdio on descriptor 0
+ *      (receive_run, below), then goes on as "capsule-init".
  * Three more serve the OCI runtime mode (src/oci, native/oci.cc), where an engine
  * (podman, containerd) owns the container's life and capsule only builds it:
  *
