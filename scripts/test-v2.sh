@@ -42,4 +42,4 @@ export CI=1
 # test/oci/cli.test.ts (127 s there) is left to the host: container.test.ts makes the same
 # containers through the library on v2, in 1 s. CI's whole run stays near 15 minutes so.
 exec "$vm" --timeout 1200 -- bash -c \
-  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/spawn.test.ts test/oci/native.test.ts test/oci/state.test.ts test/oci/cgroup.test.ts test/oci/container.test.ts; rc=$?; npx vitest run --testTimeout=120000 --hookTimeout=240000 test/rootless.test.ts -t "cgroup|gc as that user|doctor"; rc2=$?; echo; [ $rc -eq 0 ] && exit $rc2; exit $rc'
+  'npx vitest run --testTimeout=120000 --hookTimeout=240000 test/cgroup test/devices test/limits.test.ts test/run.test.ts test/session.test.ts test/box.test.ts test/spawn.test.ts test/ahead.test.ts test/oci/native.test.ts test/oci/state.test.ts test/oci/cgroup.test.ts test/oci/container.test.ts; rc=$?; npx vitest run --testTimeout=120000 --hookTimeout=240000 test/rootless.test.ts -t "cgroup|gc as that user|doctor"; rc2=$?; echo; [ $rc -eq 0 ] && exit $rc2; exit $rc'
