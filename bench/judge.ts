@@ -15,8 +15,8 @@ import { printTable, type Sample, summary, timeConcurrent, timeRuns } from './st
 
 const MiB = 1024 * 1024;
 
-/** Every limit capsule has, as a judge would set them. */
-const LIMITS = {
+/** Every limit capsule has, as a judge would set them (also the table's judge rows: bench/table.ts). */
+export const LIMITS = {
   cpuTimeLimitMs: 1000,
   wallTimeLimitMs: 2000,
   memoryLimitBytes: 64 * MiB,

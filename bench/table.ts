@@ -14,21 +14,12 @@ import { join } from 'node:path';
 
 import { createRunner, type Runner, run } from '../src/index.js';
 import { packageRoot } from '../src/native.js';
+import { LIMITS } from './judge.js';
 import { makeRuncBundle, spawnWait } from './peers.js';
 import { type Sample, summary, timeConcurrent, timeRuns } from './stats.js';
 
-const MiB = 1024 * 1024;
 /** The judge bench's limits (bench/judge.ts): every limit capsule has. */
-const JUDGE = {
-  cpuTimeLimitMs: 1000,
-  wallTimeLimitMs: 2000,
-  memoryLimitBytes: 64 * MiB,
-  pidsLimit: 16,
-  outputLimitBytes: MiB,
-  fileSizeLimitBytes: MiB,
-  openFilesLimit: 64,
-  stackLimitBytes: 8 * MiB,
-};
+const JUDGE = LIMITS;
 
 interface Row extends Sample {
   key: string;
