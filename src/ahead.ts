@@ -132,16 +132,29 @@ export function createRunner(options: RunnerOptions): Runner {
       throw outOfDescriptors(e) ?? e;
     }
     const shape = shapeOf(resolved);
-    /* Made for other options: of no use to this run nor, most likely, to the next. */
+    /*
+     * Made for other options: of no use to this run nor, most likely, to the next. Ended
+     * before this run starts, so that its host id lease and cgroup are free again (a narrow
+     * hostIdRange could otherwise be full for this run).
+     */
     if (ahead.length > 0 && ahead[0]!.shape !== shape) {
-      for (const a of ahead) void discard(a);
+      const stale = ahead;
       ahead = [];
+      await Promise.all(stale.map(discard));
     }
     const mine = ahead.shift();
     const sb = mine ? await mine.sandbox : null;
     if (!sb) {
-      prepare(resolved);
-      return runResolved(resolved, merged);
+      /*
+       * Launched the ordinary way (the first run, or new options): the next sandbox is made
+       * once this run has its host id and cgroup, not before, or a narrow hostIdRange
+       * could be taken by the making.
+       */
+      try {
+        return await runResolved(resolved, merged);
+      } finally {
+        prepare(resolved);
+      }
     }
     waiting.delete(sb);
     try {

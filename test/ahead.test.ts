@@ -34,6 +34,16 @@ function waitingInits(): number[] {
   return found;
 }
 
+/** waitingInits() once it has `n` (the next sandbox is made beside a run, so it may still be in the making). */
+async function waitingCount(n: number): Promise<number> {
+  let found = waitingInits().length;
+  for (let i = 0; i < 300 && found !== n; i++) {
+    await sleep(10);
+    found = waitingInits().length;
+  }
+  return found;
+}
+
 /** The uid a host PID runs as on the host. */
 function hostUid(pid: number): number {
   return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
@@ -49,7 +59,7 @@ describe('createRunner', () => {
       unknown
     >;
     await runner.run(); /* the first run prepares the next */
-    expect(waitingInits()).toHaveLength(1);
+    expect(await waitingCount(1)).toBe(1);
     const r = await runner.run();
     expect(r.verdict).toBe('OK');
     expect(r.stderr).toBe('');
@@ -126,9 +136,25 @@ describe('createRunner', () => {
       await r1.run();
       const other = await r1.run({ argv: [BB, 'hostname'], hostname: 'other' });
       expect(other.stdout).toBe('other\n');
-      expect(waitingInits()).toHaveLength(2); /* the runner above, and this one's for hostname 'other' */
+      expect(await waitingCount(2)).toBe(2); /* the runner above, and this one's for hostname 'other' */
       const again = await r1.run({ argv: [BB, 'hostname'], hostname: 'other' });
       expect(again.stdout).toBe('other\n');
+    } finally {
+      await r1.close();
+    }
+  });
+
+  it('ends a sandbox made for other options before the run that changed them starts: its host id is free again', async () => {
+    /* One host id in the range: the waiting sandbox holds it until it is gone. */
+    const r1 = createRunner({
+      rootfs,
+      argv: [BB, 'hostname'],
+      hostIdRange: { first: 1_930_000_000, count: 1 },
+    });
+    try {
+      expect((await r1.run()).stdout).toBe('capsule\n');
+      expect((await r1.run({ hostname: 'other' })).stdout).toBe('other\n');
+      expect((await r1.run({ hostname: 'other' })).stdout).toBe('other\n');
     } finally {
       await r1.close();
     }
@@ -193,7 +219,12 @@ describe('createRunner', () => {
       await r1.run();
       const before = new Set(waitingInits());
       await r1.run();
-      const mine = waitingInits().filter((p) => !before.has(p));
+      /* The next sandbox is made beside the run: wait until its capsule-init waits. */
+      let mine: number[] = [];
+      for (let i = 0; i < 200 && mine.length === 0; i++) {
+        mine = waitingInits().filter((p) => !before.has(p));
+        if (mine.length === 0) await sleep(10);
+      }
       expect(mine).toHaveLength(1);
       process.kill(mine[0]!, 'SIGKILL');
       for (let i = 0; i < 100 && waitingInits().includes(mine[0]!); i++) await sleep(10);
@@ -224,7 +255,7 @@ describe('createRunner', () => {
     for (let i = 0; i < 3; i++) expect((await r1.run()).verdict).toBe('OK');
     await r1.close();
     expect((await r1.run()).verdict).toBe('OK'); /* after close(): the ordinary way, nothing made ahead */
-    expect(waitingInits()).toHaveLength(1); /* the describe's own runner */
+    expect(await waitingCount(1)).toBe(1); /* the describe's own runner */
     expect(mountCount()).toBe(mounts);
     expect(zombieChildren()).toEqual([]);
     await sleep(50);
