@@ -142,28 +142,31 @@ export function createRunner(options: RunnerOptions): Runner {
       ahead = [];
       await Promise.all(stale.map(discard));
     }
-    const mine = ahead.shift();
-    const sb = mine ? await mine.sandbox : null;
-    if (!sb) {
-      /*
-       * Launched the ordinary way (the first run, or new options): the next sandbox is made
-       * once this run has its host id and cgroup, not before, or a narrow hostIdRange
-       * could be taken by the making.
-       */
+    /*
+     * The ordinary way (the first run, new options, a waiting capsule-init that is gone):
+     * the next sandbox is made once this run is over, not before its launch, or a narrow
+     * hostIdRange could be taken by the making.
+     */
+    const ordinary = async () => {
       try {
         return await runResolved(resolved, merged);
+      } catch (e) {
+        throw outOfDescriptors(e) ?? e;
       } finally {
         prepare(resolved);
       }
-    }
+    };
+    const mine = ahead.shift();
+    const sb = mine ? await mine.sandbox : null;
+    if (!sb) return ordinary();
     waiting.delete(sb);
     try {
       sb.begin(resolved, { signal: merged.signal, onSpawn: merged.onSpawn });
     } catch (e) {
+      /* Aborted before it began: nothing ran. Otherwise capsule-init was gone (killed from outside). */
+      if (!merged.signal?.aborted) return ordinary();
       prepare(resolved);
-      /* capsule-init was gone (killed from outside): this run is launched the ordinary way. */
-      if (merged.signal?.aborted) throw e;
-      return runResolved(resolved, merged);
+      throw e;
     }
     /* The next run's sandbox is built while this one goes. */
     prepare(resolved);
