@@ -172,7 +172,8 @@ beforeAll(async () => {
   if (HAS_JAVA) {
     mkdirSync(join(dir, 'java'));
     writeFileSync(join(dir, 'java', 'Main.java'), JAVA);
-    execFileSync('javac', ['-d', join(dir, 'java'), join(dir, 'java', 'Main.java')]);
+    /* -XX:-UsePerfData: the JVM under javac would leave /tmp/hsperfdata_root behind. */
+    execFileSync('javac', ['-J-XX:-UsePerfData', '-d', join(dir, 'java'), join(dir, 'java', 'Main.java')]);
   }
   /* The host's /usr read-only, for the JVM and node (merged /usr: /bin, /lib, /lib64 are links into it). */
   hostRoot = join(dir, 'host-usr-root');
