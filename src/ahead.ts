@@ -28,7 +28,7 @@
  *   for (const input of tests) results.push(await runner.run({ stdin: input }));
  *   await runner.close();
  */
-import { LaunchedSandbox, runMessage } from './lifecycle.js';
+import { LaunchedSandbox, runMessageFits } from './lifecycle.js';
 import { native } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { outOfDescriptors } from './out-of-fds.js';
@@ -57,7 +57,7 @@ function shapeOf(o: ResolvedOptions): string {
 
 /** Whether a run with these options can be started in a sandbox made ahead. */
 function eligible(o: ResolvedOptions): boolean {
-  return o.terminal === null && !rootlessMode() && runMessage(o.argv, o.env) !== null;
+  return o.terminal === null && !rootlessMode() && runMessageFits(o.argv, o.env);
 }
 
 /*
@@ -97,13 +97,13 @@ export function createRunner(options: RunnerOptions): Runner {
   let ahead: Ahead[] = [];
   let closed = false;
 
-  const prepare = (o: ResolvedOptions): void => {
+  /* `shape` is shapeOf(o), which the run has worked out already. */
+  const prepare = (o: ResolvedOptions, shape: string): void => {
     if (closed || !eligible(o)) return;
     if (!exitHookInstalled) {
       process.on('exit', onProcessExit);
       exitHookInstalled = true;
     }
-    const shape = shapeOf(o);
     while (ahead.length < AHEAD) {
       const made = LaunchedSandbox.prepare(o).then(
         (sb) => {
@@ -153,7 +153,7 @@ export function createRunner(options: RunnerOptions): Runner {
       } catch (e) {
         throw outOfDescriptors(e) ?? e;
       } finally {
-        prepare(resolved);
+        prepare(resolved, shape);
       }
     };
     const mine = ahead.shift();
@@ -165,11 +165,11 @@ export function createRunner(options: RunnerOptions): Runner {
     } catch (e) {
       /* Aborted before it began: nothing ran. Otherwise capsule-init was gone (killed from outside). */
       if (!merged.signal?.aborted) return ordinary();
-      prepare(resolved);
+      prepare(resolved, shape);
       throw e;
     }
     /* The next run's sandbox is built while this one goes. */
-    prepare(resolved);
+    prepare(resolved, shape);
     try {
       return await sb.result(
         startStdio(sb, resolved, merged.onOutput, merged.outputLimitBytes !== undefined),

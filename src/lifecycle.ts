@@ -588,8 +588,8 @@ export class LaunchedSandbox {
  * argv and env as NUL-terminated strings. Null when it would not fit the addon's limit.
  */
 export function runMessage(argv: readonly string[], env: readonly string[]): Buffer | null {
+  if (!runMessageFits(argv, env)) return null;
   const strings = Buffer.from([...argv, ...env].map((x) => `${x}\0`).join(''));
-  if (strings.length > native().runMessageMax) return null;
   const header = Buffer.alloc(16);
   const put =
     os.endianness() === 'LE' ? header.writeUInt32LE.bind(header) : header.writeUInt32BE.bind(header);
@@ -598,6 +598,13 @@ export function runMessage(argv: readonly string[], env: readonly string[]): Buf
   put(env.length, 8);
   put(strings.length, 12);
   return Buffer.concat([header, strings]);
+}
+/** Whether argv and env fit one run message (their strings and NULs, counted without building it). */
+export function runMessageFits(argv: readonly string[], env: readonly string[]): boolean {
+  let bytes = 0;
+  for (const x of argv) bytes += Buffer.byteLength(x) + 1;
+  for (const x of env) bytes += Buffer.byteLength(x) + 1;
+  return bytes <= native().runMessageMax;
 }
 /** CAPSULE_GO_MAGIC (native/steps.h). */
 const RUN_MESSAGE_MAGIC = 0x676f2121;

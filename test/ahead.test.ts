@@ -3,7 +3,7 @@
  * each in a sandbox of its own, timed from the run's start, and leave nothing behind.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 
@@ -11,27 +11,22 @@ import { createRunner, run, SetupError } from '../src/index.js';
 import { LaunchedSandbox } from '../src/lifecycle.js';
 import { native } from '../src/native.js';
 import { resolveOptions } from '../src/options.js';
-import { fdsLeftSince, mountCount, openFds, zombieChildren } from './helpers/host.js';
+import { fdsLeftSince, mountCount, openFds, processesWith, zombieChildren } from './helpers/host.js';
 
 const rootfs = inject('rootfs');
 const BB = '/bin/busybox';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Host PIDs of this process's children that are capsule-init waiting for a run. */
-function waitingInits(): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+/** Host PIDs of capsule-init waiting for a run: this process's children, or (mine = false) anyone else's. */
+function waitingInits(mine = true): number[] {
+  return processesWith('capsule-prepared', 'capsule-prepared').filter((pid) => {
     try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (argv[0] === 'capsule-prepared' && ppid === process.pid) found.push(Number(name));
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) === mine;
     } catch {
-      /* gone */
+      return false; /* gone */
     }
-  }
-  return found;
+  });
 }
 
 /** waitingInits() once it has `n` (the next sandbox is made beside a run, so it may still be in the making). */
@@ -274,19 +269,6 @@ describe('createRunner', () => {
       timeout: 20_000,
     });
     expect(out).toBe('OK\n');
-    let left = 0;
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        if (readFileSync(`/proc/${name}/cmdline`, 'utf8').startsWith('capsule-prepared\0')) {
-          const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-          if (ppid !== process.pid) left++;
-        }
-      } catch {
-        /* gone */
-      }
-    }
-    expect(left).toBe(0);
+    expect(waitingInits(false)).toEqual([]);
   });
 });
