@@ -118,6 +118,12 @@ export interface HierarchyCgroup {
   kill(): boolean;
   /** After a run, with the cgroup empty: can it be reused without leaking into the next run? */
   recyclable(): boolean;
+  /**
+   * Not recyclable() now only because of leftover memory charge, which may yet be freed (the
+   * kernel frees a run's own objects after an RCU grace period): worth waiting for (manager.ts
+   * Cooling). False when something else rules reuse out for good.
+   */
+  mayRecycleLater(): boolean;
   /** Close the fds this directory holds (joinFd, dirFd, counters); remove() does it too. */
   closeFds(): void;
   /** Close fds and rmdir. Throws CgroupError (EBUSY) while processes remain. */

@@ -351,6 +351,11 @@ export class V1Cgroup implements HierarchyCgroup {
     return parseSingle(this.io.read('memory.usage_in_bytes', 'memory')) <= this.maxLeftoverBytes;
   }
 
+  mayRecycleLater(): boolean {
+    /* Leftover charge is the only thing recyclable() weighs. */
+    return this.has.has('memory');
+  }
+
   /** Close the fds this object holds; remove() does it too. */
   closeFds(): void {
     this.io.close();

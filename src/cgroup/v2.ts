@@ -404,6 +404,10 @@ export class V2Cgroup implements HierarchyCgroup {
     return parseSingle(this.io.read('memory.current', 'memory')) <= this.maxLeftoverBytes;
   }
 
+  mayRecycleLater(): boolean {
+    return !this.killedByFile && this.has.has('memory') && this.features.peak !== 'fixed';
+  }
+
   /** Close the fds this object holds; remove() does it too. */
   closeFds(): void {
     this.io.close();

@@ -6,7 +6,7 @@
  * machine's /sys/fs/cgroup/unified lists none of memory, pids, cpu).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -26,6 +26,7 @@ import {
   removeTestParent,
   burnLoop,
   runInCgroup,
+  tempDir,
   testParent,
   timesTotalMs,
 } from './helpers.js';
@@ -254,6 +255,69 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
     expect(ub.pidsLimitHit).toBe(false);
     expect(ub.cpuThrottledMs).toBe(0);
     await b.release();
+  });
+
+  /*
+   * Leftover charge above maxLeftoverBytes: 8 MiB of page cache a run wrote into a file stays
+   * charged to its cgroup until the file goes. A cgroup held back by that alone waits aside and
+   * is taken again once the charge is gone; one whose charge stays is removed after coolingMs.
+   */
+  const leftover = (cg: { paths: readonly string[] }) => {
+    const memDir = cg.paths.find((p) => p.includes(layout.controllers.memory!.mountPoint))!;
+    return {
+      memDir,
+      pooled: layout.controllers.memory!.version === 1 || detectV2Features(memDir).peak !== 'fixed',
+    };
+  };
+
+  it('a cgroup left charged waits aside and is reused once the charge is freed, not removed at once', async () => {
+    const t = tempDir('capsule-cooling-');
+    try {
+      const m = (manager = new CgroupManager({ layout, parent, poolSize: 2, coolingMs: 60_000 }));
+      const first = m.acquire({})!;
+      const { memDir, pooled } = leftover(first);
+      const exit = await runInCgroup(first, `head -c 8M /dev/zero > ${t.dir}/charged`);
+      expect(exit.code).toBe(0);
+      await first.release();
+      if (!pooled) {
+        /* A v2 memory.peak that cannot be reset (5.19 to 6.11): single-use, removed at once. */
+        expect(existsSync(memDir)).toBe(false);
+        return;
+      }
+      expect(existsSync(memDir)).toBe(true);
+      expect(m.stats()).toMatchObject({ created: 1, removed: 0, free: 0, cooling: 1 });
+      rmSync(`${t.dir}/charged`); /* its pages, and their charge, go with it */
+      const second = m.acquire({})!;
+      expect(second.paths).toEqual(first.paths);
+      expect(m.stats()).toMatchObject({ created: 1, reused: 1, removed: 0, cooling: 0 });
+      /* Its peak counts from the run's own start, not from the 8 MiB of the one before. */
+      expect((await runInCgroup(second, 'true')).code).toBe(0);
+      expect(second.usage().peakMemoryBytes!).toBeLessThan(4 * MiB);
+      await second.release();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a cgroup whose leftover charge is not freed within coolingMs is removed', async () => {
+    const t = tempDir('capsule-cooling-');
+    try {
+      const m = (manager = new CgroupManager({ layout, parent, poolSize: 2, coolingMs: 100 }));
+      const first = m.acquire({})!;
+      const { memDir, pooled } = leftover(first);
+      expect((await runInCgroup(first, `head -c 8M /dev/zero > ${t.dir}/charged`)).code).toBe(0);
+      await first.release();
+      if (pooled) expect(m.stats()).toMatchObject({ cooling: 1, removed: 0 });
+      for (let i = 0; i < 100 && existsSync(memDir); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(existsSync(memDir)).toBe(false);
+      expect(m.stats()).toMatchObject({ cooling: 0, removed: 1, free: 0 });
+      /* The next run gets a new one. */
+      const second = m.acquire({})!;
+      expect(second.paths).not.toEqual(first.paths);
+      await second.release();
+    } finally {
+      t.cleanup();
+    }
   });
 
   it('release kills what is left and close removes every cgroup it made', async () => {
