@@ -9,6 +9,7 @@
         "native/addon.cc",
         "native/spawn.cc",
         "native/netns_pool.cc",
+        "native/userns_pool.cc",
         "native/child.cc",
         "native/signals.cc",
         "native/mounts.cc",

@@ -50,6 +50,7 @@
 #include <string>
 
 #include "netns_pool.h"
+#include "userns_pool.h"
 #include "probe.h"
 #include "rootless.h"
 #include "seccomp.h"
@@ -136,6 +137,7 @@ Napi::Value Configure(const Napi::CallbackInfo &info) {
     fclose(f);
   }
   netns_pool_configure(); /* on the main thread: nothing else reads the environment later */
+  userns_pool_configure();
   g_runtime.init_fd = mfd;
   g_runtime.self_pidfd = self;
   g_runtime.last_cap = last_cap;
@@ -495,6 +497,8 @@ SandboxOptions parse_options(const Napi::Object &o) {
   Napi::Value host_uid = o.Get("hostUid"), host_gid = o.Get("hostGid"); /* optional: src/ids.ts */
   s.host_uid = host_uid.IsNumber() ? u32(o, "hostUid", UINT32_MAX - 1) : 0;
   s.host_gid = host_gid.IsNumber() ? u32(o, "hostGid", UINT32_MAX - 1) : 0;
+  /* optional: a user namespace made ahead for hostUid (src/ids.ts); duplicated in Spawn */
+  if (o.Get("usernsFd").IsNumber()) s.userns_fd = fd_number(o.Get("usernsFd"), "usernsFd");
   s.rootless = o.Get("rootless").ToBoolean(); /* optional: src/rootless.ts */
   Napi::Value id_map = o.Get("idMap"); /* optional: a subordinate range, src/rootless.ts */
   if (s.rootless && id_map.IsObject()) {
@@ -642,6 +646,7 @@ class SpawnWorker : public Napi::AsyncWorker {
 
   ~SpawnWorker() override {
     if (opts_.join_pidfd >= 0) close(opts_.join_pidfd); /* our duplicate of the box's pidfd (Spawn) */
+    if (opts_.userns_fd >= 0) close(opts_.userns_fd); /* our duplicate of a namespace made ahead (Spawn) */
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -749,6 +754,22 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
       return env.Undefined();
     }
     opts.join_userns = j.Get("userns").ToBoolean();
+  }
+  /*
+   * usernsFd: the caller keeps and closes its own descriptor; the spawn gets a copy, so that
+   * it is closed once, by the worker, after the clone whatever happens (SpawnWorker).
+   */
+  if (opts.userns_fd >= 0) {
+    if (opts.host_uid == 0) {
+      Napi::TypeError::New(env, "capsule addon: option usernsFd needs hostUid").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    opts.userns_fd = fcntl(opts.userns_fd, F_DUPFD_CLOEXEC, 0);
+    if (opts.userns_fd < 0) {
+      Napi::Error::New(env, std::string("capsule addon: dup of usernsFd: ") + strerror(errno))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
   }
   SpawnWorker *worker = new SpawnWorker(env, std::move(opts), info[1].As<Napi::Function>());
   Napi::Promise p = worker->Promise();
@@ -887,6 +908,45 @@ Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
  */
 Napi::Value StartNetnsPool(const Napi::CallbackInfo &info) {
   netns_pool_start();
+  return info.Env().Undefined();
+}
+
+/*
+ * takeHostIds(dir, first, count, uid, gid): a host id leased ahead with a user namespace
+ * made for it (userns_pool.h), as { id, fd, userns }, or null: lease and make them inline.
+ * The caller owns both descriptors (releaseHostId ends the lease).
+ */
+Napi::Value TakeHostIds(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  UsernsPoolKey key;
+  key.dir = info[0].As<Napi::String>().Utf8Value();
+  key.first = info[1].As<Napi::Number>().Uint32Value();
+  key.count = info[2].As<Napi::Number>().Uint32Value();
+  key.inside_uid = info[3].As<Napi::Number>().Uint32Value();
+  key.inside_gid = info[4].As<Napi::Number>().Uint32Value();
+  UsernsPoolEntry e;
+  if (!userns_pool_take(key, e)) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", static_cast<double>(e.id));
+  o.Set("fd", e.lease_fd);
+  o.Set("userns", e.userns_fd);
+  return o;
+}
+
+/* hostIdPoolFds(): the descriptors the user-namespace pool holds now (for leak checks). */
+Napi::Value HostIdPoolFds(const Napi::CallbackInfo &info) {
+  std::vector<int> fds = userns_pool_fds();
+  Napi::Array a = Napi::Array::New(info.Env(), fds.size());
+  for (uint32_t i = 0; i < fds.size(); i++) a.Set(i, fds[i]);
+  return a;
+}
+
+/*
+ * drainHostIdPool(stop): end what the user-namespace pool holds; stop: make no more (the
+ * process is exiting), else until the next take (descriptors ran out).
+ */
+Napi::Value DrainHostIdPool(const Napi::CallbackInfo &info) {
+  userns_pool_drain(info[0].ToBoolean());
   return info.Env().Undefined();
 }
 
@@ -1339,6 +1399,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("chownInBox", Napi::Function::New(env, ChownInBox));
   exports.Set("exiting", Napi::Function::New(env, Exiting));
   exports.Set("startNetnsPool", Napi::Function::New(env, StartNetnsPool));
+  exports.Set("takeHostIds", Napi::Function::New(env, TakeHostIds));
+  exports.Set("hostIdPoolFds", Napi::Function::New(env, HostIdPoolFds));
+  exports.Set("drainHostIdPool", Napi::Function::New(env, DrainHostIdPool));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("steps", Napi::Function::New(env, Steps));
   exports.Set("plan", Napi::Function::New(env, PlanOps));

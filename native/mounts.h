@@ -108,6 +108,11 @@ struct SandboxOptions {
   uint32_t uid = 65534, gid = 65534;
   /* The host ids uid and gid map to in a user namespace of the sandbox's own (userns.cc); 0: none, run as uid/gid on the host. */
   uint32_t host_uid = 0, host_gid = 0;
+  /*
+   * With host_uid: a user namespace already made for it (userns_pool.h), which make_userns
+   * then skips. Owned by the spawn (Spawn duplicates the caller's), closed after the clone.
+   */
+  int userns_fd = -1;
   bool writable_root = false;
   uint64_t tmp_size_bytes = 64ull << 20;
   bool dev_pts = false, dev_shm = false;

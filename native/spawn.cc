@@ -284,7 +284,10 @@ void spawn_sandbox(const Runtime &rt, const SandboxOptions &opts, Plan &plan, Sp
     plan.cfg.userns_fd = userns_fd;
   }
   /* make_userns: the sandbox's own host uid and gid, before clone (userns.cc). */
-  if (opts.host_uid != 0 && !join && !opts.oci.enabled) {
+  if (opts.host_uid != 0 && !join && !opts.oci.enabled && opts.userns_fd >= 0) {
+    /* Made ahead for this host id with its lease (userns_pool.h): the spawn's own copy, closed by its owner. */
+    plan.cfg.userns_fd = opts.userns_fd;
+  } else if (opts.host_uid != 0 && !join && !opts.oci.enabled) {
     int err = 0;
     std::string what;
     out.userns_start_ns = opts.trace ? monotonic_ns() : 0;

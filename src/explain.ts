@@ -299,6 +299,17 @@ export function explainRun(
         (trace.usernsEndNs! - trace.usernsStartNs) / 1e6,
       ),
     );
+  else if (n.usernsFd !== undefined && n.hostUid !== undefined)
+    /* Made before this run by the addon's pool thread, with the id's lease (native/userns_pool.h). */
+    steps.push(
+      entry(
+        'make_userns',
+        'parent',
+        `made ahead by the user-namespace pool's thread: ${renderStep('make_userns', o, n)}`,
+        null,
+        null,
+      ),
+    );
   steps.push(entry('clone', 'parent', renderStep('clone', o, n), 0, null));
   /* The first child step's time is the clone's (namespaces made): it is counted there. */
   prev = trace.events[0]?.ns ?? t0;

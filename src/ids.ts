@@ -11,8 +11,13 @@
  * dropped by the kernel when a process dies, and unlinked when the run ends.
  * A file left by a process that died holds no lease; the first lease of each
  * process removes such files (and /run is a tmpfs, emptied at boot).
+ *
+ * From a process's second run of one shape on, the lease usually comes made ahead
+ * with the sandbox's user namespace, by the addon's pool thread
+ * (native/userns_pool.h): the run then skips make_userns. Ids leased ahead are
+ * ended when the process exits, and before a run of another shape.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 
 import { CapsuleError } from './errors.js';
 import { native } from './native.js';
@@ -40,6 +45,13 @@ export interface HostIdRange {
 export interface HostIdLease {
   uid: number;
   gid: number;
+  /**
+   * A user namespace made ahead for this id (mapping the sandbox's uid and gid to it), or
+   * -1: the spawn makes one (make_userns). Closed by dropUserns() or release().
+   */
+  userns: number;
+  /** Close `userns` (the spawn has its own copy once addon.spawn() returned). */
+  dropUserns(): void;
   /** End the lease (idempotent): only once every process of the sandbox is gone. */
   release(): void;
 }
@@ -52,8 +64,13 @@ let dirMade = false;
  */
 let cursor = -1;
 
-/** Lease a host id from `range` for one sandbox. */
-export function acquireHostIds(range: HostIdRange): HostIdLease {
+let drainOnExit = false;
+
+/**
+ * Lease a host id from `range` for one sandbox whose uid and gid inside are `inside`
+ * (with them, a user namespace made ahead may come with it: `userns`).
+ */
+export function acquireHostIds(range: HostIdRange, inside?: { uid: number; gid: number }): HostIdLease {
   const addon = native();
   if (!dirMade) {
     try {
@@ -68,6 +85,15 @@ export function acquireHostIds(range: HostIdRange): HostIdLease {
     addon.sweepHostIds(HOST_ID_LOCK_DIR);
     dirMade = true;
   }
+  const ahead = inside
+    ? addon.takeHostIds(HOST_ID_LOCK_DIR, range.first, range.count, inside.uid, inside.gid)
+    : null;
+  if (inside && !drainOnExit) {
+    /* What the pool holds is ended with the process, not left to the next one's sweep. */
+    drainOnExit = true;
+    process.once('exit', () => addon.drainHostIdPool(true));
+  }
+  if (ahead) return lease(addon, ahead.id, ahead.fd, ahead.userns);
   let claim;
   try {
     if (cursor < 0) cursor = Math.floor(Math.random() * 0x10000);
@@ -82,14 +108,35 @@ export function acquireHostIds(range: HostIdRange): HostIdLease {
     );
   }
   cursor = claim.id - range.first + 1;
-  let fd: number | null = claim.fd;
-  return {
-    uid: claim.id,
-    gid: claim.id,
+  return lease(addon, claim.id, claim.fd, -1);
+}
+
+function lease(addon: ReturnType<typeof native>, id: number, leaseFd: number, userns: number): HostIdLease {
+  let fd: number | null = leaseFd;
+  const l: HostIdLease = {
+    uid: id,
+    gid: id,
+    userns,
+    dropUserns() {
+      if (l.userns >= 0) closeSync(l.userns);
+      l.userns = -1;
+    },
     release() {
+      l.dropUserns();
       if (fd === null) return;
-      addon.releaseHostId(HOST_ID_LOCK_DIR, claim.id, fd);
+      addon.releaseHostId(HOST_ID_LOCK_DIR, id, fd);
       fd = null;
     },
   };
+  return l;
+}
+
+/** A run ran out of descriptors: what the user-namespace pool holds is given back. */
+export function releaseHostIdPool(): void {
+  native().drainHostIdPool(false);
+}
+
+/** The descriptors the user-namespace pool holds now (test/helpers/host.ts leak checks). */
+export function hostIdPoolFds(): number[] {
+  return native().hostIdPoolFds();
 }

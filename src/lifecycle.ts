@@ -56,7 +56,7 @@ import { deviceCgroupLimits, deviceMode, setDeviceProgram } from './devices/inde
 import { setupError } from './diagnose.js';
 import { ConfigError } from './errors.js';
 import { type CgroupWrite, explainRun } from './explain.js';
-import { acquireHostIds, type HostIdLease } from './ids.js';
+import { acquireHostIds, type HostIdLease, releaseHostIdPool } from './ids.js';
 import { cgroupLimits, type Limits, rlimitPlan } from './limits.js';
 import { native, type NativeExit, type NativeOptions, type NativeStepError } from './native.js';
 import type { ResolvedOptions, RunOptions, Sandbox } from './options.js';
@@ -273,7 +273,10 @@ export class LaunchedSandbox {
       if (!prepared) sb.running(o.onSpawn);
       return sb;
     } catch (e) {
-      throw outOfDescriptors(e) ?? e;
+      const fds = outOfDescriptors(e);
+      /* The descriptors the user-namespace pool holds go back to the process (src/ids.ts). */
+      if (fds?.code === 'EMFILE') releaseHostIdPool();
+      throw fds ?? e;
     }
   }
 
@@ -363,7 +366,14 @@ export class LaunchedSandbox {
     throwIfAborted(this.signal);
     this.signal?.addEventListener('abort', this.abortListener, { once: true });
     try {
-      this.ids = opts.hostIds === 'unique' && !rootlessMode() ? acquireHostIds(opts.hostIdRange) : null;
+      this.ids =
+        opts.hostIds === 'unique' && !rootlessMode()
+          ? /* A session's command joins its box's user namespace: it needs none made ahead. */
+            acquireHostIds(
+              opts.hostIdRange,
+              adjust === undefined ? { uid: opts.uid, gid: opts.gid } : undefined,
+            )
+          : null;
       this.startedAt = performance.now();
       /* Made ahead: the run's stdio is made when it begins (begin()). */
       const stdio: [number, number, number] = prepared ? [-1, -1, -1] : childFds(opts, opened);
@@ -378,10 +388,14 @@ export class LaunchedSandbox {
       ));
       if (into) n.cgroupDirFd = into.dirFd;
       if (this.ids) Object.assign(n, { hostUid: this.ids.uid, hostGid: this.ids.gid });
+      /* Its user namespace made ahead (src/ids.ts): the addon takes a copy, so ours goes right after. */
+      if (this.ids && this.ids.userns >= 0) n.usernsFd = this.ids.userns;
       /* Made ahead: waiting does not keep the process alive; begin() references it again. */
       if (prepared) Object.assign(n, { prepared: true, unref: true });
       adjust?.(n);
-      const spawned = await addon.spawn(n, (e) => this.reaped(e));
+      const spawning = addon.spawn(n, (e) => this.reaped(e));
+      this.ids?.dropUserns();
+      const spawned = await spawning;
       this.pid = spawned.pid;
       this.id = spawned.id;
       this.stdio = spawned.stdio;

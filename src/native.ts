@@ -21,6 +21,8 @@ export interface NativeOptions {
   /** The host ids uid and gid map to in a user namespace of the sandbox's own (src/ids.ts); absent: none. */
   hostUid?: number;
   hostGid?: number;
+  /** With hostUid: a user namespace already made for it (src/ids.ts), so make_userns is skipped. */
+  usernsFd?: number;
   writableRoot: boolean;
   /** The root as an overlay with a writable tmpfs upper layer of overlaySizeBytes. */
   overlay?: boolean;
@@ -429,6 +431,25 @@ export interface Addon {
   claimHostId(dir: string, first: number, count: number, start: number): { id: number; fd: number };
   /** Unlink dir/ID and close fd: the lease ends. */
   releaseHostId(dir: string, id: number, fd: number): void;
+  /**
+   * A host id of [first, first + count) leased ahead, with a user namespace made for it that
+   * maps `uid` and `gid` to it (native/userns_pool.h), or null: lease and make them inline.
+   * The caller owns both descriptors; releaseHostId ends the lease.
+   */
+  takeHostIds(
+    dir: string,
+    first: number,
+    count: number,
+    uid: number,
+    gid: number,
+  ): { id: number; fd: number; userns: number } | null;
+  /** The descriptors the user-namespace pool holds now. */
+  hostIdPoolFds(): number[];
+  /**
+   * End what the user-namespace pool holds; `stop`: make no more (the process is exiting),
+   * else nothing until the next lease (a run ran out of descriptors).
+   */
+  drainHostIdPool(stop: boolean): void;
   /** Remove the lease files no live lease holds (their process died). */
   sweepHostIds(dir: string): void;
   setDeviceProgram(

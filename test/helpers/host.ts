@@ -1,5 +1,6 @@
 /** Reading the host's state, for the "nothing leaked" checks. */
 import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { hostIdPoolFds } from '../../src/ids.js';
 import { heldCgroupDirs } from '../../src/lifecycle.js';
 
 export function mountCount(): number {
@@ -12,6 +13,7 @@ export function mountCount(): number {
  *   pool's size: which pool thread clones a run is the scheduler's choice), and the one of
  *   capsule's own process (native/addon.cc);
  * - the network namespaces made ahead of time (native/netns_pool.cc);
+ * - the host-id leases and user namespaces made ahead of time (native/userns_pool.cc);
  * - the files of the cgroups the library's managers hold (src/cgroup/manager.ts): a pooled
  *   cgroup keeps its files open, and a released one that still counted a zombie waits on the
  *   side and is reused or removed by a later run, so how many there are depends on timing.
@@ -22,10 +24,14 @@ const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
 /** What each of this process's open descriptors is (readlink of /proc/self/fd/N). */
 export function openFds(): string[] {
-  const links: string[] = [];
+  return openFdLinks().map(([, link]) => link);
+}
+
+function openFdLinks(): [number, string][] {
+  const links: [number, string][] = [];
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      links.push(readlinkSync(`/proc/self/fd/${fd}`));
+      links.push([Number(fd), readlinkSync(`/proc/self/fd/${fd}`)]);
     } catch {
       /* the directory's own descriptor, closed by now */
     }
@@ -39,11 +45,12 @@ export function fdsLeftSince(before: readonly string[]): string[] {
   for (const l of before) had.set(l, (had.get(l) ?? 0) + 1);
   const held = heldCgroupDirs().map((d) => `${d}/`);
   let pidfdRoom = Math.max(0, POOL_THREADS + 1 - (had.get('anon_inode:[pidfd]') ?? 0));
+  const pooled = new Set(hostIdPoolFds());
   const left: string[] = [];
-  for (const link of openFds()) {
+  for (const [fd, link] of openFdLinks()) {
     const n = had.get(link) ?? 0;
     if (n > 0) had.set(link, n - 1);
-    else if (link.startsWith('net:[')) continue;
+    else if (link.startsWith('net:[') || pooled.has(fd)) continue;
     else if (link === 'anon_inode:[pidfd]' && pidfdRoom > 0) pidfdRoom--;
     else if (!held.some((d) => link.startsWith(d))) left.push(link);
   }

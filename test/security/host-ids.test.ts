@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
 } from 'node:fs';
@@ -298,4 +299,98 @@ describe('failing closed', () => {
     });
     expect([o.hostIds, o.hostIdRange]).toEqual(['shared', { first: 5, count: 2 }]);
   });
+});
+
+describe('leased ahead: the user-namespace pool (native/userns_pool.h)', () => {
+  /* Ranges of this file's own (64 ids: the smallest the pool serves), one per test. */
+  const range = (n: number) => ({ first: 0x7003_0000 + ((process.pid % 200) * 8 + n) * 64, count: 64 });
+  /* The ids the pool holds now: its lease descriptors name /run/capsule/ids/ID. */
+  const poolIds = () =>
+    native()
+      .hostIdPoolFds()
+      .map((fd) => readlinkSync(`/proc/self/fd/${fd}`))
+      .filter((l) => l.startsWith(`${HOST_ID_LOCK_DIR}/`))
+      .map((l) => Number(l.slice(HOST_ID_LOCK_DIR.length + 1)));
+  const ready = async (n: number) => {
+    for (let i = 0; i < 500 && poolIds().length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    return poolIds();
+  };
+  /* The host id a run had, and whether its namespace was made ahead, from its explain. */
+  const made = async (extra: Partial<RunOptions>) => {
+    const r = await probe(['exit', '0'], { ...extra, explain: true });
+    expect(r.exitCode).toBe(0);
+    const step = r.explain!.find((s) => s.step === 'make_userns')!;
+    return {
+      id: Number(/setresuid\(-1, (\d+), -1\)/.exec(step.call)![1]),
+      ahead: step.call.startsWith('made ahead'),
+    };
+  };
+
+  it('from the second run of a shape on, the lease and namespace come made ahead, one per run', async () => {
+    const r = range(0);
+    const first = [await made({ hostIdRange: r }), await made({ hostIdRange: r })];
+    /* A process's first runs of a shape make their own: one run alone never pays for a pool. */
+    expect(first.map((m) => m.ahead)).toEqual([false, false]);
+    const held = await ready(2);
+    expect(held).toHaveLength(2);
+    const later = [await made({ hostIdRange: r }), await made({ hostIdRange: r })];
+    expect(later.map((m) => m.ahead)).toEqual([true, true]);
+    /* The ids the pool held are the ones those runs had: each used once, never shared. */
+    expect(later.map((m) => m.id).sort()).toEqual([...held].sort());
+    const ids = [...first, ...later].map((m) => m.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) {
+      expect(id >= r.first && id < r.first + r.count).toBe(true);
+      expect(existsSync(join(HOST_ID_LOCK_DIR, String(id)))).toBe(false);
+    }
+    /* The program runs as its own host id, and the lease is held while it runs. */
+    await ready(2);
+    const { value } = await whileRunning(SLEEPER, { hostIdRange: r }, async (pid) => {
+      const uid = hostIds(programPid(pid)).uid[0]!;
+      return { uid, leased: existsSync(join(HOST_ID_LOCK_DIR, String(uid))), pooled: poolIds() };
+    });
+    expect(value.uid >= r.first && value.uid < r.first + r.count).toBe(true);
+    expect(value.leased).toBe(true);
+    expect(value.pooled).not.toContain(value.uid);
+    expect(existsSync(join(HOST_ID_LOCK_DIR, String(value.uid)))).toBe(false);
+  }, 60_000);
+
+  it('a run of another shape ends what was made for the last, even a one-id range inside it', async () => {
+    const r = range(1);
+    for (let i = 0; i < 3; i++) await made({ hostIdRange: r });
+    const held = await ready(2);
+    expect(held).toHaveLength(2);
+    /* The one id of this range is one the pool holds: the run gets it, not "every id leased". */
+    const one = { first: held[0]!, count: 1 };
+    expect((await probe(['exit', '0'], { hostIdRange: one })).exitCode).toBe(0);
+    for (const id of held) expect(existsSync(join(HOST_ID_LOCK_DIR, String(id)))).toBe(false);
+    /* And a range that small is never leased ahead. */
+    for (let i = 0; i < 3; i++) expect((await made({ hostIdRange: one })).ahead).toBe(false);
+    expect(poolIds()).toEqual([]);
+  }, 60_000);
+
+  it('what was leased ahead ends with the process', () => {
+    const r = range(2);
+    const index = join(import.meta.dirname, '../../dist/src/index.js');
+    const nativeJs = join(import.meta.dirname, '../../dist/src/native.js');
+    const script = `
+      import { readlinkSync } from 'node:fs';
+      import { run } from ${JSON.stringify(index)};
+      import { native } from ${JSON.stringify(nativeJs)};
+      const range = ${JSON.stringify(r)};
+      for (let i = 0; i < 3; i++) await run({ rootfs: process.argv[1], argv: ['/bin/true'], hostIdRange: range });
+      let held = [];
+      for (let i = 0; i < 500 && held.length < 2; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        held = native().hostIdPoolFds().map((fd) => readlinkSync('/proc/self/fd/' + fd)).filter((l) => l.startsWith('/run/'));
+      }
+      console.log(JSON.stringify(held));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, rootfs()], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const held = JSON.parse(out) as string[];
+    expect(held).toHaveLength(2);
+    for (const path of held) expect(existsSync(path), path).toBe(false);
+  }, 60_000);
 });
