@@ -189,8 +189,17 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
     si.si_status = SIGKILL;
   }
 
+  /* A sandbox made ahead says it read its run (steps.h CAPSULE_RECEIVED_MAGIC) before the report. */
   capsule_init_report report{};
-  bool have_report = read_record(w->status_fd, &report, sizeof report) && report.magic == CAPSULE_REPORT_MAGIC;
+  bool have_report = false, received = false;
+  while (read_record(w->status_fd, &report, sizeof report)) {
+    if (report.magic == CAPSULE_RECEIVED_MAGIC) {
+      received = true;
+      continue;
+    }
+    have_report = report.magic == CAPSULE_REPORT_MAGIC;
+    break;
+  }
   capsule_error_record rec{};
   bool have_error = read_record(w->error_fd, &rec, sizeof rec) && rec.magic == CAPSULE_ERROR_MAGIC;
   /*
@@ -210,6 +219,7 @@ void on_pidfd_readable(uv_poll_t *handle, int, int) {
   Napi::HandleScope scope(env);
   Napi::Object res = Napi::Object::New(env);
   res.Set("initCode", si.si_code == CLD_EXITED ? "exited" : "killed");
+  res.Set("received", received);
   res.Set("initStatus", si.si_status);
   if (have_report) {
     Napi::Object rep = Napi::Object::New(env);

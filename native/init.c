@@ -1035,6 +1035,15 @@ static int main_init(int argc, char **argv, char **envp) {
       report_error(STEP_receive_run, r, "the run's message on descriptor 0");
       return 125;
     }
+    /*
+     * Say it was read, before the program exists: if we die before this line, capsule knows
+     * the run never began and launches it again instead of reporting a run that did not
+     * happen (steps.h CAPSULE_RECEIVED_MAGIC; after it, a death is the run's own end).
+     */
+    struct capsule_init_report received;
+    memset(&received, 0, sizeof received);
+    received.magic = CAPSULE_RECEIVED_MAGIC;
+    SYS3(__NR_write, CAPSULE_FD_STATUS, &received, sizeof received);
     started_ns = now_ns(); /* the run begins here, not at exec_init */
   }
   const int oci = starts_with(argv[0], "capsule-oci");

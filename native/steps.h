@@ -143,6 +143,12 @@ struct capsule_init_report {
 /* OCI modes (init.c): capsule-init has found the program and the container is created. */
 #define CAPSULE_READY_MAGIC 0x72656479u /* "redy" */
 /* In a ready record, wait_status is the container's pid when it is not capsule-init's (a joined PID namespace), else 0. */
+/*
+ * A sandbox made ahead (init.c receive_run): capsule-init has read its run, and the program
+ * is forked only after this record. Without it, a capsule-init that died read nothing, so
+ * nothing of the run began (src/ahead.ts launches it again).
+ */
+#define CAPSULE_RECEIVED_MAGIC 0x72637664u /* "rcvd" */
 
 /*
  * A sandbox made ahead of time ("capsule-prepared", init.c): the one message

@@ -19,7 +19,12 @@
  * - wallTimeMs, the watchdog, the CPU time and the peak memory all count from the moment
  *   the run begins, not from the build (the cgroup's counters are taken again then);
  * - a sandbox that could not be prepared (a bad rootfs, say) costs nothing: the run is
- *   launched the ordinary way and fails with run()'s own error.
+ *   launched the ordinary way and fails with run()'s own error;
+ * - a waiting capsule-init that dies (killed from outside) before it has read its run, even
+ *   with the run already sent, is not a result: capsule-init says it read the run before it
+ *   forks the program (steps.h CAPSULE_RECEIVED_MAGIC), and without that word the run is
+ *   sent to the next sandbox made ahead, or launched the ordinary way. onSpawn is then
+ *   called again, for the sandbox that runs it.
  *
  * Not made ahead (launched as run() does): a terminal, rootless mode, and argv with env
  * over 64 KiB.
@@ -28,7 +33,7 @@
  *   for (const input of tests) results.push(await runner.run({ stdin: input }));
  *   await runner.close();
  */
-import { LaunchedSandbox, runMessageFits } from './lifecycle.js';
+import { LaunchedSandbox, RunNotReceived, runMessageFits } from './lifecycle.js';
 import { native } from './native.js';
 import { resolveOptions, type ResolvedOptions, type RunOptions } from './options.js';
 import { outOfDescriptors } from './out-of-fds.js';
@@ -123,7 +128,11 @@ export function createRunner(options: RunnerOptions): Runner {
       await sb.exited;
     });
 
-  const run = async (perRun: Partial<RunOptions> = {}): Promise<RunResult<string | Buffer>> => {
+  /* `again`: the sandbox this run was first sent to died before reading it (RunNotReceived). */
+  const attempt = async (
+    perRun: Partial<RunOptions>,
+    again: boolean,
+  ): Promise<RunResult<string | Buffer>> => {
     const merged = { ...options, ...perRun } as RunOptions;
     let resolved: ResolvedOptions;
     try {
@@ -175,9 +184,20 @@ export function createRunner(options: RunnerOptions): Runner {
         startStdio(sb, resolved, merged.onOutput, merged.outputLimitBytes !== undefined),
       );
     } catch (e) {
-      throw outOfDescriptors(e) ?? e;
+      if (!(e instanceof RunNotReceived)) throw outOfDescriptors(e) ?? e;
+      /*
+       * Its capsule-init died (killed from outside) before it read the run: nothing ran.
+       * Once more with the next sandbox made ahead; if that one dies unread too, the ordinary
+       * way, with the sandboxes made ahead ended first so their host ids are free.
+       */
+      if (!again) return attempt(perRun, true);
+      const stale = ahead;
+      ahead = [];
+      await Promise.all(stale.map(discard));
+      return ordinary();
     }
   };
+  const run = (perRun: Partial<RunOptions> = {}) => attempt(perRun, false);
 
   return {
     run: run as Runner['run'],

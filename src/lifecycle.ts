@@ -76,6 +76,16 @@ import { TerminalMaster } from './terminal.js';
 import { decideVerdict, type Intervention } from './verdict.js';
 import { startWatchdog } from './watchdog.js';
 
+/**
+ * result() of a sandbox made ahead whose capsule-init died before it read its run: nothing
+ * of the run happened, and the runner launches it again (src/ahead.ts). Never reaches a user.
+ */
+export class RunNotReceived extends Error {
+  constructor(readonly pid: number) {
+    super(`capsule-init (PID ${pid}) ended before it read its run`);
+  }
+}
+
 /** How long capsule-init gets to kill, reap and report after CAPSULE_SIG_TERMINATE before SIGKILL. */
 const TERMINATE_GRACE_MS = 1000;
 
@@ -228,6 +238,8 @@ export class LaunchedSandbox {
 
   /* Made ahead (prepare()): capsule's end of the socketpair its run is sent on, until begin(). */
   private goFd = -1;
+  /* Made ahead and begun: its run was sent to a capsule-init that might not live to read it. */
+  private begunAhead = false;
 
   private constructor(
     private opts: ResolvedOptions,
@@ -337,6 +349,7 @@ export class LaunchedSandbox {
       if (this.goFd >= 0) closeSync(this.goFd);
       this.goFd = -1;
     }
+    this.begunAhead = true;
     this.running(o.onSpawn);
   }
 
@@ -555,6 +568,19 @@ export class LaunchedSandbox {
     const empty = { data: Buffer.alloc(0), truncated: false };
     const [out, err] = outputs ? await outputs : [empty, empty];
     if (this.failure !== null) throw this.failure.error;
+    /*
+     * Made ahead, and capsule-init died (killed from outside) without saying it had read its
+     * run: the program was never forked, so nothing of the run happened (init.c, steps.h
+     * CAPSULE_RECEIVED_MAGIC). Not a result: the caller launches the run again (src/ahead.ts).
+     */
+    if (
+      this.begunAhead &&
+      !exit.received &&
+      exit.report === null &&
+      exit.error === null &&
+      this.intervention === null
+    )
+      throw new RunNotReceived(this.pid);
     const addon = native();
     const nOpts = this.nOpts!;
     const explain =

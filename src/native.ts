@@ -282,6 +282,8 @@ export interface NativeExit {
   } | null;
   initUserCpuUs: number;
   initSystemCpuUs: number;
+  /** A sandbox made ahead: capsule-init read its run (before forking the program). */
+  received: boolean;
   /** A step that failed after capsule-init started (fork_program, load_seccomp, exec). */
   error: NativeStepError | null;
 }

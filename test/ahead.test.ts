@@ -229,6 +229,35 @@ describe('createRunner', () => {
     }
   });
 
+  it('launches the run the ordinary way when capsule-init dies with the run sent but unread', async () => {
+    /*
+     * The race the test above can only hope to miss, made certain: the waiting capsule-init
+     * is stopped, so the run's message waits in its socket; it is killed before it reads it.
+     * Nothing of the run began: it must be launched again, not reported as a killed run.
+     */
+    const r1 = createRunner({ rootfs, argv: [BB, 'echo', 'fine'] });
+    try {
+      await r1.run();
+      const before = new Set(waitingInits());
+      await r1.run();
+      let mine: number[] = [];
+      for (let i = 0; i < 200 && mine.length === 0; i++) {
+        mine = waitingInits().filter((p) => !before.has(p));
+        if (mine.length === 0) await sleep(10);
+      }
+      expect(mine).toHaveLength(1);
+      process.kill(mine[0]!, 'SIGSTOP');
+      const running = r1.run();
+      await sleep(50);
+      process.kill(mine[0]!, 'SIGKILL');
+      const r = await running;
+      expect(r.stdout).toBe('fine\n');
+      expect(r.verdict).toBe('OK');
+    } finally {
+      await r1.close();
+    }
+  });
+
   it('a run message capsule-init cannot read ends the run with a receive_run SetupError', async () => {
     const sb = await LaunchedSandbox.prepare(resolveOptions({ rootfs, argv: ['/bin/true'] }));
     const inner = sb as unknown as { goFd: number; id: number };
