@@ -11,6 +11,7 @@
  * longer.
  */
 #include "netns_pool.h"
+#include "pool_thread.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -104,26 +105,8 @@ static bool start_locked(Pool &p) {
   if (!p.enabled) return false;
   if (p.started) return true;
   p.started = true;
-  /*
-   * pthread_create, not std::thread: the addon is built with -fno-exceptions,
-   * so std::thread's failure (EAGAIN at a thread limit) would abort Node.
-   * A thread that cannot start just leaves the pool empty: clone makes
-   * each namespace as it would without one.
-   */
-  pthread_t t;
-  pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) {
-    p.enabled = false;
-    return false;
-  }
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  /* A new thread inherits its creator's signal mask (pthread_create(3)): block all for it. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (pthread_create(&t, &attr, fill, nullptr) != 0) p.enabled = false;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  /* Without it the pool stays empty: clone makes each namespace as it would without one. */
+  if (!start_pool_thread(fill)) p.enabled = false;
   return p.enabled;
 }
 

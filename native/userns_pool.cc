@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 
+#include "pool_thread.h"
 #include "userns.h"
 
 namespace {
@@ -127,20 +128,8 @@ void *fill(void *) {
 void start_locked(Pool &p) {
   if (p.started || !p.enabled) return;
   p.started = true;
-  pthread_t t;
-  pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) {
-    p.enabled = false;
-    return;
-  }
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  /* No handler of Node's runs on it, nor in the helper tasks it clones (userns.cc). */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (pthread_create(&t, &attr, fill, nullptr) != 0) p.enabled = false;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  /* Its helper tasks (userns.cc) inherit the blocked signals too. */
+  if (!start_pool_thread(fill)) p.enabled = false;
 }
 
 }  // namespace

@@ -208,21 +208,26 @@ describe('createRunner', () => {
     }
   });
 
+  /** Two runs, then the PID of the capsule-init made beside the second, once it waits for the third. */
+  async function nextWaiting(runner: ReturnType<typeof createRunner>): Promise<number> {
+    await runner.run();
+    const before = new Set(waitingInits());
+    await runner.run();
+    let mine: number[] = [];
+    for (let i = 0; i < 200 && mine.length === 0; i++) {
+      mine = waitingInits().filter((p) => !before.has(p));
+      if (mine.length === 0) await sleep(10);
+    }
+    expect(mine).toHaveLength(1);
+    return mine[0]!;
+  }
+
   it('launches the run the ordinary way when the waiting capsule-init was killed', async () => {
     const r1 = createRunner({ rootfs, argv: [BB, 'echo', 'fine'] });
     try {
-      await r1.run();
-      const before = new Set(waitingInits());
-      await r1.run();
-      /* The next sandbox is made beside the run: wait until its capsule-init waits. */
-      let mine: number[] = [];
-      for (let i = 0; i < 200 && mine.length === 0; i++) {
-        mine = waitingInits().filter((p) => !before.has(p));
-        if (mine.length === 0) await sleep(10);
-      }
-      expect(mine).toHaveLength(1);
-      process.kill(mine[0]!, 'SIGKILL');
-      for (let i = 0; i < 100 && waitingInits().includes(mine[0]!); i++) await sleep(10);
+      const waiting = await nextWaiting(r1);
+      process.kill(waiting, 'SIGKILL');
+      for (let i = 0; i < 100 && waitingInits().includes(waiting); i++) await sleep(10);
       expect((await r1.run()).stdout).toBe('fine\n');
     } finally {
       await r1.close();
@@ -237,19 +242,11 @@ describe('createRunner', () => {
      */
     const r1 = createRunner({ rootfs, argv: [BB, 'echo', 'fine'] });
     try {
-      await r1.run();
-      const before = new Set(waitingInits());
-      await r1.run();
-      let mine: number[] = [];
-      for (let i = 0; i < 200 && mine.length === 0; i++) {
-        mine = waitingInits().filter((p) => !before.has(p));
-        if (mine.length === 0) await sleep(10);
-      }
-      expect(mine).toHaveLength(1);
-      process.kill(mine[0]!, 'SIGSTOP');
+      const waiting = await nextWaiting(r1);
+      process.kill(waiting, 'SIGSTOP');
       const running = r1.run();
       await sleep(50);
-      process.kill(mine[0]!, 'SIGKILL');
+      process.kill(waiting, 'SIGKILL');
       const r = await running;
       expect(r.stdout).toBe('fine\n');
       expect(r.verdict).toBe('OK');
