@@ -1120,6 +1120,28 @@ Napi::Value SetDeviceProgram(const Napi::CallbackInfo &info) {
  * programs are the only readers and writers, Node never touches the data.
  * Throws an Error with `errno` (EMFILE, ENFILE).
  */
+/*
+ * hardLimit(resource): this process's hard limit of an RLIMIT_* resource (getrlimit(2)),
+ * 2^64 for RLIM_INFINITY, or -1 when the kernel refuses. A system call instead of parsing
+ * /proc/self/limits: the value now, and no /proc needed.
+ */
+Napi::Value HardLimit(const Napi::CallbackInfo &info) {
+  struct rlimit rl;
+  int resource = info[0].As<Napi::Number>().Int32Value();
+  if (getrlimit(static_cast<__rlimit_resource_t>(resource), &rl) != 0) return Napi::Number::New(info.Env(), -1);
+  return Napi::Number::New(info.Env(), rl.rlim_max == RLIM_INFINITY ? 18446744073709551616.0
+                                                                    : static_cast<double>(rl.rlim_max));
+}
+
+/*
+ * fdStatusFlags(fd): the open file description's status flags and access mode
+ * (fcntl(2) F_GETFL; O_PATH shows there too), or -1 when fd is not open.
+ */
+Napi::Value FdStatusFlags(const Napi::CallbackInfo &info) {
+  int flags = fcntl(info[0].As<Napi::Number>().Int32Value(), F_GETFL);
+  return Napi::Number::New(info.Env(), flags);
+}
+
 Napi::Value Pipe(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fds[2];
@@ -1421,6 +1443,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libseccompVersion", Napi::String::New(env, libseccomp_version()));
   exports.Set("setDeviceProgram", Napi::Function::New(env, SetDeviceProgram));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("hardLimit", Napi::Function::New(env, HardLimit));
+  exports.Set("fdStatusFlags", Napi::Function::New(env, FdStatusFlags));
   userns_exports(env, exports); /* claimHostId, releaseHostId (userns.cc) */
   probe_exports(env, exports);  /* probeSyscalls, probeUnshare, seccompLibrary (probe.cc) */
   exports.Set("terminateSignal", Napi::Number::New(env, CAPSULE_SIG_TERMINATE));

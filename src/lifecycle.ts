@@ -71,6 +71,7 @@ import { outOfDescriptors } from './out-of-fds.js';
 import type { Captured } from './output.js';
 import { decodeExit, type RunResult } from './result.js';
 import { securityViolation } from './seccomp/verdict.js';
+import { monotonicMs } from './clock.js';
 import { childFds } from './stdio.js';
 import { TerminalMaster } from './terminal.js';
 import { decideVerdict, type Intervention } from './verdict.js';
@@ -210,7 +211,7 @@ const warn = (e: Error) => process.emitWarning(e.message, 'CapsuleWarning');
 export class LaunchedSandbox {
   /** Host PID of the sandbox's PID 1 (capsule-init); 0 until the clone returned. */
   pid = 0;
-  /** performance.now() just before the stdio and the clone: wallTimeMs counts from here. */
+  /** monotonicMs() just before the stdio and the clone: wallTimeMs counts from here. */
   startedAt = 0;
   /** Settles once the sandbox was reaped and its cgroup and host id released; never rejects. */
   readonly exited: Promise<void>;
@@ -334,7 +335,7 @@ export class LaunchedSandbox {
       this.signal?.addEventListener('abort', this.abortListener, { once: true });
       /* The setup's own CPU time and memory were charged to the cgroup: the run's count from here. */
       this.cgroup?.rebase();
-      this.startedAt = performance.now();
+      this.startedAt = monotonicMs();
       addon.sendRun(this.goFd, message, childEnds);
       addon.setRef(this.pid, this.id, true);
     } catch (e) {
@@ -387,7 +388,7 @@ export class LaunchedSandbox {
               adjust === undefined ? { uid: opts.uid, gid: opts.gid } : undefined,
             )
           : null;
-      this.startedAt = performance.now();
+      this.startedAt = monotonicMs();
       /* Made ahead: the run's stdio is made when it begins (begin()). */
       const stdio: [number, number, number] = prepared ? [-1, -1, -1] : childFds(opts, opened);
       const cgroup = this.cgroup;
@@ -471,7 +472,7 @@ export class LaunchedSandbox {
     if (this.goFd >= 0) closeSync(this.goFd); /* made ahead and never begun */
     this.goFd = -1;
     clearTimeout(this.graceTimer);
-    const wallTimeMs = performance.now() - this.startedAt;
+    const wallTimeMs = monotonicMs() - this.startedAt;
     this.stopWatchdog();
     this.signal?.removeEventListener('abort', this.abortListener);
     let usage: CgroupUsage | null = null;

@@ -8,10 +8,10 @@
  * - rlimits, set in the child before exec (getrlimit(2)): file size, open files,
  *   stack, core dumps off, and RLIMIT_CPU as a backstop for the CPU timer.
  */
-import { readFileSync } from 'node:fs';
 
 import type { CgroupLimits } from './cgroup/index.js';
 import { ConfigError } from './errors.js';
+import { native } from './native.js';
 
 /** The limit options of run(), flat on its options object; each carries its unit in its name. */
 export interface LimitOptions {
@@ -84,18 +84,14 @@ export const DEFAULT_OPEN_FILES = 1024;
 /** RLIM_INFINITY as the addon's doubles carry it (2^64 - 1 rounds to 2^64, which the kernel reads as all ones). */
 const INFINITY = 2 ** 64;
 
-let hardLimits: Map<string, number> | undefined;
-
-/** This process's hard limits from /proc/self/limits: what a child can still lower to, never raise past. */
+/**
+ * This process's hard limit of `resource` (getrlimit(2) through the addon): what a child
+ * can still lower to, never raise past. Unknown (the kernel refused) is taken as unlimited,
+ * as a missing line of /proc/self/limits was before.
+ */
 function hardLimit(resource: number): number {
-  if (!hardLimits) {
-    hardLimits = new Map();
-    for (const line of readFileSync('/proc/self/limits', 'utf8').split('\n').slice(1)) {
-      const m = /^(.+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
-      if (m) hardLimits.set(m[1]!, m[3] === 'unlimited' ? INFINITY : Number(m[3]));
-    }
-  }
-  return hardLimits.get(NAMES[resource]!) ?? INFINITY;
+  const hard = native().hardLimit(resource);
+  return hard < 0 ? INFINITY : hard;
 }
 
 function check(name: string, value: number | undefined, min: number, integer = true): number | null {

@@ -431,6 +431,10 @@ export interface Addon {
    * dir/ID held under flock(2) by the returned fd. Throws an Error with `errno` (EAGAIN: all in use).
    */
   claimHostId(dir: string, first: number, count: number, start: number): { id: number; fd: number };
+  /** This process's hard limit of an RLIMIT_* resource (getrlimit(2)); 2^64 for unlimited, -1 on error. */
+  hardLimit(resource: number): number;
+  /** fcntl(fd, F_GETFL): status flags and access mode (O_PATH included), or -1 when fd is not open. */
+  fdStatusFlags(fd: number): number;
   /** Unlink dir/ID and close fd: the lease ends. */
   releaseHostId(dir: string, id: number, fd: number): void;
   /**

@@ -37,11 +37,12 @@
  * - regular files and other devices are passed as they are (O_NONBLOCK has no effect on
  *   a regular file, nor on /dev/null).
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
 import { Socket } from 'node:net';
 import { isatty } from 'node:tty';
 
 import { ConfigError } from './errors.js';
+import { native } from './native.js';
 import { type ResolvedOptions, splitDev, type StdioOption } from './options.js';
 
 /** <asm-generic/fcntl.h>: Node's fs.constants has no O_PATH. */
@@ -90,14 +91,10 @@ function refuse(slot: Slot, message: string): never {
   throw new ConfigError(message, SLOT_NAMES[slot]);
 }
 
-/** The status flags of one of our descriptors (proc(5), /proc/PID/fdinfo: "flags", octal). */
+/** The status flags and access mode of one of our descriptors (fcntl(2) F_GETFL), or null when it is not open. */
 function fdFlags(fd: number): number | null {
-  try {
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-    return m ? parseInt(m[1]!, 8) : null;
-  } catch {
-    return null;
-  }
+  const flags = native().fdStatusFlags(fd);
+  return flags < 0 ? null : flags;
 }
 
 /**
@@ -119,7 +116,7 @@ function checked(fd: number, slot: Slot, what: string, opened: number[]): number
   if (flags === null)
     refuse(
       slot,
-      `${what}: cannot read /proc/self/fdinfo/${fd} to check the descriptor before handing it to the sandbox: is /proc mounted?`,
+      `${what}: fcntl(F_GETFL) refused descriptor ${fd}, so it cannot be checked before it is handed to the sandbox`,
     );
   if (flags & O_PATH)
     refuse(

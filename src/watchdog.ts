@@ -15,6 +15,7 @@
  * timer re-checks the elapsed time when it fires and re-arms for what is left: a
  * TIME_LIMIT verdict means the limit was reached, never 49.9 ms of a 50 ms limit.
  */
+import { monotonicMs } from './clock.js';
 
 /** The longest delay a Node timer takes (a signed 32-bit count of ms). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -51,7 +52,7 @@ export function startWatchdog(o: WatchdogOptions): () => void {
   const wallLimit = o.wallTimeLimitMs;
   if (wallLimit !== null) {
     const checkWall = () => {
-      const left = wallLimit - (performance.now() - o.startedAt);
+      const left = wallLimit - (monotonicMs() - o.startedAt);
       if (left <= 0) fire('wall_timer');
       else if (!done) wallTimer = after(checkWall, left);
     };
