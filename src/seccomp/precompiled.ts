@@ -71,6 +71,25 @@ export function forgetPrecompiled(): void {
 
 /* Profiles whose entry was found and whose key was compared already (see `preverify`). */
 const verified = new WeakMap<SeccompProfile, Entry | null>();
+/*
+ * The programs of those entries, read once: at build time for the CLI's snapshot
+ * (src/cli/snapshot.ts), whose processes then read no file for their filter. A build
+ * artifact of dist/seccomp like the manifest, nothing of the machine's.
+ */
+const programs = new WeakMap<Entry, Buffer>();
+
+function program(entry: Entry): Buffer | null {
+  let bytes = programs.get(entry);
+  if (bytes) return bytes;
+  try {
+    bytes = readFileSync(join(packageRoot(), PRECOMPILED_DIR, entry.bpf));
+  } catch {
+    return null;
+  }
+  if (bytes.length !== entry.instructions * 8) return null;
+  programs.set(entry, bytes);
+  return bytes;
+}
 
 function lookup(p: SeccompProfile, key: string): Entry | null {
   const known = verified.get(p);
@@ -89,11 +108,12 @@ function lookup(p: SeccompProfile, key: string): Entry | null {
 }
 
 /**
- * Find and check `p`'s entry now (for the CLI's start-up snapshot, which does it once at
- * build time): only the libseccomp version and the program's bytes are left for run time.
+ * Find and check `p`'s entry and read its program now (for the CLI's start-up snapshot,
+ * which does it once at build time): only the libseccomp version is left for run time.
  */
 export function preverify(p: SeccompProfile, key: string): void {
-  lookup(p, key);
+  const entry = lookup(p, key);
+  if (entry) program(entry);
 }
 
 /**
@@ -106,13 +126,8 @@ export function precompiledFilter(
 ): { fd: number; instructions: number; ignored: string[]; unknown: string[] } | null {
   const entry = lookup(p, key);
   if (!entry || manifest?.libseccomp !== native().libseccompVersion) return null;
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(join(packageRoot(), PRECOMPILED_DIR, entry.bpf));
-  } catch {
-    return null;
-  }
-  if (bytes.length !== entry.instructions * 8) return null;
+  const bytes = program(entry);
+  if (!bytes) return null;
   const fd = native().sealFilter(bytes);
   return { fd, instructions: entry.instructions, ignored: entry.ignored, unknown: entry.unknown };
 }
