@@ -99,9 +99,13 @@ void *fill(void *) {
     std::string what;
     int lease = host_id_claim(key.dir, key.first, key.count, start % key.count, id, what);
     if (lease < 0) {
+      const int e = errno;
       std::lock_guard<std::mutex> lk(p.mu);
-      /* Every id leased (EAGAIN): try again after the next take. Anything else: no pool. */
-      if (errno == EAGAIN) p.starved = true;
+      /*
+       * Every id leased (EAGAIN), or no descriptor free (EMFILE, ENFILE): try again after the
+       * next take. Anything else (the lock directory unusable): no pool; runs lease inline.
+       */
+      if (e == EAGAIN || e == EMFILE || e == ENFILE) p.starved = true;
       else p.enabled = false;
       continue;
     }
