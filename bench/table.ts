@@ -6,19 +6,21 @@
  * fork+exec, then which of the issue's goals the figures meet. Rows are measured one after
  * the other in the same process, so a busy machine hits them alike only roughly: compare
  * the ratios, and rerun when another load came and went. Then the command line: `capsule run
- * ROOTFS /bin/true` (dist/capsule) against `node -e 0`, in interleaved rounds, so the
- * machine's drift falls on both alike.
+ * ROOTFS /bin/true` (dist/capsule) against `node -e 0`, in interleaved rounds (timeInterleaved),
+ * so the machine's drift falls on both alike.
  *
  *   npm run bench -- --only table [--runs N]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { createRunner, type Runner, run } from '../src/index.js';
 import { packageRoot } from '../src/native.js';
 import { LIMITS } from './judge.js';
 import { makeRuncBundle, spawnWait } from './peers.js';
-import { type Sample, summary, timeConcurrent, timeRuns } from './stats.js';
+import { type Sample, summary, timeConcurrent, timeInterleaved, timeRuns } from './stats.js';
+
+type Summary = ReturnType<typeof summary>;
 
 /** The judge bench's limits (bench/judge.ts): every limit capsule has. */
 const JUDGE = LIMITS;
@@ -140,45 +142,35 @@ export async function benchTable({ dir, rootfs, n }: { dir: string; rootfs: stri
   });
   await Promise.all(runners.map((r) => r.close()));
   printIssueTable(rows);
-  benchCli(rootfs, Math.max(20, Math.min(60, Math.round(n / 10))));
-}
-
-/** Wall ms of one process, start to exit, with its output discarded. */
-function timeProcess(file: string, args: string[]): number {
-  const t0 = performance.now();
-  const r = spawnSync(file, args, { stdio: 'ignore' });
-  const ms = performance.now() - t0;
-  if (r.status !== 0)
-    throw new Error(`bench: ${file} ${args.join(' ')} exited ${String(r.status ?? r.signal)}`);
-  return ms;
+  await benchCli(rootfs, Math.max(20, Math.min(60, Math.round(n / 10))));
 }
 
 /** The CLI's goal: `capsule run ROOTFS /bin/true` within 15 ms of `node -e 0`, `rounds` interleaved rounds. */
-function benchCli(rootfs: string, rounds: number): void {
+async function benchCli(rootfs: string, rounds: number): Promise<void> {
   const capsule = join(packageRoot(), 'dist/capsule');
   const cmds: [string, string, string[]][] = [
     ['`node -e 0`', process.execPath, ['-e', '0']],
     ['`capsule run ROOTFS /bin/true` (dist/capsule)', capsule, ['run', rootfs, '/bin/true']],
   ];
-  for (const [, file, args] of cmds) for (let i = 0; i < 3; i++) timeProcess(file, args);
-  const times: number[][] = cmds.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    /* Every other round in the other order, so neither always runs on a cache the other warmed. */
-    const order = r % 2 === 0 ? [0, 1] : [1, 0];
-    for (const i of order) times[i]!.push(timeProcess(cmds[i]![1], cmds[i]![2]));
-  }
-  const [node, cli] = times.map((t) => summary(t));
-  console.log(`
-The command line (${rounds} interleaved rounds; ms per process, start to exit)`);
+  const times = await timeInterleaved(
+    rounds,
+    cmds.map(
+      ([, file, args]) =>
+        () =>
+          spawnWait(file, args),
+    ),
+  );
+  const stats = times.map((t) => summary(t));
+  console.log(`\nThe command line (${rounds} interleaved rounds; ms per process, start to exit)`);
   console.log('| | p50 ms | mean ms |');
   console.log('| --- | --- | --- |');
-  cmds.forEach(([name], i) => {
-    const s = [node, cli][i]!;
-    console.log(`| ${name} | ${s.p50.toFixed(1)} | ${s.mean.toFixed(1)} |`);
-  });
-  const over = cli!.p50 - node!.p50;
+  cmds.forEach(([name], i) =>
+    console.log(`| ${name} | ${stats[i]!.p50.toFixed(1)} | ${stats[i]!.mean.toFixed(1)} |`),
+  );
+  const [node, cli] = stats as [Summary, Summary];
+  const over = cli.p50 - node.p50;
   console.log(
-    `  ${over <= 15 ? 'met    ' : 'NOT met'}  CLI within 15 ms of node -e 0: +${over.toFixed(1)} ms at p50 (+${(cli!.mean - node!.mean).toFixed(1)} ms in the means)`,
+    `  ${over <= 15 ? 'met    ' : 'NOT met'}  CLI within 15 ms of node -e 0: +${over.toFixed(1)} ms at p50 (+${(cli.mean - node.mean).toFixed(1)} ms in the means)`,
   );
 }
 

@@ -360,13 +360,16 @@ export class CgroupManager {
 
   /** Back to the pool if there is room and every directory can be reused cleanly; else retire it. */
   private recycle(slot: Slot): void {
+    if (!this.pool(slot)) this.retire(slot);
+  }
+
+  /** Into the free list, if there is room and every directory can be reused cleanly now. */
+  private pool(slot: Slot): boolean {
     const list = this.free.get(slot.key) ?? [];
-    if (!this.closed && list.length < this.poolSize && slot.dirs.every((d) => d.recyclable())) {
-      list.push(slot);
-      this.free.set(slot.key, list);
-      return;
-    }
-    this.retire(slot);
+    if (this.closed || list.length >= this.poolSize || !slot.dirs.every((d) => d.recyclable())) return false;
+    list.push(slot);
+    this.free.set(slot.key, list);
+    return true;
   }
 
   /**
@@ -399,14 +402,9 @@ export class CgroupManager {
       const now = Date.now();
       for (const [slot, since] of this.cooling) {
         try {
-          if (slot.dirs.every((d) => d.recyclable())) {
-            const list = this.free.get(slot.key) ?? [];
-            if (list.length < this.poolSize) {
-              this.cooling.delete(slot);
-              list.push(slot);
-              this.free.set(slot.key, list);
-              continue;
-            }
+          if (this.pool(slot)) {
+            this.cooling.delete(slot);
+            continue;
           }
           if (now - since < this.coolingMs) continue;
           this.cooling.delete(slot);

@@ -262,23 +262,21 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
    * charged to its cgroup until the file goes. A cgroup held back by that alone waits aside and
    * is taken again once the charge is gone; one whose charge stays is removed after coolingMs.
    */
-  const leftover = (cg: { paths: readonly string[] }) => {
-    const memDir = cg.paths.find((p) => p.includes(layout.controllers.memory!.mountPoint))!;
-    return {
-      memDir,
-      pooled: layout.controllers.memory!.version === 1 || detectV2Features(memDir).peak !== 'fixed',
-    };
+  /* A manager with coolingMs, and its first cgroup released with 8 MiB charged to it by a file in `dir`. */
+  const releasedCharged = async (dir: string, coolingMs: number) => {
+    const m = (manager = new CgroupManager({ layout, parent, poolSize: 2, coolingMs }));
+    const first = m.acquire({})!;
+    const memDir = first.paths.find((p) => p.includes(layout.controllers.memory!.mountPoint))!;
+    const pooled = layout.controllers.memory!.version === 1 || detectV2Features(memDir).peak !== 'fixed';
+    expect((await runInCgroup(first, `head -c 8M /dev/zero > ${dir}/charged`)).code).toBe(0);
+    await first.release();
+    return { m, first, memDir, pooled };
   };
 
   it('a cgroup left charged waits aside and is reused once the charge is freed, not removed at once', async () => {
     const t = tempDir('capsule-cooling-');
     try {
-      const m = (manager = new CgroupManager({ layout, parent, poolSize: 2, coolingMs: 60_000 }));
-      const first = m.acquire({})!;
-      const { memDir, pooled } = leftover(first);
-      const exit = await runInCgroup(first, `head -c 8M /dev/zero > ${t.dir}/charged`);
-      expect(exit.code).toBe(0);
-      await first.release();
+      const { m, first, memDir, pooled } = await releasedCharged(t.dir, 60_000);
       if (!pooled) {
         /* A v2 memory.peak that cannot be reset (5.19 to 6.11): single-use, removed at once. */
         expect(existsSync(memDir)).toBe(false);
@@ -302,11 +300,7 @@ describe.each(suites)('CgroupManager on %s', (_name, maybeLayout, skipReason) =>
   it('a cgroup whose leftover charge is not freed within coolingMs is removed', async () => {
     const t = tempDir('capsule-cooling-');
     try {
-      const m = (manager = new CgroupManager({ layout, parent, poolSize: 2, coolingMs: 100 }));
-      const first = m.acquire({})!;
-      const { memDir, pooled } = leftover(first);
-      expect((await runInCgroup(first, `head -c 8M /dev/zero > ${t.dir}/charged`)).code).toBe(0);
-      await first.release();
+      const { m, first, memDir, pooled } = await releasedCharged(t.dir, 100);
       if (pooled) expect(m.stats()).toMatchObject({ cooling: 1, removed: 0 });
       for (let i = 0; i < 100 && existsSync(memDir); i++) await new Promise((r) => setTimeout(r, 20));
       expect(existsSync(memDir)).toBe(false);

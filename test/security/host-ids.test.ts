@@ -369,6 +369,27 @@ describe('leased ahead: the user-namespace pool (native/userns_pool.h)', () => {
     expect(poolIds()).toEqual([]);
   }, 60_000);
 
+  it('CAPSULE_USERNS_POOL=0 makes nothing ahead', () => {
+    const index = join(import.meta.dirname, '../../dist/src/index.js');
+    const nativeJs = join(import.meta.dirname, '../../dist/src/native.js');
+    const script = `
+      import { run } from ${JSON.stringify(index)};
+      import { native } from ${JSON.stringify(nativeJs)};
+      const made = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await run({ rootfs: process.argv[1], argv: ['/bin/true'], hostIdRange: ${JSON.stringify(range(3))}, explain: true });
+        made.push(r.explain.find((s) => s.step === 'make_userns').call.startsWith('made ahead'));
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      console.log(JSON.stringify({ made, held: native().hostIdPoolFds().length }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, rootfs()], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, CAPSULE_USERNS_POOL: '0' },
+    });
+    expect(JSON.parse(out)).toEqual({ made: [false, false, false, false], held: 0 });
+  }, 60_000);
+
   it('what was leased ahead ends with the process', () => {
     const r = range(2);
     const index = join(import.meta.dirname, '../../dist/src/index.js');
